@@ -1,0 +1,3 @@
+//! The executor: runs guest programs in the metered VM.
+
+pub mod vm;

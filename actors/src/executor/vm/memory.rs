@@ -1,0 +1,461 @@
+//! Guest memory owned by the host.
+//!
+//! The whole guest window `[0x1_0000, 0x8000_0000)` is one anonymous,
+//! lazily backed host mapping that Unicorn uses in place (`mem_map_ptr`), so
+//! a job's memory is plain host memory: the image is loaded once, inputs are
+//! copied straight in, and isolation between jobs is a `memcpy`/`memset` of
+//! the pages the previous job touched. Pages are tracked through Unicorn's
+//! TLB-fill hook: the first access of a job to a page fills its TLB entry,
+//! and that is where the page is counted against the memory limit.
+
+use crate::registry::elf::{ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START, PAGE_SIZE};
+use std::ptr::NonNull;
+
+/// log2 of [`PAGE_SIZE`].
+pub(crate) const PAGE_SHIFT: u32 = 12;
+const WINDOW_BYTES: usize = (GUEST_WINDOW_END - GUEST_WINDOW_START) as usize;
+const WINDOW_PAGES: usize = WINDOW_BYTES >> PAGE_SHIFT;
+const FIRST_PAGE: u32 = GUEST_WINDOW_START >> PAGE_SHIFT;
+/// Above this many touched pages, a reset releases memory with `madvise`
+/// instead of zeroing it page by page.
+const MADVISE_THRESHOLD_PAGES: usize = 64;
+
+/// Access rights of a guest page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PagePerms {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+    pub(crate) exec: bool,
+}
+
+impl PagePerms {
+    const RW: PagePerms = PagePerms { read: true, write: true, exec: false };
+}
+
+/// A contiguous run of image pages with the same rights.
+#[derive(Debug, Clone)]
+struct ImageRun {
+    first_page: u32,
+    end_page: u32,
+    perms: PagePerms,
+}
+
+/// A guest memory access that is not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccessError {
+    /// Outside the guest window or not permitted.
+    Fault,
+    /// Touching the page would exceed the memory limit.
+    LimitExceeded,
+}
+
+/// The guest window of one program, with its image loaded.
+#[derive(Debug)]
+pub(crate) struct GuestMemory {
+    base: NonNull<u8>,
+    runs: Vec<ImageRun>,
+    /// Pristine bytes of the writable image pages, indexed by run.
+    pristine: Vec<(u32, Vec<u8>)>,
+    image_pages: u64,
+    touched: Vec<u64>,
+    touched_list: Vec<u32>,
+    fresh_pages: u64,
+    limit_pages: u64,
+    /// The onchain and offchain input regions.
+    pub(crate) inputs: [InputRegion; 2],
+}
+
+// SAFETY: the mapping is owned by this value and only accessed through it.
+unsafe impl Send for GuestMemory {}
+
+impl GuestMemory {
+    /// Maps the window and loads `image` into it.
+    pub(crate) fn new(image: &ProgramImage, max_input_bytes: usize) -> std::io::Result<GuestMemory> {
+        let base = map_anonymous(WINDOW_BYTES)?;
+        let inputs = [
+            InputRegion::new(ONCHAIN_INPUT_ADDR, max_input_bytes)?,
+            InputRegion::new(OFFCHAIN_INPUT_ADDR, max_input_bytes)?,
+        ];
+        let mut mem = GuestMemory {
+            inputs,
+            base,
+            runs: image_runs(image),
+            pristine: Vec::new(),
+            image_pages: image.image_pages(),
+            touched: vec![0; WINDOW_PAGES.div_ceil(64)],
+            touched_list: Vec::new(),
+            fresh_pages: 0,
+            limit_pages: u64::MAX,
+        };
+        for segment in &image.segments {
+            let offset = (segment.vaddr - GUEST_WINDOW_START) as usize;
+            mem.window_mut()[offset..offset + segment.data.len()].copy_from_slice(&segment.data);
+        }
+        let pristine = mem
+            .runs
+            .iter()
+            .filter(|run| run.perms.write)
+            .map(|run| {
+                let range = page_range(run.first_page, run.end_page);
+                (run.first_page, mem.window()[range].to_vec())
+            })
+            .collect();
+        mem.pristine = pristine;
+        Ok(mem)
+    }
+
+    /// Host address of the window's first byte (guest `GUEST_WINDOW_START`).
+    pub(crate) fn host_base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    /// The Unicorn regions to map: `(guest address, size, perms)` covering the window.
+    pub(crate) fn regions(&self) -> Vec<(u32, u32, PagePerms)> {
+        let mut regions = Vec::new();
+        let mut next = FIRST_PAGE;
+        for run in &self.runs {
+            if run.first_page > next {
+                regions.push((next << PAGE_SHIFT, (run.first_page - next) << PAGE_SHIFT, PagePerms::RW));
+            }
+            regions.push((run.first_page << PAGE_SHIFT, (run.end_page - run.first_page) << PAGE_SHIFT, run.perms));
+            next = run.end_page;
+        }
+        let end_page = GUEST_WINDOW_END >> PAGE_SHIFT;
+        if next < end_page {
+            regions.push((next << PAGE_SHIFT, (end_page - next) << PAGE_SHIFT, PagePerms::RW));
+        }
+        regions
+    }
+
+    /// Sets the memory limit for the next job, in bytes.
+    pub(crate) fn set_limit(&mut self, max_memory_bytes: u64) {
+        self.limit_pages = max_memory_bytes >> PAGE_SHIFT;
+    }
+
+    /// Pages the current job uses: the image plus every fresh page touched.
+    pub(crate) fn used_bytes(&self) -> u64 {
+        (self.image_pages + self.fresh_pages) << PAGE_SHIFT
+    }
+
+    /// Whether the image alone is over the limit.
+    pub(crate) fn image_over_limit(&self) -> bool {
+        self.image_pages > self.limit_pages
+    }
+
+    /// Rights of the page that holds `address` (inside the window).
+    pub(crate) fn perms(&self, page: u32) -> PagePerms {
+        match self.runs.binary_search_by(|run| {
+            if run.end_page <= page {
+                std::cmp::Ordering::Less
+            } else if run.first_page > page {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        }) {
+            Ok(i) => self.runs[i].perms,
+            Err(_) => PagePerms::RW,
+        }
+    }
+
+    /// Records the first access of this job to `page`, counting it against
+    /// the limit. Returns the page's rights.
+    pub(crate) fn touch(&mut self, page: u32) -> Result<PagePerms, AccessError> {
+        if !(FIRST_PAGE..GUEST_WINDOW_END >> PAGE_SHIFT).contains(&page) {
+            return Err(AccessError::Fault);
+        }
+        let index = (page - FIRST_PAGE) as usize;
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        let perms = self.perms(page);
+        if self.touched[word] & bit == 0 {
+            let is_image = perms != PagePerms::RW || self.in_image(page);
+            if !is_image {
+                if self.image_pages + self.fresh_pages + 1 > self.limit_pages {
+                    return Err(AccessError::LimitExceeded);
+                }
+                self.fresh_pages += 1;
+            }
+            self.touched[word] |= bit;
+            self.touched_list.push(page);
+        }
+        Ok(perms)
+    }
+
+    fn in_image(&self, page: u32) -> bool {
+        self.runs.iter().any(|run| (run.first_page..run.end_page).contains(&page))
+    }
+
+    /// Checks and tracks a host-side access of `len` bytes at `addr`.
+    fn check(&mut self, addr: u32, len: u32, write: bool) -> Result<std::ops::Range<usize>, AccessError> {
+        if len == 0 {
+            return Ok(0..0);
+        }
+        let end = addr.checked_add(len).ok_or(AccessError::Fault)?;
+        if addr < GUEST_WINDOW_START || end > GUEST_WINDOW_END {
+            return Err(AccessError::Fault);
+        }
+        for page in addr >> PAGE_SHIFT..=(end - 1) >> PAGE_SHIFT {
+            let perms = self.touch(page)?;
+            if (write && !perms.write) || (!write && !perms.read) {
+                return Err(AccessError::Fault);
+            }
+        }
+        let start = (addr - GUEST_WINDOW_START) as usize;
+        Ok(start..start + len as usize)
+    }
+
+    /// Reads guest memory on behalf of a syscall.
+    pub(crate) fn read(&mut self, addr: u32, len: u32) -> Result<&[u8], AccessError> {
+        if let Some(i) = self.inputs.iter().position(|input| input.contains(addr)) {
+            return self.inputs[i].read(addr, len);
+        }
+        let range = self.check(addr, len, false)?;
+        Ok(&self.window()[range])
+    }
+
+    /// Writes guest memory on behalf of a syscall.
+    pub(crate) fn write(&mut self, addr: u32, bytes: &[u8]) -> Result<(), AccessError> {
+        let len = u32::try_from(bytes.len()).map_err(|_| AccessError::Fault)?;
+        let range = self.check(addr, len, true)?;
+        self.window_mut()[range].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Undoes everything the last job did: restores touched image pages,
+    /// zeroes touched fresh pages, and returns the pages whose TLB entries
+    /// must be flushed (`None`: flush the whole TLB).
+    pub(crate) fn reset(&mut self) -> Option<Vec<u32>> {
+        let mut touched = std::mem::take(&mut self.touched_list);
+        touched.sort_unstable();
+        let many = touched.len() > MADVISE_THRESHOLD_PAGES;
+        let mut start = 0;
+        while start < touched.len() {
+            // Coalesce consecutive pages into one run.
+            let mut end = start + 1;
+            while end < touched.len() && touched[end] == touched[end - 1] + 1 {
+                end += 1;
+            }
+            self.reset_pages(touched[start], touched[end - 1] + 1);
+            start = end;
+        }
+        for page in &touched {
+            let index = (page - FIRST_PAGE) as usize;
+            self.touched[index / 64] = 0;
+        }
+        self.fresh_pages = 0;
+        if many {
+            None
+        } else {
+            Some(touched)
+        }
+    }
+
+    /// Restores pages `[first, end)` to their state at load time.
+    fn reset_pages(&mut self, first: u32, end: u32) {
+        let mut page = first;
+        while page < end {
+            let perms = self.perms(page);
+            let run_end = self
+                .runs
+                .iter()
+                .find(|run| (run.first_page..run.end_page).contains(&page))
+                .map_or_else(|| self.next_run_start(page).min(end), |run| run.end_page.min(end));
+            if self.in_image(page) {
+                if perms.write {
+                    self.restore_image(page, run_end);
+                }
+            } else {
+                self.zero(page, run_end);
+            }
+            page = run_end;
+        }
+    }
+
+    fn next_run_start(&self, page: u32) -> u32 {
+        self.runs
+            .iter()
+            .map(|run| run.first_page)
+            .find(|&first| first > page)
+            .unwrap_or(GUEST_WINDOW_END >> PAGE_SHIFT)
+    }
+
+    fn restore_image(&mut self, first: u32, end: u32) {
+        let Some((run_first, bytes)) = self
+            .pristine
+            .iter()
+            .find(|(run_first, bytes)| *run_first <= first && first < run_first + (bytes.len() >> PAGE_SHIFT) as u32)
+        else {
+            return;
+        };
+        let from = ((first - run_first) as usize) << PAGE_SHIFT;
+        let to = ((end - run_first) as usize) << PAGE_SHIFT;
+        let range = page_range(first, end);
+        let source = bytes[from..to].to_vec();
+        self.window_mut()[range].copy_from_slice(&source);
+    }
+
+    fn zero(&mut self, first: u32, end: u32) {
+        let range = page_range(first, end);
+        if end - first >= 16 {
+            // SAFETY: the range lies inside our private anonymous mapping;
+            // MADV_DONTNEED makes the next access see fresh zero pages.
+            let rc = unsafe {
+                libc::madvise(self.base.as_ptr().add(range.start).cast(), range.len(), libc::MADV_DONTNEED)
+            };
+            if rc == 0 {
+                return;
+            }
+        }
+        self.window_mut()[range].fill(0);
+    }
+
+    fn window(&self) -> &[u8] {
+        // SAFETY: the mapping is WINDOW_BYTES long, readable and writable,
+        // and lives as long as self.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), WINDOW_BYTES) }
+    }
+
+    fn window_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in window(); &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), WINDOW_BYTES) }
+    }
+}
+
+impl Drop for GuestMemory {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping created in new(); nothing uses it after drop.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), WINDOW_BYTES);
+        }
+    }
+}
+
+/// Guest address of the onchain input.
+pub const ONCHAIN_INPUT_ADDR: u32 = 0x9000_0000;
+/// Guest address of the offchain input.
+pub const OFFCHAIN_INPUT_ADDR: u32 = 0xA000_0000;
+
+/// A read-only input region: a host buffer mapped at a fixed guest address.
+#[derive(Debug)]
+pub(crate) struct InputRegion {
+    pub(crate) addr: u32,
+    buf: NonNull<u8>,
+    /// Mapped bytes (the input limit rounded up to whole pages, at least one).
+    pub(crate) capacity: usize,
+    len: usize,
+}
+
+impl InputRegion {
+    fn new(addr: u32, max_input_bytes: usize) -> std::io::Result<InputRegion> {
+        let capacity = max_input_bytes.max(1).div_ceil(PAGE_SIZE as usize) * PAGE_SIZE as usize;
+        Ok(InputRegion { addr, buf: map_anonymous(capacity)?, capacity, len: 0 })
+    }
+
+    /// Host address of the buffer.
+    pub(crate) fn host_ptr(&self) -> *mut u8 {
+        self.buf.as_ptr()
+    }
+
+    fn contains(&self, addr: u32) -> bool {
+        addr >= self.addr && ((addr - self.addr) as usize) < self.capacity
+    }
+
+    /// Whether the page at `page` (a page number) lies in this region.
+    pub(crate) fn contains_page(&self, page: u32) -> bool {
+        self.contains(page << PAGE_SHIFT)
+    }
+
+    /// Replaces the input. Bytes past the new input read as zero.
+    /// The caller checks `bytes.len() <= capacity`.
+    pub(crate) fn set(&mut self, bytes: &[u8]) {
+        let old = self.len;
+        let buf = self.bytes_mut();
+        buf[..bytes.len()].copy_from_slice(bytes);
+        if old > bytes.len() {
+            buf[bytes.len()..old].fill(0);
+        }
+        self.len = bytes.len();
+    }
+
+    fn read(&self, addr: u32, len: u32) -> Result<&[u8], AccessError> {
+        let start = (addr - self.addr) as usize;
+        let end = start.checked_add(len as usize).ok_or(AccessError::Fault)?;
+        if end > self.capacity {
+            return Err(AccessError::Fault);
+        }
+        // SAFETY: the buffer is `capacity` bytes long and lives as long as self.
+        let all = unsafe { std::slice::from_raw_parts(self.buf.as_ptr(), self.capacity) };
+        Ok(&all[start..end])
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in read(); &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.as_ptr(), self.capacity) }
+    }
+}
+
+impl Drop for InputRegion {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the buffer created in new().
+        unsafe {
+            libc::munmap(self.buf.as_ptr().cast(), self.capacity);
+        }
+    }
+}
+
+/// A private, zero-filled, lazily backed host mapping.
+fn map_anonymous(len: usize) -> std::io::Result<NonNull<u8>> {
+    // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(std::io::Error::last_os_error)
+}
+
+fn page_range(first: u32, end: u32) -> std::ops::Range<usize> {
+    (((first - FIRST_PAGE) as usize) << PAGE_SHIFT)..(((end - FIRST_PAGE) as usize) << PAGE_SHIFT)
+}
+
+/// Splits the image into runs of pages with equal rights. A page shared by
+/// two segments gets the union of their rights (ELF validation has already
+/// rejected a page that would be both writable and executable).
+fn image_runs(image: &ProgramImage) -> Vec<ImageRun> {
+    let mut pages: Vec<(u32, PagePerms)> = Vec::new();
+    for segment in &image.segments {
+        if segment.mem_size == 0 {
+            continue;
+        }
+        let first = segment.vaddr >> PAGE_SHIFT;
+        let last = (segment.vaddr + (segment.mem_size - 1)) >> PAGE_SHIFT;
+        let perms = PagePerms { read: segment.perms.read, write: segment.perms.write, exec: segment.perms.exec };
+        for page in first..=last {
+            match pages.iter_mut().find(|(p, _)| *p == page) {
+                Some((_, existing)) => {
+                    existing.read |= perms.read;
+                    existing.write |= perms.write;
+                    existing.exec |= perms.exec;
+                }
+                None => pages.push((page, perms)),
+            }
+        }
+    }
+    pages.sort_unstable_by_key(|(page, _)| *page);
+    let mut runs: Vec<ImageRun> = Vec::new();
+    for (page, perms) in pages {
+        match runs.last_mut() {
+            Some(run) if run.end_page == page && run.perms == perms => run.end_page += 1,
+            _ => runs.push(ImageRun { first_page: page, end_page: page + 1, perms }),
+        }
+    }
+    runs
+}

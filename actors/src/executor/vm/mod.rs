@@ -1,0 +1,377 @@
+//! The metered rv32im VM (guest ABI v1).
+//!
+//! A [`Vm`] is a warm Unicorn instance for one program. It runs any number
+//! of jobs, one after another, with full isolation between them: guest
+//! memory is host-owned ([`memory`]) and reset page by page, registers are
+//! restored from a saved context, and metering is inline in every
+//! translation block (`meter`, backed by the vendored Unicorn patches).
+//!
+//! Lifecycle: [`ProgramImage`] (validated ELF) → [`Vm::new`] → [`Vm::run`]
+//! per job → [`JobOutcome`].
+
+mod fault;
+mod memory;
+mod meter;
+mod outcome;
+mod syscall;
+
+pub use memory::{OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR};
+pub use outcome::{Failure, JobOutcome};
+
+use crate::registry::elf::{ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START};
+use memory::{AccessError, GuestMemory, PagePerms, PAGE_SHIFT};
+use syscall::{JobIo, Next};
+use unicorn_engine::unicorn_const::{uc_error, Arch, MemType, Mode, Prot, TlbEntry, TlbType};
+use unicorn_engine::{Context, RegisterRISCV, Unicorn};
+
+/// Initial stack pointer (guest ABI v1).
+pub const STACK_TOP: u32 = GUEST_WINDOW_END - 16;
+
+/// Limits of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Instructions (plus syscall costs) the job may use. Exact: a job that
+    /// needs N cycles succeeds with N and fails with N - 1.
+    pub max_cycles: u64,
+    /// Guest memory (image plus touched pages) the job may use.
+    pub max_memory_bytes: u64,
+    /// Bytes the job may write to its output (inclusive).
+    pub max_output_bytes: usize,
+}
+
+impl Default for JobLimits {
+    /// The engine defaults: 10^9 cycles, 256 MiB, 1 MiB of output.
+    fn default() -> Self {
+        JobLimits { max_cycles: 1_000_000_000, max_memory_bytes: 256 << 20, max_output_bytes: 1 << 20 }
+    }
+}
+
+/// An engine-side error: the job could not be run at all. A guest's own
+/// failure is a [`Failure`] in the [`JobOutcome`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// Unicorn refused an operation.
+    #[error("unicorn: {0:?}")]
+    Unicorn(uc_error),
+    /// Host memory for the guest could not be mapped.
+    #[error("mapping guest memory: {0}")]
+    Map(#[from] std::io::Error),
+    /// An input is larger than the VM's input limit.
+    #[error("{which} input is {len} bytes, over the limit of {max}")]
+    InputTooLarge {
+        /// "onchain" or "offchain".
+        which: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The guest stopped without exiting, failing or running out of cycles.
+    #[error("guest stopped without a reason at pc {pc:#010x}")]
+    StoppedWithoutReason {
+        /// Where it stopped.
+        pc: u32,
+    },
+}
+
+impl From<uc_error> for VmError {
+    fn from(err: uc_error) -> Self {
+        VmError::Unicorn(err)
+    }
+}
+
+/// The state hooks see, kept in Unicorn's user data.
+#[derive(Debug)]
+struct State {
+    mem: GuestMemory,
+    io: JobIo,
+    exit: Option<u32>,
+    failure: Option<Failure>,
+    /// A page the TLB hook refused because of the memory limit.
+    limit_hit: bool,
+    /// The kind of the last access the TLB hook refused.
+    denied: Option<MemType>,
+    cycle_limit_hit: bool,
+}
+
+/// A warm VM instance for one program.
+pub struct Vm {
+    uc: Unicorn<'static, State>,
+    entry: u32,
+    initial: Context,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm").field("entry", &format_args!("{:#010x}", self.entry)).finish_non_exhaustive()
+    }
+}
+
+impl Vm {
+    /// Builds a VM for `image`. Inputs up to `max_input_bytes` each fit.
+    pub fn new(image: &ProgramImage, max_input_bytes: usize) -> Result<Vm, VmError> {
+        let mem = GuestMemory::new(image, max_input_bytes)?;
+        let state = State {
+            mem,
+            io: JobIo::default(),
+            exit: None,
+            failure: None,
+            limit_hit: false,
+            denied: None,
+            cycle_limit_hit: false,
+        };
+        let mut uc = Unicorn::new_with_data(Arch::RISCV, Mode::RISCV32, state)?;
+        meter::strict_rv32im(&mut uc)?;
+        uc.ctl_set_tlb_type(TlbType::VIRTUAL)?;
+        map_regions(&mut uc)?;
+        // Every hook is installed before the first run: hooks added later
+        // would not apply to blocks already translated.
+        uc.add_tlb_hook(0, u64::MAX, tlb_fill)?;
+        uc.add_intr_hook(on_trap)?;
+        uc.reg_write(RegisterRISCV::X2, u64::from(STACK_TOP))?;
+        uc.set_pc(u64::from(image.entry))?;
+        let initial = uc.context_init()?;
+        Ok(Vm { uc, entry: image.entry, initial })
+    }
+
+    /// Runs one job and leaves the VM clean for the next.
+    pub fn run(&mut self, onchain: &[u8], offchain: &[u8], limits: &JobLimits) -> Result<JobOutcome, VmError> {
+        self.load_inputs(onchain, offchain)?;
+        let state = self.uc.get_data_mut();
+        state.mem.set_limit(limits.max_memory_bytes);
+        state.io = JobIo { max_output_bytes: limits.max_output_bytes, ..JobIo::default() };
+        let image_too_big = state.mem.image_over_limit();
+
+        let result = if image_too_big {
+            self.uc.get_data_mut().failure = Some(Failure::MemoryLimitExceeded);
+            Ok(())
+        } else {
+            self.uc.context_restore(&self.initial)?;
+            for (reg, value) in [
+                (RegisterRISCV::X10, ONCHAIN_INPUT_ADDR),
+                (RegisterRISCV::X11, len_u32(onchain)),
+                (RegisterRISCV::X12, OFFCHAIN_INPUT_ADDR),
+                (RegisterRISCV::X13, len_u32(offchain)),
+            ] {
+                self.uc.reg_write(reg, u64::from(value))?;
+            }
+            meter::start(&mut self.uc, limits.max_cycles)?;
+            self.uc.emu_start(u64::from(self.entry), 0, 0, 0)
+        };
+        let outcome = self.outcome(result, limits);
+        self.reset()?;
+        outcome
+    }
+
+    fn load_inputs(&mut self, onchain: &[u8], offchain: &[u8]) -> Result<(), VmError> {
+        let inputs = &mut self.uc.get_data_mut().mem.inputs;
+        for (region, bytes, which) in
+            inputs.iter_mut().zip([onchain, offchain]).zip(["onchain", "offchain"]).map(|((r, b), w)| (r, b, w))
+        {
+            if bytes.len() > region.capacity {
+                return Err(VmError::InputTooLarge { which, len: bytes.len(), max: region.capacity });
+            }
+            region.set(bytes);
+        }
+        Ok(())
+    }
+
+    fn outcome(&mut self, result: Result<(), uc_error>, limits: &JobLimits) -> Result<JobOutcome, VmError> {
+        let used = limits.max_cycles.saturating_sub(meter::remaining(&self.uc));
+        let exhausted = meter::exhausted(&self.uc);
+        let pc = self.uc.pc_read().unwrap_or(0) as u32;
+        let fault = match result {
+            Ok(()) => None,
+            Err(err) => Some(err),
+        };
+        let regs = if fault.is_some() { Some(fault::Registers::read(&self.uc)?) } else { None };
+        let state = self.uc.get_data_mut();
+        let mut cycles = used;
+        let failure = if let Some(failure) = state.failure.take() {
+            if matches!(failure, Failure::IllegalInstruction { .. } | Failure::MisalignedFetch { .. }) {
+                // The trapping instruction was counted by its block's
+                // prologue but did not retire.
+                cycles = cycles.saturating_sub(1);
+            }
+            Some(failure)
+        } else if state.cycle_limit_hit || exhausted {
+            cycles = limits.max_cycles;
+            Some(Failure::CycleLimitExceeded)
+        } else if let Some(code) = state.exit {
+            (code != 0).then_some(Failure::GuestExit(code))
+        } else if let (Some(err), Some(regs)) = (fault, regs) {
+            match err {
+                uc_error::INSN_INVALID => Some(Failure::IllegalInstruction { pc }),
+                _ if state.limit_hit => Some(Failure::MemoryLimitExceeded),
+                uc_error::READ_UNMAPPED
+                | uc_error::WRITE_UNMAPPED
+                | uc_error::FETCH_UNMAPPED
+                | uc_error::READ_PROT
+                | uc_error::WRITE_PROT
+                | uc_error::FETCH_PROT
+                | uc_error::EXCEPTION => {
+                    let fetch = state.denied == Some(MemType::FETCH)
+                        || matches!(err, uc_error::FETCH_UNMAPPED | uc_error::FETCH_PROT);
+                    Some(fault::memory_fault(&mut state.mem, pc, fetch, &regs))
+                }
+                other => return Err(VmError::Unicorn(other)),
+            }
+        } else {
+            return Err(VmError::StoppedWithoutReason { pc });
+        };
+        Ok(JobOutcome {
+            output: std::mem::take(&mut state.io.output),
+            exit_code: state.exit,
+            cycles,
+            peak_memory_bytes: state.mem.used_bytes(),
+            failure,
+            log: std::mem::take(&mut state.io.log),
+        })
+    }
+
+    /// Undoes the job: memory, TLB entries and per-job flags.
+    fn reset(&mut self) -> Result<(), VmError> {
+        let state = self.uc.get_data_mut();
+        state.exit = None;
+        state.failure = None;
+        state.limit_hit = false;
+        state.denied = None;
+        state.cycle_limit_hit = false;
+        match state.mem.reset() {
+            Some(pages) => {
+                for page in pages {
+                    meter::flush_tlb_page(&mut self.uc, u64::from(page) << PAGE_SHIFT)?;
+                }
+            }
+            None => self.uc.ctl_flush_tlb()?,
+        }
+        Ok(())
+    }
+}
+
+fn len_u32(bytes: &[u8]) -> u32 {
+    // Inputs are bounded by the input regions, far below 4 GiB.
+    u32::try_from(bytes.len()).unwrap_or(u32::MAX)
+}
+
+/// Maps the window (host-owned memory) and the two input regions.
+fn map_regions(uc: &mut Unicorn<'static, State>) -> Result<(), VmError> {
+    let (regions, base) = {
+        let mem = &uc.get_data().mem;
+        (mem.regions(), mem.host_base())
+    };
+    for (addr, size, perms) in regions {
+        let offset = (addr - GUEST_WINDOW_START) as usize;
+        // SAFETY: the window mapping outlives the Unicorn instance: both
+        // live in the same Vm, and the Unicorn handle is closed first
+        // because the state (which owns the mapping) is dropped with it.
+        unsafe { uc.mem_map_ptr(u64::from(addr), u64::from(size), prot(perms), base.add(offset).cast())? };
+    }
+    let inputs: Vec<(u32, usize, *mut u8)> =
+        uc.get_data().mem.inputs.iter().map(|input| (input.addr, input.capacity, input.host_ptr())).collect();
+    for (addr, capacity, ptr) in inputs {
+        // SAFETY: as above; the input buffers live in the same state.
+        unsafe { uc.mem_map_ptr(u64::from(addr), capacity as u64, Prot::READ, ptr.cast())? };
+    }
+    Ok(())
+}
+
+fn prot(perms: PagePerms) -> Prot {
+    let mut prot = Prot::NONE;
+    if perms.read {
+        prot |= Prot::READ;
+    }
+    if perms.write {
+        prot |= Prot::WRITE;
+    }
+    if perms.exec {
+        prot |= Prot::EXEC;
+    }
+    prot
+}
+
+/// TLB-fill hook: the first access of a job to a page. Counts the page,
+/// enforces the memory limit, and hands out the page's rights (identity
+/// mapping).
+fn tlb_fill(uc: &mut Unicorn<'_, State>, address: u64, kind: MemType) -> Option<TlbEntry> {
+    let state = uc.get_data_mut();
+    let page = u32::try_from(address >> PAGE_SHIFT).ok()?;
+    if state.mem.inputs.iter().any(|input| input.contains_page(page)) {
+        if kind != MemType::READ {
+            state.denied = Some(kind);
+        }
+        return Some(TlbEntry { paddr: address, perms: Prot::READ });
+    }
+    match state.mem.touch(page) {
+        Ok(perms) => {
+            let allowed = match kind {
+                MemType::READ => perms.read,
+                MemType::WRITE => perms.write,
+                _ => perms.exec,
+            };
+            if !allowed {
+                state.denied = Some(kind);
+            }
+            Some(TlbEntry { paddr: address, perms: prot(perms) })
+        }
+        Err(AccessError::LimitExceeded) => {
+            state.limit_hit = true;
+            None
+        }
+        Err(AccessError::Fault) => {
+            state.denied = Some(kind);
+            None
+        }
+    }
+}
+
+/// Interrupt hook: `ecall` (a syscall) or a trap.
+fn on_trap(uc: &mut Unicorn<'_, State>, cause: u32) {
+    // Unicorn has already advanced the pc past the trapping instruction.
+    let pc = (uc.pc_read().unwrap_or(0) as u32).wrapping_sub(4);
+    let stop = match cause {
+        // ecall from U, S or M mode.
+        8 | 9 | 11 => syscall(uc),
+        // Instruction address misaligned.
+        0 => fail(uc, Failure::MisalignedFetch { pc }),
+        _ => fail(uc, Failure::IllegalInstruction { pc }),
+    };
+    if stop {
+        // Cannot fail on a live handle; the run ends either way.
+        let _ = uc.emu_stop();
+    }
+}
+
+fn fail(uc: &mut Unicorn<'_, State>, failure: Failure) -> bool {
+    uc.get_data_mut().failure = Some(failure);
+    true
+}
+
+/// Runs the syscall in `a7`. Returns whether the run must stop.
+fn syscall(uc: &mut Unicorn<'_, State>) -> bool {
+    let reg = |uc: &Unicorn<'_, State>, r| uc.reg_read(r).unwrap_or(0) as u32;
+    let number = reg(uc, RegisterRISCV::X17);
+    let args = [reg(uc, RegisterRISCV::X10), reg(uc, RegisterRISCV::X11), reg(uc, RegisterRISCV::X12)];
+    let state = uc.get_data_mut();
+    match syscall::dispatch(number, args, &mut state.mem, &mut state.io) {
+        Next::Resume { ret, cycles } => {
+            let remaining = meter::remaining(uc);
+            if cycles > remaining {
+                uc.get_data_mut().cycle_limit_hit = true;
+                return true;
+            }
+            if meter::start(uc, remaining - cycles).is_err() || uc.reg_write(RegisterRISCV::X10, u64::from(ret)).is_err() {
+                return true;
+            }
+            false
+        }
+        Next::Exit(code) => {
+            uc.get_data_mut().exit = Some(code);
+            true
+        }
+        Next::Fail(failure) => fail(uc, failure),
+    }
+}
+
+#[cfg(test)]
+mod tests;

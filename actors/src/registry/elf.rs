@@ -1,0 +1,1160 @@
+//! ELF validation and program IDs (Guest ABI v1).
+//!
+//! [`ProgramImage::parse`] turns the bytes of a guest ELF into the segments
+//! the VM maps, or says exactly why it refuses them. The parser is written by
+//! hand and reads untrusted bytes: every offset and length is checked, and no
+//! input makes it panic or allocate more than about twice the file size.
+//!
+//! The checks, in the order they run:
+//!
+//! 1. The file is at most `max_program_bytes` long (before anything else).
+//! 2. The header: ELF magic, `ELFCLASS32`, little-endian, `EM_RISCV`,
+//!    `ET_EXEC`, 32-byte program header entries, and a program header table
+//!    inside the file.
+//! 3. Each `PT_LOAD` with a non-zero memory size (other program headers and
+//!    all section headers are ignored): its end does not wrap, its file size
+//!    is at most its memory size, it lies in
+//!    `[GUEST_WINDOW_START, GUEST_WINDOW_END)`, it is not both writable and
+//!    executable, and its file bytes are inside the file.
+//! 4. The segments together: there is at least one, together they carry no
+//!    more file bytes than the file has, no two overlap, and no 4 KiB page
+//!    is shared by a writable and an executable segment (the VM maps whole
+//!    pages, so W^X must hold per page).
+//! 5. The entry point is 4-byte aligned and inside an executable segment.
+//!
+//! The [`ProgramId`] is the Keccak-256 (Ethereum's, not SHA3-256) of the
+//! whole file.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tiny_keccak::{Hasher, Keccak};
+
+/// First guest address a `PT_LOAD` segment may occupy.
+pub const GUEST_WINDOW_START: u32 = 0x0001_0000;
+/// End (exclusive) of the guest address window for `PT_LOAD` segments.
+pub const GUEST_WINDOW_END: u32 = 0x8000_0000;
+/// The page size the VM maps guest memory with, in bytes.
+pub const PAGE_SIZE: u32 = 4096;
+
+const ELF_MAGIC: &[u8] = b"\x7fELF";
+const EHDR_SIZE: usize = 52;
+const PHDR_SIZE: usize = 32;
+const ELFCLASS32: u8 = 1;
+const ELFDATA2LSB: u8 = 1;
+const ET_EXEC: u16 = 2;
+const EM_RISCV: u16 = 243;
+const PT_LOAD: u32 = 1;
+const PF_X: u32 = 1;
+const PF_W: u32 = 2;
+const PF_R: u32 = 4;
+
+/// Why an ELF was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum ElfError {
+    /// The file is longer than `max_program_bytes`.
+    #[error("program is {size} bytes, above the limit of {max} bytes")]
+    TooLarge {
+        /// Length of the file in bytes.
+        size: usize,
+        /// The limit it exceeds.
+        max: usize,
+    },
+    /// The file does not start with the ELF magic.
+    #[error("not an elf file (bad magic)")]
+    NotElf,
+    /// A header or table runs past the end of the file.
+    #[error("truncated elf: the {what} runs past the end of the file")]
+    Truncated {
+        /// What was cut off ("elf header", "program header table").
+        what: &'static str,
+    },
+    /// `EI_CLASS` is not `ELFCLASS32`.
+    #[error("elf class {0} is not ELFCLASS32 (1); guests are 32-bit")]
+    WrongClass(u8),
+    /// `EI_DATA` is not `ELFDATA2LSB`.
+    #[error("elf data encoding {0} is not little-endian (1)")]
+    WrongEndianness(u8),
+    /// `e_machine` is not `EM_RISCV`.
+    #[error("elf machine {0} is not RISC-V (243)")]
+    WrongMachine(u16),
+    /// `e_type` is not `ET_EXEC` (for example a relocatable or a PIE).
+    #[error("elf type {0} is not ET_EXEC (2)")]
+    NotExecutable(u16),
+    /// `e_phentsize` is not the ELF32 program header size.
+    #[error("program header entry size is {0} bytes, expected 32")]
+    BadProgramHeaderSize(u16),
+    /// `vaddr + memsz` does not fit in 32 bits.
+    #[error(
+        "segment at {vaddr:#010x} with mem size {mem_size:#x} wraps past the 32-bit address space"
+    )]
+    MemSizeOverflow {
+        /// Segment start.
+        vaddr: u32,
+        /// Segment size in memory.
+        mem_size: u32,
+    },
+    /// A segment has more file bytes than memory bytes.
+    #[error(
+        "segment at {vaddr:#010x} has file size {file_size:#x} above its mem size {mem_size:#x}"
+    )]
+    FileSizeExceedsMemSize {
+        /// Segment start.
+        vaddr: u32,
+        /// `p_filesz`.
+        file_size: u32,
+        /// `p_memsz`.
+        mem_size: u32,
+    },
+    /// A segment is not inside `[GUEST_WINDOW_START, GUEST_WINDOW_END)`.
+    #[error(
+        "segment at {vaddr:#010x} with mem size {mem_size:#x} is outside the guest window [{lo:#010x}, {hi:#010x})",
+        lo = GUEST_WINDOW_START,
+        hi = GUEST_WINDOW_END
+    )]
+    SegmentOutsideWindow {
+        /// Segment start.
+        vaddr: u32,
+        /// Segment size in memory.
+        mem_size: u32,
+    },
+    /// A segment has both the W and the X flag.
+    #[error("segment at {vaddr:#010x} is both writable and executable")]
+    WritableAndExecutable {
+        /// Segment start.
+        vaddr: u32,
+    },
+    /// A segment's file bytes are not inside the file.
+    #[error("segment at {vaddr:#010x}: file bytes at offset {offset:#x} (size {file_size:#x}) run past the end of the file")]
+    SegmentDataOutOfFile {
+        /// Segment start.
+        vaddr: u32,
+        /// `p_offset`.
+        offset: u32,
+        /// `p_filesz`.
+        file_size: u32,
+    },
+    /// The segments reuse file bytes so much that they carry more data than
+    /// the file holds (a linker never does this; it guards memory).
+    #[error("loadable segments carry {total} bytes of file data, more than the {size}-byte file")]
+    SegmentDataExceedsFile {
+        /// Sum of the segments' file sizes (saturated at `u64::MAX`).
+        total: u64,
+        /// Length of the file.
+        size: usize,
+    },
+    /// Two segments overlap in guest memory.
+    #[error("segments at {first:#010x} and {second:#010x} overlap")]
+    SegmentsOverlap {
+        /// Start of the lower segment.
+        first: u32,
+        /// Start of the higher segment.
+        second: u32,
+    },
+    /// A writable and an executable segment share a page.
+    #[error("page {page:#010x} is shared by writable segment {writable:#010x} and executable segment {executable:#010x}")]
+    WritableAndExecutablePage {
+        /// Address of the shared page.
+        page: u32,
+        /// Start of the writable segment.
+        writable: u32,
+        /// Start of the executable segment.
+        executable: u32,
+    },
+    /// No `PT_LOAD` segment has a non-zero memory size.
+    #[error("elf has no loadable segment")]
+    NoLoadableSegments,
+    /// The entry point is not 4-byte aligned.
+    #[error("entry point {entry:#010x} is not 4-byte aligned")]
+    EntryMisaligned {
+        /// `e_entry`.
+        entry: u32,
+    },
+    /// The entry point is not inside an executable segment.
+    #[error("entry point {entry:#010x} is not inside an executable segment")]
+    EntryNotExecutable {
+        /// `e_entry`.
+        entry: u32,
+    },
+}
+
+/// Why a string is not a program ID.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum ProgramIdError {
+    /// Not 64 hex digits (after an optional `0x`).
+    #[error("program id must be 64 hex digits, got {0}")]
+    WrongLength(usize),
+    /// A character that is not a hex digit, at this byte position.
+    #[error("program id has a non-hex character at position {0}")]
+    NotHex(usize),
+}
+
+/// A program's identity: Keccak-256 of its ELF bytes.
+///
+/// Displays (and `Debug`s) as `0x` and 64 lowercase hex digits. Serializes as
+/// that string in human-readable formats (JSON) and as 32 raw bytes otherwise
+/// (bincode).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProgramId(pub [u8; 32]);
+
+impl ProgramId {
+    /// The ID of these ELF bytes: their Keccak-256.
+    pub fn of(elf: &[u8]) -> Self {
+        let mut hasher = Keccak::v256();
+        hasher.update(elf);
+        let mut out = [0u8; 32];
+        hasher.finalize(&mut out);
+        Self(out)
+    }
+
+    /// Parses 64 hex digits, with or without a `0x` prefix, in either case.
+    pub fn from_hex(s: &str) -> Result<Self, ProgramIdError> {
+        let (prefix, digits) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            Some(rest) => (2, rest),
+            None => (0, s),
+        };
+        if digits.len() != 64 {
+            return Err(ProgramIdError::WrongLength(digits.len()));
+        }
+        let mut out = [0u8; 32];
+        for (i, c) in digits.bytes().enumerate() {
+            let nibble = char::from(c)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+                .ok_or(ProgramIdError::NotHex(prefix + i))?;
+            let byte = out
+                .get_mut(i / 2)
+                .ok_or(ProgramIdError::WrongLength(digits.len()))?;
+            *byte = (*byte << 4) | nibble;
+        }
+        Ok(Self(out))
+    }
+}
+
+impl fmt::Display for ProgramId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("0x")?;
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for ProgramId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for ProgramId {
+    type Err = ProgramIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_hex(s)
+    }
+}
+
+impl Serialize for ProgramId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ProgramId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let s = String::deserialize(deserializer)?;
+            Self::from_hex(&s).map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(deserializer).map(Self)
+        }
+    }
+}
+
+/// Access rights of a segment, from its `p_flags`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SegmentPerms {
+    /// `PF_R`.
+    pub read: bool,
+    /// `PF_W`.
+    pub write: bool,
+    /// `PF_X`.
+    pub exec: bool,
+}
+
+impl SegmentPerms {
+    fn from_flags(flags: u32) -> Self {
+        Self {
+            read: flags & PF_R != 0,
+            write: flags & PF_W != 0,
+            exec: flags & PF_X != 0,
+        }
+    }
+}
+
+/// One validated `PT_LOAD` segment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Guest address of the first byte.
+    pub vaddr: u32,
+    /// Size in guest memory; the bytes past `data` are zero.
+    /// `vaddr + mem_size` never exceeds [`GUEST_WINDOW_END`].
+    pub mem_size: u32,
+    /// The segment's file bytes (`p_filesz` of them, at most `mem_size`).
+    pub data: Vec<u8>,
+    /// How the VM maps it.
+    pub perms: SegmentPerms,
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("vaddr", &format_args!("{:#010x}", self.vaddr))
+            .field("mem_size", &format_args!("{:#x}", self.mem_size))
+            .field("data_len", &self.data.len())
+            .field("perms", &self.perms)
+            .finish()
+    }
+}
+
+/// A validated guest program, ready for the VM to map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramImage {
+    /// Keccak-256 of the ELF bytes.
+    pub id: ProgramId,
+    /// Entry point: 4-byte aligned, inside an executable segment.
+    pub entry: u32,
+    /// Loadable segments, sorted by `vaddr`, non-overlapping, each with
+    /// `mem_size > 0`.
+    pub segments: Vec<Segment>,
+}
+
+impl ProgramImage {
+    /// Validates `elf` against Guest ABI v1 (see the module docs for the
+    /// rules) and decodes its loadable segments.
+    pub fn parse(elf: &[u8], max_program_bytes: usize) -> Result<ProgramImage, ElfError> {
+        if elf.len() > max_program_bytes {
+            return Err(ElfError::TooLarge {
+                size: elf.len(),
+                max: max_program_bytes,
+            });
+        }
+        let header = Header::parse(elf)?;
+
+        let mut loads = Vec::new();
+        let mut file_bytes: usize = 0;
+        for entry in header.program_headers.chunks_exact(PHDR_SIZE) {
+            let Some(load) = Load::parse(entry, elf)? else {
+                continue;
+            };
+            file_bytes = file_bytes.saturating_add(load.data.len());
+            loads.push(load);
+        }
+        if file_bytes > elf.len() {
+            let total = u64::try_from(file_bytes).unwrap_or(u64::MAX);
+            return Err(ElfError::SegmentDataExceedsFile {
+                total,
+                size: elf.len(),
+            });
+        }
+        if loads.is_empty() {
+            return Err(ElfError::NoLoadableSegments);
+        }
+        loads.sort_by_key(|load| load.vaddr);
+        for pair in loads.windows(2) {
+            if let [a, b] = pair {
+                if a.end > b.vaddr {
+                    return Err(ElfError::SegmentsOverlap {
+                        first: a.vaddr,
+                        second: b.vaddr,
+                    });
+                }
+            }
+        }
+        check_shared_pages(&loads)?;
+
+        let entry = header.entry;
+        if entry % 4 != 0 {
+            return Err(ElfError::EntryMisaligned { entry });
+        }
+        if !loads
+            .iter()
+            .any(|l| l.perms.exec && l.vaddr <= entry && entry < l.end)
+        {
+            return Err(ElfError::EntryNotExecutable { entry });
+        }
+
+        // Copied only now, once the file data is known to be bounded.
+        let segments = loads
+            .into_iter()
+            .map(|load| Segment {
+                vaddr: load.vaddr,
+                mem_size: load.mem_size,
+                data: load.data.to_vec(),
+                perms: load.perms,
+            })
+            .collect();
+        Ok(ProgramImage {
+            id: ProgramId::of(elf),
+            entry,
+            segments,
+        })
+    }
+
+    /// How many [`PAGE_SIZE`] pages of guest memory the image covers. A page
+    /// that several segments touch counts once. Multiply by `PAGE_SIZE` (or
+    /// call [`image_bytes`](Self::image_bytes)) for bytes.
+    pub fn image_pages(&self) -> u64 {
+        let page = u64::from(PAGE_SIZE);
+        let mut pages = 0u64;
+        let mut next_uncounted = 0u64;
+        for seg in self.segments.iter().filter(|s| s.mem_size > 0) {
+            let start = u64::from(seg.vaddr);
+            let first = (start / page).max(next_uncounted);
+            let last = (start + u64::from(seg.mem_size) - 1) / page;
+            if first <= last {
+                pages += last - first + 1;
+                next_uncounted = last + 1;
+            }
+        }
+        pages
+    }
+
+    /// [`image_pages`](Self::image_pages) in bytes.
+    pub fn image_bytes(&self) -> u64 {
+        self.image_pages().saturating_mul(u64::from(PAGE_SIZE))
+    }
+}
+
+/// The fields of the ELF header that matter, after the header checks.
+struct Header<'a> {
+    entry: u32,
+    /// The program header table, `e_phnum` entries of `PHDR_SIZE` bytes.
+    program_headers: &'a [u8],
+}
+
+impl<'a> Header<'a> {
+    fn parse(elf: &'a [u8]) -> Result<Self, ElfError> {
+        if elf.get(..ELF_MAGIC.len()) != Some(ELF_MAGIC) {
+            return Err(ElfError::NotElf);
+        }
+        let truncated = || ElfError::Truncated { what: "elf header" };
+        let h = elf.get(..EHDR_SIZE).ok_or_else(truncated)?;
+        let class = h.get(4).copied().ok_or_else(truncated)?;
+        if class != ELFCLASS32 {
+            return Err(ElfError::WrongClass(class));
+        }
+        let data = h.get(5).copied().ok_or_else(truncated)?;
+        if data != ELFDATA2LSB {
+            return Err(ElfError::WrongEndianness(data));
+        }
+        let machine = u16_at(h, 18).ok_or_else(truncated)?;
+        if machine != EM_RISCV {
+            return Err(ElfError::WrongMachine(machine));
+        }
+        let e_type = u16_at(h, 16).ok_or_else(truncated)?;
+        if e_type != ET_EXEC {
+            return Err(ElfError::NotExecutable(e_type));
+        }
+        let entry = u32_at(h, 24).ok_or_else(truncated)?;
+        let phoff = u32_at(h, 28).ok_or_else(truncated)?;
+        let phentsize = u16_at(h, 42).ok_or_else(truncated)?;
+        let phnum = u16_at(h, 44).ok_or_else(truncated)?;
+        // With no program headers the entry size is meaningless; the ELF is
+        // then refused as having no loadable segment.
+        if phnum > 0 && usize::from(phentsize) != PHDR_SIZE {
+            return Err(ElfError::BadProgramHeaderSize(phentsize));
+        }
+        let table = ElfError::Truncated {
+            what: "program header table",
+        };
+        let start = usize::try_from(phoff).map_err(|_| table.clone())?;
+        let len = usize::from(phnum)
+            .checked_mul(PHDR_SIZE)
+            .ok_or_else(|| table.clone())?;
+        let end = start.checked_add(len).ok_or_else(|| table.clone())?;
+        let program_headers = elf.get(start..end).ok_or(table)?;
+        Ok(Self {
+            entry,
+            program_headers,
+        })
+    }
+}
+
+/// A `PT_LOAD` entry that passed the per-segment checks.
+struct Load<'a> {
+    vaddr: u32,
+    mem_size: u32,
+    /// `vaddr + mem_size`, checked.
+    end: u32,
+    /// Its file bytes, inside the ELF.
+    data: &'a [u8],
+    perms: SegmentPerms,
+}
+
+impl<'a> Load<'a> {
+    /// Reads one program header entry: `None` if it is not a `PT_LOAD` with
+    /// a non-zero memory size, an error if it breaks a per-segment rule.
+    fn parse(entry: &[u8], elf: &'a [u8]) -> Result<Option<Self>, ElfError> {
+        let field = |at| {
+            u32_at(entry, at).ok_or(ElfError::Truncated {
+                what: "program header",
+            })
+        };
+        let (p_type, mem_size) = (field(0)?, field(20)?);
+        if p_type != PT_LOAD || mem_size == 0 {
+            return Ok(None);
+        }
+        let (offset, vaddr, file_size, flags) = (field(4)?, field(8)?, field(16)?, field(24)?);
+        let end = vaddr
+            .checked_add(mem_size)
+            .ok_or(ElfError::MemSizeOverflow { vaddr, mem_size })?;
+        if file_size > mem_size {
+            return Err(ElfError::FileSizeExceedsMemSize {
+                vaddr,
+                file_size,
+                mem_size,
+            });
+        }
+        if vaddr < GUEST_WINDOW_START || end > GUEST_WINDOW_END {
+            return Err(ElfError::SegmentOutsideWindow { vaddr, mem_size });
+        }
+        let perms = SegmentPerms::from_flags(flags);
+        if perms.write && perms.exec {
+            return Err(ElfError::WritableAndExecutable { vaddr });
+        }
+        // A segment with no file bytes (pure .bss) may carry any offset.
+        let data = if file_size == 0 {
+            &[][..]
+        } else {
+            let out_of_file = ElfError::SegmentDataOutOfFile {
+                vaddr,
+                offset,
+                file_size,
+            };
+            let start = usize::try_from(offset).map_err(|_| out_of_file.clone())?;
+            let len = usize::try_from(file_size).map_err(|_| out_of_file.clone())?;
+            let stop = start.checked_add(len).ok_or_else(|| out_of_file.clone())?;
+            elf.get(start..stop).ok_or(out_of_file)?
+        };
+        Ok(Some(Self {
+            vaddr,
+            mem_size,
+            end,
+            data,
+            perms,
+        }))
+    }
+}
+
+/// W^X per page: no page may be touched by a writable and an executable
+/// segment. `loads` is sorted and non-overlapping, so a page can be shared
+/// only at segment boundaries: the last page of one segment with the first
+/// page of the next ones. One pass carries that boundary page along.
+fn check_shared_pages(loads: &[Load<'_>]) -> Result<(), ElfError> {
+    // (page index, start of a writable segment on it, of an executable one)
+    let mut open: Option<(u32, Option<u32>, Option<u32>)> = None;
+    for load in loads {
+        let first = load.vaddr / PAGE_SIZE;
+        let last = load.end.saturating_sub(1) / PAGE_SIZE;
+        let own_w = load.perms.write.then_some(load.vaddr);
+        let own_x = load.perms.exec.then_some(load.vaddr);
+        let (mut w, mut x) = (own_w, own_x);
+        if let Some((page, open_w, open_x)) = open {
+            if page == first {
+                w = w.or(open_w);
+                x = x.or(open_x);
+            }
+        }
+        if let (Some(writable), Some(executable)) = (w, x) {
+            let page = first.saturating_mul(PAGE_SIZE);
+            return Err(ElfError::WritableAndExecutablePage {
+                page,
+                writable,
+                executable,
+            });
+        }
+        open = Some(if last == first {
+            (first, w, x)
+        } else {
+            (last, own_w, own_x)
+        });
+    }
+    Ok(())
+}
+
+fn read_array<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
+    bytes.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
+    read_array(bytes, at).map(u16::from_le_bytes)
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    read_array(bytes, at).map(u32::from_le_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 1 << 20;
+    const R: u32 = PF_R;
+    const RX: u32 = PF_R | PF_X;
+    const RW: u32 = PF_R | PF_W;
+    /// `li a7, 93; li a0, 0; ecall`: exit(0).
+    const EXIT_0: [u32; 3] = [0x05d0_0893, 0x0000_0513, 0x0000_0073];
+    const PT_NOTE: u32 = 4;
+    const PT_GNU_STACK: u32 = 0x6474_e551;
+
+    fn text() -> Vec<u8> {
+        EXIT_0.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    struct Ph {
+        p_type: u32,
+        vaddr: u32,
+        mem_size: u32,
+        flags: u32,
+        data: Vec<u8>,
+    }
+
+    /// Writes an ELF32 header, the program headers right after it, then each
+    /// segment's data in order.
+    struct ElfBuilder {
+        class: u8,
+        data_encoding: u8,
+        e_type: u16,
+        machine: u16,
+        entry: u32,
+        phentsize: u16,
+        phs: Vec<Ph>,
+    }
+
+    impl ElfBuilder {
+        fn new(entry: u32) -> Self {
+            Self {
+                class: ELFCLASS32,
+                data_encoding: ELFDATA2LSB,
+                e_type: ET_EXEC,
+                machine: EM_RISCV,
+                entry,
+                phentsize: 32,
+                phs: Vec::new(),
+            }
+        }
+
+        /// One read+exec segment at 0x10000 holding `exit(0)`.
+        fn minimal() -> Self {
+            Self::new(0x10000).load(0x10000, 12, RX, text())
+        }
+
+        fn load(self, vaddr: u32, mem_size: u32, flags: u32, data: Vec<u8>) -> Self {
+            self.ph(PT_LOAD, vaddr, mem_size, flags, data)
+        }
+
+        fn ph(mut self, p_type: u32, vaddr: u32, mem_size: u32, flags: u32, data: Vec<u8>) -> Self {
+            self.phs.push(Ph {
+                p_type,
+                vaddr,
+                mem_size,
+                flags,
+                data,
+            });
+            self
+        }
+
+        fn build(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            out.extend_from_slice(ELF_MAGIC);
+            out.extend_from_slice(&[self.class, self.data_encoding, 1]);
+            out.resize(16, 0);
+            out.extend_from_slice(&self.e_type.to_le_bytes());
+            out.extend_from_slice(&self.machine.to_le_bytes());
+            out.extend_from_slice(&1u32.to_le_bytes()); // e_version
+            out.extend_from_slice(&self.entry.to_le_bytes());
+            out.extend_from_slice(&52u32.to_le_bytes()); // e_phoff
+            out.extend_from_slice(&0u32.to_le_bytes()); // e_shoff
+            out.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+            out.extend_from_slice(&52u16.to_le_bytes()); // e_ehsize
+            out.extend_from_slice(&self.phentsize.to_le_bytes());
+            out.extend_from_slice(&u16::try_from(self.phs.len()).unwrap().to_le_bytes());
+            out.extend_from_slice(&[0; 6]); // e_shentsize, e_shnum, e_shstrndx
+            assert_eq!(out.len(), EHDR_SIZE);
+            let mut offset = EHDR_SIZE + PHDR_SIZE * self.phs.len();
+            for ph in &self.phs {
+                let filesz = u32::try_from(ph.data.len()).unwrap();
+                let fields = [
+                    ph.p_type,
+                    u32::try_from(offset).unwrap(),
+                    ph.vaddr,
+                    ph.vaddr,
+                    filesz,
+                    ph.mem_size,
+                    ph.flags,
+                    4,
+                ];
+                out.extend(fields.iter().flat_map(|f| f.to_le_bytes()));
+                offset += ph.data.len();
+            }
+            for ph in &self.phs {
+                out.extend_from_slice(&ph.data);
+            }
+            out
+        }
+    }
+
+    /// Offset of field `at` of program header `index` in a built ELF.
+    fn ph_field(index: usize, at: usize) -> usize {
+        EHDR_SIZE + PHDR_SIZE * index + at
+    }
+
+    fn set_u32(elf: &mut [u8], at: usize, value: u32) {
+        elf[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    }
+
+    fn parse(builder: &ElfBuilder) -> Result<ProgramImage, ElfError> {
+        ProgramImage::parse(&builder.build(), MAX)
+    }
+
+    #[test]
+    fn accepts_minimal_program_linked_at_0x10000() {
+        let image = parse(&ElfBuilder::minimal()).unwrap();
+        assert_eq!(image.entry, 0x10000);
+        assert_eq!(
+            image.segments,
+            vec![Segment {
+                vaddr: 0x10000,
+                mem_size: 12,
+                data: text(),
+                perms: SegmentPerms {
+                    read: true,
+                    write: false,
+                    exec: true
+                },
+            }]
+        );
+        assert_eq!(image.image_pages(), 1);
+        assert_eq!(image.image_bytes(), 4096);
+    }
+
+    #[test]
+    fn accepts_text_rodata_data_and_bss_in_any_header_order() {
+        let builder = ElfBuilder::new(0x10000)
+            .load(0x12000, 0x3000, RW, vec![7; 0x10]) // .data + .bss
+            .load(0x10000, 12, RX, text())
+            .load(0x11000, 5, R, b"hello".to_vec());
+        let image = parse(&builder).unwrap();
+        let starts: Vec<u32> = image.segments.iter().map(|s| s.vaddr).collect();
+        assert_eq!(starts, [0x10000, 0x11000, 0x12000]);
+        let data = &image.segments[2];
+        assert_eq!((data.mem_size, data.data.len()), (0x3000, 0x10));
+        assert_eq!(
+            data.perms,
+            SegmentPerms {
+                read: true,
+                write: true,
+                exec: false
+            }
+        );
+        assert_eq!(image.segments[1].data, b"hello");
+        assert_eq!(image.image_pages(), 5);
+    }
+
+    #[test]
+    fn accepts_compatible_segments_sharing_a_page() {
+        // .text and .rodata in one page, then .rodata and .data in another.
+        let builder = ElfBuilder::new(0x10000)
+            .load(0x10000, 12, RX, text())
+            .load(0x10010, 0x1000, R, vec![1; 4])
+            .load(0x11010, 0x10, RW, vec![2; 4]);
+        let image = parse(&builder).unwrap();
+        assert_eq!(image.segments.len(), 3);
+        assert_eq!(image.image_pages(), 2, "shared pages count once");
+    }
+
+    #[test]
+    fn accepts_segment_ending_exactly_at_window_end() {
+        let builder = ElfBuilder::minimal().load(GUEST_WINDOW_END - 0x1000, 0x1000, RW, vec![]);
+        assert!(parse(&builder).is_ok());
+    }
+
+    #[test]
+    fn skips_zero_size_segments_and_other_program_headers() {
+        let builder = ElfBuilder::minimal()
+            .load(0, 0, PF_R | PF_W | PF_X, vec![]) // empty: ignored even outside the window
+            .ph(PT_GNU_STACK, 0, 0, PF_R | PF_W | PF_X, vec![])
+            .ph(PT_NOTE, 0x1000, 4, R, vec![0; 4]);
+        let image = parse(&builder).unwrap();
+        assert_eq!(image.segments.len(), 1);
+    }
+
+    #[test]
+    fn program_id_is_keccak256_of_the_elf_bytes() {
+        assert_eq!(
+            ProgramId::of(b"").to_string(),
+            "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+        );
+        assert_eq!(
+            ProgramId::of(b"abc").to_string(),
+            "0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45"
+        );
+        let elf = ElfBuilder::minimal().build();
+        assert_eq!(
+            ProgramImage::parse(&elf, MAX).unwrap().id,
+            ProgramId::of(&elf)
+        );
+    }
+
+    #[test]
+    fn program_id_round_trips_through_hex() {
+        let id = ProgramId::of(b"abc");
+        assert_eq!(format!("{id:?}"), id.to_string());
+        assert_eq!(ProgramId::from_hex(&id.to_string()), Ok(id));
+        assert_eq!(
+            id.to_string()[2..].to_uppercase().parse::<ProgramId>(),
+            Ok(id)
+        );
+        assert_eq!(
+            ProgramId::from_hex("0x12"),
+            Err(ProgramIdError::WrongLength(2))
+        );
+        let bad = format!("0x{}g", "0".repeat(63));
+        assert_eq!(ProgramId::from_hex(&bad), Err(ProgramIdError::NotHex(65)));
+        assert!(ProgramId::from_hex(&"é".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn accepts_file_exactly_at_max_program_bytes() {
+        let elf = ElfBuilder::minimal().build();
+        assert!(ProgramImage::parse(&elf, elf.len()).is_ok());
+    }
+
+    #[test]
+    fn rejects_file_one_byte_over_max_program_bytes() {
+        let elf = ElfBuilder::minimal().build();
+        let max = elf.len() - 1;
+        assert_eq!(
+            ProgramImage::parse(&elf, max),
+            Err(ElfError::TooLarge {
+                size: elf.len(),
+                max
+            })
+        );
+    }
+
+    #[test]
+    fn checks_size_before_parsing() {
+        assert_eq!(
+            ProgramImage::parse(b"garbage", 3),
+            Err(ElfError::TooLarge { size: 7, max: 3 })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_magic() {
+        assert_eq!(
+            ProgramImage::parse(b"\x7fELG and more bytes", MAX),
+            Err(ElfError::NotElf)
+        );
+        assert_eq!(ProgramImage::parse(b"", MAX), Err(ElfError::NotElf));
+    }
+
+    #[test]
+    fn rejects_truncated_header() {
+        let elf = ElfBuilder::minimal().build();
+        assert_eq!(
+            ProgramImage::parse(&elf[..51], MAX),
+            Err(ElfError::Truncated { what: "elf header" })
+        );
+    }
+
+    #[test]
+    fn rejects_program_header_table_past_end_of_file() {
+        let mut elf = ElfBuilder::minimal().build();
+        set_u32(&mut elf, 28, u32::MAX - 8); // e_phoff
+        let table = Err(ElfError::Truncated {
+            what: "program header table",
+        });
+        assert_eq!(ProgramImage::parse(&elf, MAX), table);
+        let elf = ElfBuilder::minimal().load(0x20000, 4, R, vec![]).build();
+        assert_eq!(ProgramImage::parse(&elf[..EHDR_SIZE + 40], MAX), table);
+    }
+
+    #[test]
+    fn rejects_segment_data_past_end_of_file() {
+        let elf = ElfBuilder::minimal().build();
+        let err = ProgramImage::parse(&elf[..elf.len() - 1], MAX);
+        let (vaddr, offset, file_size) = (0x10000, 84, 12);
+        assert_eq!(
+            err,
+            Err(ElfError::SegmentDataOutOfFile {
+                vaddr,
+                offset,
+                file_size
+            })
+        );
+        let mut elf = elf;
+        set_u32(&mut elf, ph_field(0, 4), u32::MAX - 4); // p_offset
+        assert!(matches!(
+            ProgramImage::parse(&elf, MAX),
+            Err(ElfError::SegmentDataOutOfFile { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_segments_that_reuse_file_bytes_beyond_the_file_size() {
+        let mut elf = ElfBuilder::minimal().load(0x20000, 12, R, vec![]).build();
+        set_u32(&mut elf, ph_field(1, 4), 0); // p_offset: the whole file...
+        set_u32(&mut elf, ph_field(1, 16), 12); // ...p_filesz: 12 bytes
+        assert!(
+            ProgramImage::parse(&elf, MAX).is_ok(),
+            "shared bytes within the file size are fine"
+        );
+        let len = u32::try_from(elf.len()).unwrap();
+        set_u32(&mut elf, ph_field(1, 16), len);
+        set_u32(&mut elf, ph_field(1, 20), len);
+        let err = ProgramImage::parse(&elf, MAX);
+        assert_eq!(
+            err,
+            Err(ElfError::SegmentDataExceedsFile {
+                total: u64::from(len) + 12,
+                size: elf.len()
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_elf64() {
+        let builder = ElfBuilder {
+            class: 2,
+            ..ElfBuilder::minimal()
+        };
+        assert_eq!(parse(&builder), Err(ElfError::WrongClass(2)));
+    }
+
+    #[test]
+    fn rejects_big_endian() {
+        let builder = ElfBuilder {
+            data_encoding: 2,
+            ..ElfBuilder::minimal()
+        };
+        assert_eq!(parse(&builder), Err(ElfError::WrongEndianness(2)));
+    }
+
+    #[test]
+    fn rejects_machine_other_than_riscv() {
+        let builder = ElfBuilder {
+            machine: 62,
+            ..ElfBuilder::minimal()
+        };
+        assert_eq!(parse(&builder), Err(ElfError::WrongMachine(62)));
+    }
+
+    #[test]
+    fn rejects_type_other_than_exec() {
+        let builder = ElfBuilder {
+            e_type: 3,
+            ..ElfBuilder::minimal()
+        };
+        assert_eq!(parse(&builder), Err(ElfError::NotExecutable(3)));
+    }
+
+    #[test]
+    fn rejects_program_header_entry_size_other_than_32() {
+        let builder = ElfBuilder {
+            phentsize: 56,
+            ..ElfBuilder::minimal()
+        };
+        assert_eq!(parse(&builder), Err(ElfError::BadProgramHeaderSize(56)));
+    }
+
+    #[test]
+    fn rejects_segment_whose_end_overflows_u32() {
+        let builder = ElfBuilder::minimal().load(0xffff_f000, 0x1000, RW, vec![]);
+        let err = Err(ElfError::MemSizeOverflow {
+            vaddr: 0xffff_f000,
+            mem_size: 0x1000,
+        });
+        assert_eq!(parse(&builder), err);
+    }
+
+    #[test]
+    fn rejects_file_size_larger_than_mem_size() {
+        let builder = ElfBuilder::minimal().load(0x20000, 2, R, vec![0; 3]);
+        let err = Err(ElfError::FileSizeExceedsMemSize {
+            vaddr: 0x20000,
+            file_size: 3,
+            mem_size: 2,
+        });
+        assert_eq!(parse(&builder), err);
+    }
+
+    #[test]
+    fn rejects_segment_below_guest_window() {
+        let builder = ElfBuilder::minimal().load(0xf000, 0x1000, R, vec![]);
+        let err = Err(ElfError::SegmentOutsideWindow {
+            vaddr: 0xf000,
+            mem_size: 0x1000,
+        });
+        assert_eq!(parse(&builder), err);
+    }
+
+    #[test]
+    fn rejects_segment_ending_past_guest_window() {
+        let builder = ElfBuilder::minimal().load(0x7fff_f000, 0x1001, RW, vec![]);
+        let err = Err(ElfError::SegmentOutsideWindow {
+            vaddr: 0x7fff_f000,
+            mem_size: 0x1001,
+        });
+        assert_eq!(parse(&builder), err);
+    }
+
+    #[test]
+    fn rejects_segment_that_is_writable_and_executable() {
+        let builder = ElfBuilder::new(0x10000).load(0x10000, 12, PF_R | PF_W | PF_X, text());
+        assert_eq!(
+            parse(&builder),
+            Err(ElfError::WritableAndExecutable { vaddr: 0x10000 })
+        );
+    }
+
+    #[test]
+    fn rejects_overlapping_segments() {
+        let builder =
+            ElfBuilder::minimal()
+                .load(0x20000, 0x100, R, vec![])
+                .load(0x200ff, 1, R, vec![]);
+        assert_eq!(
+            parse(&builder),
+            Err(ElfError::SegmentsOverlap {
+                first: 0x20000,
+                second: 0x200ff
+            })
+        );
+        let builder = ElfBuilder::minimal().load(0x10000, 4, R, vec![]);
+        assert_eq!(
+            parse(&builder),
+            Err(ElfError::SegmentsOverlap {
+                first: 0x10000,
+                second: 0x10000
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_writable_and_executable_segments_sharing_a_page() {
+        let builder = ElfBuilder::minimal().load(0x10ff0, 0x20, RW, vec![]);
+        let err = ElfError::WritableAndExecutablePage {
+            page: 0x10000,
+            writable: 0x10ff0,
+            executable: 0x10000,
+        };
+        assert_eq!(parse(&builder), Err(err));
+        // Also when a read-only segment sits between them in that page, and
+        // when the executable segment comes second.
+        let builder = ElfBuilder::new(0x21000)
+            .load(0x20000, 0x800, RW, vec![])
+            .load(0x20800, 0x10, R, vec![])
+            .load(0x20f00, 0x200, RX, vec![0; 4]);
+        let err = ElfError::WritableAndExecutablePage {
+            page: 0x20000,
+            writable: 0x20000,
+            executable: 0x20f00,
+        };
+        assert_eq!(parse(&builder), Err(err));
+    }
+
+    #[test]
+    fn rejects_elf_without_loadable_segments() {
+        let builder = ElfBuilder::new(0x10000).load(0x10000, 0, RX, vec![]).ph(
+            PT_NOTE,
+            0x10000,
+            4,
+            R,
+            vec![0; 4],
+        );
+        assert_eq!(parse(&builder), Err(ElfError::NoLoadableSegments));
+        assert_eq!(
+            parse(&ElfBuilder::new(0x10000)),
+            Err(ElfError::NoLoadableSegments)
+        );
+    }
+
+    #[test]
+    fn rejects_entry_outside_executable_segment() {
+        let builder = ElfBuilder {
+            entry: 0x20000,
+            ..ElfBuilder::minimal().load(0x20000, 4, RW, vec![])
+        };
+        assert_eq!(
+            parse(&builder),
+            Err(ElfError::EntryNotExecutable { entry: 0x20000 })
+        );
+        let builder = ElfBuilder {
+            entry: 0x1000c,
+            ..ElfBuilder::minimal()
+        };
+        assert_eq!(
+            parse(&builder),
+            Err(ElfError::EntryNotExecutable { entry: 0x1000c })
+        );
+    }
+
+    #[test]
+    fn rejects_misaligned_entry() {
+        let builder = ElfBuilder {
+            entry: 0x10002,
+            ..ElfBuilder::minimal()
+        };
+        assert_eq!(
+            parse(&builder),
+            Err(ElfError::EntryMisaligned { entry: 0x10002 })
+        );
+    }
+
+    #[test]
+    fn error_messages_carry_hex_addresses() {
+        let err = ElfError::SegmentOutsideWindow {
+            vaddr: 0xf000,
+            mem_size: 0x10,
+        };
+        assert_eq!(
+            err.to_string(),
+            "segment at 0x0000f000 with mem size 0x10 is outside the guest window [0x00010000, 0x80000000)"
+        );
+    }
+
+    #[test]
+    fn parse_never_panics_on_truncated_or_corrupted_input() {
+        // The note's bytes come first so that every cut loses loaded bytes.
+        let elf = ElfBuilder::new(0x10000)
+            .ph(PT_NOTE, 0, 4, R, vec![0; 4])
+            .load(0x10000, 12, RX, text())
+            .load(0x11000, 0x2000, RW, vec![3; 8])
+            .build();
+        assert!(ProgramImage::parse(&elf, MAX).is_ok());
+        for len in 0..elf.len() {
+            assert!(
+                ProgramImage::parse(&elf[..len], MAX).is_err(),
+                "accepted a cut at {len}"
+            );
+        }
+        for at in 0..elf.len() {
+            for mask in [0x01, 0x04, 0x10, 0x80, 0xff] {
+                let mut bad = elf.clone();
+                bad[at] ^= mask;
+                let _ = ProgramImage::parse(&bad, MAX);
+                for value in [0, 1, 0x7fff_ffff, 0x8000_0000, u32::MAX] {
+                    if at + 4 <= bad.len() {
+                        set_u32(&mut bad, at, value);
+                        let _ = ProgramImage::parse(&bad, MAX);
+                    }
+                }
+            }
+        }
+    }
+}

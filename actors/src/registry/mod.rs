@@ -1,0 +1,3 @@
+//! The registry: validates and stores programs.
+
+pub mod elf;

@@ -1,0 +1,2 @@
+//! The `coprocessor` command-line tool.
+fn main() {}
