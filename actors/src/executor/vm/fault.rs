@@ -8,7 +8,7 @@ use unicorn_engine::unicorn_const::uc_error;
 
 /// The integer registers at the fault.
 #[derive(Debug)]
-pub(crate) struct Registers([u32; 32]);
+pub(crate) struct Registers(pub(crate) [u32; 32]);
 
 impl Registers {
     pub(crate) fn read(uc: &Unicorn<'_, State>) -> Result<Registers, uc_error> {

@@ -249,6 +249,15 @@ impl Vm {
     }
 }
 
+#[cfg(test)]
+impl Vm {
+    /// The pc and integer registers where the last run stopped.
+    pub(crate) fn registers(&self) -> (u32, [u32; 32]) {
+        let regs = fault::Registers::read(&self.uc).expect("registers");
+        (self.uc.pc_read().expect("pc") as u32, regs.0)
+    }
+}
+
 fn len_u32(bytes: &[u8]) -> u32 {
     // Inputs are bounded by the input regions, far below 4 GiB.
     u32::try_from(bytes.len()).unwrap_or(u32::MAX)

@@ -1,0 +1,143 @@
+//! Exact metering: every budget stops on the exact instruction.
+
+use super::asm::{Asm, DATA_BASE, TEXT_BASE};
+use super::{limits, vm};
+use crate::executor::vm::{Failure, JobLimits, OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR, STACK_TOP};
+use unicorn_engine::unicorn_const::{Arch, Mode, Prot};
+use unicorn_engine::{RegisterRISCV, Unicorn};
+
+/// A loop of `iterations` with a load and a store, then exit 0.
+fn counted_loop(iterations: u32) -> Asm {
+    let mut p = Asm::new();
+    p.data(&[0; 16]);
+    p.li(5, iterations).li(6, DATA_BASE);
+    // loop: lw x7, 0(x6); addi x7, x7, 3; sw x7, 0(x6); addi x5, x5, -1; bne x5, x0, loop
+    p.lw(7, 6, 0).addi(7, 7, 3).sw(7, 6, 0).addi(5, 5, -1).raw(super::asm::b(1, 5, 0, -16));
+    p.exit(0);
+    p
+}
+
+/// Single-steps `program` for `count` instructions on a plain Unicorn
+/// instance (its own per-instruction counter, no metering) and returns the
+/// pc and registers.
+fn single_step(program: &Asm, count: usize) -> (u32, [u32; 32]) {
+    let mut uc = Unicorn::new(Arch::RISCV, Mode::RISCV32).expect("unicorn");
+    let text: Vec<u8> = program.text.iter().flat_map(|w| w.to_le_bytes()).collect();
+    uc.mem_map(u64::from(TEXT_BASE), 0x10000, Prot::ALL).expect("map text");
+    uc.mem_write(u64::from(TEXT_BASE), &text).expect("write text");
+    uc.mem_map(u64::from(DATA_BASE), 0x1000, Prot::ALL).expect("map data");
+    uc.mem_map(u64::from(STACK_TOP & !0xfff), 0x1000, Prot::ALL).expect("map stack");
+    for (reg, value) in [
+        (RegisterRISCV::X2, STACK_TOP),
+        (RegisterRISCV::X10, ONCHAIN_INPUT_ADDR),
+        (RegisterRISCV::X11, 0),
+        (RegisterRISCV::X12, OFFCHAIN_INPUT_ADDR),
+        (RegisterRISCV::X13, 0),
+    ] {
+        uc.reg_write(reg, u64::from(value)).expect("reg");
+    }
+    let pc = if count > 0 {
+        uc.emu_start(u64::from(TEXT_BASE), 0, 0, count).expect("single-step run");
+        uc.pc_read().expect("pc") as u32
+    } else {
+        TEXT_BASE
+    };
+    let mut regs = [0u32; 32];
+    for (i, slot) in regs.iter_mut().enumerate().skip(1) {
+        *slot = uc.reg_read(RegisterRISCV::X0 as i32 + i as i32).expect("reg") as u32;
+    }
+    (pc, regs)
+}
+
+#[test]
+fn a_job_that_needs_n_cycles_succeeds_with_n_and_fails_with_n_minus_1() {
+    let program = counted_loop(1000);
+    let mut vm = vm(&program);
+    let n = vm.run(&[], &[], &JobLimits::default()).expect("run").cycles;
+    assert_eq!(n, 4 + 5 * 1000 + 5);
+
+    let exact = vm.run(&[], &[], &limits(n)).expect("run");
+    assert_eq!((exact.failure, exact.cycles), (None, n));
+    let short = vm.run(&[], &[], &limits(n - 1)).expect("run");
+    assert_eq!((short.failure, short.cycles), (Some(Failure::CycleLimitExceeded), n - 1));
+}
+
+#[test]
+fn every_budget_stops_where_single_stepping_does() {
+    let program = counted_loop(7);
+    let mut vm = vm(&program);
+    let n = vm.run(&[], &[], &JobLimits::default()).expect("run").cycles;
+    for budget in 0..=n + 1 {
+        let outcome = vm.run(&[], &[], &limits(budget)).expect("run");
+        if budget >= n {
+            assert_eq!((outcome.failure, outcome.cycles), (None, n), "budget {budget}");
+            continue;
+        }
+        assert_eq!(outcome.failure, Some(Failure::CycleLimitExceeded), "budget {budget}");
+        assert_eq!(vm.registers(), single_step(&program, budget as usize), "budget {budget}");
+    }
+}
+
+#[test]
+fn budgets_across_the_16_bit_counter_refill_are_exact() {
+    let program = counted_loop(20_000);
+    let mut vm = vm(&program);
+    let n = vm.run(&[], &[], &JobLimits::default()).expect("run").cycles;
+    assert!(n > 65_535 + 1);
+    for budget in [65_534, 65_535, 65_536, 65_537, 65_538, 99_999, n - 1] {
+        let outcome = vm.run(&[], &[], &limits(budget)).expect("run");
+        assert_eq!(outcome.failure, Some(Failure::CycleLimitExceeded), "budget {budget}");
+        assert_eq!(vm.registers(), single_step(&program, budget as usize), "budget {budget}");
+    }
+    let exact = vm.run(&[], &[], &limits(n)).expect("run");
+    assert_eq!((exact.failure, exact.cycles), (None, n));
+}
+
+#[test]
+fn a_fault_in_the_middle_of_a_block_counts_only_retired_instructions() {
+    let mut p = Asm::new();
+    // lui+addi, addi: 3 instructions retire, then the store faults.
+    p.li(5, 0x100).addi(6, 6, 1).sw(0, 5, 0).addi(6, 6, 1).exit(0);
+    let mut vm = vm(&p);
+    let outcome = vm.run(&[], &[], &JobLimits::default()).expect("run");
+    assert_eq!(outcome.failure, Some(Failure::MemoryFault { addr: 0x100, len: 4 }));
+    assert_eq!(outcome.cycles, 3);
+    assert_eq!(vm.registers().0, TEXT_BASE + 12, "pc at the faulting store");
+    for budget in 0..=5 {
+        let outcome = vm.run(&[], &[], &limits(budget)).expect("run");
+        if budget <= 3 {
+            assert_eq!(outcome.failure, Some(Failure::CycleLimitExceeded), "budget {budget}");
+            assert_eq!(outcome.cycles, budget);
+        } else {
+            assert_eq!(outcome.failure, Some(Failure::MemoryFault { addr: 0x100, len: 4 }), "budget {budget}");
+            assert_eq!(outcome.cycles, 3, "budget {budget}");
+        }
+    }
+}
+
+#[test]
+fn an_ecall_counts_as_one_cycle_and_stops_exactly() {
+    let mut p = Asm::new();
+    p.exit(0);
+    let mut vm = vm(&p);
+    assert_eq!(vm.run(&[], &[], &limits(5)).expect("run").failure, None);
+    let short = vm.run(&[], &[], &limits(4)).expect("run");
+    assert_eq!(short.failure, Some(Failure::CycleLimitExceeded));
+    assert_eq!(vm.registers().0, TEXT_BASE + 16, "stopped before the ecall");
+}
+
+#[test]
+fn precompiles_charge_per_64_byte_block() {
+    let mut p = Asm::new();
+    p.li(12, 0x1000_0000).li(17, 0x100).ecall().exit(0);
+    let mut vm = vm(&p);
+    let empty = vm.run(&[], &[], &JobLimits::default()).expect("run");
+    let one_block = vm.run(&[0; 64], &[], &JobLimits::default()).expect("run");
+    let two_blocks = vm.run(&[0; 65], &[], &JobLimits::default()).expect("run");
+    assert_eq!(one_block.cycles, empty.cycles);
+    assert_eq!(two_blocks.cycles - one_block.cycles, crate::executor::vm::syscall::HASH_CYCLES_PER_BLOCK);
+    // The charge is exact too.
+    let n = two_blocks.cycles;
+    assert_eq!(vm.run(&[0; 65], &[], &limits(n)).expect("run").failure, None);
+    assert_eq!(vm.run(&[0; 65], &[], &limits(n - 1)).expect("run").failure, Some(Failure::CycleLimitExceeded));
+}
