@@ -4,6 +4,7 @@ mod asm;
 mod isa;
 mod metering;
 mod semantics;
+mod unicorn_patches;
 
 use super::{Failure, JobLimits, JobOutcome, Vm};
 use crate::registry::elf::ProgramImage;
