@@ -37,6 +37,8 @@ pub const GUEST_WINDOW_START: u32 = 0x0001_0000;
 pub const GUEST_WINDOW_END: u32 = 0x8000_0000;
 /// The page size the VM maps guest memory with, in bytes.
 pub const PAGE_SIZE: u32 = 4096;
+/// Default limit on an ELF file: 16 MiB.
+pub const DEFAULT_MAX_PROGRAM_BYTES: usize = 16 << 20;
 
 const ELF_MAGIC: &[u8] = b"\x7fELF";
 const EHDR_SIZE: usize = 52;

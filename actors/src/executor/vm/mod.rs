@@ -24,6 +24,9 @@ use syscall::{JobIo, Next};
 use unicorn_engine::unicorn_const::{uc_error, Arch, MemType, Mode, Prot, TlbEntry, TlbType};
 use unicorn_engine::{Context, RegisterRISCV, Unicorn};
 
+/// Default limit on each input (onchain, offchain): 1 MiB.
+pub const DEFAULT_MAX_INPUT_BYTES: usize = 1 << 20;
+
 /// Initial stack pointer (guest ABI v1).
 pub const STACK_TOP: u32 = GUEST_WINDOW_END - 16;
 
