@@ -1,0 +1,16 @@
+//! The `keccak-rounds` guest binary: see the library docs for its input and
+//! output. Flag 1 hashes through the host's Keccak-256 precompile. Malformed
+//! input panics (exit code 101).
+#![no_std]
+#![no_main]
+
+coprocessor_sdk::entry!(main);
+
+fn main() {
+    let onchain = coprocessor_sdk::onchain_input();
+    let offchain = coprocessor_sdk::offchain_input();
+    match keccak_rounds::run(onchain, offchain, coprocessor_sdk::keccak256) {
+        Ok(output) => coprocessor_sdk::commit(&output),
+        Err(e) => panic!("keccak-rounds: {e}"),
+    }
+}

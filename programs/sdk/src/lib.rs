@@ -1,0 +1,103 @@
+//! Guest SDK for coprocessor programs (Guest ABI v1: rv32im, bare metal).
+//!
+//! A guest is a `#![no_std] #![no_main]` binary for
+//! `riscv32im-unknown-none-elf` that names its main function with
+//! [`entry!`]:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! coprocessor_sdk::entry!(main);
+//!
+//! fn main() {
+//!     let input = coprocessor_sdk::onchain_input();
+//!     coprocessor_sdk::commit(&coprocessor_sdk::keccak256(input));
+//! }
+//! ```
+//!
+//! When `main` returns the program exits with code 0. A panic writes its
+//! message to fd 2 and exits with code 101. `alloc` (`Vec`, `String`, ...)
+//! works through a bump allocator. Link the binary with `link.x`, as
+//! `programs/guest-build.rs` does.
+//!
+//! # Layout
+//! - [`entry!`] and the `_start` entry point (`start`, private).
+//! - Inputs: [`onchain_input`], [`offchain_input`].
+//! - Output and exit: [`commit`], [`exit`].
+//! - Logging: [`log`], [`eprint`], [`println!`], [`eprintln!`], [`write`].
+//! - Precompiles: [`keccak256`], [`sha256`].
+//! - Memory: the global bump allocator ([`heap_used`]).
+//! - [`abi`]: Solidity ABI helpers (the `coprocessor-abi` crate).
+//! - [`syscall`]: the raw syscall numbers and `ecall` wrappers.
+//!
+//! Everything that only makes sense inside the VM is compiled only for
+//! `target_arch = "riscv32"`; on other targets this crate is a thin shell
+//! holding [`abi`], [`entry!`] and the ABI constants, so a workspace that
+//! also builds for the host still compiles.
+#![no_std]
+
+pub use coprocessor_abi as abi;
+
+pub mod syscall;
+
+#[cfg(target_arch = "riscv32")]
+mod heap;
+#[cfg(target_arch = "riscv32")]
+mod io;
+#[cfg(target_arch = "riscv32")]
+mod start;
+
+#[cfg(target_arch = "riscv32")]
+pub use heap::heap_used;
+#[cfg(target_arch = "riscv32")]
+#[doc(hidden)]
+pub use io::_print;
+#[cfg(target_arch = "riscv32")]
+pub use io::{commit, eprint, exit, keccak256, log, offchain_input, onchain_input, sha256, write};
+
+/// Where the VM maps the onchain input (read-only).
+pub const ONCHAIN_INPUT_ADDR: usize = 0x9000_0000;
+/// Where the VM maps the offchain input (read-only).
+pub const OFFCHAIN_INPUT_ADDR: usize = 0xA000_0000;
+/// The stack pointer at entry; the stack grows down from here.
+pub const STACK_TOP: usize = 0x8000_0000 - 16;
+/// The heap may not grow past this address; an allocation that would is a
+/// failure (and `alloc` turns that into a panic, so exit code 101).
+pub const HEAP_LIMIT: usize = 0x7000_0000;
+/// The exit code of a guest that panicked.
+pub const PANIC_EXIT_CODE: u32 = 101;
+
+/// Declares the guest's main function: `entry!(main)` where `main` is a
+/// `fn()`. The SDK's `_start` saves the inputs, calls it, and exits with
+/// code 0 when it returns.
+#[macro_export]
+macro_rules! entry {
+    ($path:path) => {
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub fn __coprocessor_main() {
+            let main: fn() = $path;
+            main()
+        }
+    };
+}
+
+/// Formats to the log (fd 1), with a newline, like `std::println!`.
+#[cfg(target_arch = "riscv32")]
+#[macro_export]
+macro_rules! println {
+    () => { $crate::_print($crate::syscall::FD_STDOUT, format_args!("\n")) };
+    ($($arg:tt)*) => {
+        $crate::_print($crate::syscall::FD_STDOUT, format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Formats to the error log (fd 2), with a newline, like `std::eprintln!`.
+#[cfg(target_arch = "riscv32")]
+#[macro_export]
+macro_rules! eprintln {
+    () => { $crate::_print($crate::syscall::FD_STDERR, format_args!("\n")) };
+    ($($arg:tt)*) => {
+        $crate::_print($crate::syscall::FD_STDERR, format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
