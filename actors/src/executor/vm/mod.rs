@@ -182,11 +182,8 @@ impl Vm {
     fn outcome(&mut self, result: Result<(), uc_error>, limits: &JobLimits) -> Result<JobOutcome, VmError> {
         let used = limits.max_cycles.saturating_sub(meter::remaining(&self.uc));
         let exhausted = meter::exhausted(&self.uc);
-        let pc = self.uc.pc_read().unwrap_or(0) as u32;
-        let fault = match result {
-            Ok(()) => None,
-            Err(err) => Some(err),
-        };
+        let pc = self.uc.pc_read().ok().and_then(|pc| u32::try_from(pc).ok()).unwrap_or(0);
+        let fault = result.err();
         let regs = if fault.is_some() { Some(fault::Registers::read(&self.uc)?) } else { None };
         let state = self.uc.get_data_mut();
         let mut cycles = used;
