@@ -11,7 +11,12 @@
 //! # Layout
 //! - [`sha256`]: FIPS 180-4 SHA-256, one shot.
 //! - [`keccak256`]: Keccak-f\[1600\] sponge, rate 136 bytes, 32-byte output.
+//! - [`rounds`]: the input format and job of the `*-rounds` example guests.
 #![no_std]
+
+extern crate alloc;
+
+pub mod rounds;
 
 /// The SHA-256 round constants (FIPS 180-4, 4.2.2).
 const K: [u32; 64] = [

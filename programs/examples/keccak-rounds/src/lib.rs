@@ -1,109 +1,18 @@
-//! Keccak-rounds: iterated Keccak-256 (Ethereum's, not SHA3-256), in plain
-//! guest code or via the host's precompile.
-//!
-//! - Onchain input: `flag: u8 ‖ rounds: u32 little-endian ‖ data`.
-//!   `flag` 0 hashes with [`coprocessor_hashes::keccak256`] (plain code, the
-//!   same code natively and in the guest), 1 with the precompile passed to
-//!   [`run`]. `rounds` must be at least 1. `data` is the rest (may be empty).
-//!   The offchain input is ignored.
-//! - Output: 32 bytes, `d(rounds)` where `d(0) = data` and
-//!   `d(i + 1) = keccak256(d(i))`.
+//! keccak-rounds: iterated Keccak-256 (Ethereum's, not SHA3-256), in plain guest code or via the host's
+//! precompile. The input format and the job are
+//! [`coprocessor_hashes::rounds`]; plain mode uses
+//! [`coprocessor_hashes::keccak256`], the same code natively and in the guest.
 #![no_std]
 
 extern crate alloc;
 
 use alloc::vec::Vec;
-use core::fmt;
-
-/// A 32-byte hash function (the plain one, or a precompile).
-pub type HashFn = fn(&[u8]) -> [u8; 32];
-
-/// Where the hashing runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Plain code ([`coprocessor_hashes::keccak256`]); flag byte 0.
-    Plain = 0,
-    /// The host precompile; flag byte 1.
-    Precompile = 1,
-}
-
-/// The decoded onchain input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Input<'a> {
-    /// Where the hashing runs.
-    pub mode: Mode,
-    /// How many times to hash (>= 1).
-    pub rounds: u32,
-    /// `d(0)`.
-    pub data: &'a [u8],
-}
-
-/// Why the input was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Error {
-    /// The input is shorter than the 5-byte header.
-    TooShort(usize),
-    /// The flag byte is neither 0 nor 1.
-    BadMode(u8),
-    /// `rounds` is 0.
-    ZeroRounds,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::TooShort(n) => write!(f, "input is {n} bytes, the header needs 5"),
-            Error::BadMode(m) => write!(f, "mode flag must be 0 or 1, got {m}"),
-            Error::ZeroRounds => write!(f, "rounds must be at least 1"),
-        }
-    }
-}
-
-/// Decodes `flag ‖ rounds (u32 LE) ‖ data`.
-pub fn parse_input(onchain: &[u8]) -> Result<Input<'_>, Error> {
-    let [flag, r0, r1, r2, r3, data @ ..] = onchain else {
-        return Err(Error::TooShort(onchain.len()));
-    };
-    let mode = match flag {
-        0 => Mode::Plain,
-        1 => Mode::Precompile,
-        &m => return Err(Error::BadMode(m)),
-    };
-    let rounds = u32::from_le_bytes([*r0, *r1, *r2, *r3]);
-    if rounds == 0 {
-        return Err(Error::ZeroRounds);
-    }
-    Ok(Input { mode, rounds, data })
-}
-
-/// Encodes an input (the inverse of [`parse_input`]).
-pub fn encode_input(mode: Mode, rounds: u32, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + data.len());
-    out.push(mode as u8);
-    out.extend_from_slice(&rounds.to_le_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-/// `d(rounds)` with `d(0) = data`, `d(i + 1) = hash(d(i))`, for `rounds >= 1`
-/// (for 0 it returns `hash(data)`).
-pub fn hash_rounds(data: &[u8], rounds: u32, hash: HashFn) -> [u8; 32] {
-    let mut digest = hash(data);
-    for _ in 1..rounds {
-        digest = hash(&digest);
-    }
-    digest
-}
+pub use coprocessor_hashes::rounds::{encode_input, hash_rounds, parse_input, Error, HashFn, Input, Mode};
 
 /// The guest's whole job. `precompile` is used for flag 1 (the guest passes
-/// the SDK's `keccak256`; a host can pass any Keccak-256).
+/// the SDK's `keccak256`). The offchain input is ignored.
 pub fn run(onchain: &[u8], _offchain: &[u8], precompile: HashFn) -> Result<Vec<u8>, Error> {
-    let input = parse_input(onchain)?;
-    let hash = match input.mode {
-        Mode::Plain => coprocessor_hashes::keccak256 as HashFn,
-        Mode::Precompile => precompile,
-    };
-    Ok(hash_rounds(input.data, input.rounds, hash).to_vec())
+    coprocessor_hashes::rounds::run(onchain, coprocessor_hashes::keccak256, precompile)
 }
 
 #[cfg(test)]
@@ -121,61 +30,21 @@ mod tests {
 
     #[test]
     fn one_round_is_the_plain_hash() {
-        let abc = hex("4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45");
-        let empty = hex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470");
         assert_eq!(
             run(&encode_input(Mode::Plain, 1, b"abc"), &[], keccak256).unwrap(),
-            abc
+            hex("4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45")
         );
         assert_eq!(
             run(&encode_input(Mode::Plain, 1, b""), &[], keccak256).unwrap(),
-            empty
+            hex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
         );
     }
 
     #[test]
-    fn rounds_chain_the_hash() {
-        let three = keccak256(&keccak256(&keccak256(b"abc")));
-        assert_eq!(hash_rounds(b"abc", 3, keccak256), three);
+    fn plain_mode_hashes_with_the_portable_code() {
         assert_eq!(
-            run(&encode_input(Mode::Plain, 3, b"abc"), &[], keccak256).unwrap(),
-            three
-        );
-    }
-
-    #[test]
-    fn precompile_mode_uses_the_given_function() {
-        fn fake(_: &[u8]) -> [u8; 32] {
-            [7; 32]
-        }
-        assert_eq!(
-            run(&encode_input(Mode::Precompile, 3, b"x"), &[], fake).unwrap(),
-            [7; 32]
-        );
-        assert_eq!(
-            run(&encode_input(Mode::Plain, 3, b"x"), &[], fake).unwrap(),
-            hash_rounds(b"x", 3, keccak256)
-        );
-    }
-
-    #[test]
-    fn rejects_malformed_input() {
-        assert_eq!(run(&[0, 1, 0, 0], &[], keccak256), Err(Error::TooShort(4)));
-        assert_eq!(
-            run(&[2, 1, 0, 0, 0], &[], keccak256),
-            Err(Error::BadMode(2))
-        );
-        assert_eq!(
-            run(&[0, 0, 0, 0, 0, 9], &[], keccak256),
-            Err(Error::ZeroRounds)
-        );
-        assert_eq!(
-            parse_input(&[1, 2, 1, 0, 0, 9]).unwrap(),
-            Input {
-                mode: Mode::Precompile,
-                rounds: 258,
-                data: &[9]
-            }
+            run(&encode_input(Mode::Plain, 3, b"abc"), &[], |_| [0; 32]).unwrap(),
+            keccak256(&keccak256(&keccak256(b"abc")))
         );
     }
 }
