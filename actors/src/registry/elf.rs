@@ -29,7 +29,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tiny_keccak::{Hasher, Keccak};
 
 /// First guest address a `PT_LOAD` segment may occupy.
 pub const GUEST_WINDOW_START: u32 = 0x0001_0000;
@@ -203,11 +202,7 @@ pub struct ProgramId(pub [u8; 32]);
 impl ProgramId {
     /// The ID of these ELF bytes: their Keccak-256.
     pub fn of(elf: &[u8]) -> Self {
-        let mut hasher = Keccak::v256();
-        hasher.update(elf);
-        let mut out = [0u8; 32];
-        hasher.finalize(&mut out);
-        Self(out)
+        Self(alloy::primitives::keccak256(elf).0)
     }
 
     /// Parses 64 hex digits, with or without a `0x` prefix, in either case.

@@ -47,7 +47,7 @@ pub(crate) fn dispatch(number: u32, args: [u32; 3], mem: &mut GuestMemory, io: &
     match number {
         EXIT => Next::Exit(a0),
         WRITE => write(a0, a1, a2, mem, io),
-        KECCAK256 => hash(a0, a1, a2, mem, keccak256),
+        KECCAK256 => hash(a0, a1, a2, mem, |data| alloy::primitives::keccak256(data).0),
         SHA256 => hash(a0, a1, a2, mem, |data| sha2::Sha256::digest(data).into()),
         other => Next::Fail(Failure::UnsupportedSyscall(other)),
     }
@@ -95,14 +95,4 @@ fn fault(err: AccessError, addr: u32, len: u32) -> Next {
         AccessError::Fault => Failure::MemoryFault { addr, len },
         AccessError::LimitExceeded => Failure::MemoryLimitExceeded,
     })
-}
-
-/// Ethereum's Keccak-256.
-pub(crate) fn keccak256(data: &[u8]) -> [u8; 32] {
-    use tiny_keccak::Hasher;
-    let mut hasher = tiny_keccak::Keccak::v256();
-    hasher.update(data);
-    let mut out = [0u8; 32];
-    hasher.finalize(&mut out);
-    out
 }
