@@ -142,20 +142,10 @@ impl GuestMemory {
         self.image_pages > self.limit_pages
     }
 
-    /// Rights of the page that holds `address` (inside the window).
-    pub(crate) fn perms(&self, page: u32) -> PagePerms {
-        match self.runs.binary_search_by(|run| {
-            if run.end_page <= page {
-                std::cmp::Ordering::Less
-            } else if run.first_page > page {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        }) {
-            Ok(i) => self.runs[i].perms,
-            Err(_) => PagePerms::RW,
-        }
+    /// The image run that holds `page`, if the page is part of the image.
+    fn run_of(&self, page: u32) -> Option<&ImageRun> {
+        let i = self.runs.partition_point(|run| run.end_page <= page);
+        self.runs.get(i).filter(|run| run.first_page <= page)
     }
 
     /// Records the first access of this job to `page`, counting it against
@@ -166,10 +156,10 @@ impl GuestMemory {
         }
         let index = (page - FIRST_PAGE) as usize;
         let (word, bit) = (index / 64, 1u64 << (index % 64));
-        let perms = self.perms(page);
+        let run = self.run_of(page);
+        let perms = run.map_or(PagePerms::RW, |run| run.perms);
         if self.touched[word] & bit == 0 {
-            let is_image = perms != PagePerms::RW || self.in_image(page);
-            if !is_image {
+            if run.is_none() {
                 if self.image_pages + self.fresh_pages + 1 > self.limit_pages {
                     return Err(AccessError::LimitExceeded);
                 }
@@ -179,10 +169,6 @@ impl GuestMemory {
             self.touched_list.push(page);
         }
         Ok(perms)
-    }
-
-    fn in_image(&self, page: u32) -> bool {
-        self.runs.iter().any(|run| (run.first_page..run.end_page).contains(&page))
     }
 
     /// Checks and tracks a host-side access of `len` bytes at `addr`.
@@ -223,8 +209,10 @@ impl GuestMemory {
 
     /// Undoes everything the last job did: restores touched image pages,
     /// zeroes touched fresh pages, and returns the pages whose TLB entries
-    /// must be flushed (`None`: flush the whole TLB).
-    pub(crate) fn reset(&mut self) -> Option<Vec<u32>> {
+    /// must be flushed (`Err`: too many, flush the whole TLB). Either way the
+    /// caller hands the list back with [`GuestMemory::recycle`], so a job
+    /// allocates nothing here.
+    pub(crate) fn reset(&mut self) -> Result<Vec<u32>, Vec<u32>> {
         let mut touched = std::mem::take(&mut self.touched_list);
         touched.sort_unstable();
         let many = touched.len() > MADVISE_THRESHOLD_PAGES;
@@ -244,41 +232,42 @@ impl GuestMemory {
         }
         self.fresh_pages = 0;
         if many {
-            None
+            Err(touched)
         } else {
-            Some(touched)
+            Ok(touched)
         }
+    }
+
+    /// Takes back the page list returned by [`GuestMemory::reset`].
+    pub(crate) fn recycle(&mut self, mut pages: Vec<u32>) {
+        pages.clear();
+        self.touched_list = pages;
     }
 
     /// Restores pages `[first, end)` to their state at load time.
     fn reset_pages(&mut self, first: u32, end: u32) {
         let mut page = first;
         while page < end {
-            let perms = self.perms(page);
-            let run_end = self
-                .runs
-                .iter()
-                .find(|run| (run.first_page..run.end_page).contains(&page))
-                .map_or_else(|| self.next_run_start(page).min(end), |run| run.end_page.min(end));
-            if self.in_image(page) {
-                if perms.write {
-                    self.restore_image(page, run_end);
+            match self.run_of(page) {
+                Some(run) => {
+                    let (writable, run_end) = (run.perms.write, run.end_page.min(end));
+                    if writable {
+                        self.restore_image(page, run_end);
+                    }
+                    page = run_end;
                 }
-            } else {
-                self.zero(page, run_end);
+                None => {
+                    let next_run = self.runs.get(self.runs.partition_point(|run| run.end_page <= page));
+                    let gap_end = next_run.map_or(end, |run| run.first_page.min(end));
+                    self.zero(page, gap_end);
+                    page = gap_end;
+                }
             }
-            page = run_end;
         }
     }
 
-    fn next_run_start(&self, page: u32) -> u32 {
-        self.runs
-            .iter()
-            .map(|run| run.first_page)
-            .find(|&first| first > page)
-            .unwrap_or(GUEST_WINDOW_END >> PAGE_SHIFT)
-    }
-
+    /// Copies pages `[first, end)` of a writable image run back from the
+    /// pristine copy.
     fn restore_image(&mut self, first: u32, end: u32) {
         let Some((run_first, bytes)) = self
             .pristine
@@ -290,8 +279,10 @@ impl GuestMemory {
         let from = ((first - run_first) as usize) << PAGE_SHIFT;
         let to = ((end - run_first) as usize) << PAGE_SHIFT;
         let range = page_range(first, end);
-        let source = bytes[from..to].to_vec();
-        self.window_mut()[range].copy_from_slice(&source);
+        // SAFETY: the window mapping is WINDOW_BYTES long and owned by self;
+        // `pristine` is a separate allocation, so the two do not alias.
+        let window = unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), WINDOW_BYTES) };
+        window[range].copy_from_slice(&bytes[from..to]);
     }
 
     fn zero(&mut self, first: u32, end: u32) {

@@ -237,15 +237,15 @@ impl Vm {
         state.limit_hit = false;
         state.denied = None;
         state.cycle_limit_hit = false;
-        match state.mem.reset() {
-            Some(pages) => {
-                for page in pages {
-                    meter::flush_tlb_page(&mut self.uc, u64::from(page) << PAGE_SHIFT)?;
-                }
+        let (flushed, pages) = match state.mem.reset() {
+            Ok(pages) => {
+                let uc = &mut self.uc;
+                (pages.iter().try_for_each(|&page| meter::flush_tlb_page(uc, u64::from(page) << PAGE_SHIFT)), pages)
             }
-            None => self.uc.ctl_flush_tlb()?,
-        }
-        Ok(())
+            Err(pages) => (self.uc.ctl_flush_tlb(), pages),
+        };
+        self.uc.get_data_mut().mem.recycle(pages);
+        Ok(flushed?)
     }
 }
 
