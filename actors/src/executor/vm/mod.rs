@@ -144,6 +144,8 @@ impl Vm {
         state.mem.set_limit(limits.max_memory_bytes);
         state.io = JobIo { max_output_bytes: limits.max_output_bytes, ..JobIo::default() };
         let image_too_big = state.mem.image_over_limit();
+        // Started before the branch, so that a job that never runs reports 0 cycles.
+        meter::start(&mut self.uc, limits.max_cycles)?;
 
         let result = if image_too_big {
             self.uc.get_data_mut().failure = Some(Failure::MemoryLimitExceeded);
@@ -158,7 +160,6 @@ impl Vm {
             ] {
                 self.uc.reg_write(reg, u64::from(value))?;
             }
-            meter::start(&mut self.uc, limits.max_cycles)?;
             self.uc.emu_start(u64::from(self.entry), 0, 0, 0)
         };
         let outcome = self.outcome(result, limits);

@@ -71,6 +71,24 @@ fn wild_store_is_a_memory_fault_with_address_and_length() {
 }
 
 #[test]
+fn a_write_syscall_from_unmapped_memory_is_a_memory_fault() {
+    for fd in [1, 3] {
+        let mut p = Asm::new();
+        p.write(fd, 0x100, 4).exit(0);
+        assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: 0x100, len: 4 }), "fd {fd}");
+    }
+}
+
+#[test]
+fn an_image_over_the_memory_limit_fails_before_it_runs() {
+    let mut p = Asm::new();
+    p.exit(0);
+    let outcome = run_with(&p, &[], JobLimits { max_memory_bytes: 0, ..JobLimits::default() });
+    assert_eq!(outcome.failure, Some(Failure::MemoryLimitExceeded));
+    assert_eq!((outcome.cycles, outcome.exit_code), (0, None));
+}
+
+#[test]
 fn store_into_text_is_a_memory_fault() {
     let mut p = Asm::new();
     p.li(5, asm::TEXT_BASE).sw(0, 5, 0).exit(0);

@@ -74,13 +74,23 @@ fn register_register_operations_follow_the_spec() {
 }
 
 #[test]
-fn division_edge_cases_are_as_the_spec_defines() {
-    assert_eq!(div(7, 0), u32::MAX);
-    assert_eq!(rem(7, 0), 7);
-    assert_eq!(div(0x8000_0000, u32::MAX), 0x8000_0000, "overflow: MIN / -1 = MIN");
-    assert_eq!(rem(0x8000_0000, u32::MAX), 0, "overflow: MIN % -1 = 0");
-    // ...and the guest agrees (covered by the pairs above, which include
-    // 0, 0x8000_0000 and 0xffff_ffff).
+fn division_by_zero_and_overflow_are_as_the_spec_defines() {
+    // (f3, a, b, expected): div, divu, rem, remu by zero; div and rem of MIN by -1.
+    let cases = [
+        (4, 7, 0, u32::MAX),
+        (5, 7, 0, u32::MAX),
+        (6, 7, 0, 7),
+        (7, 7, 0, 7),
+        (4, 0x8000_0000, u32::MAX, 0x8000_0000),
+        (6, 0x8000_0000, u32::MAX, 0),
+    ];
+    let mut p = Asm::new();
+    for (slot, (f3, a, b, _)) in cases.iter().enumerate() {
+        p.li(5, *a).li(6, *b).raw(r(0x33, 7, *f3, 5, 6, 0x01)).save(7, slot as u32);
+    }
+    p.commit_saved(cases.len() as u32);
+    let expected: Vec<u32> = cases.iter().map(|case| case.3).collect();
+    assert_eq!(words(&run(&p).output), expected);
 }
 
 #[test]
