@@ -78,11 +78,21 @@ pub fn eprint(s: &str) {
 /// Ethereum's Keccak-256 of `data`, computed by the host (charged per
 /// 64-byte block).
 pub fn keccak256(data: &[u8]) -> [u8; 32] {
+    hash_precompile(KECCAK256, data)
+}
+
+/// SHA-256 of `data`, computed by the host (charged per 64-byte block).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    hash_precompile(SHA256, data)
+}
+
+/// Calls the hash precompile `number` on `data`.
+fn hash_precompile(number: u32, data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     // SAFETY: `data` is readable and `out` is 32 writable bytes.
     unsafe {
         ecall3(
-            KECCAK256,
+            number,
             data.as_ptr() as u32,
             data.len() as u32,
             out.as_mut_ptr() as u32,
@@ -91,19 +101,17 @@ pub fn keccak256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// SHA-256 of `data`, computed by the host (charged per 64-byte block).
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    // SAFETY: `data` is readable and `out` is 32 writable bytes.
-    unsafe {
-        ecall3(
-            SHA256,
-            data.as_ptr() as u32,
-            data.len() as u32,
-            out.as_mut_ptr() as u32,
-        )
-    };
-    out
+/// Runs a guest's whole job: calls `job` with the onchain and offchain
+/// inputs and commits its output; if it fails, panics (exit code 101) with
+/// `name` and the error.
+pub fn run_job<E: fmt::Display>(
+    name: &str,
+    job: impl FnOnce(&[u8], &[u8]) -> Result<alloc::vec::Vec<u8>, E>,
+) {
+    match job(onchain_input(), offchain_input()) {
+        Ok(output) => commit(&output),
+        Err(e) => panic!("{name}: {e}"),
+    }
 }
 
 /// A `fmt::Write` that buffers on the stack and writes to a file descriptor

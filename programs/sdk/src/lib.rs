@@ -23,7 +23,8 @@
 //! # Layout
 //! - [`entry!`] and the `_start` entry point (`start`, private).
 //! - Inputs: [`onchain_input`], [`offchain_input`].
-//! - Output and exit: [`commit`], [`exit`].
+//! - Output and exit: [`commit`], [`exit`]; [`run_job`] wires a
+//!   `run(onchain, offchain)` function to both.
 //! - Logging: [`log`], [`eprint`], [`println!`], [`eprintln!`], [`write`].
 //! - Precompiles: [`keccak256`], [`sha256`].
 //! - Memory: the global bump allocator ([`heap_used`]).
@@ -35,6 +36,9 @@
 //! holding [`abi`], [`entry!`] and the ABI constants, so a workspace that
 //! also builds for the host still compiles.
 #![no_std]
+
+#[cfg(target_arch = "riscv32")]
+extern crate alloc;
 
 pub use coprocessor_abi as abi;
 
@@ -53,7 +57,7 @@ pub use heap::heap_used;
 #[doc(hidden)]
 pub use io::_print;
 #[cfg(target_arch = "riscv32")]
-pub use io::{commit, eprint, exit, keccak256, log, offchain_input, onchain_input, sha256, write};
+pub use io::{commit, eprint, exit, keccak256, log, offchain_input, onchain_input, run_job, sha256, write};
 
 /// Where the VM maps the onchain input (read-only).
 pub const ONCHAIN_INPUT_ADDR: usize = 0x9000_0000;

@@ -8,10 +8,7 @@
 coprocessor_sdk::entry!(main);
 
 fn main() {
-    let onchain = coprocessor_sdk::onchain_input();
-    let offchain = coprocessor_sdk::offchain_input();
-    match clob::run(onchain, offchain, coprocessor_sdk::keccak256) {
-        Ok(output) => coprocessor_sdk::commit(&output),
-        Err(e) => panic!("clob: {e}"),
-    }
+    coprocessor_sdk::run_job("clob", |onchain, offchain| {
+        clob::run(onchain, offchain, coprocessor_sdk::keccak256)
+    });
 }

@@ -7,10 +7,7 @@
 coprocessor_sdk::entry!(main);
 
 fn main() {
-    let onchain = coprocessor_sdk::onchain_input();
-    let offchain = coprocessor_sdk::offchain_input();
-    match keccak_rounds::run(onchain, offchain, coprocessor_sdk::keccak256) {
-        Ok(output) => coprocessor_sdk::commit(&output),
-        Err(e) => panic!("keccak-rounds: {e}"),
-    }
+    coprocessor_sdk::run_job("keccak-rounds", |onchain, offchain| {
+        keccak_rounds::run(onchain, offchain, coprocessor_sdk::keccak256)
+    });
 }

@@ -7,10 +7,7 @@
 coprocessor_sdk::entry!(main);
 
 fn main() {
-    let onchain = coprocessor_sdk::onchain_input();
-    let offchain = coprocessor_sdk::offchain_input();
-    match sha256_rounds::run(onchain, offchain, coprocessor_sdk::sha256) {
-        Ok(output) => coprocessor_sdk::commit(&output),
-        Err(e) => panic!("sha256-rounds: {e}"),
-    }
+    coprocessor_sdk::run_job("sha256-rounds", |onchain, offchain| {
+        sha256_rounds::run(onchain, offchain, coprocessor_sdk::sha256)
+    });
 }

@@ -6,10 +6,5 @@
 coprocessor_sdk::entry!(main);
 
 fn main() {
-    let onchain = coprocessor_sdk::onchain_input();
-    let offchain = coprocessor_sdk::offchain_input();
-    match square_root::run(onchain, offchain) {
-        Ok(output) => coprocessor_sdk::commit(&output),
-        Err(e) => panic!("square-root: {e}"),
-    }
+    coprocessor_sdk::run_job("square-root", square_root::run);
 }
