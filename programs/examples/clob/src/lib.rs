@@ -318,17 +318,19 @@ impl Book {
             }
         }
         if left > 0 {
-            let levels = match side {
-                Side::Buy => &mut self.bids,
-                Side::Sell => &mut self.asks,
-            };
-            levels
-                .entry(price)
-                .or_default()
-                .push_back(Resting { id, quantity: left });
+            self.rest(side, price, Resting { id, quantity: left });
             self.index.insert(id, (side, price));
         }
         Ok(())
+    }
+
+    /// Queues `order` at the back of its price level (time priority).
+    fn rest(&mut self, side: Side, price: u32, order: Resting) {
+        let levels = match side {
+            Side::Buy => &mut self.bids,
+            Side::Sell => &mut self.asks,
+        };
+        levels.entry(price).or_default().push_back(order);
     }
 
     /// Removes order `id` if it rests; returns whether it did.
@@ -402,14 +404,7 @@ impl Book {
                 if book.index.insert(id, (side, price)).is_some() {
                     return Err(bad("duplicate id"));
                 }
-                let levels = match side {
-                    Side::Buy => &mut book.bids,
-                    Side::Sell => &mut book.asks,
-                };
-                levels
-                    .entry(price)
-                    .or_default()
-                    .push_back(Resting { id, quantity });
+                book.rest(side, price, Resting { id, quantity });
             }
         }
         if r.remaining() != 0 {
