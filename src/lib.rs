@@ -2,7 +2,11 @@
 //!
 //! # Layout
 //!
+//! - [`client`]: the socket client (JSON-RPC, and the bincode fast path).
+//! - [`request`]: building and signing offchain job requests.
 //! - [`input`]: parsing of `HEX|@FILE` arguments.
-//! - `cli` (binary only): the clap commands; `exec` runs one program locally.
+//! - `cli` (binary only): the clap commands, one module per command.
 
+pub mod client;
 pub mod input;
+pub mod request;

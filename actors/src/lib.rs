@@ -2,11 +2,29 @@
 //!
 //! # Layout
 //!
-//! - [`registry`]: programs. ELF validation and program IDs live in
-//!   `registry::elf`.
+//! Actors, each in its own module with the messages it accepts:
+//! - [`supervisor`]: starts everything, restarts crashed actors, recovers
+//!   unfinished jobs, drains on SIGTERM/SIGINT.
+//! - [`registry`]: programs. ELF validation lives in `registry::elf`.
 //! - [`executor`]: runs jobs. The metered RISC-V VM lives in `executor::vm`.
+//! - [`submitter`]: signs results (`submitter::signing`) and records them.
+//! - [`api`]: the socket server (JSON-RPC 2.0 and the bincode fast path).
+//!
+//! Shared by several actors:
+//! - [`store`]: sled trees and the group commit.
+//! - [`jobs`]: jobs in flight, admission, the bounded queue, nonces.
 //! - [`protocol`]: InfinityVM ABI types, job IDs, EIP-191 signatures.
+//! - [`config`], [`keys`], [`metrics`], [`replay`].
 
+pub mod api;
+pub mod config;
 pub mod executor;
+pub mod jobs;
+pub mod keys;
+pub mod metrics;
 pub mod protocol;
 pub mod registry;
+pub mod replay;
+pub mod store;
+pub mod submitter;
+pub mod supervisor;

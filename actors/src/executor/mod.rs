@@ -1,3 +1,132 @@
-//! The executor: runs guest programs in the metered VM.
+//! The executor: a pool of sync actors, one OS thread each, that run jobs
+//! in the metered VM ([`vm`]) on warm instances ([`warm`]) and hand the
+//! outcomes to the submitter.
 
 pub mod vm;
+pub(crate) mod warm;
+
+use crate::jobs::JobBoard;
+use crate::metrics::{ActorMetrics, Metrics};
+use crate::registry::Programs;
+use crate::store::JobSpec;
+use crate::submitter::Executed;
+use crate::supervisor::{guarded, Panic, RestartCount};
+use actix::{Actor, Addr, Handler, Message, Recipient, SyncArbiter, SyncContext};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use warm::WarmVms;
+
+/// Run a job. The outcome goes to the submitter, not back to the sender.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Execute {
+    /// The job.
+    pub spec: Arc<JobSpec>,
+    /// Times this job was already attempted (a crash mid-run retries once).
+    pub attempt: u8,
+}
+
+/// Why a job could not be run (an engine problem, not the guest's).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// The program is not in the registry.
+    #[error("program {0} is not registered")]
+    UnknownProgram(crate::registry::elf::ProgramId),
+    /// The VM could not run it.
+    #[error(transparent)]
+    Vm(#[from] vm::VmError),
+}
+
+/// One executor thread.
+#[derive(Debug)]
+pub struct Executor {
+    programs: Arc<Programs>,
+    board: Arc<JobBoard>,
+    metrics: Arc<Metrics>,
+    actor: Arc<ActorMetrics>,
+    submitter: Recipient<Executed>,
+    vms: WarmVms,
+}
+
+/// What every executor thread shares.
+#[derive(Debug, Clone)]
+pub struct ExecutorSetup {
+    /// Decoded programs.
+    pub programs: Arc<Programs>,
+    /// Jobs in flight.
+    pub board: Arc<JobBoard>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where outcomes go.
+    pub submitter: Recipient<Executed>,
+    /// Largest input, which sizes each VM's input regions.
+    pub max_input_bytes: usize,
+}
+
+impl Executor {
+    /// Starts `threads` executors.
+    pub fn start(threads: usize, setup: ExecutorSetup) -> Addr<Executor> {
+        let actor = setup.metrics.actor("executor");
+        let restarts = RestartCount::new(threads, Arc::clone(&actor));
+        SyncArbiter::start(threads, move || {
+            restarts.started();
+            Executor {
+                programs: Arc::clone(&setup.programs),
+                board: Arc::clone(&setup.board),
+                metrics: Arc::clone(&setup.metrics),
+                actor: Arc::clone(&actor),
+                submitter: setup.submitter.clone(),
+                vms: WarmVms::new(setup.max_input_bytes),
+            }
+        })
+    }
+
+    fn execute(&mut self, spec: &Arc<JobSpec>) -> Result<(), ExecuteError> {
+        let image = self.programs.get(&spec.program_id).ok_or(ExecuteError::UnknownProgram(spec.program_id))?;
+        self.board.set_running(&spec.id);
+        let start = Instant::now();
+        let outcome = self.vms.run(&spec.program_id, &image, &spec.onchain_input, &spec.offchain_input, &spec.limits())?;
+        let engine = &self.metrics.engine;
+        engine.executor_busy_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        engine.cycles.fetch_add(outcome.cycles, Ordering::Relaxed);
+        self.metrics.actor("submitter").received();
+        self.submitter.do_send(Executed { spec: Arc::clone(spec), outcome });
+        Ok(())
+    }
+}
+
+impl Actor for Executor {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<Execute> for Executor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Execute, ctx: &mut SyncContext<Self>) {
+        let actor = Arc::clone(&self.actor);
+        match guarded(&actor, ctx, || self.execute(&msg.spec)) {
+            Some(Ok(())) => {}
+            Some(Err(err)) => {
+                // The job stays pending in the store; the next start-up runs it.
+                tracing::error!(job = %hex::encode(msg.spec.id), %err, "job could not be executed");
+            }
+            None if msg.attempt == 0 => {
+                actor.received();
+                ctx.address().do_send(Execute { spec: msg.spec, attempt: 1 });
+            }
+            None => {
+                tracing::error!(job = %hex::encode(msg.spec.id), "executor crashed twice on this job; left pending");
+            }
+        }
+    }
+}
+
+impl Handler<Panic> for Executor {
+    type Result = ();
+
+    fn handle(&mut self, _: Panic, ctx: &mut SyncContext<Self>) {
+        let actor = Arc::clone(&self.actor);
+        let _ = guarded(&actor, ctx, || -> Result<(), ExecuteError> { panic!("injected fault") });
+    }
+}

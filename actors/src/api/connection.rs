@@ -1,0 +1,296 @@
+//! One client connection: framing, pipelining and the write side.
+//!
+//! The first byte picks the protocol: [`FAST_PATH_MAGIC`] for bincode
+//! frames, anything else for JSON-RPC (one JSON value per line; a value
+//! that arrives complete without a newline is taken as is, as geth's IPC
+//! clients send them). Requests run concurrently, up to
+//! `api.max_requests_in_flight` per connection; beyond that the connection
+//! stops reading, so a fast client is held back by its own socket and a
+//! slow one (a byte a second) holds nothing but its own task.
+
+use super::wire::{codes, FastRequest, FastResponse, RpcError, FAST_PATH_MAGIC};
+use super::{jsonrpc, methods, ApiContext};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::{mpsc, Semaphore};
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serves one connection until the client closes it.
+pub(crate) async fn serve<S>(stream: S, ctx: Rc<ApiContext>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let (mut reader, writer) = tokio::io::split(stream);
+    let (responses, queue) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writing = actix_rt::spawn(write_responses(writer, queue));
+    let mut buf = Vec::with_capacity(READ_CHUNK);
+    match reader.read_buf(&mut buf).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) if buf.first() == Some(&FAST_PATH_MAGIC) => {
+            buf.remove(0);
+            serve_fast(&mut reader, buf, &ctx, &responses).await;
+        }
+        Ok(_) => serve_json(&mut reader, buf, &ctx, &responses).await,
+    }
+    drop(responses);
+    let _ = writing.await;
+}
+
+async fn write_responses<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut writer = BufWriter::with_capacity(READ_CHUNK, writer);
+    while let Some(response) = queue.recv().await {
+        if writer.write_all(&response).await.is_err() {
+            return;
+        }
+        // Gather whatever else is ready into the same write.
+        while let Ok(response) = queue.try_recv() {
+            if writer.write_all(&response).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs `work` as its own task once the connection has a free slot.
+async fn dispatch<F>(slots: &Arc<Semaphore>, ctx: &Rc<ApiContext>, work: F)
+where
+    F: std::future::Future<Output = ()> + 'static,
+{
+    let Ok(permit) = Arc::clone(slots).acquire_owned().await else { return };
+    let api = ctx.metrics.actor("api");
+    api.received();
+    actix_rt::spawn(async move {
+        let start = Instant::now();
+        work.await;
+        api.handled(start.elapsed(), true);
+        drop(permit);
+    });
+}
+
+/// Waits for every request of the connection to finish.
+async fn drain(slots: &Arc<Semaphore>, ctx: &ApiContext) {
+    let _ = slots.acquire_many(ctx.config.api.max_requests_in_flight as u32).await;
+}
+
+async fn serve_json<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    mut buf: Vec<u8>,
+    ctx: &Rc<ApiContext>,
+    responses: &mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let slots = Arc::new(Semaphore::new(ctx.config.api.max_requests_in_flight));
+    let max = ctx.config.api.max_frame_bytes;
+    let mut framer = LineFramer::default();
+    loop {
+        while let Some(frame) = framer.next(&mut buf, max) {
+            let frame = match frame {
+                Frame::Request(frame) => frame,
+                Frame::TooLarge => {
+                    let error = RpcError::new(codes::INVALID_REQUEST, format!("frame over the limit of {max} bytes"));
+                    let _ = responses.send(jsonrpc::error_line(&error));
+                    continue;
+                }
+            };
+            let (ctx2, responses) = (Rc::clone(ctx), responses.clone());
+            dispatch(&slots, ctx, async move {
+                if let Some(line) = jsonrpc::handle_frame(&ctx2, &frame).await {
+                    let _ = responses.send(line);
+                }
+            })
+            .await;
+        }
+        buf.reserve(READ_CHUNK);
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    // A last request without a newline before the client closed its side.
+    if !framer.discarding && buf.iter().any(|b| !b.is_ascii_whitespace()) {
+        let (ctx2, responses) = (Rc::clone(ctx), responses.clone());
+        dispatch(&slots, ctx, async move {
+            if let Some(line) = jsonrpc::handle_frame(&ctx2, &buf).await {
+                let _ = responses.send(line);
+            }
+        })
+        .await;
+    }
+    drain(&slots, ctx).await;
+}
+
+enum Frame {
+    Request(Vec<u8>),
+    TooLarge,
+}
+
+/// Splits a byte stream into JSON frames.
+#[derive(Default)]
+struct LineFramer {
+    /// Bytes of `buf` already known to hold no newline.
+    scanned: usize,
+    /// Skipping the rest of an oversized frame.
+    discarding: bool,
+}
+
+impl LineFramer {
+    fn next(&mut self, buf: &mut Vec<u8>, max: usize) -> Option<Frame> {
+        loop {
+            if let Some(offset) = buf[self.scanned..].iter().position(|&b| b == b'\n') {
+                let end = self.scanned + offset;
+                let frame: Vec<u8> = buf.drain(..=end).take(end).collect();
+                self.scanned = 0;
+                if std::mem::take(&mut self.discarding) {
+                    continue;
+                }
+                if frame.len() > max {
+                    return Some(Frame::TooLarge);
+                }
+                if frame.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Some(Frame::Request(frame));
+            }
+            self.scanned = buf.len();
+            if self.discarding {
+                buf.clear();
+                self.scanned = 0;
+                return None;
+            }
+            if buf.len() > max {
+                buf.clear();
+                self.scanned = 0;
+                self.discarding = true;
+                return Some(Frame::TooLarge);
+            }
+            // A complete value with no newline after it (geth-style IPC).
+            let last = buf.iter().rev().find(|b| !b.is_ascii_whitespace());
+            if matches!(last, Some(b'}' | b']'))
+                && serde_json::from_slice::<serde::de::IgnoredAny>(buf).is_ok()
+            {
+                self.scanned = 0;
+                return Some(Frame::Request(std::mem::take(buf)));
+            }
+            return None;
+        }
+    }
+}
+
+async fn serve_fast<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    mut buf: Vec<u8>,
+    ctx: &Rc<ApiContext>,
+    responses: &mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let slots = Arc::new(Semaphore::new(ctx.config.api.max_requests_in_flight));
+    let max = ctx.config.api.max_frame_bytes;
+    loop {
+        while buf.len() < 4 {
+            buf.reserve(READ_CHUNK);
+            match reader.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return drain(&slots, ctx).await,
+                Ok(_) => {}
+            }
+        }
+        let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len > max {
+            let error = RpcError::new(codes::INVALID_REQUEST, format!("frame over the limit of {max} bytes"));
+            let _ = responses.send(fast_frame(&FastResponse { id: u64::MAX, result: Err(error) }));
+            // Skip the frame's bytes, then go on.
+            let mut skip = len + 4;
+            loop {
+                let taken = skip.min(buf.len());
+                buf.drain(..taken);
+                skip -= taken;
+                if skip == 0 {
+                    break;
+                }
+                buf.reserve(READ_CHUNK);
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return drain(&slots, ctx).await,
+                    Ok(_) => {}
+                }
+            }
+            continue;
+        }
+        while buf.len() < 4 + len {
+            buf.reserve((4 + len - buf.len()).min(max));
+            match reader.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return drain(&slots, ctx).await,
+                Ok(_) => {}
+            }
+        }
+        let frame: Vec<u8> = buf.drain(..4 + len).skip(4).collect();
+        let (ctx2, responses) = (Rc::clone(ctx), responses.clone());
+        dispatch(&slots, ctx, async move {
+            let response = match bincode::serde::decode_from_slice::<FastRequest, _>(&frame, bincode::config::standard()) {
+                Ok((request, _)) => FastResponse { id: request.id, result: methods::call(&ctx2, request.call).await },
+                Err(err) => {
+                    let id = bincode::decode_from_slice::<u64, _>(&frame, bincode::config::standard())
+                        .map_or(u64::MAX, |(id, _)| id);
+                    let error = RpcError::new(codes::INVALID_REQUEST, format!("malformed bincode request: {err}"));
+                    FastResponse { id, result: Err(error) }
+                }
+            };
+            let _ = responses.send(fast_frame(&response));
+        })
+        .await;
+    }
+}
+
+/// A fast-path frame: `u32` little-endian length, then bincode.
+pub fn fast_frame<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut frame = vec![0u8; 4];
+    if bincode::serde::encode_into_std_write(value, &mut frame, bincode::config::standard()).is_err() {
+        frame.truncate(4);
+    }
+    let len = (frame.len() - 4) as u32;
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(input: &[u8], max: usize) -> Vec<Result<String, ()>> {
+        let mut framer = LineFramer::default();
+        let mut buf = input.to_vec();
+        let mut out = Vec::new();
+        while let Some(frame) = framer.next(&mut buf, max) {
+            out.push(match frame {
+                Frame::Request(f) => Ok(String::from_utf8(f).unwrap()),
+                Frame::TooLarge => Err(()),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lines_blank_lines_and_a_complete_value_without_newline() {
+        assert_eq!(frames(b"{\"a\":1}\n\n{\"b\":2}\n{\"c\":3}", 100), vec![
+            Ok("{\"a\":1}".into()),
+            Ok("{\"b\":2}".into()),
+            Ok("{\"c\":3}".into())
+        ]);
+        assert_eq!(frames(b"{\"a\":", 100), vec![]);
+    }
+
+    #[test]
+    fn an_oversized_frame_is_reported_once_and_skipped() {
+        let mut input = vec![b'x'; 50];
+        input.extend_from_slice(b"\n{}\n");
+        assert_eq!(frames(&input, 10), vec![Err(()), Ok("{}".into())]);
+        // Arriving in pieces: reported when it passes the limit, the rest skipped.
+        let mut framer = LineFramer::default();
+        let mut buf = vec![b'x'; 20];
+        assert!(matches!(framer.next(&mut buf, 10), Some(Frame::TooLarge)));
+        buf.extend_from_slice(b"xxxx\n{}\n");
+        assert!(matches!(framer.next(&mut buf, 10), Some(Frame::Request(f)) if f == b"{}"));
+    }
+}

@@ -1,0 +1,243 @@
+//! What each method does. Both encodings land here with a typed [`Call`].
+
+use super::verifier::Verify;
+use super::wire::*;
+use super::ApiContext;
+use crate::executor::Execute;
+use crate::jobs::AdmitError;
+use crate::protocol::abi::{job_id, OffchainJobRequest};
+use crate::registry::elf::ProgramId;
+use crate::registry::{RegistryError, SubmitProgram as RegisterProgram};
+use crate::store::{JobSpec, Origin, Status, Write};
+use crate::supervisor::Panic;
+use alloy::primitives::{keccak256, Address};
+use alloy::sol_types::SolValue;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Runs one call.
+pub(crate) async fn call(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
+    match call {
+        Call::SubmitProgram(p) => submit_program(ctx, p).await,
+        Call::ContainsProgram(p) => {
+            let id = program_id(&p.program_id)?;
+            Ok(Reply::Contains(ContainsReply { contains: ctx.programs.contains(&id) }))
+        }
+        Call::ListPrograms(_) => Ok(Reply::Programs(ProgramsReply {
+            program_ids: ctx.programs.ids().into_iter().map(|id| HexBytes(id.0.to_vec())).collect(),
+        })),
+        Call::SubmitJob(p) => submit_job(ctx, p).await,
+        Call::GetResult(p) => get_result(ctx, &p),
+        Call::GetPendingJobs(p) => {
+            let consumer = address(&p.consumer)?;
+            Ok(Reply::Pending(PendingReply { nonces: ctx.board.pending_nonces(&consumer.0 .0) }))
+        }
+        Call::NextNonce(p) => {
+            let consumer = address(&p.consumer)?;
+            Ok(Reply::Nonce(NonceReply { nonce: ctx.board.next_nonce(&consumer.0 .0) }))
+        }
+        Call::Metrics(_) => Ok(Reply::Metrics(Box::new(ctx.metrics.snapshot(ctx.store.size_on_disk())))),
+        Call::Status(_) => Ok(Reply::Status(StatusReply {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            operator: HexBytes(ctx.operator.to_vec()),
+            uptime_seconds: ctx.metrics.uptime().as_secs(),
+            chain: None,
+            dev_signer: ctx.dev_signer.map(|a| HexBytes(a.to_vec())),
+        })),
+        Call::Replay(p) => replay(ctx, p).await,
+        Call::Panic(p) => inject_panic(ctx, &p),
+    }
+}
+
+fn program_id(bytes: &HexBytes) -> Result<ProgramId, RpcError> {
+    let id: [u8; 32] = bytes
+        .0
+        .as_slice()
+        .try_into()
+        .map_err(|_| RpcError::invalid_params(format!("programId must be 32 bytes, got {}", bytes.0.len())))?;
+    Ok(ProgramId(id))
+}
+
+fn address(bytes: &HexBytes) -> Result<Address, RpcError> {
+    Address::try_from(bytes.0.as_slice())
+        .map_err(|_| RpcError::invalid_params(format!("consumer must be a 20-byte address, got {} bytes", bytes.0.len())))
+}
+
+fn internal(err: impl std::fmt::Display) -> RpcError {
+    RpcError::new(codes::INTERNAL, err.to_string())
+}
+
+async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, RpcError> {
+    let max = ctx.config.limits.max_program_bytes;
+    if p.elf.0.len() > max {
+        return Err(RpcError::new(codes::TOO_LARGE, format!("program is {} bytes, over the limit of {max}", p.elf.0.len())));
+    }
+    ctx.metrics.actor("registry").received();
+    let answer = ctx.registry.send(RegisterProgram { elf: p.elf.0 }).await.map_err(internal)?;
+    match answer {
+        Ok(id) => Ok(Reply::ProgramId(ProgramIdReply { program_id: HexBytes(id.0.to_vec()) })),
+        Err(RegistryError::Elf(err)) => Err(RpcError::new(codes::INVALID_PROGRAM, format!("invalid program: {err}"))),
+        Err(err) => Err(internal(err)),
+    }
+}
+
+/// `coproc_submitJob`: decode, check limits, verify the signer, admit
+/// (nonce and queue), dispatch, and answer once the `Pending` record is
+/// durable.
+async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
+    if ctx.shutting_down.load(Ordering::Relaxed) {
+        return Err(RpcError::new(codes::SHUTTING_DOWN, "the engine is shutting down; retry after restart"));
+    }
+    let request = OffchainJobRequest::abi_decode(&p.request.0)
+        .map_err(|err| RpcError::invalid_params(format!("request is not an ABI-encoded OffchainJobRequest: {err}")))?;
+    let limits = &ctx.config.limits;
+    for (which, len) in [("onchain", request.onchainInput.len()), ("offchain", p.offchain_input.0.len())] {
+        if len > limits.max_input_bytes {
+            return Err(RpcError::new(
+                codes::TOO_LARGE,
+                format!("{which} input is {len} bytes, over the limit of {}", limits.max_input_bytes),
+            ));
+        }
+    }
+    if request.maxCycles > limits.max_job_cycles {
+        return Err(RpcError::new(
+            codes::TOO_LARGE,
+            format!("maxCycles {} is over the limit of {}", request.maxCycles, limits.max_job_cycles),
+        ));
+    }
+    if keccak256(&p.offchain_input.0) != request.offchainInputHash {
+        return Err(RpcError::invalid_params("offchainInputHash is not keccak256 of offchainInput"));
+    }
+    let program_id = program_id(&HexBytes(request.programID.to_vec()))?;
+    if !ctx.programs.contains(&program_id) {
+        return Err(RpcError::new(codes::UNKNOWN_PROGRAM, format!("program {program_id} is not registered")));
+    }
+    let input_bytes = request.onchainInput.len() + p.offchain_input.0.len();
+    ctx.board.has_room(input_bytes).map_err(|err| admit_error(ctx, err))?;
+
+    ctx.metrics.actor("verifier").received();
+    let super::verifier::Verified { request: signed, signer } = ctx
+        .verifier
+        .send(Verify { request: p.request.0, signature: p.signature.0.clone() })
+        .await
+        .map_err(internal)?;
+    let signer = signer.map_err(|err| RpcError::new(codes::BAD_SIGNATURE, format!("bad request signature: {err}")))?;
+    if !ctx.allowed_signers.contains(&signer) {
+        return Err(RpcError::new(codes::BAD_SIGNATURE, format!("signer {signer} is not allowed for offchain jobs")));
+    }
+
+    let id = job_id(request.nonce, request.consumer).0;
+    let spec = Arc::new(JobSpec {
+        id,
+        nonce: request.nonce,
+        consumer: request.consumer.0 .0,
+        program_id,
+        max_cycles: request.maxCycles,
+        max_memory_bytes: limits.max_memory_bytes,
+        max_output_bytes: limits.max_output_bytes as u64,
+        onchain_input: request.onchainInput.to_vec(),
+        offchain_input: p.offchain_input.0,
+        origin: Origin::Offchain { request: signed, signature: p.signature.0 },
+    });
+    ctx.board.admit(&spec, &ctx.store).map_err(|err| admit_error(ctx, err))?;
+    let (durable_tx, durable) = tokio::sync::oneshot::channel();
+    ctx.store.commit(vec![Write::Admit((*spec).clone())], Box::new(move |result| drop(durable_tx.send(result))));
+    // The group commit writes the `Pending` record before any result this
+    // execution produces, so the executor can start now.
+    ctx.metrics.actor("executor").received();
+    ctx.executor.do_send(Execute { spec, attempt: 0 });
+    match durable.await {
+        Ok(Ok(())) => {
+            ctx.metrics.engine.accepted.fetch_add(1, Ordering::Relaxed);
+            Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.to_vec()) }))
+        }
+        Ok(Err(err)) => Err(internal(err)),
+        Err(_) => Err(internal("the store closed before the job was durable")),
+    }
+}
+
+fn admit_error(ctx: &ApiContext, err: AdmitError) -> RpcError {
+    match err {
+        AdmitError::Busy { .. } => {
+            ctx.metrics.engine.busy.fetch_add(1, Ordering::Relaxed);
+            RpcError::new(codes::BUSY, err.to_string())
+        }
+        AdmitError::NonceUsed { .. } => RpcError::new(codes::NONCE_USED, err.to_string()),
+        AdmitError::Store(err) => internal(err),
+    }
+}
+
+fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
+    let id: [u8; 32] = p
+        .job_id
+        .0
+        .as_slice()
+        .try_into()
+        .map_err(|_| RpcError::invalid_params(format!("jobId must be 32 bytes, got {}", p.job_id.0.len())))?;
+    let mut reply = JobResult {
+        job_id: p.job_id.clone(),
+        status: String::new(),
+        exit_code: None,
+        cycles: None,
+        peak_memory_bytes: None,
+        output: None,
+        result_with_metadata: None,
+        signature: None,
+        failure_reason: None,
+        tx_hash: None,
+    };
+    let status = match ctx.board.status(&id) {
+        Some(status) => status,
+        None => match ctx.store.job(&id).map_err(internal)? {
+            Some(entry) => entry.status,
+            None => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
+        },
+    };
+    reply.status = status.as_str().to_owned();
+    if status.is_executed() {
+        if let Some(result) = ctx.store.result(&id).map_err(internal)? {
+            reply.exit_code = result.exit_code;
+            reply.cycles = Some(result.cycles);
+            reply.peak_memory_bytes = Some(result.peak_memory_bytes);
+            reply.output = Some(HexBytes(result.output));
+            reply.failure_reason = result.failure.map(|f| f.to_string());
+            if status != Status::Failed {
+                reply.result_with_metadata = Some(HexBytes(result.result_with_metadata));
+                reply.signature = Some(HexBytes(result.signature));
+            }
+        }
+    }
+    Ok(Reply::Result(Box::new(reply)))
+}
+
+async fn replay(ctx: &ApiContext, p: ReplayParams) -> Result<Reply, RpcError> {
+    let program = p.program_id.as_ref().map(program_id).transpose()?;
+    let range = crate::replay::Range { from: p.from.unwrap_or(0), to: p.to.unwrap_or(u64::MAX), program };
+    let store = ctx.store.clone();
+    let max_input_bytes = ctx.config.limits.max_input_bytes;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("replay".into())
+        .spawn(move || drop(tx.send(crate::replay::replay(&store, &range, max_input_bytes, |_, _| {}))))
+        .map_err(internal)?;
+    let report = rx.await.map_err(|_| internal("replay thread crashed"))?.map_err(internal)?;
+    Ok(Reply::Replay(ReplayReply {
+        replayed: report.replayed,
+        matched: report.matched,
+        mismatched: report.mismatched.into_iter().map(|id| HexBytes(id.to_vec())).collect(),
+    }))
+}
+
+fn inject_panic(ctx: &ApiContext, p: &PanicParams) -> Result<Reply, RpcError> {
+    if !ctx.fault_injection {
+        return Err(RpcError::new(codes::METHOD_NOT_FOUND, "method not found: debug_panic (fault injection is off)"));
+    }
+    match p.actor.as_str() {
+        "registry" => ctx.registry.do_send(Panic),
+        "executor" => ctx.executor.do_send(Panic),
+        "submitter" => ctx.submitter.do_send(Panic),
+        other => return Err(RpcError::invalid_params(format!("no actor {other:?} takes injected faults"))),
+    }
+    ctx.metrics.actor(&p.actor).received();
+    Ok(Reply::Empty(Empty {}))
+}

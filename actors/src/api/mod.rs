@@ -1,0 +1,200 @@
+//! The api: the local socket server.
+//!
+//! - [`wire`]: the request and response types (shared with clients).
+//! - `connection`: framing, pipelining, the two encodings.
+//! - `jsonrpc`: JSON-RPC 2.0 envelopes, batches and notifications.
+//! - `methods`: what each method does.
+//! - [`verifier`]: request signature checks on their own threads.
+
+mod connection;
+mod jsonrpc;
+mod methods;
+pub mod verifier;
+pub mod wire;
+
+pub use connection::fast_frame;
+
+use crate::config::Config;
+use crate::executor::Executor;
+use crate::jobs::JobBoard;
+use crate::metrics::Metrics;
+use crate::registry::{Programs, Registry};
+use crate::store::Store;
+use crate::submitter::Submitter;
+use actix::{Actor, ActorContext, Addr, Context, Handler, Message};
+use alloy::primitives::Address;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tokio::sync::{watch, Semaphore};
+use verifier::Verifier;
+
+/// Everything a request handler may touch.
+#[derive(Debug)]
+pub struct ApiContext {
+    /// The configuration.
+    pub config: Config,
+    /// The store.
+    pub store: Store,
+    /// Jobs in flight.
+    pub board: Arc<JobBoard>,
+    /// Decoded programs.
+    pub programs: Arc<Programs>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The registry.
+    pub registry: Addr<Registry>,
+    /// The executor pool.
+    pub executor: Addr<Executor>,
+    /// The submitter pool.
+    pub submitter: Addr<Submitter>,
+    /// The signature verifier pool.
+    pub verifier: Addr<Verifier>,
+    /// The operator's address.
+    pub operator: Address,
+    /// The dev consumer signer, if allowed.
+    pub dev_signer: Option<Address>,
+    /// Signers whose offchain requests are accepted.
+    pub allowed_signers: HashSet<Address>,
+    /// Whether `debug_panic` works.
+    pub fault_injection: bool,
+    /// Set when shutdown begins: new jobs are refused.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// The socket server actor.
+#[derive(Debug)]
+pub struct Api {
+    socket: PathBuf,
+    stop: watch::Sender<bool>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The socket could not be bound.
+    #[error("binding {what}: {source}")]
+    Bind {
+        /// The socket path or address.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Api {
+    /// Binds the Unix socket (mode 0600) and the optional TCP address, then
+    /// starts the actor that serves them.
+    pub fn start(ctx: ApiContext) -> Result<Addr<Api>, ApiError> {
+        let socket = ctx.config.socket_path();
+        let bind_error = |source| ApiError::Bind { what: socket.display().to_string(), source };
+        if socket.exists() {
+            // A socket left by a crash; the store's lock proves no engine owns it.
+            std::fs::remove_file(&socket).map_err(bind_error)?;
+        }
+        let unix = std::os::unix::net::UnixListener::bind(&socket).map_err(bind_error)?;
+        std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(bind_error)?;
+        unix.set_nonblocking(true).map_err(bind_error)?;
+        let tcp = match ctx.config.api.tcp {
+            Some(addr) => {
+                let tcp_error = |source| ApiError::Bind { what: addr.to_string(), source };
+                let listener = std::net::TcpListener::bind(addr).map_err(tcp_error)?;
+                listener.set_nonblocking(true).map_err(tcp_error)?;
+                Some(listener)
+            }
+            None => None,
+        };
+        let (stop, stopped) = watch::channel(false);
+        let ctx = Rc::new(ctx);
+        let connections = Arc::new(Semaphore::new(ctx.config.api.max_connections));
+        tracing::info!(socket = %socket.display(), "api listening");
+        let api = Api { socket, stop };
+        Ok(Api::create(move |_| {
+            actix_rt::spawn(accept_unix(unix, Rc::clone(&ctx), Arc::clone(&connections), stopped.clone()));
+            if let Some(tcp) = tcp {
+                actix_rt::spawn(accept_tcp(tcp, Rc::clone(&ctx), connections, stopped));
+            }
+            api
+        }))
+    }
+}
+
+async fn accept_unix(
+    listener: std::os::unix::net::UnixListener,
+    ctx: Rc<ApiContext>,
+    connections: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::UnixListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => return tracing::error!(%err, "cannot serve the socket"),
+    };
+    loop {
+        let Ok(slot) = Arc::clone(&connections).acquire_owned().await else { return };
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let ctx = Rc::clone(&ctx);
+                    actix_rt::spawn(async move {
+                        connection::serve(stream, ctx).await;
+                        drop(slot);
+                    });
+                }
+                Err(err) => tracing::warn!(%err, "accept failed"),
+            },
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+async fn accept_tcp(
+    listener: std::net::TcpListener,
+    ctx: Rc<ApiContext>,
+    connections: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => return tracing::error!(%err, "cannot serve TCP"),
+    };
+    loop {
+        let Ok(slot) = Arc::clone(&connections).acquire_owned().await else { return };
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let ctx = Rc::clone(&ctx);
+                    actix_rt::spawn(async move {
+                        connection::serve(stream, ctx).await;
+                        drop(slot);
+                    });
+                }
+                Err(err) => tracing::warn!(%err, "accept failed"),
+            },
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Stop accepting connections and remove the socket file.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopAccepting;
+
+impl Actor for Api {
+    type Context = Context<Self>;
+}
+
+impl Handler<StopAccepting> for Api {
+    type Result = ();
+
+    fn handle(&mut self, _: StopAccepting, ctx: &mut Context<Self>) {
+        let _ = self.stop.send(true);
+        if let Err(err) = std::fs::remove_file(&self.socket) {
+            tracing::warn!(%err, socket = %self.socket.display(), "could not remove the socket");
+        }
+        ctx.stop();
+    }
+}

@@ -1,0 +1,454 @@
+//! The socket API's types, shared by the engine and its clients.
+//!
+//! The same structs serve both encodings: JSON-RPC 2.0 (camelCase objects,
+//! bytes as 0x-hex) and the bincode fast path (raw bytes). [`Call`] and
+//! [`Reply`] are the typed request and response; [`Method`] names them.
+
+use crate::metrics::MetricsSnapshot;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// The first byte of a connection that speaks the bincode fast path. It can
+/// never start JSON.
+pub const FAST_PATH_MAGIC: u8 = 0xC0;
+
+/// Bytes: 0x-hex in JSON, raw in bincode.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HexBytes(pub Vec<u8>);
+
+impl fmt::Debug for HexBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{}", hex::encode(&self.0))
+    }
+}
+
+impl From<Vec<u8>> for HexBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        HexBytes(bytes)
+    }
+}
+
+impl Serialize for HexBytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            let mut text = String::with_capacity(2 + self.0.len() * 2);
+            text.push_str("0x");
+            text.push_str(&hex::encode(&self.0));
+            serializer.serialize_str(&text)
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HexBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+            let digits = text
+                .strip_prefix("0x")
+                .ok_or_else(|| serde::de::Error::custom("bytes must be 0x-prefixed hex"))?;
+            hex::decode(digits).map(HexBytes).map_err(|err| serde::de::Error::custom(format!("bad hex: {err}")))
+        } else {
+            <Vec<u8>>::deserialize(deserializer).map(HexBytes)
+        }
+    }
+}
+
+/// `coproc_submitProgram` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubmitProgram {
+    /// The ELF.
+    pub elf: HexBytes,
+}
+
+/// A program ID result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgramIdReply {
+    /// The program ID (keccak256 of the ELF).
+    pub program_id: HexBytes,
+}
+
+/// `coproc_containsProgram` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainsProgram {
+    /// The program ID.
+    pub program_id: HexBytes,
+}
+
+/// `coproc_containsProgram` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainsReply {
+    /// Whether the engine has it.
+    pub contains: bool,
+}
+
+/// `coproc_listPrograms` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgramsReply {
+    /// Every program ID, sorted.
+    pub program_ids: Vec<HexBytes>,
+}
+
+/// `coproc_submitJob` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubmitJob {
+    /// `abi.encode(OffchainJobRequest)`.
+    pub request: HexBytes,
+    /// The consumer signer's EIP-191 signature over `request`.
+    pub signature: HexBytes,
+    /// The offchain input (its keccak256 is in the request).
+    #[serde(default)]
+    pub offchain_input: HexBytes,
+}
+
+/// A job ID (params of `coproc_getResult`, result of `coproc_submitJob`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobIdParams {
+    /// The job ID.
+    pub job_id: HexBytes,
+}
+
+/// `coproc_getResult` result. Fields not yet known are null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResult {
+    /// The job ID.
+    pub job_id: HexBytes,
+    /// pending, running, done, failed, submitted or confirmed.
+    pub status: String,
+    /// The guest's exit code.
+    pub exit_code: Option<u32>,
+    /// Cycles used.
+    pub cycles: Option<u64>,
+    /// Guest memory used.
+    pub peak_memory_bytes: Option<u64>,
+    /// The guest's output.
+    pub output: Option<HexBytes>,
+    /// `abi.encode(ResultWithMetadata)` or the offchain variant.
+    pub result_with_metadata: Option<HexBytes>,
+    /// The operator's signature over `resultWithMetadata`.
+    pub signature: Option<HexBytes>,
+    /// Why the job failed.
+    pub failure_reason: Option<String>,
+    /// The settlement transaction, once submitted.
+    pub tx_hash: Option<HexBytes>,
+}
+
+/// A consumer address (params of `coproc_getPendingJobs`, `coproc_nextNonce`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsumerParams {
+    /// The consumer contract.
+    pub consumer: HexBytes,
+}
+
+/// `coproc_getPendingJobs` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingReply {
+    /// Nonces of the consumer's jobs not yet executed, ascending.
+    pub nonces: Vec<u64>,
+}
+
+/// `coproc_nextNonce` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NonceReply {
+    /// One past the highest nonce the consumer has used.
+    pub nonce: u64,
+}
+
+/// `coproc_status` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReply {
+    /// Engine version.
+    pub version: String,
+    /// The operator address.
+    pub operator: HexBytes,
+    /// Seconds since start-up.
+    pub uptime_seconds: u64,
+    /// The chain the engine settles on, if any.
+    pub chain: Option<String>,
+    /// The dev consumer signer's address, if the engine allows one.
+    pub dev_signer: Option<HexBytes>,
+}
+
+/// `coproc_replay` params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayParams {
+    /// First log sequence number (inclusive).
+    #[serde(default)]
+    pub from: Option<u64>,
+    /// Last log sequence number (inclusive).
+    #[serde(default)]
+    pub to: Option<u64>,
+    /// Only jobs of this program.
+    #[serde(default)]
+    pub program_id: Option<HexBytes>,
+}
+
+/// `coproc_replay` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayReply {
+    /// Jobs re-executed.
+    pub replayed: u64,
+    /// Jobs whose output, exit code and cycles matched the log.
+    pub matched: u64,
+    /// Jobs that did not match.
+    pub mismatched: Vec<HexBytes>,
+}
+
+/// `debug_panic` params (only with fault injection on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PanicParams {
+    /// registry, executor or submitter.
+    pub actor: String,
+}
+
+/// Empty params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// An empty result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// Every request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Call {
+    /// `coproc_submitProgram`
+    SubmitProgram(SubmitProgram),
+    /// `coproc_containsProgram`
+    ContainsProgram(ContainsProgram),
+    /// `coproc_listPrograms`
+    ListPrograms(NoParams),
+    /// `coproc_submitJob`
+    SubmitJob(SubmitJob),
+    /// `coproc_getResult`
+    GetResult(JobIdParams),
+    /// `coproc_getPendingJobs`
+    GetPendingJobs(ConsumerParams),
+    /// `coproc_nextNonce`
+    NextNonce(ConsumerParams),
+    /// `coproc_metrics`
+    Metrics(NoParams),
+    /// `coproc_status`
+    Status(NoParams),
+    /// `coproc_replay`
+    Replay(ReplayParams),
+    /// `debug_panic`
+    Panic(PanicParams),
+}
+
+/// Every response. In JSON-RPC the `result` is the variant's object alone
+/// ([`Reply::to_json`]); bincode keeps the variant tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// A program ID.
+    ProgramId(ProgramIdReply),
+    /// Whether a program exists.
+    Contains(ContainsReply),
+    /// Program IDs.
+    Programs(ProgramsReply),
+    /// A job ID.
+    JobId(JobIdParams),
+    /// A job's result.
+    Result(Box<JobResult>),
+    /// Pending nonces.
+    Pending(PendingReply),
+    /// The next nonce.
+    Nonce(NonceReply),
+    /// Metrics.
+    Metrics(Box<MetricsSnapshot>),
+    /// Status.
+    Status(StatusReply),
+    /// A replay summary.
+    Replay(ReplayReply),
+    /// Nothing.
+    Empty(Empty),
+}
+
+impl Reply {
+    /// The JSON-RPC `result` object.
+    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        match self {
+            Reply::ProgramId(r) => serde_json::to_value(r),
+            Reply::Contains(r) => serde_json::to_value(r),
+            Reply::Programs(r) => serde_json::to_value(r),
+            Reply::JobId(r) => serde_json::to_value(r),
+            Reply::Result(r) => serde_json::to_value(r),
+            Reply::Pending(r) => serde_json::to_value(r),
+            Reply::Nonce(r) => serde_json::to_value(r),
+            Reply::Metrics(r) => serde_json::to_value(r),
+            Reply::Status(r) => serde_json::to_value(r),
+            Reply::Replay(r) => serde_json::to_value(r),
+            Reply::Empty(r) => serde_json::to_value(r),
+        }
+    }
+}
+
+/// An error, as JSON-RPC sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct RpcError {
+    /// The code: JSON-RPC's reserved ones, or one of [`codes`].
+    pub code: i32,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Error codes. -32700..-32600 are JSON-RPC's; the rest are the engine's.
+pub mod codes {
+    /// The text is not JSON.
+    pub const PARSE_ERROR: i32 = -32700;
+    /// Not a JSON-RPC 2.0 request, or a frame over the limit.
+    pub const INVALID_REQUEST: i32 = -32600;
+    /// No such method.
+    pub const METHOD_NOT_FOUND: i32 = -32601;
+    /// The params are missing, of the wrong type, or malformed.
+    pub const INVALID_PARAMS: i32 = -32602;
+    /// The engine failed.
+    pub const INTERNAL: i32 = -32603;
+    /// The job queue is full; retry later.
+    pub const BUSY: i32 = -32001;
+    /// The consumer already used the nonce.
+    pub const NONCE_USED: i32 = -32002;
+    /// The request signature is invalid, or its signer is not allowed.
+    pub const BAD_SIGNATURE: i32 = -32003;
+    /// The program is not registered.
+    pub const UNKNOWN_PROGRAM: i32 = -32004;
+    /// An input, a program or a cycle limit is over the engine's limit.
+    pub const TOO_LARGE: i32 = -32005;
+    /// No job with that ID.
+    pub const UNKNOWN_JOB: i32 = -32006;
+    /// The engine is shutting down.
+    pub const SHUTTING_DOWN: i32 = -32007;
+    /// The ELF is not a valid guest program.
+    pub const INVALID_PROGRAM: i32 = -32008;
+}
+
+impl RpcError {
+    /// An error with a code and message.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into() }
+    }
+
+    /// `-32602` with a message.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        RpcError::new(codes::INVALID_PARAMS, message)
+    }
+}
+
+/// A fast-path request frame: `u32` little-endian length, then this in
+/// bincode (standard config).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastRequest {
+    /// Echoed in the response.
+    pub id: u64,
+    /// The request.
+    pub call: Call,
+}
+
+/// A fast-path response frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FastResponse {
+    /// The request's id.
+    pub id: u64,
+    /// The result or the error.
+    pub result: Result<Reply, RpcError>,
+}
+
+/// Method names, for JSON-RPC.
+#[derive(Debug)]
+pub struct Method;
+
+impl Method {
+    /// Decodes JSON-RPC `params` for `method` into a [`Call`].
+    pub fn parse(method: &str, params: Option<&serde_json::value::RawValue>) -> Result<Call, RpcError> {
+        fn params_of<T: serde::de::DeserializeOwned + Default>(
+            raw: Option<&serde_json::value::RawValue>,
+        ) -> Result<T, RpcError> {
+            match raw {
+                None => Ok(T::default()),
+                Some(raw) => required(Some(raw)),
+            }
+        }
+        fn required<T: serde::de::DeserializeOwned>(raw: Option<&serde_json::value::RawValue>) -> Result<T, RpcError> {
+            let raw = raw.ok_or_else(|| RpcError::invalid_params("missing params"))?;
+            serde_json::from_str(raw.get()).map_err(|err| RpcError::invalid_params(format!("invalid params: {err}")))
+        }
+        Ok(match method {
+            "coproc_submitProgram" => Call::SubmitProgram(required(params)?),
+            "coproc_containsProgram" => Call::ContainsProgram(required(params)?),
+            "coproc_listPrograms" => Call::ListPrograms(params_of(params)?),
+            "coproc_submitJob" => Call::SubmitJob(required(params)?),
+            "coproc_getResult" => Call::GetResult(required(params)?),
+            "coproc_getPendingJobs" => Call::GetPendingJobs(required(params)?),
+            "coproc_nextNonce" => Call::NextNonce(required(params)?),
+            "coproc_metrics" => Call::Metrics(params_of(params)?),
+            "coproc_status" => Call::Status(params_of(params)?),
+            "coproc_replay" => Call::Replay(params_of(params)?),
+            "debug_panic" => Call::Panic(required(params)?),
+            other => return Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method not found: {other}"))),
+        })
+    }
+
+    /// The JSON-RPC method name of a call, and its params as JSON.
+    pub fn encode(call: &Call) -> (&'static str, serde_json::Value) {
+        let to_json = |value: serde_json::Result<serde_json::Value>| value.unwrap_or(serde_json::Value::Null);
+        match call {
+            Call::SubmitProgram(p) => ("coproc_submitProgram", to_json(serde_json::to_value(p))),
+            Call::ContainsProgram(p) => ("coproc_containsProgram", to_json(serde_json::to_value(p))),
+            Call::ListPrograms(p) => ("coproc_listPrograms", to_json(serde_json::to_value(p))),
+            Call::SubmitJob(p) => ("coproc_submitJob", to_json(serde_json::to_value(p))),
+            Call::GetResult(p) => ("coproc_getResult", to_json(serde_json::to_value(p))),
+            Call::GetPendingJobs(p) => ("coproc_getPendingJobs", to_json(serde_json::to_value(p))),
+            Call::NextNonce(p) => ("coproc_nextNonce", to_json(serde_json::to_value(p))),
+            Call::Metrics(p) => ("coproc_metrics", to_json(serde_json::to_value(p))),
+            Call::Status(p) => ("coproc_status", to_json(serde_json::to_value(p))),
+            Call::Replay(p) => ("coproc_replay", to_json(serde_json::to_value(p))),
+            Call::Panic(p) => ("debug_panic", to_json(serde_json::to_value(p))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_hex_in_json_and_raw_in_bincode() {
+        let params = JobIdParams { job_id: HexBytes(vec![0xab, 0x01]) };
+        assert_eq!(serde_json::to_string(&params).unwrap(), r#"{"jobId":"0xab01"}"#);
+        let back: JobIdParams = serde_json::from_str(r#"{"jobId":"0xAB01"}"#).unwrap();
+        assert_eq!(back, params);
+        let err = serde_json::from_str::<JobIdParams>(r#"{"jobId":"ab01"}"#).unwrap_err();
+        assert!(err.to_string().contains("0x-prefixed"), "{err}");
+        let encoded = bincode::serde::encode_to_vec(&params, bincode::config::standard()).unwrap();
+        assert_eq!(encoded, vec![2, 0xab, 0x01]);
+    }
+
+    #[test]
+    fn unknown_methods_and_wrong_types_are_distinct_errors() {
+        assert_eq!(Method::parse("coproc_nope", None).unwrap_err().code, codes::METHOD_NOT_FOUND);
+        let raw = serde_json::value::RawValue::from_string(r#"{"jobId":5}"#.into()).unwrap();
+        let err = Method::parse("coproc_getResult", Some(&raw)).unwrap_err();
+        assert_eq!(err.code, codes::INVALID_PARAMS);
+        assert!(err.message.contains("invalid type"), "{}", err.message);
+        assert_eq!(Method::parse("coproc_getResult", None).unwrap_err().message, "missing params");
+        assert_eq!(Method::parse("coproc_metrics", None).unwrap(), Call::Metrics(NoParams {}));
+    }
+}

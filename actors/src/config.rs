@@ -1,0 +1,272 @@
+//! The engine's configuration: `config.toml`, embedded as the default.
+//!
+//! Every field has a default, so a file only names what it changes, and no
+//! file at all runs on [`Config::embedded`] (the repository's `config.toml`).
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The repository's `config.toml`, compiled in.
+pub const EMBEDDED: &str = include_str!("../../config.toml");
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{origin}: {source}")]
+    Parse {
+        /// The file, or "embedded default".
+        origin: String,
+        /// The parser's message (names the line and the field).
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where sled, the keys and the socket live.
+    pub data_dir: PathBuf,
+    /// Executor threads; 0 means one per core.
+    pub executors: usize,
+    /// Job limits.
+    pub limits: Limits,
+    /// The socket server.
+    pub api: Api,
+    /// The bounded queue in front of the executors.
+    pub queue: Queue,
+    /// Who may submit offchain jobs.
+    pub offchain: Offchain,
+    /// Metrics export.
+    pub metrics: Metrics,
+}
+
+/// Job and program limits.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest ELF accepted.
+    pub max_program_bytes: usize,
+    /// Largest onchain input, and separately largest offchain input.
+    pub max_input_bytes: usize,
+    /// Largest output, inclusive.
+    pub max_output_bytes: usize,
+    /// Guest memory per job.
+    pub max_memory_bytes: u64,
+    /// Cycle limit for a job that names none (the CLI's default).
+    pub default_max_cycles: u64,
+    /// The largest `maxCycles` a job may ask for.
+    pub max_job_cycles: u64,
+}
+
+/// The socket server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// The Unix socket; relative paths are under `data_dir`.
+    pub socket: PathBuf,
+    /// Optional loopback TCP address for the same protocol.
+    pub tcp: Option<SocketAddr>,
+    /// Largest request frame (a JSON line or a bincode frame).
+    pub max_frame_bytes: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Requests one connection may have in flight (pipelining depth).
+    pub max_requests_in_flight: usize,
+}
+
+/// The bounded job queue.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Queue {
+    /// Jobs accepted but not yet finished; a job beyond this gets `busy`.
+    pub max_jobs: usize,
+    /// Input bytes held by those jobs; a job beyond this gets `busy`.
+    pub max_bytes: usize,
+}
+
+/// Offchain request signers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Offchain {
+    /// Signer addresses whose requests are accepted (0x-hex).
+    pub allowed_signers: Vec<String>,
+    /// Generate `dev-consumer.key` in the data dir and allow its address.
+    pub dev_signer: bool,
+}
+
+/// Metrics export.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Serve Prometheus text on this loopback address.
+    pub prometheus: Option<SocketAddr>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            executors: 0,
+            limits: Limits::default(),
+            api: Api::default(),
+            queue: Queue::default(),
+            offchain: Offchain::default(),
+            metrics: Metrics::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_program_bytes: 16 << 20,
+            max_input_bytes: 1 << 20,
+            max_output_bytes: 1 << 20,
+            max_memory_bytes: 256 << 20,
+            default_max_cycles: 1_000_000_000,
+            max_job_cycles: 10_000_000_000,
+        }
+    }
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            socket: PathBuf::from("coprocessor.ipc"),
+            tcp: None,
+            max_frame_bytes: 48 << 20,
+            max_connections: 4096,
+            max_requests_in_flight: 1024,
+        }
+    }
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue { max_jobs: 16_384, max_bytes: 512 << 20 }
+    }
+}
+
+impl Default for Offchain {
+    fn default() -> Self {
+        Offchain { allowed_signers: Vec::new(), dev_signer: true }
+    }
+}
+
+impl Config {
+    /// The embedded default (`config.toml` of the repository).
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::parse(EMBEDDED, "embedded default")
+    }
+
+    /// Reads `path`, or the embedded default when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Config::embedded(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                Config::parse(&text, &path.display().to_string())
+            }
+        }
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |what: &str| Err(ConfigError::Invalid(what.to_owned()));
+        if self.limits.max_input_bytes == 0 || self.limits.max_input_bytes > 64 << 20 {
+            return invalid("limits.max_input_bytes must be between 1 and 64 MiB");
+        }
+        if self.limits.max_memory_bytes == 0 {
+            return invalid("limits.max_memory_bytes must be positive");
+        }
+        if self.limits.default_max_cycles > self.limits.max_job_cycles {
+            return invalid("limits.default_max_cycles must not exceed limits.max_job_cycles");
+        }
+        if self.api.max_frame_bytes < 1024 {
+            return invalid("api.max_frame_bytes must be at least 1024");
+        }
+        if self.api.max_connections == 0 || self.api.max_requests_in_flight == 0 {
+            return invalid("api.max_connections and api.max_requests_in_flight must be positive");
+        }
+        if self.queue.max_jobs == 0 || self.queue.max_bytes == 0 {
+            return invalid("queue.max_jobs and queue.max_bytes must be positive");
+        }
+        for (name, addr) in [("api.tcp", self.api.tcp), ("metrics.prometheus", self.metrics.prometheus)] {
+            if let Some(addr) = addr {
+                if !addr.ip().is_loopback() {
+                    return Err(ConfigError::Invalid(format!("{name} must be a loopback address, got {addr}")));
+                }
+            }
+        }
+        for signer in &self.offchain.allowed_signers {
+            if signer.parse::<alloy::primitives::Address>().is_err() {
+                return Err(ConfigError::Invalid(format!("offchain.allowed_signers: {signer:?} is not an address")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Executor threads after resolving 0 to the number of cores.
+    pub fn executor_threads(&self) -> usize {
+        if self.executors == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            self.executors
+        }
+    }
+
+    /// The socket path, resolved against `data_dir`.
+    pub fn socket_path(&self) -> PathBuf {
+        self.data_dir.join(&self.api.socket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_the_documented_default() {
+        assert_eq!(Config::embedded().unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_file_names_only_what_it_changes() {
+        let config = Config::parse("executors = 3\n[limits]\nmax_output_bytes = 10\n", "test").unwrap();
+        assert_eq!(config.executors, 3);
+        assert_eq!(config.limits.max_output_bytes, 10);
+        assert_eq!(config.limits.max_input_bytes, Limits::default().max_input_bytes);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_errors() {
+        let err = Config::parse("[limits]\nmax_ouptut_bytes = 1\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("unknown field `max_ouptut_bytes`"), "{err}");
+        let err = Config::parse("[metrics]\nprometheus = \"0.0.0.0:9100\"\n", "f.toml").unwrap_err();
+        assert_eq!(err.to_string(), "invalid config: metrics.prometheus must be a loopback address, got 0.0.0.0:9100");
+        let err = Config::parse("[offchain]\nallowed_signers = [\"0x12\"]\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("is not an address"), "{err}");
+    }
+}

@@ -1,0 +1,161 @@
+//! The jobs in flight: admission control, the bounded queue, and nonces.
+//!
+//! A job is in the board from admission until its result is durable. The
+//! board is what makes a nonce usable once (the check and the insert happen
+//! under one lock, against both the board and the `jobs` tree) and what
+//! bounds the queue in front of the executors (by jobs and by input bytes).
+
+use crate::config::Queue;
+use crate::store::{JobId, JobSpec, Status, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Why a job was not admitted.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// The consumer already used this nonce.
+    #[error("nonce {nonce} already used by consumer 0x{consumer}")]
+    NonceUsed {
+        /// The nonce.
+        nonce: u64,
+        /// The consumer, as hex.
+        consumer: String,
+    },
+    /// The queue is full.
+    #[error("busy: {jobs} jobs ({bytes} input bytes) queued; retry later")]
+    Busy {
+        /// Jobs in flight.
+        jobs: usize,
+        /// Their input bytes.
+        bytes: usize,
+    },
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug)]
+struct Active {
+    status: Status,
+    consumer: [u8; 20],
+    nonce: u64,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    active: HashMap<JobId, Active>,
+    bytes: usize,
+    /// Per consumer, one past the highest nonce seen.
+    next_nonce: HashMap<[u8; 20], u64>,
+}
+
+/// The jobs in flight.
+#[derive(Debug)]
+pub struct JobBoard {
+    inner: Mutex<Inner>,
+    limits: Queue,
+}
+
+impl JobBoard {
+    /// An empty board with the queue limits. `next_nonce` is rebuilt from
+    /// the store's job entries.
+    pub fn new(limits: Queue, store: &Store) -> Result<JobBoard, StoreError> {
+        let mut inner = Inner::default();
+        for item in store.jobs() {
+            let (_, entry) = item?;
+            let next = inner.next_nonce.entry(entry.consumer).or_default();
+            *next = (*next).max(entry.nonce.saturating_add(1));
+        }
+        Ok(JobBoard { inner: Mutex::new(inner), limits })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; carry on.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a job of `bytes` input bytes would find room now.
+    pub fn has_room(&self, bytes: usize) -> Result<(), AdmitError> {
+        let inner = self.lock();
+        self.room(&inner, bytes)
+    }
+
+    fn room(&self, inner: &Inner, bytes: usize) -> Result<(), AdmitError> {
+        if inner.active.len() >= self.limits.max_jobs || inner.bytes + bytes > self.limits.max_bytes {
+            return Err(AdmitError::Busy { jobs: inner.active.len(), bytes: inner.bytes });
+        }
+        Ok(())
+    }
+
+    /// Admits a new job: its nonce must be unused and the queue must have
+    /// room. The caller then commits its `Pending` record.
+    pub fn admit(&self, spec: &JobSpec, store: &Store) -> Result<(), AdmitError> {
+        let mut inner = self.lock();
+        if inner.active.contains_key(&spec.id) || store.contains_job(&spec.id)? {
+            return Err(AdmitError::NonceUsed { nonce: spec.nonce, consumer: hex::encode(spec.consumer) });
+        }
+        self.room(&inner, spec.input_bytes())?;
+        insert(&mut inner, spec);
+        Ok(())
+    }
+
+    /// Puts back a job found unfinished at start-up (no limits apply).
+    pub fn restore(&self, spec: &JobSpec) {
+        insert(&mut self.lock(), spec);
+    }
+
+    /// Marks a job as running.
+    pub fn set_running(&self, id: &JobId) {
+        if let Some(job) = self.lock().active.get_mut(id) {
+            job.status = Status::Running;
+        }
+    }
+
+    /// Removes a job whose result is durable, or whose admission failed.
+    pub fn remove(&self, id: &JobId) {
+        let mut inner = self.lock();
+        if let Some(job) = inner.active.remove(id) {
+            inner.bytes -= job.bytes;
+        }
+    }
+
+    /// The status of a job in flight.
+    pub fn status(&self, id: &JobId) -> Option<Status> {
+        self.lock().active.get(id).map(|job| job.status)
+    }
+
+    /// Nonces of the consumer's jobs in flight, ascending.
+    pub fn pending_nonces(&self, consumer: &[u8; 20]) -> Vec<u64> {
+        let inner = self.lock();
+        let mut nonces: Vec<u64> =
+            inner.active.values().filter(|job| &job.consumer == consumer).map(|job| job.nonce).collect();
+        nonces.sort_unstable();
+        nonces
+    }
+
+    /// One past the highest nonce the consumer has used (0 if none).
+    pub fn next_nonce(&self, consumer: &[u8; 20]) -> u64 {
+        self.lock().next_nonce.get(consumer).copied().unwrap_or(0)
+    }
+
+    /// Jobs in flight.
+    pub fn len(&self) -> usize {
+        self.lock().active.len()
+    }
+
+    /// Whether no job is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn insert(inner: &mut Inner, spec: &JobSpec) {
+    let bytes = spec.input_bytes();
+    let job = Active { status: Status::Pending, consumer: spec.consumer, nonce: spec.nonce, bytes };
+    if inner.active.insert(spec.id, job).is_none() {
+        inner.bytes += bytes;
+    }
+    let next = inner.next_nonce.entry(spec.consumer).or_default();
+    *next = (*next).max(spec.nonce.saturating_add(1));
+}

@@ -1,0 +1,73 @@
+//! The metrics in Prometheus text format, served on a loopback address.
+
+use super::MetricsSnapshot;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Renders a snapshot in the Prometheus text exposition format.
+pub fn render(snapshot: &MetricsSnapshot) -> String {
+    let mut out = String::new();
+    let actor_series: [(&str, &str, fn(&super::ActorSnapshot) -> u64); 7] = [
+        ("coprocessor_actor_received_total", "counter", |a| a.received),
+        ("coprocessor_actor_handled_total", "counter", |a| a.handled),
+        ("coprocessor_actor_errors_total", "counter", |a| a.errors),
+        ("coprocessor_actor_mailbox", "gauge", |a| a.mailbox),
+        ("coprocessor_actor_handling_p50_micros", "gauge", |a| a.p50_micros),
+        ("coprocessor_actor_handling_p99_micros", "gauge", |a| a.p99_micros),
+        ("coprocessor_actor_restarts_total", "counter", |a| a.restarts),
+    ];
+    for (name, kind, value) in actor_series {
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (actor, figures) in &snapshot.actors {
+            let _ = writeln!(out, "{name}{{actor=\"{actor}\"}} {}", value(figures));
+        }
+    }
+    let engine = &snapshot.engine;
+    let engine_series: [(&str, &str, f64); 11] = [
+        ("coprocessor_jobs_accepted_total", "counter", engine.jobs_accepted as f64),
+        ("coprocessor_jobs_done_total", "counter", engine.jobs_done as f64),
+        ("coprocessor_jobs_failed_total", "counter", engine.jobs_failed as f64),
+        ("coprocessor_jobs_busy_total", "counter", engine.jobs_busy as f64),
+        ("coprocessor_requests_rejected_total", "counter", engine.requests_rejected as f64),
+        ("coprocessor_jobs_per_second", "gauge", engine.jobs_per_second),
+        ("coprocessor_instructions_per_second", "gauge", engine.instructions_per_second),
+        ("coprocessor_executor_utilization", "gauge", engine.executor_utilization),
+        ("coprocessor_executors", "gauge", engine.executors as f64),
+        ("coprocessor_sled_bytes", "gauge", engine.sled_bytes as f64),
+        ("coprocessor_uptime_seconds", "gauge", engine.uptime_seconds as f64),
+    ];
+    for (name, kind, value) in engine_series {
+        let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");
+    }
+    out
+}
+
+/// Serves `render(snapshot())` to every HTTP request on `addr` until the
+/// runtime stops.
+pub async fn serve(
+    addr: SocketAddr,
+    snapshot: Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving Prometheus metrics");
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        let snapshot = Arc::clone(&snapshot);
+        tokio::spawn(async move {
+            // Read the request head (bounded); any path gets the metrics.
+            let mut head = [0u8; 4096];
+            let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head)).await;
+            if !matches!(read, Ok(Ok(n)) if n > 0) {
+                return;
+            }
+            let body = render(&snapshot());
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,130 @@
+//! Replay: re-execute logged jobs and check them against what was recorded.
+//!
+//! For each `Pending` record in the range (optionally of one program) whose
+//! job has been executed, the job runs again with the limits it ran with,
+//! and its output, exit code, cycles and failure must equal both the stored
+//! result and the log's `Executed` record (which keeps the output's hash).
+//! Replay reads the store only; it works on a running engine's store (over
+//! the socket) and on a stopped engine's data dir alike.
+
+use crate::executor::warm::WarmVms;
+use crate::registry::elf::{ProgramId, ProgramImage};
+use crate::store::{JobId, LogRecord, ResultRecord, Store, StoreError, Transition};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Which jobs to replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// First log sequence number (inclusive).
+    pub from: u64,
+    /// Last log sequence number (inclusive).
+    pub to: u64,
+    /// Only jobs of this program.
+    pub program: Option<ProgramId>,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Jobs re-executed.
+    pub replayed: u64,
+    /// Jobs that matched.
+    pub matched: u64,
+    /// Jobs that did not match, in log order.
+    pub mismatched: Vec<JobId>,
+    /// Jobs in the range not yet executed (nothing to compare).
+    pub skipped: u64,
+}
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A logged job's program is missing or no longer decodes.
+    #[error("program {0} of a logged job is not in the store")]
+    MissingProgram(ProgramId),
+    /// The VM failed (an engine problem, not a mismatch).
+    #[error("running job 0x{job}: {source}")]
+    Vm {
+        /// The job, as hex.
+        job: String,
+        /// The VM's error.
+        source: crate::executor::vm::VmError,
+    },
+}
+
+/// Replays `range`, calling `progress(seq_done, seq_total)` as it goes.
+pub fn replay(
+    store: &Store,
+    range: &Range,
+    max_input_bytes: usize,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ReplayReport, ReplayError> {
+    let end = store.log_len()?.min(range.to.saturating_add(1));
+    let total = end.saturating_sub(range.from);
+    let mut report = ReplayReport::default();
+    let mut images: HashMap<ProgramId, Arc<ProgramImage>> = HashMap::new();
+    let mut vms = WarmVms::new(max_input_bytes);
+    if total == 0 {
+        return Ok(report);
+    }
+    for item in store.log_range(range.from, end - 1) {
+        let (seq, record) = item?;
+        if seq % 256 == 0 {
+            progress(seq - range.from, total);
+        }
+        let LogRecord { transition: Transition::Pending(spec), .. } = record else { continue };
+        if range.program.is_some_and(|program| program != spec.program_id) {
+            continue;
+        }
+        let Some(entry) = store.job(&spec.id)? else { continue };
+        let (Some(executed_seq), Some(stored)) = (entry.executed_seq, store.result(&spec.id)?) else {
+            report.skipped += 1;
+            continue;
+        };
+        let image = match images.get(&spec.program_id) {
+            Some(image) => Arc::clone(image),
+            None => {
+                let elf = store.program(&spec.program_id)?.ok_or(ReplayError::MissingProgram(spec.program_id))?;
+                let image = ProgramImage::parse(&elf, elf.len())
+                    .map_err(|_| ReplayError::MissingProgram(spec.program_id))?;
+                let image = Arc::new(image);
+                images.insert(spec.program_id, Arc::clone(&image));
+                image
+            }
+        };
+        let outcome = vms
+            .run(&spec.program_id, &image, &spec.onchain_input, &spec.offchain_input, &spec.limits())
+            .map_err(|source| ReplayError::Vm { job: hex::encode(spec.id), source })?;
+        let again = ResultRecord {
+            exit_code: outcome.exit_code,
+            cycles: outcome.cycles,
+            peak_memory_bytes: outcome.peak_memory_bytes,
+            output: outcome.output,
+            failure: outcome.failure,
+            result_with_metadata: Vec::new(),
+            signature: Vec::new(),
+        };
+        let logged = match store.log_record(executed_seq)? {
+            Some(LogRecord { transition: Transition::Executed(summary), .. }) => Some(summary),
+            _ => None,
+        };
+        let matches_store = again.output == stored.output
+            && again.exit_code == stored.exit_code
+            && again.cycles == stored.cycles
+            && again.failure == stored.failure;
+        let matches_log = logged.as_ref() == Some(&again.summary());
+        report.replayed += 1;
+        if matches_store && matches_log {
+            report.matched += 1;
+        } else {
+            tracing::warn!(job = %hex::encode(spec.id), matches_store, matches_log, "replay mismatch");
+            report.mismatched.push(spec.id);
+        }
+    }
+    progress(total, total);
+    Ok(report)
+}

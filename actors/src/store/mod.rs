@@ -1,0 +1,253 @@
+//! Persistence in sled.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `programs` | program ID | the ELF |
+//! | `jobs` | job ID | [`JobEntry`]: status and log positions |
+//! | `log` | big-endian u64 sequence | [`LogRecord`]: one state transition |
+//! | `results` | job ID | [`ResultRecord`]: outcome and signed result |
+//! | `meta` | name | engine metadata |
+//!
+//! Job writes go through one writer thread ([`writer`]) that groups every
+//! write waiting at that moment into one sled transaction over `log`,
+//! `results` and `jobs`, flushes once, and then tells each writer. A job is
+//! acknowledged only after that flush.
+
+pub mod records;
+mod writer;
+
+pub use records::{JobEntry, JobId, JobSpec, LogRecord, Origin, ResultRecord, ResultSummary, Status, Transition};
+pub use writer::{CommitError, CommitStats, Done, Write};
+
+use crate::registry::elf::ProgramId;
+use records::decode;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, corruption, or the directory is in use).
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("corrupt {tree} record {key}: {source}")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// The key, as hex.
+        key: String,
+        /// The decoder's error.
+        source: bincode::error::DecodeError,
+    },
+    /// The writer thread is gone (the engine is stopping).
+    #[error("the store is closed")]
+    Closed,
+    /// A group commit failed.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+/// The engine's sled database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    programs: sled::Tree,
+    jobs: sled::Tree,
+    log: sled::Tree,
+    results: sled::Tree,
+    meta: sled::Tree,
+    writer: writer::Handle,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// The trees the writer thread writes.
+#[derive(Clone)]
+pub(crate) struct JobTrees {
+    pub(crate) db: sled::Db,
+    pub(crate) jobs: sled::Tree,
+    pub(crate) log: sled::Tree,
+    pub(crate) results: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`. Fails if another process
+    /// has it open.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let programs = db.open_tree("programs")?;
+        let jobs = db.open_tree("jobs")?;
+        let log = db.open_tree("log")?;
+        let results = db.open_tree("results")?;
+        let meta = db.open_tree("meta")?;
+        let next_seq = match log.last()? {
+            Some((key, _)) => seq_of(&key).map_or(0, |seq| seq + 1),
+            None => 0,
+        };
+        let trees = JobTrees { db: db.clone(), jobs: jobs.clone(), log: log.clone(), results: results.clone() };
+        let writer = writer::spawn(trees, next_seq);
+        Ok(Store { db, programs, jobs, log, results, meta, writer })
+    }
+
+    /// Queues job writes for the next group commit; `done` runs once they
+    /// are durable (or failed).
+    pub fn commit(&self, writes: Vec<Write>, done: Done) {
+        self.writer.commit(writes, done);
+    }
+
+    /// Waits until everything committed so far is durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.commit(Vec::new(), Box::new(move |result| drop(tx.send(result))));
+        Ok(rx.recv().map_err(|_| StoreError::Closed)??)
+    }
+
+    /// Counters of the group commit.
+    pub fn commit_stats(&self) -> Arc<CommitStats> {
+        self.writer.stats()
+    }
+
+    /// Stores a program durably.
+    pub fn put_program(&self, id: &ProgramId, elf: &[u8]) -> Result<(), StoreError> {
+        self.programs.insert(id.0, elf)?;
+        self.programs.flush()?;
+        Ok(())
+    }
+
+    /// A stored program's ELF.
+    pub fn program(&self, id: &ProgramId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.programs.get(id.0)?.map(|v| v.to_vec()))
+    }
+
+    /// Every stored program ID, in order.
+    pub fn program_ids(&self) -> Result<Vec<ProgramId>, StoreError> {
+        self.programs
+            .iter()
+            .keys()
+            .map(|key| {
+                let key = key?;
+                let id: [u8; 32] = key.as_ref().try_into().map_err(|_| corrupt_key("programs", &key))?;
+                Ok(ProgramId(id))
+            })
+            .collect()
+    }
+
+    /// A job's entry.
+    pub fn job(&self, id: &JobId) -> Result<Option<JobEntry>, StoreError> {
+        self.jobs.get(id)?.map(|bytes| decoded("jobs", id, &bytes)).transpose()
+    }
+
+    /// Whether a job ID is known.
+    pub fn contains_job(&self, id: &JobId) -> Result<bool, StoreError> {
+        Ok(self.jobs.contains_key(id)?)
+    }
+
+    /// A job's result.
+    pub fn result(&self, id: &JobId) -> Result<Option<ResultRecord>, StoreError> {
+        self.results.get(id)?.map(|bytes| decoded("results", id, &bytes)).transpose()
+    }
+
+    /// Overwrites a job's stored result (for repair tools and tests).
+    pub fn overwrite_result(&self, id: &JobId, record: &ResultRecord) -> Result<(), StoreError> {
+        self.results.insert(id, records::encode(record))?;
+        self.results.flush()?;
+        Ok(())
+    }
+
+    /// The log record at `seq`.
+    pub fn log_record(&self, seq: u64) -> Result<Option<LogRecord>, StoreError> {
+        self.log.get(seq.to_be_bytes())?.map(|bytes| decoded("log", &seq.to_be_bytes(), &bytes)).transpose()
+    }
+
+    /// Log records with `from <= seq <= to`, in order.
+    pub fn log_range(&self, from: u64, to: u64) -> impl Iterator<Item = Result<(u64, LogRecord), StoreError>> + '_ {
+        self.log.range(from.to_be_bytes()..=to.to_be_bytes()).map(|item| {
+            let (key, value) = item?;
+            let seq = seq_of(&key).ok_or_else(|| corrupt_key("log", &key))?;
+            Ok((seq, decoded("log", &key, &value)?))
+        })
+    }
+
+    /// The next sequence number the log will use.
+    pub fn log_len(&self) -> Result<u64, StoreError> {
+        Ok(match self.log.last()? {
+            Some((key, _)) => seq_of(&key).ok_or_else(|| corrupt_key("log", &key))? + 1,
+            None => 0,
+        })
+    }
+
+    /// Jobs accepted but not executed (`Pending` or `Running` at a crash),
+    /// with their specs, in log order.
+    pub fn unfinished(&self) -> Result<Vec<JobSpec>, StoreError> {
+        let mut seqs = Vec::new();
+        for item in self.jobs.iter() {
+            let (key, value) = item?;
+            let entry: JobEntry = decoded("jobs", &key, &value)?;
+            if !entry.status.is_executed() {
+                seqs.push(entry.pending_seq);
+            }
+        }
+        seqs.sort_unstable();
+        let mut specs = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some(LogRecord { transition: Transition::Pending(spec), .. }) = self.log_record(seq)? {
+                specs.push(spec);
+            }
+        }
+        Ok(specs)
+    }
+
+    /// Every job entry (for status scans).
+    pub fn jobs(&self) -> impl Iterator<Item = Result<(JobId, JobEntry), StoreError>> + '_ {
+        self.jobs.iter().map(|item| {
+            let (key, value) = item?;
+            let id: JobId = key.as_ref().try_into().map_err(|_| corrupt_key("jobs", &key))?;
+            Ok((id, decoded("jobs", &key, &value)?))
+        })
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(name)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets a metadata value durably.
+    pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(name, value)?;
+        self.meta.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Flushes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.sync()?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn seq_of(key: &[u8]) -> Option<u64> {
+    key.try_into().ok().map(u64::from_be_bytes)
+}
+
+fn corrupt_key(tree: &'static str, key: &[u8]) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        key: hex::encode(key),
+        source: bincode::error::DecodeError::Other("malformed key"),
+    }
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    decode(bytes).map_err(|source| StoreError::Corrupt { tree, key: hex::encode(key), source })
+}

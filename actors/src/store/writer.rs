@@ -1,0 +1,188 @@
+//! The group commit: one thread writes every job transition.
+//!
+//! Callers queue [`Write`]s with a [`Done`] callback. The thread takes every
+//! commit waiting at that moment, applies them as one sled transaction over
+//! `log`, `results` and `jobs` (so a crash never leaves one tree ahead of
+//! another), flushes once, and then runs the callbacks. Being the only
+//! writer, it also guarantees that a job is recorded as executed at most
+//! once: a second result for a job is dropped, never appended.
+
+use super::records::{encode, unix_ms, JobEntry, JobId, JobSpec, LogRecord, ResultRecord, Status, Transition};
+use super::JobTrees;
+use crossbeam_channel::{Receiver, Sender};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Most commits folded into one transaction.
+const MAX_COMMITS_PER_BATCH: usize = 8192;
+
+/// One job write.
+#[derive(Debug)]
+pub enum Write {
+    /// A new job: its `Pending` log record and its entry.
+    Admit(JobSpec),
+    /// A job's result: its `Executed` log record, the result, its entry.
+    Executed {
+        /// The job.
+        id: JobId,
+        /// Its result.
+        result: ResultRecord,
+    },
+}
+
+/// Runs once a commit is durable, or failed.
+pub type Done = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
+
+/// A group commit failed; every commit in the group gets this error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("group commit failed: {0}")]
+pub struct CommitError(pub String);
+
+/// Counters of the writer thread.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Transactions (group commits) made.
+    pub batches: AtomicU64,
+    /// Writes applied.
+    pub writes: AtomicU64,
+    /// Results dropped because the job was already executed.
+    pub duplicate_results: AtomicU64,
+    /// Time spent in transactions and flushes, in µs.
+    pub busy_micros: AtomicU64,
+}
+
+struct Commit {
+    writes: Vec<Write>,
+    done: Done,
+}
+
+#[derive(Clone)]
+pub(super) struct Handle {
+    tx: Sender<Commit>,
+    stats: Arc<CommitStats>,
+}
+
+impl Handle {
+    pub(super) fn commit(&self, writes: Vec<Write>, done: Done) {
+        if let Err(err) = self.tx.send(Commit { writes, done }) {
+            (err.0.done)(Err(CommitError("the store is closed".into())));
+        }
+    }
+
+    pub(super) fn stats(&self) -> Arc<CommitStats> {
+        Arc::clone(&self.stats)
+    }
+}
+
+pub(super) fn spawn(trees: JobTrees, next_seq: u64) -> Handle {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let stats = Arc::new(CommitStats::default());
+    let thread_stats = Arc::clone(&stats);
+    let spawned = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(&trees, next_seq, &rx, &thread_stats));
+    if let Err(err) = spawned {
+        tracing::error!(%err, "cannot start the store writer thread");
+    }
+    Handle { tx, stats }
+}
+
+fn run(trees: &JobTrees, mut next_seq: u64, rx: &Receiver<Commit>, stats: &CommitStats) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_COMMITS_PER_BATCH {
+            match rx.try_recv() {
+                Ok(commit) => group.push(commit),
+                Err(_) => break,
+            }
+        }
+        let start = Instant::now();
+        let result = apply(trees, &mut next_seq, &group, stats);
+        stats.busy_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = &result {
+            tracing::error!(%err, "group commit failed");
+        }
+        for commit in group {
+            (commit.done)(result.clone());
+        }
+    }
+}
+
+/// Applies a group as one transaction and flushes. On failure the sequence
+/// counter is left as it was.
+fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitStats) -> Result<(), CommitError> {
+    let mut seq = *next_seq;
+    let mut log = sled::Batch::default();
+    let mut results = sled::Batch::default();
+    let mut jobs = sled::Batch::default();
+    let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
+    let mut writes = 0u64;
+    let now = unix_ms();
+    for write in group.iter().flat_map(|commit| &commit.writes) {
+        writes += 1;
+        match write {
+            Write::Admit(spec) => {
+                let record = LogRecord { job_id: spec.id, unix_ms: now, transition: Transition::Pending(spec.clone()) };
+                log.insert(&seq.to_be_bytes(), encode(&record));
+                let entry = JobEntry {
+                    consumer: spec.consumer,
+                    nonce: spec.nonce,
+                    status: Status::Pending,
+                    pending_seq: seq,
+                    executed_seq: None,
+                };
+                jobs.insert(&spec.id, encode(&entry));
+                entries.insert(spec.id, entry);
+                seq += 1;
+            }
+            Write::Executed { id, result } => {
+                let entry = match entries.get(id) {
+                    Some(entry) => Some(*entry),
+                    None => current_entry(trees, id)?,
+                };
+                let Some(mut entry) = entry else {
+                    tracing::error!(job = %hex::encode(id), "result for an unknown job dropped");
+                    continue;
+                };
+                if entry.status.is_executed() {
+                    stats.duplicate_results.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let transition = Transition::Executed(result.summary());
+                log.insert(&seq.to_be_bytes(), encode(&LogRecord { job_id: *id, unix_ms: now, transition }));
+                results.insert(id, encode(result));
+                entry.status = result.status();
+                entry.executed_seq = Some(seq);
+                jobs.insert(id, encode(&entry));
+                entries.insert(*id, entry);
+                seq += 1;
+            }
+        }
+    }
+    if writes > 0 {
+        (&trees.log, &trees.results, &trees.jobs)
+            .transaction(|(log_tx, results_tx, jobs_tx)| {
+                log_tx.apply_batch(&log)?;
+                results_tx.apply_batch(&results)?;
+                jobs_tx.apply_batch(&jobs)?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|err: TransactionError<()>| CommitError(format!("{err:?}")))?;
+    }
+    trees.db.flush().map_err(|err| CommitError(err.to_string()))?;
+    *next_seq = seq;
+    stats.writes.fetch_add(writes, Ordering::Relaxed);
+    Ok(())
+}
+
+fn current_entry(trees: &JobTrees, id: &JobId) -> Result<Option<JobEntry>, CommitError> {
+    let bytes = trees.jobs.get(id).map_err(|err| CommitError(err.to_string()))?;
+    bytes
+        .map(|bytes| super::records::decode(&bytes).map_err(|err| CommitError(format!("corrupt job entry: {err}"))))
+        .transpose()
+}

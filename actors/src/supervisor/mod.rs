@@ -1,0 +1,229 @@
+//! The supervisor: reads the config, opens the store, starts every actor,
+//! recovers unfinished jobs, samples metrics, and drains on SIGTERM/SIGINT.
+//!
+//! Sync actors restart themselves under [`guarded`] (see [`restart`]); the
+//! supervisor owns the order of start-up and shutdown.
+
+mod restart;
+
+pub use restart::{guarded, Panic, RestartCount};
+
+use crate::api::verifier::Verifier;
+use crate::api::{Api, ApiContext, ApiError, StopAccepting};
+use crate::config::Config;
+use crate::executor::{Execute, Executor, ExecutorSetup};
+use crate::jobs::JobBoard;
+use crate::keys::{self, KeyError};
+use crate::metrics::Metrics;
+use crate::registry::{Programs, Registry};
+use crate::store::{Store, StoreError};
+use crate::submitter::{Submitter, SubmitterSetup};
+use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
+use alloy::primitives::Address;
+use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The actors whose metrics the engine reports.
+pub const ACTORS: &[&str] = &["api", "verifier", "registry", "executor", "submitter"];
+
+/// How long a drain waits for jobs in flight before leaving them to
+/// start-up recovery (they are durable either way).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the engine could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The data dir could not be created.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store failed to open (or another engine holds it).
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    /// A key file is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The socket could not be bound.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The actor system failed.
+    #[error("actor system: {0}")]
+    System(#[from] std::io::Error),
+}
+
+/// Runs the engine until SIGTERM or SIGINT, then drains and returns.
+pub fn run(config: Config) -> Result<(), EngineError> {
+    let data_dir = config.data_dir.clone();
+    let dir_error = |source| EngineError::DataDir { path: data_dir.display().to_string(), source };
+    std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_error)?;
+    let store = Store::open(&data_dir.join("db"))?;
+    let operator = keys::load_or_generate(&data_dir.join(keys::OPERATOR_KEY))?;
+    let dev_signer = if config.offchain.dev_signer {
+        Some(keys::load_or_generate(&data_dir.join(keys::DEV_CONSUMER_KEY))?.address())
+    } else {
+        None
+    };
+    let mut allowed_signers: HashSet<Address> =
+        config.offchain.allowed_signers.iter().filter_map(|s| s.parse().ok()).collect();
+    allowed_signers.extend(dev_signer);
+    tracing::info!(operator = %operator.address(), dev_signer = ?dev_signer, "keys loaded");
+
+    let threads = config.executor_threads();
+    let metrics = Arc::new(Metrics::new(ACTORS, threads));
+    let programs = Arc::new(Programs::load(&store, config.limits.max_program_bytes)?);
+    let board = Arc::new(JobBoard::new(config.queue, &store)?);
+    let unfinished = store.unfinished()?;
+    let fault_injection = std::env::var_os("COPROCESSOR_FAULT_INJECTION").is_some_and(|v| v == "1");
+
+    let system = actix::System::new();
+    let started = system.block_on(async {
+        let registry = Registry::new(
+            store.clone(),
+            Arc::clone(&programs),
+            config.limits.max_program_bytes,
+            metrics.actor("registry"),
+        )
+        .start();
+        let submitter = Submitter::start(
+            threads,
+            SubmitterSetup {
+                store: store.clone(),
+                board: Arc::clone(&board),
+                metrics: Arc::clone(&metrics),
+                operator: operator.clone(),
+            },
+        );
+        let executor = Executor::start(
+            threads,
+            ExecutorSetup {
+                programs: Arc::clone(&programs),
+                board: Arc::clone(&board),
+                metrics: Arc::clone(&metrics),
+                submitter: submitter.clone().recipient(),
+                max_input_bytes: config.limits.max_input_bytes,
+            },
+        );
+        let verifier = Verifier::start(threads, metrics.actor("verifier"));
+        recover(&unfinished, &board, &executor, &metrics);
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let api = Api::start(ApiContext {
+            config: config.clone(),
+            store: store.clone(),
+            board: Arc::clone(&board),
+            programs: Arc::clone(&programs),
+            metrics: Arc::clone(&metrics),
+            registry,
+            executor,
+            submitter,
+            verifier,
+            operator: operator.address(),
+            dev_signer,
+            allowed_signers,
+            fault_injection,
+            shutting_down: Arc::clone(&shutting_down),
+        })?;
+        if let Some(addr) = config.metrics.prometheus {
+            let (metrics, store) = (Arc::clone(&metrics), store.clone());
+            let snapshot = Arc::new(move || metrics.snapshot(store.size_on_disk()));
+            actix_rt::spawn(async move {
+                if let Err(err) = crate::metrics::prometheus::serve(addr, snapshot).await {
+                    tracing::error!(%addr, %err, "Prometheus endpoint failed");
+                }
+            });
+        }
+        Supervisor { api, board: Arc::clone(&board), store: store.clone(), metrics: Arc::clone(&metrics), shutting_down }
+            .start();
+        Ok::<(), EngineError>(())
+    });
+    started?;
+    tracing::info!(executors = threads, data_dir = %data_dir.display(), "engine running");
+    system.run()?;
+    store.flush()?;
+    tracing::info!("engine stopped");
+    Ok(())
+}
+
+/// Puts jobs found `Pending`/`Running` at start-up back on the executors.
+fn recover(unfinished: &[crate::store::JobSpec], board: &JobBoard, executor: &Addr<Executor>, metrics: &Metrics) {
+    if unfinished.is_empty() {
+        return;
+    }
+    tracing::info!(jobs = unfinished.len(), "recovering unfinished jobs");
+    let executor_metrics = metrics.actor("executor");
+    for spec in unfinished {
+        board.restore(spec);
+        executor_metrics.received();
+        executor.do_send(Execute { spec: Arc::new(spec.clone()), attempt: 0 });
+    }
+}
+
+/// The supervisor actor.
+#[derive(Debug)]
+struct Supervisor {
+    api: Addr<Api>,
+    board: Arc<JobBoard>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+/// Begin a graceful shutdown.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Shutdown {
+    signal: &'static str,
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let metrics = Arc::clone(&self.metrics);
+        ctx.run_interval(Duration::from_secs(1), move |_, _| metrics.sample());
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return tracing::error!("cannot install signal handlers");
+            };
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            me.do_send(Shutdown { signal: name });
+        });
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        if self.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::info!(signal = msg.signal, in_flight = self.board.len(), "draining");
+        self.api.do_send(StopAccepting);
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        ctx.run_interval(Duration::from_millis(20), move |this, _| {
+            let left = this.board.len();
+            if left == 0 || Instant::now() >= deadline {
+                if left > 0 {
+                    tracing::warn!(jobs = left, "drain timed out; these jobs are durable and run at next start-up");
+                }
+                if let Err(err) = this.store.flush() {
+                    tracing::error!(%err, "final flush failed");
+                }
+                actix::System::current().stop();
+            }
+        });
+    }
+}

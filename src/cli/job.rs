@@ -1,0 +1,163 @@
+//! `coprocessor job submit|status|result`.
+
+use super::{describe, EngineArgs};
+use alloy::primitives::Address;
+use coprocessor::client::Client;
+use coprocessor::input::{parse_bytes, to_hex};
+use coprocessor::request::JobRequest;
+use coprocessor_actors::api::wire::{Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply};
+use coprocessor_actors::keys;
+use coprocessor_actors::registry::elf::ProgramId;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Job commands.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum JobCommand {
+    /// Sign and submit an offchain job; prints its ID (or its result with --wait).
+    Submit(SubmitArgs),
+    /// Print a job's status.
+    Status {
+        /// The job ID.
+        id: String,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Print a job's result.
+    Result {
+        /// The job ID.
+        id: String,
+        /// Print the `coproc_getResult` object as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+}
+
+/// Arguments of `job submit`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SubmitArgs {
+    /// The program ID.
+    #[arg(long)]
+    program: String,
+    /// Onchain input, as hex or @FILE.
+    #[arg(long, default_value = "")]
+    input: String,
+    /// Offchain input, as hex or @FILE.
+    #[arg(long, default_value = "")]
+    offchain_input: String,
+    /// Consumer address [default: the signer's own address].
+    #[arg(long)]
+    consumer: Option<Address>,
+    /// Nonce [default: the engine's next free nonce for the consumer].
+    #[arg(long)]
+    nonce: Option<u64>,
+    /// Cycle limit (exact).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    max_cycles: u64,
+    /// Signing key file [default: <data-dir>/dev-consumer.key].
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Wait for the result and print it.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait, print the `coproc_getResult` object as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// How long `--wait` waits before giving up.
+const WAIT_LIMIT: Duration = Duration::from_secs(600);
+
+pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
+    match command {
+        JobCommand::Submit(args) => submit(args),
+        JobCommand::Status { id, engine } => {
+            let result = fetch(&mut engine.connect()?, &id)?;
+            println!("{}", result.status);
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Result { id, json, engine } => {
+            let result = fetch(&mut engine.connect()?, &id)?;
+            print_result(&result, json)
+        }
+    }
+}
+
+fn job_id(text: &str) -> Result<HexBytes, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    match hex::decode(digits) {
+        Ok(bytes) if bytes.len() == 32 => Ok(HexBytes(bytes)),
+        _ => Err(format!("{text:?} is not a job ID (32 bytes of hex)")),
+    }
+}
+
+fn fetch(client: &mut Client, id: &str) -> Result<JobResult, String> {
+    client.call(Call::GetResult(JobIdParams { job_id: job_id(id)? })).map_err(describe)
+}
+
+fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
+    let program_id: ProgramId = args.program.parse().map_err(|err| format!("--program: {err}"))?;
+    let onchain_input = parse_bytes(&args.input).map_err(|err| format!("--input: {err}"))?;
+    let offchain_input = parse_bytes(&args.offchain_input).map_err(|err| format!("--offchain-input: {err}"))?;
+    let key_path = args.key.clone().unwrap_or_else(|| args.engine.data_dir.join(keys::DEV_CONSUMER_KEY));
+    let signer = keys::load(&key_path).map_err(|err| format!("signing key: {err}"))?;
+    let consumer = args.consumer.unwrap_or(signer.address());
+    let mut client = args.engine.connect()?;
+    let nonce = match args.nonce {
+        Some(nonce) => nonce,
+        None => {
+            let params = ConsumerParams { consumer: HexBytes(consumer.to_vec()) };
+            let reply: NonceReply = client.call(Call::NextNonce(params)).map_err(describe)?;
+            reply.nonce
+        }
+    };
+    let request = JobRequest { nonce, max_cycles: args.max_cycles, consumer, program_id, onchain_input, offchain_input };
+    let reply: JobIdParams = client.call(Call::SubmitJob(request.sign(&signer))).map_err(describe)?;
+    let id = to_hex(&reply.job_id.0);
+    if !args.wait {
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let result = fetch(&mut client, &id)?;
+        if !matches!(result.status.as_str(), "pending" | "running") {
+            return print_result(&result, args.json);
+        }
+        if start.elapsed() > WAIT_LIMIT {
+            return Err(format!("job {id} still {} after {}s", result.status, WAIT_LIMIT.as_secs()));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+fn print_result(result: &JobResult, json: bool) -> Result<ExitCode, String> {
+    if json {
+        println!("{}", serde_json::to_string(result).map_err(|err| err.to_string())?);
+    } else {
+        println!("job      {}", to_hex(&result.job_id.0));
+        println!("status   {}", result.status);
+        if let Some(cycles) = result.cycles {
+            let exit = result.exit_code.map_or_else(|| "none".to_owned(), |code| code.to_string());
+            println!("exit     {exit}");
+            println!("cycles   {cycles}");
+        }
+        if let Some(reason) = &result.failure_reason {
+            println!("failure  {reason}");
+        }
+        if let Some(output) = &result.output {
+            println!("output   {}", to_hex(&output.0));
+        }
+        if let Some(signature) = &result.signature {
+            println!("signature {}", to_hex(&signature.0));
+        }
+    }
+    Ok(if result.status == "failed" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

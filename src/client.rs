@@ -1,0 +1,156 @@
+//! A client for the engine's socket: JSON-RPC 2.0, or the bincode fast path.
+//!
+//! ```no_run
+//! use coprocessor::client::Client;
+//! use coprocessor_actors::api::wire::{Call, NoParams};
+//! let mut client = Client::connect("data/coprocessor.ipc".as_ref())?;
+//! let status = client.call(Call::Status(NoParams {}))?;
+//! # Ok::<(), coprocessor::client::ClientError>(())
+//! ```
+
+use coprocessor_actors::api::fast_frame;
+use coprocessor_actors::api::wire::{Call, FastRequest, FastResponse, Method, Reply, RpcError, FAST_PATH_MAGIC};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket could not be reached.
+    #[error("cannot connect to {path}: {source} (is the engine running? start it with `coprocessor run`)")]
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The connection failed mid-call.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The engine answered with an error.
+    #[error("{}", .0.message)]
+    Rpc(RpcError),
+    /// The engine's answer did not decode.
+    #[error("malformed response: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The JSON-RPC error code, if the engine answered with an error.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ClientError::Rpc(err) => Some(err.code),
+            _ => None,
+        }
+    }
+}
+
+/// A JSON-RPC connection.
+#[derive(Debug)]
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+}
+
+fn connect(path: &Path) -> Result<UnixStream, ClientError> {
+    UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_owned(), source })
+}
+
+impl Client {
+    /// Connects to the socket at `path`.
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let stream = connect(path)?;
+        let writer = stream.try_clone()?;
+        Ok(Client { reader: BufReader::new(stream), writer, next_id: 1 })
+    }
+
+    /// Sends a raw JSON-RPC request and returns the raw response object.
+    pub fn raw(&mut self, method: &str, params: serde_json::Value) -> Result<serde_json::Value, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let mut line = serde_json::to_vec(&request).map_err(|err| ClientError::Protocol(err.to_string()))?;
+        line.push(b'\n');
+        self.writer.write_all(&line)?;
+        let mut response = String::new();
+        if self.reader.read_line(&mut response)? == 0 {
+            return Err(ClientError::Protocol("the engine closed the connection".into()));
+        }
+        serde_json::from_str(&response).map_err(|err| ClientError::Protocol(err.to_string()))
+    }
+
+    /// Calls a method and returns its `result` as JSON.
+    pub fn call_json(&mut self, call: &Call) -> Result<serde_json::Value, ClientError> {
+        let (method, params) = Method::encode(call);
+        let mut response = self.raw(method, params)?;
+        if let Some(error) = response.get_mut("error") {
+            let error: RpcError =
+                serde_json::from_value(error.take()).map_err(|err| ClientError::Protocol(err.to_string()))?;
+            return Err(ClientError::Rpc(error));
+        }
+        response.get_mut("result").map(serde_json::Value::take).ok_or_else(|| ClientError::Protocol("no result".into()))
+    }
+
+    /// Calls a method and decodes its result as `T`.
+    pub fn call<T: serde::de::DeserializeOwned>(&mut self, call: Call) -> Result<T, ClientError> {
+        let result = self.call_json(&call)?;
+        serde_json::from_value(result).map_err(|err| ClientError::Protocol(err.to_string()))
+    }
+}
+
+/// A bincode fast-path connection, with pipelining: send many, then read.
+#[derive(Debug)]
+pub struct FastClient {
+    reader: BufReader<UnixStream>,
+    writer: std::io::BufWriter<UnixStream>,
+    next_id: u64,
+}
+
+impl FastClient {
+    /// Connects and announces the fast path.
+    pub fn connect(path: &Path) -> Result<FastClient, ClientError> {
+        let stream = connect(path)?;
+        let mut writer = std::io::BufWriter::new(stream.try_clone()?);
+        writer.write_all(&[FAST_PATH_MAGIC])?;
+        Ok(FastClient { reader: BufReader::new(stream), writer, next_id: 0 })
+    }
+
+    /// Queues a request; returns its id. Call [`FastClient::flush`] to send.
+    pub fn send(&mut self, call: Call) -> Result<u64, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.writer.write_all(&fast_frame(&FastRequest { id, call }))?;
+        Ok(id)
+    }
+
+    /// Sends queued requests.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        Ok(self.writer.flush()?)
+    }
+
+    /// Reads the next response (responses come in completion order).
+    pub fn recv(&mut self) -> Result<(u64, Result<Reply, RpcError>), ClientError> {
+        let mut len = [0u8; 4];
+        self.reader.read_exact(&mut len)?;
+        let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
+        self.reader.read_exact(&mut frame)?;
+        let (response, _): (FastResponse, _) =
+            bincode::serde::decode_from_slice(&frame, bincode::config::standard())
+                .map_err(|err| ClientError::Protocol(err.to_string()))?;
+        Ok((response.id, response.result))
+    }
+
+    /// One call, waiting for its answer.
+    pub fn call(&mut self, call: Call) -> Result<Reply, ClientError> {
+        let id = self.send(call)?;
+        self.flush()?;
+        loop {
+            let (got, result) = self.recv()?;
+            if got == id {
+                return result.map_err(ClientError::Rpc);
+            }
+        }
+    }
+}
