@@ -51,6 +51,7 @@ impl JobRequest {
             request: HexBytes(request),
             signature: HexBytes(signature.to_vec()),
             offchain_input: HexBytes(self.offchain_input.clone()),
+            wait: false,
         }
     }
 }

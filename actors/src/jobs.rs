@@ -36,6 +36,8 @@ pub enum AdmitError {
 
 #[derive(Debug)]
 struct Active {
+    /// Told when the job's result is durable.
+    waiter: Option<tokio::sync::oneshot::Sender<()>>,
     status: Status,
     consumer: [u8; 20],
     nonce: u64,
@@ -112,12 +114,26 @@ impl JobBoard {
         }
     }
 
-    /// Removes a job whose result is durable, or whose admission failed.
+    /// Removes a job whose result is durable, or whose admission failed,
+    /// and wakes whoever waits for it.
     pub fn remove(&self, id: &JobId) {
         let mut inner = self.lock();
         if let Some(job) = inner.active.remove(id) {
             inner.bytes -= job.bytes;
+            if let Some(waiter) = job.waiter {
+                let _ = waiter.send(());
+            }
         }
+    }
+
+    /// A receiver that resolves once the job leaves the board (its result
+    /// is durable). `None` if the job is not in flight.
+    pub fn wait(&self, id: &JobId) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let mut inner = self.lock();
+        let job = inner.active.get_mut(id)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        job.waiter = Some(tx);
+        Some(rx)
     }
 
     /// The status of a job in flight.
@@ -152,7 +168,7 @@ impl JobBoard {
 
 fn insert(inner: &mut Inner, spec: &JobSpec) {
     let bytes = spec.input_bytes();
-    let job = Active { status: Status::Pending, consumer: spec.consumer, nonce: spec.nonce, bytes };
+    let job = Active { waiter: None, status: Status::Pending, consumer: spec.consumer, nonce: spec.nonce, bytes };
     if inner.active.insert(spec.id, job).is_none() {
         inner.bytes += bytes;
     }

@@ -10,7 +10,6 @@ use coprocessor_actors::keys;
 use coprocessor_actors::registry::elf::ProgramId;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 /// Job commands.
 #[derive(Debug, clap::Subcommand)]
@@ -70,9 +69,6 @@ pub(crate) struct SubmitArgs {
     engine: EngineArgs,
 }
 
-/// How long `--wait` waits before giving up.
-const WAIT_LIMIT: Duration = Duration::from_secs(600);
-
 pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
     match command {
         JobCommand::Submit(args) => submit(args),
@@ -117,25 +113,15 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
         }
     };
     let request = JobRequest { nonce, max_cycles: args.max_cycles, consumer, program_id, onchain_input, offchain_input };
-    let reply: JobIdParams = client.call(Call::SubmitJob(request.sign(&signer))).map_err(describe)?;
-    let id = to_hex(&reply.job_id.0);
+    let mut params = request.sign(&signer);
     if !args.wait {
-        println!("{id}");
+        let reply: JobIdParams = client.call(Call::SubmitJob(params)).map_err(describe)?;
+        println!("{}", to_hex(&reply.job_id.0));
         return Ok(ExitCode::SUCCESS);
     }
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        let result = fetch(&mut client, &id)?;
-        if !matches!(result.status.as_str(), "pending" | "running") {
-            return print_result(&result, args.json);
-        }
-        if start.elapsed() > WAIT_LIMIT {
-            return Err(format!("job {id} still {} after {}s", result.status, WAIT_LIMIT.as_secs()));
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
+    params.wait = true;
+    let result: JobResult = client.call(Call::SubmitJob(params)).map_err(describe)?;
+    print_result(&result, args.json)
 }
 
 fn print_result(result: &JobResult, json: bool) -> Result<ExitCode, String> {

@@ -38,3 +38,5 @@ pub fn exec_json(elf: &str, args: &[&str]) -> (i32, serde_json::Value) {
         .unwrap_or_else(|err| panic!("not JSON ({err}): {}", String::from_utf8_lossy(&out.stdout)));
     (out.status.code().expect("exit code"), json)
 }
+
+pub mod engine;

@@ -140,6 +140,7 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
         origin: Origin::Offchain { request: signed, signature: p.signature.0 },
     });
     ctx.board.admit(&spec, &ctx.store).map_err(|err| admit_error(ctx, err))?;
+    let executed = if p.wait { ctx.board.wait(&id) } else { None };
     let (durable_tx, durable) = tokio::sync::oneshot::channel();
     ctx.store.commit(vec![Write::Admit((*spec).clone())], Box::new(move |result| drop(durable_tx.send(result))));
     // The group commit writes the `Pending` record before any result this
@@ -149,7 +150,16 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
     match durable.await {
         Ok(Ok(())) => {
             ctx.metrics.engine.accepted.fetch_add(1, Ordering::Relaxed);
-            Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.to_vec()) }))
+            let job_id = JobIdParams { job_id: HexBytes(id.to_vec()) };
+            match executed {
+                Some(executed) => {
+                    // A dropped waiter means the result could not be recorded;
+                    // the job stays pending and get_result says so.
+                    let _ = executed.await;
+                    get_result(ctx, &job_id)
+                }
+                None => Ok(Reply::JobId(job_id)),
+            }
         }
         Ok(Err(err)) => Err(internal(err)),
         Err(_) => Err(internal("the store closed before the job was durable")),

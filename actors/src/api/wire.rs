@@ -106,6 +106,10 @@ pub struct SubmitJob {
     /// The offchain input (its keccak256 is in the request).
     #[serde(default)]
     pub offchain_input: HexBytes,
+    /// Answer with the job's result (the `coproc_getResult` object) once it
+    /// is durable, instead of with `{jobId}` once the job is.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// A job ID (params of `coproc_getResult`, result of `coproc_submitJob`).
