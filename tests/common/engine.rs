@@ -44,9 +44,14 @@ impl Engine {
             command.arg("--config").arg(config);
         }
         command.envs(env.iter().map(|(k, v)| (k, v)));
-        command.env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .expect("engine log file");
+        command.env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         let child = command.spawn().expect("start coprocessor run");
-        let engine = Engine { child, data_dir, config, env };
+        let mut engine = Engine { child, data_dir, config, env };
         engine.wait_ready();
         engine
     }
@@ -58,11 +63,19 @@ impl Engine {
         Engine::spawn(data_dir, config, env)
     }
 
-    fn wait_ready(&self) {
+    /// What the engine wrote to stderr.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if Client::connect(&self.socket()).is_ok() {
                 return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the engine exited with {status}: {}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
