@@ -1,0 +1,322 @@
+//! End-to-end engine throughput, latency and replay speed.
+//!
+//! The engine is the real binary (`coprocessor run`, bench profile) on a
+//! temp data dir; the load generator pipelines pre-signed `square-root`
+//! jobs over a few bincode fast-path connections. Every acknowledged job is
+//! durable. Baselines run in the same process: the signature work alone
+//! (one recovery and one signing per job, the floor DESIGN.md sets) and the
+//! bare VM for replay.
+//!
+//! `cargo bench --bench engine`. Figures: criterion's medians (elements/s),
+//! then a summary with the latency percentiles at half the measured rate.
+
+use coprocessor::client::{Client, FastClient};
+use coprocessor::request::JobRequest;
+use coprocessor_actors::api::wire::{Call, NoParams, ProgramIdReply, Reply, SubmitJob, SubmitProgram};
+use coprocessor_actors::executor::vm::{JobLimits, Vm, DEFAULT_MAX_INPUT_BYTES};
+use coprocessor_actors::keys;
+use coprocessor_actors::metrics::MetricsSnapshot;
+use coprocessor_actors::protocol::eip191::{recover, Signer};
+use coprocessor_actors::registry::elf::{ProgramId, ProgramImage};
+use coprocessor_actors::replay::{replay, Range};
+use coprocessor_actors::store::Store;
+use criterion::{Criterion, Throughput};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const CONNECTIONS: usize = 4;
+const WINDOW: usize = 512;
+const BATCH: u64 = 10_000;
+const REPLAY_JOBS: u64 = 100_000;
+
+fn guest_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("programs/elf").join(format!("{name}.elf"))
+}
+
+fn abi_u64(n: u64) -> Vec<u8> {
+    let mut word = vec![0u8; 32];
+    word[24..].copy_from_slice(&n.to_be_bytes());
+    word
+}
+
+struct Engine {
+    child: Child,
+    data_dir: PathBuf,
+    program: ProgramId,
+    signer: Signer,
+    next_nonce: AtomicU64,
+}
+
+impl Engine {
+    fn start(data_dir: &Path) -> Engine {
+        let child = Command::new(env!("CARGO_BIN_EXE_coprocessor"))
+            .args(["run", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the engine");
+        let socket = data_dir.join("coprocessor.ipc");
+        let start = Instant::now();
+        while Client::connect(&socket).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "engine did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let elf = std::fs::read(guest_path("square-root")).expect("make guests first");
+        let reply: ProgramIdReply = Client::connect(&socket)
+            .and_then(|mut c| c.call(Call::SubmitProgram(SubmitProgram { elf: elf.into() })))
+            .expect("submit program");
+        let program = ProgramId(reply.program_id.0.try_into().expect("id"));
+        let signer = keys::load(&data_dir.join(keys::DEV_CONSUMER_KEY)).expect("dev key");
+        Engine { child, data_dir: data_dir.to_owned(), program, signer, next_nonce: AtomicU64::new(0) }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.data_dir.join("coprocessor.ipc")
+    }
+
+    /// `count` signed requests with fresh nonces (signed outside any timing).
+    fn requests(&self, count: u64, wait: bool) -> Vec<SubmitJob> {
+        let first = self.next_nonce.fetch_add(count, Ordering::Relaxed);
+        (first..first + count)
+            .map(|nonce| {
+                let request = JobRequest {
+                    nonce,
+                    max_cycles: 1_000_000,
+                    consumer: self.signer.address(),
+                    program_id: self.program,
+                    onchain_input: abi_u64(nonce.wrapping_mul(0x9E37_79B9)),
+                    offchain_input: Vec::new(),
+                };
+                let mut params = request.sign(&self.signer);
+                params.wait = wait;
+                params
+            })
+            .collect()
+    }
+
+    fn metrics(&self) -> MetricsSnapshot {
+        Client::connect(&self.socket()).and_then(|mut c| c.call(Call::Metrics(NoParams {}))).expect("metrics")
+    }
+
+    fn wait_idle(&self, executed: u64) {
+        while {
+            let e = self.metrics().engine;
+            e.jobs_done + e.jobs_failed < executed
+        } {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn executed(&self) -> u64 {
+        let e = self.metrics().engine;
+        e.jobs_done + e.jobs_failed
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `requests` over `CONNECTIONS` pipelined connections with at most
+/// `WINDOW` outstanding each; returns when every answer is in.
+fn pipeline(socket: &Path, requests: Vec<SubmitJob>) {
+    let per = requests.len().div_ceil(CONNECTIONS);
+    let mut chunks: Vec<Vec<SubmitJob>> = Vec::new();
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() {
+        chunks.push(requests.by_ref().take(per).collect());
+    }
+    std::thread::scope(|scope| {
+        for chunk in chunks {
+            scope.spawn(move || {
+                let mut client = FastClient::connect(socket).expect("connect");
+                let total = chunk.len();
+                let mut sent = 0;
+                let mut received = 0;
+                let mut chunk = chunk.into_iter();
+                while received < total {
+                    while sent < total && sent - received < WINDOW {
+                        let Some(params) = chunk.next() else { break };
+                        client.send(Call::SubmitJob(params)).expect("send");
+                        sent += 1;
+                    }
+                    client.flush().expect("flush");
+                    let (_, reply) = client.recv().expect("recv");
+                    assert!(matches!(reply, Ok(Reply::JobId(_) | Reply::Result(_))), "{reply:?}");
+                    received += 1;
+                }
+            });
+        }
+    });
+}
+
+/// Paced submissions with `wait`: each answer is the durable result.
+/// Returns the submit-to-result latencies.
+fn paced_latencies(engine: &Engine, rate: f64, seconds: f64) -> Vec<Duration> {
+    let count = (rate * seconds) as u64;
+    let per_connection = count / CONNECTIONS as u64;
+    let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
+    let socket = engine.socket();
+    let batches: Vec<Vec<SubmitJob>> = (0..CONNECTIONS).map(|_| engine.requests(per_connection, true)).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                let socket = socket.clone();
+                scope.spawn(move || {
+                    let sender = FastClient::connect(&socket).expect("connect");
+                    let mut receiver = sender;
+                    let start = Instant::now();
+                    let mut sent_at = Vec::with_capacity(batch.len());
+                    let mut latencies = Vec::with_capacity(batch.len());
+                    // One thread: send on schedule, read whatever answers are ready.
+                    let total = batch.len();
+                    let mut batch = batch.into_iter();
+                    let mut next = start;
+                    while latencies.len() < total {
+                        if sent_at.len() < total && Instant::now() >= next {
+                            let Some(params) = batch.next() else { break };
+                            sent_at.push(Instant::now());
+                            receiver.send(Call::SubmitJob(params)).expect("send");
+                            receiver.flush().expect("flush");
+                            next += interval;
+                            continue;
+                        }
+                        if latencies.len() < sent_at.len() {
+                            let (id, reply) = receiver.recv().expect("recv");
+                            assert!(matches!(reply, Ok(Reply::Result(_))), "{reply:?}");
+                            latencies.push(sent_at[id as usize].elapsed());
+                        } else {
+                            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                        }
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("latency thread")).collect()
+    })
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(20));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Engine::start(&dir.path().join("data"));
+
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(BATCH));
+    group.bench_function("submit_ack_square_root", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let requests = engine.requests(BATCH, false);
+                let before = engine.executed();
+                let start = Instant::now();
+                pipeline(&engine.socket(), requests);
+                total += start.elapsed();
+                engine.wait_idle(before + BATCH);
+            }
+            total
+        })
+    });
+    group.bench_function("submit_to_executed_square_root", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let requests = engine.requests(BATCH, false);
+                let before = engine.executed();
+                let start = Instant::now();
+                pipeline(&engine.socket(), requests);
+                engine.wait_idle(before + BATCH);
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    // The floor: the signature work of each job (recover + sign), on as
+    // many threads as the machine has cores, with nothing else.
+    let signed = engine.requests(BATCH, false);
+    let operator = Signer::random();
+    group.bench_function("baseline_recover_and_sign_only", |b| {
+        b.iter(|| {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            std::thread::scope(|scope| {
+                for chunk in signed.chunks(signed.len().div_ceil(threads)) {
+                    let operator = &operator;
+                    scope.spawn(move || {
+                        for params in chunk {
+                            let signer = recover(&params.request.0, &params.signature.0).expect("valid");
+                            std::hint::black_box((signer, operator.sign(&params.request.0)));
+                        }
+                    });
+                }
+            });
+        })
+    });
+    group.finish();
+
+    // Latency at half the measured completion rate.
+    let before = engine.executed();
+    let start = Instant::now();
+    pipeline(&engine.socket(), engine.requests(BATCH * 2, false));
+    engine.wait_idle(before + BATCH * 2);
+    let rate = (BATCH * 2) as f64 / start.elapsed().as_secs_f64();
+    let mut latencies = paced_latencies(&engine, rate / 2.0, 5.0);
+    latencies.sort_unstable();
+
+    // Replay: fill the log to REPLAY_JOBS jobs, stop the engine, replay it.
+    let logged = engine.next_nonce.load(Ordering::Relaxed);
+    if logged < REPLAY_JOBS {
+        let before = engine.executed();
+        pipeline(&engine.socket(), engine.requests(REPLAY_JOBS - logged, false));
+        engine.wait_idle(before + REPLAY_JOBS - logged);
+    }
+    let data_dir = engine.data_dir.clone();
+    let jobs = engine.next_nonce.load(Ordering::Relaxed);
+    drop(engine);
+    let store = Store::open(&data_dir.join("db")).expect("open store");
+    let range = Range { from: 0, to: u64::MAX, program: None };
+    let mut replay_group = c.benchmark_group("replay");
+    replay_group.throughput(Throughput::Elements(jobs));
+    replay_group.sample_size(10).measurement_time(Duration::from_secs(30));
+    replay_group.bench_function("replay_logged_jobs", |b| {
+        b.iter(|| {
+            let report = replay(&store, &range, DEFAULT_MAX_INPUT_BYTES, |_, _| {}).expect("replay");
+            assert_eq!(report.matched, jobs);
+        })
+    });
+    // Baseline: the same jobs on the bare VM, no store.
+    let elf = std::fs::read(guest_path("square-root")).expect("guest");
+    let image = ProgramImage::parse(&elf, elf.len()).expect("image");
+    let mut vm = Vm::new(&image, DEFAULT_MAX_INPUT_BYTES).expect("vm");
+    replay_group.bench_function("baseline_bare_vm_same_jobs", |b| {
+        b.iter(|| {
+            for nonce in 0..jobs {
+                let limits = JobLimits { max_cycles: 1_000_000, ..JobLimits::default() };
+                std::hint::black_box(vm.run(&abi_u64(nonce.wrapping_mul(0x9E37_79B9)), &[], &limits).expect("run"));
+            }
+        })
+    });
+    replay_group.finish();
+
+    println!("\ncompletion rate (pipelined, {} connections): {rate:.0} jobs/s", CONNECTIONS);
+    println!(
+        "submit-to-result latency at {:.0} jobs/s ({} jobs): p50 {:.2?}  p99 {:.2?}  max {:.2?}",
+        rate / 2.0,
+        latencies.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
+    );
+    c.final_summary();
+}
