@@ -14,7 +14,7 @@ DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-c
 .PHONY: run test deps guests build bench help
 
 help:
-	@echo "make run    build everything and run a first job"
+	@echo "make run    build everything and start the engine (./data)"
 	@echo "make test   build everything and run every test"
 	@echo "make bench  criterion benchmarks (slow; not part of make test)"
 	@echo "make guests build the example guests to programs/elf/"
@@ -33,11 +33,11 @@ guests: deps
 build: deps
 	$(CARGO) build --release --bin coprocessor
 
-# Until the engine lands, `run` is the local executor: it runs the
-# square-root guest on 2^128 + 1 and prints the outcome.
+# Starts the engine on the embedded default config (data in ./data, socket
+# ./data/coprocessor.ipc) in the foreground; Ctrl-C drains and stops it.
+# README.md shows a first job from a second terminal.
 run: guests build
-	target/release/coprocessor exec programs/elf/square-root.elf \
-	  --input 0x0000000000000000000000000000000100000000000000000000000000000001
+	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor run
 
 test: guests
 	$(CARGO) test --workspace
@@ -45,3 +45,4 @@ test: guests
 
 bench: guests
 	$(CARGO) bench --bench vm
+	$(CARGO) bench --bench engine
