@@ -208,6 +208,11 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
+/// Whether the section `name` runs, given criterion's optional filter.
+fn selected(name: &str) -> bool {
+    std::env::args().skip(1).find(|a| !a.starts_with('-')).is_none_or(|filter| name.contains(&filter))
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(20));
     let dir = tempfile::tempdir().expect("temp dir");
@@ -265,58 +270,61 @@ fn main() {
     });
     group.finish();
 
-    // Latency at half the measured completion rate.
-    let before = engine.executed();
-    let start = Instant::now();
-    pipeline(&engine.socket(), engine.requests(BATCH * 2, false));
-    engine.wait_idle(before + BATCH * 2);
-    let rate = (BATCH * 2) as f64 / start.elapsed().as_secs_f64();
-    let mut latencies = paced_latencies(&engine, rate / 2.0, 5.0);
-    latencies.sort_unstable();
-
-    // Replay: fill the log to REPLAY_JOBS jobs, stop the engine, replay it.
-    let logged = engine.next_nonce.load(Ordering::Relaxed);
-    if logged < REPLAY_JOBS {
+    if selected("latency") {
+        // Latency at half the measured completion rate.
         let before = engine.executed();
-        pipeline(&engine.socket(), engine.requests(REPLAY_JOBS - logged, false));
-        engine.wait_idle(before + REPLAY_JOBS - logged);
+        let start = Instant::now();
+        pipeline(&engine.socket(), engine.requests(BATCH * 2, false));
+        engine.wait_idle(before + BATCH * 2);
+        let rate = (BATCH * 2) as f64 / start.elapsed().as_secs_f64();
+        let mut latencies = paced_latencies(&engine, rate / 2.0, 5.0);
+        latencies.sort_unstable();
+        println!("\ncompletion rate (pipelined, {CONNECTIONS} connections): {rate:.0} jobs/s");
+        println!(
+            "submit-to-result latency at {:.0} jobs/s ({} jobs): p50 {:.2?}  p99 {:.2?}  max {:.2?}\n",
+            rate / 2.0,
+            latencies.len(),
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            latencies.last().copied().unwrap_or_default()
+        );
     }
-    let data_dir = engine.data_dir.clone();
-    let jobs = engine.next_nonce.load(Ordering::Relaxed);
+    drop(engine);
+
+    if selected("replay") {
+        replay_bench(&mut c, &dir.path().join("replay"));
+    }
+    c.final_summary();
+}
+
+/// Logs REPLAY_JOBS jobs on a fresh engine, stops it, and replays them all.
+fn replay_bench(c: &mut Criterion, data_dir: &Path) {
+    let engine = Engine::start(data_dir);
+    pipeline(&engine.socket(), engine.requests(REPLAY_JOBS, false));
+    engine.wait_idle(REPLAY_JOBS);
     drop(engine);
     let store = Store::open(&data_dir.join("db")).expect("open store");
     let range = Range { from: 0, to: u64::MAX, program: None };
-    let mut replay_group = c.benchmark_group("replay");
-    replay_group.throughput(Throughput::Elements(jobs));
-    replay_group.sample_size(10).measurement_time(Duration::from_secs(30));
-    replay_group.bench_function("replay_logged_jobs", |b| {
+    let mut group = c.benchmark_group("replay");
+    group.throughput(Throughput::Elements(REPLAY_JOBS));
+    group.sample_size(10).measurement_time(Duration::from_secs(30));
+    group.bench_function("replay_100k_logged_jobs", |b| {
         b.iter(|| {
             let report = replay(&store, &range, DEFAULT_MAX_INPUT_BYTES, |_, _| {}).expect("replay");
-            assert_eq!(report.matched, jobs);
+            assert_eq!((report.matched, report.mismatched.len()), (REPLAY_JOBS, 0));
         })
     });
     // Baseline: the same jobs on the bare VM, no store.
     let elf = std::fs::read(guest_path("square-root")).expect("guest");
     let image = ProgramImage::parse(&elf, elf.len()).expect("image");
     let mut vm = Vm::new(&image, DEFAULT_MAX_INPUT_BYTES).expect("vm");
-    replay_group.bench_function("baseline_bare_vm_same_jobs", |b| {
+    let limits = JobLimits { max_cycles: 1_000_000, ..JobLimits::default() };
+    group.bench_function("baseline_bare_vm_same_jobs", |b| {
         b.iter(|| {
-            for nonce in 0..jobs {
-                let limits = JobLimits { max_cycles: 1_000_000, ..JobLimits::default() };
+            for nonce in 0..REPLAY_JOBS {
                 std::hint::black_box(vm.run(&abi_u64(nonce.wrapping_mul(0x9E37_79B9)), &[], &limits).expect("run"));
             }
         })
     });
-    replay_group.finish();
-
-    println!("\ncompletion rate (pipelined, {} connections): {rate:.0} jobs/s", CONNECTIONS);
-    println!(
-        "submit-to-result latency at {:.0} jobs/s ({} jobs): p50 {:.2?}  p99 {:.2?}  max {:.2?}",
-        rate / 2.0,
-        latencies.len(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default()
-    );
-    c.final_summary();
+    group.finish();
 }

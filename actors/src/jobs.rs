@@ -175,3 +175,53 @@ fn insert(inner: &mut Inner, spec: &JobSpec) {
     let next = inner.next_nonce.entry(spec.consumer).or_default();
     *next = (*next).max(spec.nonce.saturating_add(1));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::elf::ProgramId;
+    use crate::store::{Origin, Write};
+
+    fn spec(nonce: u64, bytes: usize) -> JobSpec {
+        JobSpec {
+            id: crate::protocol::abi::job_id(nonce, alloy::primitives::Address::repeat_byte(1)).0,
+            nonce,
+            consumer: [1; 20],
+            program_id: ProgramId([2; 32]),
+            max_cycles: 100,
+            max_memory_bytes: 1 << 20,
+            max_output_bytes: 1 << 20,
+            onchain_input: vec![0; bytes],
+            offchain_input: vec![],
+            origin: Origin::Onchain,
+        }
+    }
+
+    #[test]
+    fn a_nonce_is_admitted_once_and_the_queue_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let board = JobBoard::new(Queue { max_jobs: 2, max_bytes: 100 }, &store).unwrap();
+        board.admit(&spec(1, 10), &store).unwrap();
+        assert!(matches!(board.admit(&spec(1, 10), &store), Err(AdmitError::NonceUsed { nonce: 1, .. })));
+        assert!(matches!(board.admit(&spec(2, 91), &store), Err(AdmitError::Busy { jobs: 1, bytes: 10 })));
+        board.admit(&spec(2, 90), &store).unwrap();
+        assert!(matches!(board.admit(&spec(3, 0), &store), Err(AdmitError::Busy { jobs: 2, .. })));
+        assert_eq!(board.pending_nonces(&[1; 20]), vec![1, 2]);
+        assert_eq!(board.next_nonce(&[1; 20]), 3);
+        board.remove(&spec(1, 0).id);
+        board.admit(&spec(3, 0), &store).unwrap();
+    }
+
+    #[test]
+    fn a_nonce_in_the_store_stays_used_after_the_job_leaves_the_board() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.commit(vec![Write::Admit(spec(5, 1))], Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv().unwrap().unwrap();
+        let board = JobBoard::new(Queue { max_jobs: 10, max_bytes: 100 }, &store).unwrap();
+        assert_eq!(board.next_nonce(&[1; 20]), 6);
+        assert!(matches!(board.admit(&spec(5, 1), &store), Err(AdmitError::NonceUsed { .. })));
+    }
+}

@@ -15,8 +15,18 @@ use alloy::sol_types::SolValue;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Runs one call.
+/// Runs one call. Refusals other than `busy` count as rejected requests.
 pub(crate) async fn call(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
+    let result = dispatch(ctx, call).await;
+    if let Err(err) = &result {
+        if err.code != codes::BUSY {
+            ctx.metrics.engine.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    result
+}
+
+async fn dispatch(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
     match call {
         Call::SubmitProgram(p) => submit_program(ctx, p).await,
         Call::ContainsProgram(p) => {

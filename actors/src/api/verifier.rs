@@ -4,7 +4,7 @@
 use crate::metrics::ActorMetrics;
 use crate::protocol::eip191::{recover, SignatureError};
 use crate::supervisor::{guarded, RestartCount};
-use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
+use actix::{Actor, Addr, Handler, Message, SyncContext};
 use alloy::primitives::Address;
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ impl Verifier {
     /// Starts `threads` verifiers.
     pub fn start(threads: usize, metrics: Arc<ActorMetrics>) -> Addr<Verifier> {
         let restarts = RestartCount::new(threads, Arc::clone(&metrics));
-        SyncArbiter::start(threads, move || {
+        crate::supervisor::start_pool("verifier", threads, move || {
             restarts.started();
             Verifier { metrics: Arc::clone(&metrics) }
         })

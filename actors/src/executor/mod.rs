@@ -11,7 +11,7 @@ use crate::registry::Programs;
 use crate::store::JobSpec;
 use crate::submitter::Executed;
 use crate::supervisor::{guarded, Panic, RestartCount};
-use actix::{Actor, Addr, Handler, Message, Recipient, SyncArbiter, SyncContext};
+use actix::{Actor, Addr, Handler, Message, Recipient, SyncContext};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,7 +69,7 @@ impl Executor {
     pub fn start(threads: usize, setup: ExecutorSetup) -> Addr<Executor> {
         let actor = setup.metrics.actor("executor");
         let restarts = RestartCount::new(threads, Arc::clone(&actor));
-        SyncArbiter::start(threads, move || {
+        crate::supervisor::start_pool("executor", threads, move || {
             restarts.started();
             Executor {
                 programs: Arc::clone(&setup.programs),

@@ -96,7 +96,7 @@ impl Registry {
     /// Starts the registry on its own thread, restarted after a panic.
     pub fn start(self) -> actix::Addr<Registry> {
         let restarts = RestartCount::new(1, Arc::clone(&self.metrics));
-        actix::SyncArbiter::start(1, move || {
+        crate::supervisor::start_pool("registry", 1, move || {
             restarts.started();
             self.clone()
         })

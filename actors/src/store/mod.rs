@@ -251,3 +251,81 @@ fn corrupt_key(tree: &'static str, key: &[u8]) -> StoreError {
 fn decoded<T: serde::de::DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     decode(bytes).map_err(|source| StoreError::Corrupt { tree, key: hex::encode(key), source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::vm::Failure;
+
+    fn spec(nonce: u64) -> JobSpec {
+        JobSpec {
+            id: crate::protocol::abi::job_id(nonce, alloy::primitives::Address::repeat_byte(1)).0,
+            nonce,
+            consumer: [1; 20],
+            program_id: ProgramId([2; 32]),
+            max_cycles: 100,
+            max_memory_bytes: 1 << 20,
+            max_output_bytes: 1 << 20,
+            onchain_input: vec![nonce as u8; 3],
+            offchain_input: vec![],
+            origin: Origin::Onchain,
+        }
+    }
+
+    fn result(output: &[u8], failure: Option<Failure>) -> ResultRecord {
+        ResultRecord {
+            exit_code: Some(0),
+            cycles: 7,
+            peak_memory_bytes: 4096,
+            output: output.to_vec(),
+            failure,
+            result_with_metadata: vec![],
+            signature: vec![],
+        }
+    }
+
+    fn commit(store: &Store, writes: Vec<Write>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.commit(writes, Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_job_is_logged_pending_then_executed_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (spec(1), spec(2));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit(&store, vec![Write::Admit(a.clone()), Write::Admit(b.clone())]);
+            commit(&store, vec![Write::Executed { id: a.id, result: result(b"out", None) }]);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.log_len().unwrap(), 3);
+        let entry = store.job(&a.id).unwrap().unwrap();
+        assert_eq!((entry.status, entry.pending_seq, entry.executed_seq), (Status::Done, 0, Some(2)));
+        assert_eq!(store.result(&a.id).unwrap().unwrap().output, b"out");
+        let record = store.log_record(2).unwrap().unwrap();
+        assert_eq!(record.transition, Transition::Executed(result(b"out", None).summary()));
+        // b is unfinished: start-up recovery gets its full spec back.
+        assert_eq!(store.unfinished().unwrap(), vec![b]);
+    }
+
+    #[test]
+    fn a_second_result_for_a_job_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = spec(1);
+        commit(&store, vec![Write::Admit(a.clone()), Write::Executed { id: a.id, result: result(b"one", None) }]);
+        commit(&store, vec![Write::Executed { id: a.id, result: result(b"two", Some(Failure::GuestExit(1))) }]);
+        assert_eq!(store.log_len().unwrap(), 2);
+        assert_eq!(store.result(&a.id).unwrap().unwrap().output, b"one");
+        assert_eq!(store.commit_stats().duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_second_engine_cannot_open_the_same_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Sled(_))));
+    }
+}

@@ -14,7 +14,7 @@ use crate::metrics::{ActorMetrics, Metrics};
 use crate::protocol::eip191::Signer;
 use crate::store::{JobSpec, Status, Store, Write};
 use crate::supervisor::{guarded, Panic, RestartCount};
-use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
+use actix::{Actor, Addr, Handler, Message, SyncContext};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ impl Submitter {
     pub fn start(threads: usize, setup: SubmitterSetup) -> Addr<Submitter> {
         let actor = setup.metrics.actor("submitter");
         let restarts = RestartCount::new(threads, Arc::clone(&actor));
-        SyncArbiter::start(threads, move || {
+        crate::supervisor::start_pool("submitter", threads, move || {
             restarts.started();
             Submitter { setup: setup.clone(), actor: Arc::clone(&actor) }
         })

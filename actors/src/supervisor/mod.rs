@@ -6,7 +6,7 @@
 
 mod restart;
 
-pub use restart::{guarded, Panic, RestartCount};
+pub use restart::{guarded, start_pool, Panic, RestartCount};
 
 use crate::api::verifier::Verifier;
 use crate::api::{Api, ApiContext, ApiError, StopAccepting};

@@ -13,6 +13,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Starts `threads` sync actors on OS threads named `name` (as `top` and
+/// `perf` show them), rebuilt by `factory` after a panic.
+pub fn start_pool<A, F>(name: &'static str, threads: usize, factory: F) -> actix::Addr<A>
+where
+    A: Actor<Context = SyncContext<A>>,
+    F: Fn() -> A + Send + Sync + 'static,
+{
+    actix::SyncArbiter::start_with_thread_builder(threads, move || std::thread::Builder::new().name(name.into()), factory)
+}
+
 /// A test-only message: the actor panics (fault injection must be on).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
