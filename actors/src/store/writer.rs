@@ -60,10 +60,24 @@ struct Commit {
     done: Done,
 }
 
+/// The writer's queue. Field order matters: when the last handle drops,
+/// its sender goes first, so the thread sees the queue close, and then
+/// `thread` joins it (the database is released before a reopen).
 #[derive(Clone)]
 pub(super) struct Handle {
     tx: Sender<Commit>,
     stats: Arc<CommitStats>,
+    thread: Arc<Joiner>,
+}
+
+struct Joiner(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Handle {
@@ -85,10 +99,14 @@ pub(super) fn spawn(trees: JobTrees, next_seq: u64) -> Handle {
     let spawned = std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || run(&trees, next_seq, &rx, &thread_stats));
-    if let Err(err) = spawned {
-        tracing::error!(%err, "cannot start the store writer thread");
-    }
-    Handle { tx, stats }
+    let thread = match spawned {
+        Ok(thread) => Some(thread),
+        Err(err) => {
+            tracing::error!(%err, "cannot start the store writer thread");
+            None
+        }
+    };
+    Handle { tx, stats, thread: Arc::new(Joiner(thread)) }
 }
 
 fn run(trees: &JobTrees, mut next_seq: u64, rx: &Receiver<Commit>, stats: &CommitStats) {
