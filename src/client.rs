@@ -2,9 +2,10 @@
 //!
 //! ```no_run
 //! use coprocessor::client::Client;
-//! use coprocessor_actors::api::wire::{Call, NoParams};
+//! use coprocessor_actors::api::wire::{Call, NoParams, StatusReply};
 //! let mut client = Client::connect("data/coprocessor.ipc".as_ref())?;
-//! let status = client.call(Call::Status(NoParams {}))?;
+//! let status: StatusReply = client.call(Call::Status(NoParams {}))?;
+//! println!("operator {:?}", status.operator);
 //! # Ok::<(), coprocessor::client::ClientError>(())
 //! ```
 
