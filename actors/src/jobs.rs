@@ -179,22 +179,10 @@ fn insert(inner: &mut Inner, spec: &JobSpec) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::elf::ProgramId;
-    use crate::store::{Origin, Write};
+    use crate::store::Write;
 
     fn spec(nonce: u64, bytes: usize) -> JobSpec {
-        JobSpec {
-            id: crate::protocol::abi::job_id(nonce, alloy::primitives::Address::repeat_byte(1)).0,
-            nonce,
-            consumer: [1; 20],
-            program_id: ProgramId([2; 32]),
-            max_cycles: 100,
-            max_memory_bytes: 1 << 20,
-            max_output_bytes: 1 << 20,
-            onchain_input: vec![0; bytes],
-            offchain_input: vec![],
-            origin: Origin::Onchain,
-        }
+        crate::store::records::test_spec(nonce, bytes)
     }
 
     #[test]

@@ -112,67 +112,67 @@ impl Api {
         tracing::info!(socket = %socket.display(), "api listening");
         let api = Api { socket, stop };
         Ok(Api::create(move |_| {
-            actix_rt::spawn(accept_unix(unix, Rc::clone(&ctx), Arc::clone(&connections), stopped.clone()));
+            let unix = tokio::net::UnixListener::from_std(unix).map(Listener::Unix);
+            actix_rt::spawn(accept_loop(unix, Rc::clone(&ctx), Arc::clone(&connections), stopped.clone()));
             if let Some(tcp) = tcp {
-                actix_rt::spawn(accept_tcp(tcp, Rc::clone(&ctx), connections, stopped));
+                let tcp = tokio::net::TcpListener::from_std(tcp).map(Listener::Tcp);
+                actix_rt::spawn(accept_loop(tcp, Rc::clone(&ctx), connections, stopped));
             }
             api
         }))
     }
 }
 
-async fn accept_unix(
-    listener: std::os::unix::net::UnixListener,
-    ctx: Rc<ApiContext>,
-    connections: Arc<Semaphore>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let listener = match tokio::net::UnixListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(err) => return tracing::error!(%err, "cannot serve the socket"),
-    };
-    loop {
-        let Ok(slot) = Arc::clone(&connections).acquire_owned().await else { return };
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let ctx = Rc::clone(&ctx);
-                    actix_rt::spawn(async move {
-                        connection::serve(stream, ctx).await;
-                        drop(slot);
-                    });
-                }
-                Err(err) => tracing::warn!(%err, "accept failed"),
-            },
-            _ = stopped.changed() => return,
+/// A listening socket: the Unix socket or the loopback TCP address.
+enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+impl Listener {
+    /// Accepts one connection and serves it on its own task.
+    async fn accept_and_serve(&self, ctx: &Rc<ApiContext>, slot: tokio::sync::OwnedSemaphorePermit) -> std::io::Result<()> {
+        let ctx = Rc::clone(ctx);
+        match self {
+            Listener::Unix(listener) => {
+                let (stream, _) = listener.accept().await?;
+                actix_rt::spawn(async move {
+                    connection::serve(stream, ctx).await;
+                    drop(slot);
+                });
+            }
+            Listener::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                stream.set_nodelay(true)?;
+                actix_rt::spawn(async move {
+                    connection::serve(stream, ctx).await;
+                    drop(slot);
+                });
+            }
         }
+        Ok(())
     }
 }
 
-async fn accept_tcp(
-    listener: std::net::TcpListener,
+/// Accepts connections (each holding one of `connections`) until stopped.
+async fn accept_loop(
+    listener: std::io::Result<Listener>,
     ctx: Rc<ApiContext>,
     connections: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
+    let listener = match listener {
         Ok(listener) => listener,
-        Err(err) => return tracing::error!(%err, "cannot serve TCP"),
+        Err(err) => return tracing::error!(%err, "cannot serve the listener"),
     };
     loop {
         let Ok(slot) = Arc::clone(&connections).acquire_owned().await else { return };
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    let ctx = Rc::clone(&ctx);
-                    actix_rt::spawn(async move {
-                        connection::serve(stream, ctx).await;
-                        drop(slot);
-                    });
+            accepted = listener.accept_and_serve(&ctx, slot) => {
+                if let Err(err) = accepted {
+                    tracing::warn!(%err, "accept failed");
                 }
-                Err(err) => tracing::warn!(%err, "accept failed"),
-            },
+            }
             _ = stopped.changed() => return,
         }
     }

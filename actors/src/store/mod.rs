@@ -258,18 +258,7 @@ mod tests {
     use crate::executor::vm::Failure;
 
     fn spec(nonce: u64) -> JobSpec {
-        JobSpec {
-            id: crate::protocol::abi::job_id(nonce, alloy::primitives::Address::repeat_byte(1)).0,
-            nonce,
-            consumer: [1; 20],
-            program_id: ProgramId([2; 32]),
-            max_cycles: 100,
-            max_memory_bytes: 1 << 20,
-            max_output_bytes: 1 << 20,
-            onchain_input: vec![nonce as u8; 3],
-            offchain_input: vec![],
-            origin: Origin::Onchain,
-        }
+        records::test_spec(nonce, 3)
     }
 
     fn result(output: &[u8], failure: Option<Failure>) -> ResultRecord {

@@ -205,3 +205,21 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
+
+/// A job spec for tests: consumer 0x0101…01, program 0x0202…02, an onchain
+/// input of `input_bytes` bytes.
+#[cfg(test)]
+pub(crate) fn test_spec(nonce: u64, input_bytes: usize) -> JobSpec {
+    JobSpec {
+        id: crate::protocol::abi::job_id(nonce, alloy::primitives::Address::repeat_byte(1)).0,
+        nonce,
+        consumer: [1; 20],
+        program_id: ProgramId([2; 32]),
+        max_cycles: 100,
+        max_memory_bytes: 1 << 20,
+        max_output_bytes: 1 << 20,
+        onchain_input: vec![nonce as u8; input_bytes],
+        offchain_input: vec![],
+        origin: Origin::Onchain,
+    }
+}

@@ -67,7 +67,7 @@ struct Commit {
 pub(super) struct Handle {
     tx: Sender<Commit>,
     stats: Arc<CommitStats>,
-    thread: Arc<Joiner>,
+    _joiner: Arc<Joiner>,
 }
 
 struct Joiner(Option<std::thread::JoinHandle<()>>);
@@ -106,7 +106,7 @@ pub(super) fn spawn(trees: JobTrees, next_seq: u64) -> Handle {
             None
         }
     };
-    Handle { tx, stats, thread: Arc::new(Joiner(thread)) }
+    Handle { tx, stats, _joiner: Arc::new(Joiner(thread)) }
 }
 
 fn run(trees: &JobTrees, mut next_seq: u64, rx: &Receiver<Commit>, stats: &CommitStats) {
