@@ -298,3 +298,19 @@ fn a_slow_client_and_a_thousand_idle_connections_stall_no_one() {
     slow.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
     assert!(slow.read(&mut probe).is_err(), "no stray bytes after the answer");
 }
+
+#[test]
+fn the_same_protocol_is_served_on_loopback_tcp() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("[api]\ntcp = \"127.0.0.1:{port}\"\n");
+    let _engine = Engine::start_with(&dir.path().join("data"), Some(&config), &[]);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    writer.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"tcp\",\"method\":\"coproc_status\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    let response: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(response["id"], "tcp");
+    assert_eq!(response["result"]["version"], env!("CARGO_PKG_VERSION"));
+}
