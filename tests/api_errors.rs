@@ -314,3 +314,35 @@ fn the_same_protocol_is_served_on_loopback_tcp() {
     assert_eq!(response["id"], "tcp");
     assert_eq!(response["result"]["version"], env!("CARGO_PKG_VERSION"));
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_client_that_never_reads_holds_bounded_memory_and_stalls_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(&dir.path().join("data"));
+    let before = rss_kib(engine.child.id());
+    // 40,000 pipelined metrics requests (~1.3 KB answers, ~50 MB in all),
+    // never read. The engine stops reading this client once its answers
+    // fill the socket and its 1,024 request slots.
+    let mut greedy = UnixStream::connect(engine.socket()).unwrap();
+    greedy.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let request = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"coproc_metrics\"}\n";
+    let mut written = 0;
+    for _ in 0..40_000 {
+        if greedy.write_all(request).is_err() {
+            break; // the engine stopped reading us: that is the point
+        }
+        written += 1;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut other = Raw::connect(&engine);
+    other.still_serves();
+    let grown = rss_kib(engine.child.id()).saturating_sub(before);
+    assert!(grown < 32 * 1024, "engine grew by {grown} KiB after {written} unread requests");
+}

@@ -14,7 +14,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+/// A response on its way out, holding its request's slot until written: a
+/// client that pipelines without reading runs out of slots and is no
+/// longer read, so its unread answers cannot pile up in memory.
+type Outgoing = (Vec<u8>, Option<OwnedSemaphorePermit>);
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -24,7 +29,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let (mut reader, writer) = tokio::io::split(stream);
-    let (responses, queue) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (responses, queue) = mpsc::unbounded_channel::<Outgoing>();
     let writing = actix_rt::spawn(write_responses(writer, queue));
     let mut buf = Vec::with_capacity(READ_CHUNK);
     match reader.read_buf(&mut buf).await {
@@ -39,14 +44,14 @@ where
     let _ = writing.await;
 }
 
-async fn write_responses<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn write_responses<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
     let mut writer = BufWriter::with_capacity(READ_CHUNK, writer);
-    while let Some(response) = queue.recv().await {
+    while let Some((response, _slot)) = queue.recv().await {
         if writer.write_all(&response).await.is_err() {
             return;
         }
         // Gather whatever else is ready into the same write.
-        while let Ok(response) = queue.try_recv() {
+        while let Ok((response, _slot)) = queue.try_recv() {
             if writer.write_all(&response).await.is_err() {
                 return;
             }
@@ -57,19 +62,23 @@ async fn write_responses<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::Unbo
     }
 }
 
-/// Runs `work` as its own task once the connection has a free slot.
-async fn dispatch<F>(slots: &Arc<Semaphore>, ctx: &Rc<ApiContext>, work: F)
+/// Runs `work` as its own task once the connection has a free slot; its
+/// answer, if any, is queued for writing with the slot.
+async fn dispatch<F>(slots: &Arc<Semaphore>, ctx: &Rc<ApiContext>, responses: &mpsc::UnboundedSender<Outgoing>, work: F)
 where
-    F: std::future::Future<Output = ()> + 'static,
+    F: std::future::Future<Output = Option<Vec<u8>>> + 'static,
 {
-    let Ok(permit) = Arc::clone(slots).acquire_owned().await else { return };
+    let Ok(slot) = Arc::clone(slots).acquire_owned().await else { return };
     let api = ctx.metrics.actor("api");
     api.received();
+    let responses = responses.clone();
     actix_rt::spawn(async move {
         let start = Instant::now();
-        work.await;
+        let answer = work.await;
         api.handled(start.elapsed(), true);
-        drop(permit);
+        if let Some(answer) = answer {
+            let _ = responses.send((answer, Some(slot)));
+        }
     });
 }
 
@@ -82,7 +91,7 @@ async fn serve_json<R: AsyncRead + Unpin>(
     reader: &mut R,
     mut buf: Vec<u8>,
     ctx: &Rc<ApiContext>,
-    responses: &mpsc::UnboundedSender<Vec<u8>>,
+    responses: &mpsc::UnboundedSender<Outgoing>,
 ) {
     let slots = Arc::new(Semaphore::new(ctx.config.api.max_requests_in_flight));
     let max = ctx.config.api.max_frame_bytes;
@@ -93,17 +102,12 @@ async fn serve_json<R: AsyncRead + Unpin>(
                 Frame::Request(frame) => frame,
                 Frame::TooLarge => {
                     let error = RpcError::new(codes::INVALID_REQUEST, format!("frame over the limit of {max} bytes"));
-                    let _ = responses.send(jsonrpc::error_line(&error));
+                    let _ = responses.send((jsonrpc::error_line(&error), None));
                     continue;
                 }
             };
-            let (ctx2, responses) = (Rc::clone(ctx), responses.clone());
-            dispatch(&slots, ctx, async move {
-                if let Some(line) = jsonrpc::handle_frame(&ctx2, &frame).await {
-                    let _ = responses.send(line);
-                }
-            })
-            .await;
+            let ctx2 = Rc::clone(ctx);
+            dispatch(&slots, ctx, responses, async move { jsonrpc::handle_frame(&ctx2, &frame).await }).await;
         }
         buf.reserve(READ_CHUNK);
         match reader.read_buf(&mut buf).await {
@@ -113,13 +117,8 @@ async fn serve_json<R: AsyncRead + Unpin>(
     }
     // A last request without a newline before the client closed its side.
     if !framer.discarding && buf.iter().any(|b| !b.is_ascii_whitespace()) {
-        let (ctx2, responses) = (Rc::clone(ctx), responses.clone());
-        dispatch(&slots, ctx, async move {
-            if let Some(line) = jsonrpc::handle_frame(&ctx2, &buf).await {
-                let _ = responses.send(line);
-            }
-        })
-        .await;
+        let ctx2 = Rc::clone(ctx);
+        dispatch(&slots, ctx, responses, async move { jsonrpc::handle_frame(&ctx2, &buf).await }).await;
     }
     drain(&slots, ctx).await;
 }
@@ -185,7 +184,7 @@ async fn serve_fast<R: AsyncRead + Unpin>(
     reader: &mut R,
     mut buf: Vec<u8>,
     ctx: &Rc<ApiContext>,
-    responses: &mpsc::UnboundedSender<Vec<u8>>,
+    responses: &mpsc::UnboundedSender<Outgoing>,
 ) {
     let slots = Arc::new(Semaphore::new(ctx.config.api.max_requests_in_flight));
     let max = ctx.config.api.max_frame_bytes;
@@ -200,7 +199,7 @@ async fn serve_fast<R: AsyncRead + Unpin>(
         let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
         if len > max {
             let error = RpcError::new(codes::INVALID_REQUEST, format!("frame over the limit of {max} bytes"));
-            let _ = responses.send(fast_frame(&FastResponse { id: u64::MAX, result: Err(error) }));
+            let _ = responses.send((fast_frame(&FastResponse { id: u64::MAX, result: Err(error) }), None));
             // Skip the frame's bytes, then go on.
             let mut skip = len + 4;
             loop {
@@ -226,8 +225,8 @@ async fn serve_fast<R: AsyncRead + Unpin>(
             }
         }
         let frame: Vec<u8> = buf.drain(..4 + len).skip(4).collect();
-        let (ctx2, responses) = (Rc::clone(ctx), responses.clone());
-        dispatch(&slots, ctx, async move {
+        let ctx2 = Rc::clone(ctx);
+        dispatch(&slots, ctx, responses, async move {
             let response = match bincode::serde::decode_from_slice::<FastRequest, _>(&frame, bincode::config::standard()) {
                 Ok((request, _)) => FastResponse { id: request.id, result: methods::call(&ctx2, request.call).await },
                 Err(err) => {
@@ -237,7 +236,7 @@ async fn serve_fast<R: AsyncRead + Unpin>(
                     FastResponse { id, result: Err(error) }
                 }
             };
-            let _ = responses.send(fast_frame(&response));
+            Some(fast_frame(&response))
         })
         .await;
     }

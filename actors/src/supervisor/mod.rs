@@ -62,8 +62,12 @@ pub enum EngineError {
 pub fn run(config: Config) -> Result<(), EngineError> {
     let data_dir = config.data_dir.clone();
     let dir_error = |source| EngineError::DataDir { path: data_dir.display().to_string(), source };
-    std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_error)?;
+    if !data_dir.exists() {
+        // Only a directory the engine creates is made private; an existing
+        // one keeps the rights its owner gave it.
+        std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_error)?;
+    }
     let store = Store::open(&data_dir.join("db"))?;
     let operator = keys::load_or_generate(&data_dir.join(keys::OPERATOR_KEY))?;
     let dev_signer = if config.offchain.dev_signer {
