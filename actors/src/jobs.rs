@@ -206,7 +206,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        store.commit(vec![Write::Admit(spec(5, 1))], Box::new(move |r| tx.send(r).unwrap()));
+        store.commit(vec![Write::admit(&spec(5, 1))], Box::new(move |r| tx.send(r).unwrap()));
         rx.recv().unwrap().unwrap();
         let board = JobBoard::new(Queue { max_jobs: 10, max_bytes: 100 }, &store).unwrap();
         assert_eq!(board.next_nonce(&[1; 20]), 6);

@@ -126,7 +126,7 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
     ctx.board.has_room(input_bytes).map_err(|err| admit_error(ctx, err))?;
 
     ctx.metrics.actor("verifier").received();
-    let super::verifier::Verified { request: signed, signer } = ctx
+    let super::verifier::Verified { signer, .. } = ctx
         .verifier
         .send(Verify { request: p.request.0, signature: p.signature.0.clone() })
         .await
@@ -147,12 +147,12 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
         max_output_bytes: limits.max_output_bytes as u64,
         onchain_input: request.onchainInput.to_vec(),
         offchain_input: p.offchain_input.0,
-        origin: Origin::Offchain { request: signed, signature: p.signature.0 },
+        origin: Origin::Offchain { signature: p.signature.0 },
     });
     ctx.board.admit(&spec, &ctx.store).map_err(|err| admit_error(ctx, err))?;
     let executed = if p.wait { ctx.board.wait(&id) } else { None };
     let (durable_tx, durable) = tokio::sync::oneshot::channel();
-    ctx.store.commit(vec![Write::Admit((*spec).clone())], Box::new(move |result| drop(durable_tx.send(result))));
+    ctx.store.commit(vec![Write::admit(&spec)], Box::new(move |result| drop(durable_tx.send(result))));
     // The group commit writes the `Pending` record before any result this
     // execution produces, so the executor can start now.
     ctx.metrics.actor("executor").received();

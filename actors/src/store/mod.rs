@@ -285,8 +285,8 @@ mod tests {
         let (a, b) = (spec(1), spec(2));
         {
             let store = Store::open(dir.path()).unwrap();
-            commit(&store, vec![Write::Admit(a.clone()), Write::Admit(b.clone())]);
-            commit(&store, vec![Write::Executed { id: a.id, result: result(b"out", None) }]);
+            commit(&store, vec![Write::admit(&a), Write::admit(&b)]);
+            commit(&store, vec![Write::executed(a.id, &result(b"out", None))]);
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.log_len().unwrap(), 3);
@@ -304,8 +304,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let a = spec(1);
-        commit(&store, vec![Write::Admit(a.clone()), Write::Executed { id: a.id, result: result(b"one", None) }]);
-        commit(&store, vec![Write::Executed { id: a.id, result: result(b"two", Some(Failure::GuestExit(1))) }]);
+        commit(&store, vec![Write::admit(&a), Write::executed(a.id, &result(b"one", None))]);
+        commit(&store, vec![Write::executed(a.id, &result(b"two", Some(Failure::GuestExit(1))))]);
         assert_eq!(store.log_len().unwrap(), 2);
         assert_eq!(store.result(&a.id).unwrap().unwrap().output, b"one");
         assert_eq!(store.commit_stats().duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 1);

@@ -11,12 +11,11 @@ pub type JobId = [u8; 32];
 /// Where a job came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Origin {
-    /// A signed request over the socket: the ABI-encoded
-    /// `OffchainJobRequest` and the consumer signer's signature over it.
+    /// A signed request over the socket. The signed bytes,
+    /// `abi.encode(OffchainJobRequest)`, are not kept: ABI encoding is
+    /// canonical, so the spec's fields rebuild them exactly.
     Offchain {
-        /// `abi.encode(OffchainJobRequest)` as signed.
-        request: Vec<u8>,
-        /// 65 bytes, `r ‖ s ‖ v`.
+        /// The consumer signer's signature, 65 bytes `r ‖ s ‖ v`.
         signature: Vec<u8>,
     },
     /// A `JobCreated` event.
@@ -188,6 +187,22 @@ pub struct JobEntry {
     pub pending_seq: u64,
     /// Sequence number of its `Executed` record, once executed.
     pub executed_seq: Option<u64>,
+}
+
+/// A [`LogRecord`] by reference: the same bincode bytes, without copying
+/// the job's inputs to build one.
+#[derive(Serialize)]
+pub(crate) struct LogRecordRef<'a> {
+    pub(crate) job_id: JobId,
+    pub(crate) unix_ms: u64,
+    pub(crate) transition: TransitionRef<'a>,
+}
+
+/// A [`Transition`] by reference (same variant order, same encoding).
+#[derive(Serialize)]
+pub(crate) enum TransitionRef<'a> {
+    Pending(&'a JobSpec),
+    Executed(&'a ResultSummary),
 }
 
 /// bincode's standard configuration, for every stored value.

@@ -7,7 +7,7 @@
 //! writer, it also guarantees that a job is recorded as executed at most
 //! once: a second result for a job is dropped, never appended.
 
-use super::records::{encode, unix_ms, JobEntry, JobId, JobSpec, LogRecord, ResultRecord, Status, Transition};
+use super::records::{encode, unix_ms, JobEntry, JobId, JobSpec, LogRecordRef, ResultRecord, Status, TransitionRef};
 use super::JobTrees;
 use crossbeam_channel::{Receiver, Sender};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -20,18 +20,47 @@ use std::time::Instant;
 /// Most commits folded into one transaction.
 const MAX_COMMITS_PER_BATCH: usize = 8192;
 
-/// One job write.
+/// One job write, its records already encoded by the caller's thread, so
+/// the writer thread does nothing but sled work.
 #[derive(Debug)]
 pub enum Write {
     /// A new job: its `Pending` log record and its entry.
-    Admit(JobSpec),
+    Admit {
+        /// The job.
+        id: JobId,
+        /// Its consumer.
+        consumer: [u8; 20],
+        /// Its nonce.
+        nonce: u64,
+        /// The encoded `Pending` log record.
+        record: Vec<u8>,
+    },
     /// A job's result: its `Executed` log record, the result, its entry.
     Executed {
         /// The job.
         id: JobId,
-        /// Its result.
-        result: ResultRecord,
+        /// Done or failed.
+        status: Status,
+        /// The encoded `Executed` log record.
+        record: Vec<u8>,
+        /// The encoded [`ResultRecord`].
+        result: Vec<u8>,
     },
+}
+
+impl Write {
+    /// The writes that admit `spec`.
+    pub fn admit(spec: &JobSpec) -> Write {
+        let record = LogRecordRef { job_id: spec.id, unix_ms: unix_ms(), transition: TransitionRef::Pending(spec) };
+        Write::Admit { id: spec.id, consumer: spec.consumer, nonce: spec.nonce, record: encode(&record) }
+    }
+
+    /// The writes that record `result` for job `id`.
+    pub fn executed(id: JobId, result: &ResultRecord) -> Write {
+        let summary = result.summary();
+        let record = LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: TransitionRef::Executed(&summary) };
+        Write::Executed { id, status: result.status(), record: encode(&record), result: encode(result) }
+    }
 }
 
 /// Runs once a commit is durable, or failed.
@@ -140,25 +169,18 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
     let mut jobs = sled::Batch::default();
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
     let mut writes = 0u64;
-    let now = unix_ms();
     for write in group.iter().flat_map(|commit| &commit.writes) {
         writes += 1;
         match write {
-            Write::Admit(spec) => {
-                let record = LogRecord { job_id: spec.id, unix_ms: now, transition: Transition::Pending(spec.clone()) };
-                log.insert(&seq.to_be_bytes(), encode(&record));
-                let entry = JobEntry {
-                    consumer: spec.consumer,
-                    nonce: spec.nonce,
-                    status: Status::Pending,
-                    pending_seq: seq,
-                    executed_seq: None,
-                };
-                jobs.insert(&spec.id, encode(&entry));
-                entries.insert(spec.id, entry);
+            Write::Admit { id, consumer, nonce, record } => {
+                log.insert(&seq.to_be_bytes(), record.as_slice());
+                let entry =
+                    JobEntry { consumer: *consumer, nonce: *nonce, status: Status::Pending, pending_seq: seq, executed_seq: None };
+                jobs.insert(id, encode(&entry));
+                entries.insert(*id, entry);
                 seq += 1;
             }
-            Write::Executed { id, result } => {
+            Write::Executed { id, status, record, result } => {
                 let entry = match entries.get(id) {
                     Some(entry) => Some(*entry),
                     None => current_entry(trees, id)?,
@@ -171,10 +193,9 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
                     stats.duplicate_results.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                let transition = Transition::Executed(result.summary());
-                log.insert(&seq.to_be_bytes(), encode(&LogRecord { job_id: *id, unix_ms: now, transition }));
-                results.insert(id, encode(result));
-                entry.status = result.status();
+                log.insert(&seq.to_be_bytes(), record.as_slice());
+                results.insert(id, result.as_slice());
+                entry.status = *status;
                 entry.executed_seq = Some(seq);
                 jobs.insert(id, encode(&entry));
                 entries.insert(*id, entry);

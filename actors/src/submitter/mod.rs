@@ -72,7 +72,7 @@ impl Submitter {
         let metrics = Arc::clone(&self.setup.metrics);
         let id = spec.id;
         self.setup.store.commit(
-            vec![Write::Executed { id, result: record }],
+            vec![Write::executed(id, &record)],
             Box::new(move |result| {
                 match result {
                     Ok(()) if status == Status::Done => metrics.engine.done.fetch_add(1, Ordering::Relaxed),
