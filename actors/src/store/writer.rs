@@ -91,7 +91,8 @@ struct Commit {
 
 /// The writer's queue. Field order matters: when the last handle drops,
 /// its sender goes first, so the thread sees the queue close, and then
-/// `thread` joins it (the database is released before a reopen).
+/// `_joiner` joins it: the writer's handle on the database is gone when the
+/// last `Store` is (sled's own background threads may hold it a moment more).
 #[derive(Clone)]
 pub(super) struct Handle {
     tx: Sender<Commit>,
