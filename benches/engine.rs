@@ -10,6 +10,9 @@
 //! `cargo bench --bench engine`. Figures: criterion's medians (elements/s),
 //! then a summary with the latency percentiles at half the measured rate.
 
+mod common;
+
+use common::{abi_u64, guest_elf};
 use coprocessor::client::{Client, FastClient};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::api::wire::{Call, NoParams, ProgramIdReply, Reply, SubmitJob, SubmitProgram};
@@ -30,16 +33,6 @@ const CONNECTIONS: usize = 4;
 const WINDOW: usize = 512;
 const BATCH: u64 = 10_000;
 const REPLAY_JOBS: u64 = 100_000;
-
-fn guest_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("programs/elf").join(format!("{name}.elf"))
-}
-
-fn abi_u64(n: u64) -> Vec<u8> {
-    let mut word = vec![0u8; 32];
-    word[24..].copy_from_slice(&n.to_be_bytes());
-    word
-}
 
 struct Engine {
     child: Child,
@@ -64,7 +57,7 @@ impl Engine {
             assert!(start.elapsed() < Duration::from_secs(30), "engine did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let elf = std::fs::read(guest_path("square-root")).expect("make guests first");
+        let elf = guest_elf("square-root");
         let reply: ProgramIdReply = Client::connect(&socket)
             .and_then(|mut c| c.call(Call::SubmitProgram(SubmitProgram { elf: elf.into() })))
             .expect("submit program");
@@ -308,7 +301,7 @@ fn replay_bench(c: &mut Criterion, data_dir: &Path) {
         })
     });
     // Baseline: the same jobs on the bare VM, no store.
-    let elf = std::fs::read(guest_path("square-root")).expect("guest");
+    let elf = guest_elf("square-root");
     let image = ProgramImage::parse(&elf, elf.len()).expect("image");
     let mut vm = Vm::new(&image, DEFAULT_MAX_INPUT_BYTES).expect("vm");
     let limits = JobLimits { max_cycles: 1_000_000, ..JobLimits::default() };

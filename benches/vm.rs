@@ -6,6 +6,9 @@
 //! the ratio of medians printed at the end ("vm / native"), not an absolute
 //! time. Run with `make bench` (the guests must be built: `make guests`).
 
+mod common;
+
+use common::{abi_u64, guest_elf};
 use coprocessor_actors::executor::vm::{JobLimits, Vm};
 use coprocessor_actors::registry::elf::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
 use criterion::{black_box, Criterion};
@@ -18,12 +21,6 @@ struct Workload {
     onchain: Vec<u8>,
     offchain: Vec<u8>,
     native: fn(&[u8], &[u8]) -> Vec<u8>,
-}
-
-fn abi_u64(n: u64) -> Vec<u8> {
-    let mut word = vec![0u8; 32];
-    word[24..].copy_from_slice(&n.to_be_bytes());
-    word
 }
 
 fn workloads() -> Vec<Workload> {
@@ -70,8 +67,7 @@ fn workloads() -> Vec<Workload> {
 }
 
 fn load_vm(guest: &str) -> Vm {
-    let path = format!("{}/programs/elf/{guest}.elf", env!("CARGO_MANIFEST_DIR"));
-    let elf = std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err} (run `make guests`)"));
+    let elf = guest_elf(guest);
     let image = ProgramImage::parse(&elf, DEFAULT_MAX_PROGRAM_BYTES).expect("valid guest");
     Vm::new(&image, 4 << 20).expect("vm")
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::engine::{square_root_job, Engine};
+use common::engine::{u64_job, Engine};
 use coprocessor_actors::api::wire::{codes, Call, HexBytes, SubmitJob};
 use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::registry::elf::ProgramId;
@@ -165,7 +165,7 @@ fn bad_job_requests_are_refused_before_anything_runs() {
     let program = engine.submit_program("square-root");
     let signer = engine.dev_signer();
     let mut raw = Raw::connect(&engine);
-    let job = |nonce| square_root_job(program, signer.address(), nonce, 49);
+    let job = |nonce| u64_job(program, signer.address(), nonce, 49);
 
     // A signature over other bytes recovers to some other address.
     let mut params = job(1).sign(&signer);
@@ -223,7 +223,7 @@ fn the_same_nonce_sent_concurrently_is_accepted_exactly_once() {
     let engine = Engine::start(&dir.path().join("data"));
     let program = engine.submit_program("square-root");
     let signer = engine.dev_signer();
-    let params = square_root_job(program, signer.address(), 77, 1 << 40).sign(&signer);
+    let params = u64_job(program, signer.address(), 77, 1 << 40).sign(&signer);
     let outcomes: Vec<Value> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..16)
             .map(|_| {
@@ -248,7 +248,7 @@ fn a_full_queue_answers_busy_at_once() {
     // Each job loops 20M times (~0.1 s): the queue fills at once.
     let mut fast = engine.fast_client();
     for nonce in 0..40u64 {
-        let mut request = square_root_job(program, signer.address(), nonce, 20_000_000);
+        let mut request = u64_job(program, signer.address(), nonce, 20_000_000);
         request.max_cycles = 1_000_000_000;
         fast.send(Call::SubmitJob(request.sign(&signer))).unwrap();
     }

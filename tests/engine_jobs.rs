@@ -4,7 +4,7 @@
 mod common;
 
 use alloy::sol_types::SolType;
-use common::engine::{square_root_job, Engine};
+use common::engine::{u64_job, Engine};
 use common::{exec_json, hex};
 use coprocessor_actors::api::wire::{Call, JobResult, Reply};
 use coprocessor_actors::protocol::abi::OffchainResultWithMetadata;
@@ -24,7 +24,7 @@ fn a_thousand_jobs_match_exec_and_are_signed_by_the_operator() {
     let mut requests = HashMap::new();
     for nonce in 0..1000u64 {
         let n = nonce * nonce * 7919 + nonce;
-        let request = square_root_job(program, signer.address(), nonce, n);
+        let request = u64_job(program, signer.address(), nonce, n);
         let id = fast.send(Call::SubmitJob(request.sign(&signer))).unwrap();
         requests.insert(id, (request, n));
     }
@@ -116,4 +116,18 @@ fn the_cli_submits_a_job_and_waits_for_its_result() {
     assert_eq!(String::from_utf8(out.stderr).unwrap(), format!("error: no job {unknown}\n"));
     let out = common::coprocessor(&["metrics", "--data-dir", dir.path().join("nowhere").to_str().unwrap()]);
     assert!(String::from_utf8(out.stderr).unwrap().starts_with("error: cannot connect to"));
+}
+
+#[test]
+fn a_second_engine_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let engine = Engine::start(&data);
+    let out = common::coprocessor(&["run", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error: opening the store: sled: "), "{stderr}");
+    assert!(stderr.contains("could not acquire lock"), "{stderr}");
+    // The first engine is unharmed.
+    engine.operator();
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::engine::{square_root_job, Engine};
+use common::engine::{u64_job, Engine};
 use coprocessor_actors::api::wire::{Call, JobResult, Reply};
 use coprocessor_actors::executor::vm::{Vm, DEFAULT_MAX_INPUT_BYTES};
 use coprocessor_actors::registry::elf::ProgramImage;
@@ -20,7 +20,7 @@ fn submit_fibonacci_jobs(engine: &Engine, count: u64, read_acks: u64) -> Vec<(Ve
     let mut sent = HashMap::new();
     for nonce in 0..count {
         let n = 1_000_000 + nonce;
-        let mut request = square_root_job(program, signer.address(), nonce, n);
+        let mut request = u64_job(program, signer.address(), nonce, n);
         request.max_cycles = 100_000_000;
         sent.insert(fast.send(Call::SubmitJob(request.sign(&signer))).unwrap(), (request.job_id().to_vec(), n));
     }

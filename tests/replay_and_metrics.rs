@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::engine::{square_root_job, Engine};
+use common::engine::{u64_job, Engine};
 use coprocessor_actors::api::wire::{codes, Call, NoParams, PanicParams, Reply};
 use coprocessor_actors::metrics::MetricsSnapshot;
 use coprocessor_actors::store::Store;
@@ -15,7 +15,7 @@ fn run_jobs(engine: &Engine, count: u64) -> Vec<Vec<u8>> {
     let signer = engine.dev_signer();
     let mut fast = engine.fast_client();
     for nonce in 0..count {
-        let mut request = square_root_job(program, signer.address(), nonce, nonce * 1_000_003);
+        let mut request = u64_job(program, signer.address(), nonce, nonce * 1_000_003);
         if nonce % 10 == 0 {
             request.onchain_input = vec![1, 2, 3];
         }
@@ -106,7 +106,7 @@ fn a_panicking_actor_is_restarted_and_jobs_still_complete() {
     let engine_after = &engine;
     let program = engine_after.submit_program("fibonacci");
     let signer = engine.dev_signer();
-    let mut request = square_root_job(program, signer.address(), 1000, 90);
+    let mut request = u64_job(program, signer.address(), 1000, 90);
     request.max_cycles = 10_000_000;
     let mut params = request.sign(&signer);
     params.wait = true;

@@ -176,8 +176,9 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     None
 }
 
-/// A square-root job request from the dev consumer signer.
-pub fn square_root_job(program: ProgramId, consumer: alloy::primitives::Address, nonce: u64, n: u64) -> JobRequest {
+/// A job request whose onchain input is `abi.encode(uint64 n)` (the input
+/// of square-root and fibonacci), with a 10^6 cycle limit.
+pub fn u64_job(program: ProgramId, consumer: alloy::primitives::Address, nonce: u64, n: u64) -> JobRequest {
     JobRequest {
         nonce,
         max_cycles: 1_000_000,

@@ -126,7 +126,7 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
     ctx.board.has_room(input_bytes).map_err(|err| admit_error(ctx, err))?;
 
     ctx.metrics.actor("verifier").received();
-    let super::verifier::Verified { signer, .. } = ctx
+    let signer = ctx
         .verifier
         .send(Verify { request: p.request.0, signature: p.signature.0.clone() })
         .await

@@ -8,24 +8,14 @@ use actix::{Actor, Addr, Handler, Message, SyncContext};
 use alloy::primitives::Address;
 use std::sync::Arc;
 
-/// Recover the EIP-191 signer of `request`. The request comes back with
-/// the answer, so it is not copied.
+/// Recover the EIP-191 signer of `request`.
 #[derive(Debug, Message)]
-#[rtype(result = "Verified")]
+#[rtype(result = "Result<Address, SignatureError>")]
 pub struct Verify {
     /// The signed bytes.
     pub request: Vec<u8>,
     /// The signature.
     pub signature: Vec<u8>,
-}
-
-/// The answer to [`Verify`].
-#[derive(Debug, actix::MessageResponse)]
-pub struct Verified {
-    /// The signed bytes, handed back.
-    pub request: Vec<u8>,
-    /// The signer, or why there is none.
-    pub signer: Result<Address, SignatureError>,
 }
 
 /// One verifier thread.
@@ -50,11 +40,9 @@ impl Actor for Verifier {
 }
 
 impl Handler<Verify> for Verifier {
-    type Result = Verified;
+    type Result = Result<Address, SignatureError>;
 
     fn handle(&mut self, msg: Verify, ctx: &mut SyncContext<Self>) -> Self::Result {
-        let metrics = Arc::clone(&self.metrics);
-        let signer = guarded(&metrics, ctx, || recover(&msg.request, &msg.signature));
-        Verified { request: msg.request, signer: signer.unwrap_or(Err(SignatureError::Invalid)) }
+        guarded(&self.metrics, ctx, || recover(&msg.request, &msg.signature)).unwrap_or(Err(SignatureError::Invalid))
     }
 }

@@ -412,20 +412,25 @@ impl Method {
 
     /// The JSON-RPC method name of a call, and its params as JSON.
     pub fn encode(call: &Call) -> (&'static str, serde_json::Value) {
-        let to_json = |value: serde_json::Result<serde_json::Value>| value.unwrap_or(serde_json::Value::Null);
-        match call {
-            Call::SubmitProgram(p) => ("coproc_submitProgram", to_json(serde_json::to_value(p))),
-            Call::ContainsProgram(p) => ("coproc_containsProgram", to_json(serde_json::to_value(p))),
-            Call::ListPrograms(p) => ("coproc_listPrograms", to_json(serde_json::to_value(p))),
-            Call::SubmitJob(p) => ("coproc_submitJob", to_json(serde_json::to_value(p))),
-            Call::GetResult(p) => ("coproc_getResult", to_json(serde_json::to_value(p))),
-            Call::GetPendingJobs(p) => ("coproc_getPendingJobs", to_json(serde_json::to_value(p))),
-            Call::NextNonce(p) => ("coproc_nextNonce", to_json(serde_json::to_value(p))),
-            Call::Metrics(p) => ("coproc_metrics", to_json(serde_json::to_value(p))),
-            Call::Status(p) => ("coproc_status", to_json(serde_json::to_value(p))),
-            Call::Replay(p) => ("coproc_replay", to_json(serde_json::to_value(p))),
-            Call::Panic(p) => ("debug_panic", to_json(serde_json::to_value(p))),
-        }
+        let name = match call {
+            Call::SubmitProgram(_) => "coproc_submitProgram",
+            Call::ContainsProgram(_) => "coproc_containsProgram",
+            Call::ListPrograms(_) => "coproc_listPrograms",
+            Call::SubmitJob(_) => "coproc_submitJob",
+            Call::GetResult(_) => "coproc_getResult",
+            Call::GetPendingJobs(_) => "coproc_getPendingJobs",
+            Call::NextNonce(_) => "coproc_nextNonce",
+            Call::Metrics(_) => "coproc_metrics",
+            Call::Status(_) => "coproc_status",
+            Call::Replay(_) => "coproc_replay",
+            Call::Panic(_) => "debug_panic",
+        };
+        // Serde tags the variant as `{"Variant": params}`; the params are its value.
+        let params = match serde_json::to_value(call) {
+            Ok(serde_json::Value::Object(tagged)) => tagged.into_iter().next().map(|(_, v)| v),
+            _ => None,
+        };
+        (name, params.unwrap_or(serde_json::Value::Null))
     }
 }
 
@@ -443,6 +448,27 @@ mod tests {
         assert!(err.to_string().contains("0x-prefixed"), "{err}");
         let encoded = bincode::serde::encode_to_vec(&params, bincode::config::standard()).unwrap();
         assert_eq!(encoded, vec![2, 0xab, 0x01]);
+    }
+
+    #[test]
+    fn every_call_survives_encode_then_parse() {
+        let calls = [
+            Call::SubmitJob(SubmitJob {
+                request: HexBytes(vec![1]),
+                signature: HexBytes(vec![2]),
+                offchain_input: HexBytes(vec![]),
+                wait: true,
+            }),
+            Call::GetResult(JobIdParams { job_id: HexBytes(vec![3; 32]) }),
+            Call::Replay(ReplayParams { from: Some(1), to: None, program_id: None }),
+            Call::Metrics(NoParams {}),
+            Call::Panic(PanicParams { actor: "executor".into() }),
+        ];
+        for call in calls {
+            let (method, params) = Method::encode(&call);
+            let raw = serde_json::value::RawValue::from_string(params.to_string()).unwrap();
+            assert_eq!(Method::parse(method, Some(&raw)).unwrap(), call, "{method}");
+        }
     }
 
     #[test]

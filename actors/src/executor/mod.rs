@@ -10,7 +10,7 @@ use crate::metrics::{ActorMetrics, Metrics};
 use crate::registry::Programs;
 use crate::store::JobSpec;
 use crate::submitter::Executed;
-use crate::supervisor::{guarded, Panic, RestartCount};
+use crate::supervisor::{guarded, inject_panic, Panic, RestartCount};
 use actix::{Actor, Addr, Handler, Message, Recipient, SyncContext};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -126,7 +126,6 @@ impl Handler<Panic> for Executor {
     type Result = ();
 
     fn handle(&mut self, _: Panic, ctx: &mut SyncContext<Self>) {
-        let actor = Arc::clone(&self.actor);
-        let _ = guarded(&actor, ctx, || -> Result<(), ExecuteError> { panic!("injected fault") });
+        inject_panic(&self.actor, ctx);
     }
 }

@@ -13,12 +13,11 @@ const BUCKETS: usize = SUB * (64 - SUB_BITS as usize + 1);
 #[derive(Debug)]
 pub struct Histogram {
     buckets: Box<[AtomicU64]>,
-    count: AtomicU64,
 }
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(), count: AtomicU64::new(0) }
+        Histogram { buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect() }
     }
 }
 
@@ -49,7 +48,6 @@ impl Histogram {
         if let Some(bucket) = self.buckets.get(bucket_of(micros)) {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The value at quantile `q` (0..=1): an upper bound within 6.25%.
@@ -68,11 +66,6 @@ impl Histogram {
             }
         }
         upper_bound(BUCKETS - 1)
-    }
-
-    /// Values recorded.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
     }
 }
 

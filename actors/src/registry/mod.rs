@@ -8,7 +8,7 @@ pub mod elf;
 
 use crate::metrics::ActorMetrics;
 use crate::store::{Store, StoreError};
-use crate::supervisor::{guarded, Panic, RestartCount};
+use crate::supervisor::{guarded, inject_panic, Panic, RestartCount};
 use actix::{Actor, Handler, Message, SyncContext};
 use elf::{ElfError, ProgramId, ProgramImage};
 use std::collections::HashMap;
@@ -130,6 +130,6 @@ impl Handler<Panic> for Registry {
     type Result = ();
 
     fn handle(&mut self, _: Panic, ctx: &mut SyncContext<Self>) {
-        let _ = guarded(&self.metrics, ctx, || -> Result<(), RegistryError> { panic!("injected fault") });
+        inject_panic(&self.metrics, ctx);
     }
 }

@@ -15,7 +15,6 @@ use sled::Transactional;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Most commits folded into one transaction.
 const MAX_COMMITS_PER_BATCH: usize = 8192;
@@ -74,14 +73,8 @@ pub struct CommitError(pub String);
 /// Counters of the writer thread.
 #[derive(Debug, Default)]
 pub struct CommitStats {
-    /// Transactions (group commits) made.
-    pub batches: AtomicU64,
-    /// Writes applied.
-    pub writes: AtomicU64,
     /// Results dropped because the job was already executed.
     pub duplicate_results: AtomicU64,
-    /// Time spent in transactions and flushes, in µs.
-    pub busy_micros: AtomicU64,
 }
 
 struct Commit {
@@ -148,10 +141,7 @@ fn run(trees: &JobTrees, mut next_seq: u64, rx: &Receiver<Commit>, stats: &Commi
                 Err(_) => break,
             }
         }
-        let start = Instant::now();
         let result = apply(trees, &mut next_seq, &group, stats);
-        stats.busy_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
         if let Err(err) = &result {
             tracing::error!(%err, "group commit failed");
         }
@@ -169,9 +159,7 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
     let mut results = sled::Batch::default();
     let mut jobs = sled::Batch::default();
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
-    let mut writes = 0u64;
     for write in group.iter().flat_map(|commit| &commit.writes) {
-        writes += 1;
         match write {
             Write::Admit { id, consumer, nonce, record } => {
                 log.insert(&seq.to_be_bytes(), record.as_slice());
@@ -204,7 +192,7 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
             }
         }
     }
-    if writes > 0 {
+    if group.iter().any(|commit| !commit.writes.is_empty()) {
         (&trees.log, &trees.results, &trees.jobs)
             .transaction(|(log_tx, results_tx, jobs_tx)| {
                 log_tx.apply_batch(&log)?;
@@ -216,7 +204,6 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
     }
     trees.db.flush().map_err(|err| CommitError(err.to_string()))?;
     *next_seq = seq;
-    stats.writes.fetch_add(writes, Ordering::Relaxed);
     Ok(())
 }
 

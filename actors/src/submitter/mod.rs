@@ -13,7 +13,7 @@ use crate::jobs::JobBoard;
 use crate::metrics::{ActorMetrics, Metrics};
 use crate::protocol::eip191::Signer;
 use crate::store::{JobSpec, Status, Store, Write};
-use crate::supervisor::{guarded, Panic, RestartCount};
+use crate::supervisor::{guarded, inject_panic, Panic, RestartCount};
 use actix::{Actor, Addr, Handler, Message, SyncContext};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -109,7 +109,6 @@ impl Handler<Panic> for Submitter {
     type Result = ();
 
     fn handle(&mut self, _: Panic, ctx: &mut SyncContext<Self>) {
-        let actor = Arc::clone(&self.actor);
-        let _ = guarded(&actor, ctx, || -> Result<(), Infallible> { panic!("injected fault") });
+        inject_panic(&self.actor, ctx);
     }
 }

@@ -6,7 +6,7 @@
 
 mod restart;
 
-pub use restart::{guarded, start_pool, Panic, RestartCount};
+pub use restart::{guarded, inject_panic, start_pool, Panic, RestartCount};
 
 use crate::api::verifier::Verifier;
 use crate::api::{Api, ApiContext, ApiError, StopAccepting};
@@ -143,7 +143,7 @@ pub fn run(config: Config) -> Result<(), EngineError> {
                 }
             });
         }
-        Supervisor { api, board: Arc::clone(&board), store: store.clone(), metrics: Arc::clone(&metrics), shutting_down }
+        Supervisor { api, board: Arc::clone(&board), metrics: Arc::clone(&metrics), shutting_down }
             .start();
         Ok::<(), EngineError>(())
     });
@@ -174,7 +174,6 @@ fn recover(unfinished: &[crate::store::JobSpec], board: &JobBoard, executor: &Ad
 struct Supervisor {
     api: Addr<Api>,
     board: Arc<JobBoard>,
-    store: Store,
     metrics: Arc<Metrics>,
     shutting_down: Arc<AtomicBool>,
 }
@@ -223,9 +222,7 @@ impl Handler<Shutdown> for Supervisor {
                 if left > 0 {
                     tracing::warn!(jobs = left, "drain timed out; these jobs are durable and run at next start-up");
                 }
-                if let Err(err) = this.store.flush() {
-                    tracing::error!(%err, "final flush failed");
-                }
+                // `run` flushes the store once the system has stopped.
                 actix::System::current().stop();
             }
         });

@@ -80,3 +80,12 @@ where
         }
     }
 }
+
+/// Handles [`Panic`]: panics inside [`guarded`], so the actor is restarted
+/// exactly as after a real fault.
+pub fn inject_panic<A>(metrics: &ActorMetrics, ctx: &mut SyncContext<A>)
+where
+    A: Actor<Context = SyncContext<A>>,
+{
+    let _ = guarded(metrics, ctx, || -> Result<(), std::convert::Infallible> { panic!("injected fault") });
+}
