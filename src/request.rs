@@ -1,6 +1,6 @@
 //! Building signed offchain job requests, as a consumer's signer does.
 
-use coprocessor_actors::api::wire::{HexBytes, SubmitJob};
+use coprocessor_actors::api::wire::{HexBytes, RelayStrategy, SubmitJob};
 use coprocessor_actors::protocol::abi::{job_id, OffchainJobRequest};
 use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::registry::elf::ProgramId;
@@ -52,6 +52,7 @@ impl JobRequest {
             signature: HexBytes(signature.to_vec()),
             offchain_input: HexBytes(self.offchain_input.clone()),
             wait: false,
+            relay_strategy: RelayStrategy::Unordered,
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct Config {
     pub offchain: Offchain,
     /// Metrics export.
     pub metrics: Metrics,
+    /// The chain to settle on; `None` runs the engine with no chain.
+    pub chain: Option<Chain>,
 }
 
 /// Job and program limits.
@@ -116,6 +118,56 @@ pub struct Metrics {
     pub prometheus: Option<SocketAddr>,
 }
 
+/// Onchain settlement: the node, the JobManager, and how the relayer and
+/// the listener behave.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Chain {
+    /// The node's HTTP JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// The JobManager contract (its proxy).
+    pub job_manager: String,
+    /// Blocks a transaction or an event must be deep before it counts
+    /// (1 = included in the head block).
+    pub confirmations: u64,
+    /// How often the listener and the relayer poll the node, in ms.
+    pub poll_interval_ms: u64,
+    /// Failed submissions (reverts, rejections) before a job is
+    /// dead-lettered. An unreachable node is retried without limit.
+    pub max_relay_attempts: u32,
+    /// Transactions the relayer keeps in flight at once.
+    pub max_in_flight: usize,
+    /// A transaction with no receipt after this many ms is treated as
+    /// dropped and sent again.
+    pub drop_timeout_ms: u64,
+    /// Every RPC call gives up after this many ms (then backs off).
+    pub rpc_timeout_ms: u64,
+    /// The first block the listener reads when it has no cursor yet.
+    pub start_block: u64,
+    /// Most blocks one `eth_getLogs` call covers.
+    pub max_log_range: u64,
+    /// The relayer's key file, relative to `data_dir`; generated if absent.
+    pub relayer_key: PathBuf,
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain {
+            rpc_url: "http://127.0.0.1:8545".to_owned(),
+            job_manager: String::new(),
+            confirmations: 1,
+            poll_interval_ms: 250,
+            max_relay_attempts: 5,
+            max_in_flight: 256,
+            drop_timeout_ms: 60_000,
+            rpc_timeout_ms: 5_000,
+            start_block: 0,
+            max_log_range: 2_000,
+            relayer_key: PathBuf::from("relayer.key"),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -126,6 +178,7 @@ impl Default for Config {
             queue: Queue::default(),
             offchain: Offchain::default(),
             metrics: Metrics::default(),
+            chain: None,
         }
     }
 }
@@ -225,6 +278,20 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("offchain.allowed_signers: {signer:?} is not an address")));
             }
         }
+        if let Some(chain) = &self.chain {
+            if chain.job_manager.parse::<alloy::primitives::Address>().is_err() {
+                return Err(ConfigError::Invalid(format!("chain.job_manager: {:?} is not an address", chain.job_manager)));
+            }
+            if !(chain.rpc_url.starts_with("http://") || chain.rpc_url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!("chain.rpc_url: {:?} is not an http(s) URL", chain.rpc_url)));
+            }
+            if chain.confirmations == 0 || chain.max_relay_attempts == 0 || chain.max_in_flight == 0 {
+                return invalid("chain.confirmations, chain.max_relay_attempts and chain.max_in_flight must be positive");
+            }
+            if chain.poll_interval_ms == 0 || chain.max_log_range == 0 || chain.rpc_timeout_ms == 0 {
+                return invalid("chain.poll_interval_ms, chain.max_log_range and chain.rpc_timeout_ms must be positive");
+            }
+        }
         Ok(())
     }
 
@@ -266,6 +333,8 @@ mod tests {
         assert!(err.to_string().contains("unknown field `max_ouptut_bytes`"), "{err}");
         let err = Config::parse("[metrics]\nprometheus = \"0.0.0.0:9100\"\n", "f.toml").unwrap_err();
         assert_eq!(err.to_string(), "invalid config: metrics.prometheus must be a loopback address, got 0.0.0.0:9100");
+        let err = Config::parse("[chain]\njob_manager = \"0x12\"\n", "f.toml").unwrap_err();
+        assert_eq!(err.to_string(), "invalid config: chain.job_manager: \"0x12\" is not an address");
         let err = Config::parse("[offchain]\nallowed_signers = [\"0x12\"]\n", "f.toml").unwrap_err();
         assert!(err.to_string().contains("is not an address"), "{err}");
     }

@@ -91,10 +91,13 @@ impl JobBoard {
     }
 
     /// Admits a new job: its nonce must be unused and the queue must have
-    /// room. The caller then commits its `Pending` record.
+    /// room. The caller then commits its `Pending` record. A nonce whose
+    /// job failed may be used again (as in InfinityVM): a failed result is
+    /// never relayed, so the nonce is still free onchain.
     pub fn admit(&self, spec: &JobSpec, store: &Store) -> Result<(), AdmitError> {
         let mut inner = self.lock();
-        if inner.active.contains_key(&spec.id) || store.contains_job(&spec.id)? {
+        let reusable = |entry: crate::store::JobEntry| entry.status == Status::Failed;
+        if inner.active.contains_key(&spec.id) || store.job(&spec.id)?.is_some_and(|entry| !reusable(entry)) {
             return Err(AdmitError::NonceUsed { nonce: spec.nonce, consumer: hex::encode(spec.consumer) });
         }
         self.room(&inner, spec.input_bytes())?;
@@ -102,15 +105,25 @@ impl JobBoard {
         Ok(())
     }
 
+    /// Whether a job is in flight.
+    pub fn contains(&self, id: &JobId) -> bool {
+        self.lock().active.contains_key(id)
+    }
+
     /// Puts back a job found unfinished at start-up (no limits apply).
     pub fn restore(&self, spec: &JobSpec) {
         insert(&mut self.lock(), spec);
     }
 
-    /// Marks a job as running.
-    pub fn set_running(&self, id: &JobId) {
-        if let Some(job) = self.lock().active.get_mut(id) {
-            job.status = Status::Running;
+    /// Marks a job as running. False if it is no longer in flight (it was
+    /// cancelled), so it must not run.
+    pub fn set_running(&self, id: &JobId) -> bool {
+        match self.lock().active.get_mut(id) {
+            Some(job) => {
+                job.status = Status::Running;
+                true
+            }
+            None => false,
         }
     }
 

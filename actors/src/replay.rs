@@ -81,6 +81,12 @@ pub fn replay(
             continue;
         }
         let Some(entry) = store.job(&spec.id)? else { continue };
+        if entry.pending_seq != seq {
+            // A failed job whose nonce was used again: the log keeps the
+            // earlier attempt, the store only the latest one's result.
+            report.skipped += 1;
+            continue;
+        }
         let (Some(executed_seq), Some(stored)) = (entry.executed_seq, store.result(&spec.id)?) else {
             report.skipped += 1;
             continue;

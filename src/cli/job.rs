@@ -5,7 +5,7 @@ use alloy::primitives::Address;
 use coprocessor::client::Client;
 use coprocessor::input::{parse_bytes, to_hex};
 use coprocessor::request::JobRequest;
-use coprocessor_actors::api::wire::{Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply};
+use coprocessor_actors::api::wire::{Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply, RelayStrategy};
 use coprocessor_actors::keys;
 use coprocessor_actors::registry::elf::ProgramId;
 use std::path::PathBuf;
@@ -23,6 +23,15 @@ pub(crate) enum JobCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Push a dead-lettered job's result onchain again.
+    Retry {
+        /// The job ID.
+        id: String,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Request a job onchain through an example consumer (local dev).
+    Request(super::request::RequestArgs),
     /// Print a job's result.
     Result {
         /// The job ID.
@@ -65,6 +74,9 @@ pub(crate) struct SubmitArgs {
     /// With --wait, print the `coproc_getResult` object as JSON.
     #[arg(long)]
     json: bool,
+    /// Relay the result onchain in the consumer's nonce order.
+    #[arg(long)]
+    ordered: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -74,9 +86,19 @@ pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
         JobCommand::Submit(args) => submit(args),
         JobCommand::Status { id, engine } => {
             let result = fetch(&mut engine.connect()?, &id)?;
+            match (&result.failure_reason, &result.relay_error) {
+                (Some(reason), _) | (None, Some(reason)) => println!("{}: {reason}", result.status),
+                (None, None) => println!("{}", result.status),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Retry { id, engine } => {
+            let params = JobIdParams { job_id: job_id(&id)? };
+            let result: JobResult = engine.connect()?.call(Call::RetryJob(params)).map_err(describe)?;
             println!("{}", result.status);
             Ok(ExitCode::SUCCESS)
         }
+        JobCommand::Request(args) => super::request::run(args),
         JobCommand::Result { id, json, engine } => {
             let result = fetch(&mut engine.connect()?, &id)?;
             print_result(&result, json)
@@ -84,7 +106,7 @@ pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
     }
 }
 
-fn job_id(text: &str) -> Result<HexBytes, String> {
+pub(crate) fn job_id(text: &str) -> Result<HexBytes, String> {
     let digits = text.strip_prefix("0x").unwrap_or(text);
     match hex::decode(digits) {
         Ok(bytes) if bytes.len() == 32 => Ok(HexBytes(bytes)),
@@ -114,6 +136,9 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
     };
     let request = JobRequest { nonce, max_cycles: args.max_cycles, consumer, program_id, onchain_input, offchain_input };
     let mut params = request.sign(&signer);
+    if args.ordered {
+        params.relay_strategy = RelayStrategy::Ordered;
+    }
     if !args.wait {
         let reply: JobIdParams = client.call(Call::SubmitJob(params)).map_err(describe)?;
         println!("{}", to_hex(&reply.job_id.0));
@@ -143,6 +168,12 @@ fn print_result(result: &JobResult, json: bool) -> Result<ExitCode, String> {
         }
         if let Some(signature) = &result.signature {
             println!("signature {}", to_hex(&signature.0));
+        }
+        if let Some(tx) = &result.tx_hash {
+            println!("tx       {}", to_hex(&tx.0));
+        }
+        if let Some(reason) = &result.relay_error {
+            println!("relay    {reason}");
         }
     }
     Ok(if result.status == "failed" { ExitCode::FAILURE } else { ExitCode::SUCCESS })

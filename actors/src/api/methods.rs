@@ -3,14 +3,15 @@
 use super::verifier::Verify;
 use super::wire::*;
 use super::ApiContext;
-use crate::executor::Execute;
 use crate::jobs::AdmitError;
 use crate::protocol::abi::{job_id, OffchainJobRequest};
 use crate::registry::elf::ProgramId;
 use crate::registry::{RegistryError, SubmitProgram as RegisterProgram};
-use crate::store::{JobSpec, Origin, Status, Write};
+use super::ChainAccess;
+use crate::store::{JobId, JobSpec, Origin, Status};
+use crate::submitter::relay::{LaneQuery, Retry, RetryError};
 use crate::supervisor::Panic;
-use alloy::primitives::{keccak256, Address};
+use alloy::primitives::{keccak256, Address, B256};
 use alloy::sol_types::SolValue;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,23 +39,18 @@ async fn dispatch(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
         })),
         Call::SubmitJob(p) => submit_job(ctx, p).await,
         Call::GetResult(p) => get_result(ctx, &p),
-        Call::GetPendingJobs(p) => {
-            let consumer = address(&p.consumer)?;
-            Ok(Reply::Pending(PendingReply { nonces: ctx.board.pending_nonces(&consumer.0 .0) }))
-        }
-        Call::NextNonce(p) => {
-            let consumer = address(&p.consumer)?;
-            Ok(Reply::Nonce(NonceReply { nonce: ctx.board.next_nonce(&consumer.0 .0) }))
-        }
+        Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
+        Call::NextNonce(p) => next_nonce(ctx, &p).await,
         Call::Metrics(_) => Ok(Reply::Metrics(Box::new(ctx.metrics.snapshot(ctx.store.size_on_disk())))),
         Call::Status(_) => Ok(Reply::Status(StatusReply {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             operator: HexBytes(ctx.operator.to_vec()),
             uptime_seconds: ctx.metrics.uptime().as_secs(),
-            chain: None,
+            chain: ctx.chain.as_ref().map(|c| format!("{} (JobManager {})", ctx.config.chain.as_ref().map_or("", |c| c.rpc_url.as_str()), c.chain.job_manager())),
             dev_signer: ctx.dev_signer.map(|a| HexBytes(a.to_vec())),
         })),
         Call::Replay(p) => replay(ctx, p).await,
+        Call::RetryJob(p) => retry(ctx, &p).await,
         Call::Panic(p) => inject_panic(ctx, &p),
     }
 }
@@ -125,18 +121,11 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
     let input_bytes = request.onchainInput.len() + p.offchain_input.0.len();
     ctx.board.has_room(input_bytes).map_err(|err| admit_error(ctx, err))?;
 
-    ctx.metrics.actor("verifier").received();
-    let signer = ctx
-        .verifier
-        .send(Verify { request: p.request.0, signature: p.signature.0.clone() })
-        .await
-        .map_err(internal)?;
-    let signer = signer.map_err(|err| RpcError::new(codes::BAD_SIGNATURE, format!("bad request signature: {err}")))?;
-    if !ctx.allowed_signers.contains(&signer) {
-        return Err(RpcError::new(codes::BAD_SIGNATURE, format!("signer {signer} is not allowed for offchain jobs")));
-    }
-
     let id = job_id(request.nonce, request.consumer).0;
+    match &ctx.chain {
+        Some(chain) => check_onchain(chain, &request, &p, id).await?,
+        None => check_signer(ctx, &p).await?,
+    }
     let spec = Arc::new(JobSpec {
         id,
         nonce: request.nonce,
@@ -147,21 +136,13 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
         max_output_bytes: limits.max_output_bytes as u64,
         onchain_input: request.onchainInput.to_vec(),
         offchain_input: p.offchain_input.0,
-        origin: Origin::Offchain { signature: p.signature.0 },
+        origin: Origin::Offchain { signature: p.signature.0, ordered: p.relay_strategy == RelayStrategy::Ordered },
     });
-    ctx.board.admit(&spec, &ctx.store).map_err(|err| admit_error(ctx, err))?;
-    let executed = if p.wait { ctx.board.wait(&id) } else { None };
-    let (durable_tx, durable) = tokio::sync::oneshot::channel();
-    ctx.store.commit(vec![Write::admit(&spec)], Box::new(move |result| drop(durable_tx.send(result))));
-    // The group commit writes the `Pending` record before any result this
-    // execution produces, so the executor can start now.
-    ctx.metrics.actor("executor").received();
-    ctx.executor.do_send(Execute { spec, attempt: 0 });
-    match durable.await {
+    let admitted = ctx.intake.admit(spec, p.wait).map_err(|err| admit_error(ctx, err))?;
+    match admitted.durable.await {
         Ok(Ok(())) => {
-            ctx.metrics.engine.accepted.fetch_add(1, Ordering::Relaxed);
             let job_id = JobIdParams { job_id: HexBytes(id.to_vec()) };
-            match executed {
+            match admitted.executed {
                 Some(executed) => {
                     // A dropped waiter means the result could not be recorded;
                     // the job stays pending and get_result says so.
@@ -176,6 +157,100 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
     }
 }
 
+/// With no chain: the signer recovered from the EIP-191 signature must be
+/// in `offchain.allowed_signers` (or be the dev signer).
+async fn check_signer(ctx: &ApiContext, p: &SubmitJob) -> Result<(), RpcError> {
+    ctx.metrics.actor("verifier").received();
+    let signer = ctx
+        .verifier
+        .send(Verify { request: p.request.0.clone(), signature: p.signature.0.clone() })
+        .await
+        .map_err(internal)?;
+    let signer = signer.map_err(|err| RpcError::new(codes::BAD_SIGNATURE, format!("bad request signature: {err}")))?;
+    if !ctx.allowed_signers.contains(&signer) {
+        return Err(RpcError::new(codes::BAD_SIGNATURE, format!("signer {signer} is not allowed for offchain jobs")));
+    }
+    Ok(())
+}
+
+/// With a chain, the chain decides, as the JobManager will at settlement:
+/// the consumer must accept the signature over the request's EIP-191
+/// digest (EIP-1271 `isValidSignature`), and the job ID (nonce and
+/// consumer) must be unused onchain.
+async fn check_onchain(chain: &ChainAccess, request: &OffchainJobRequest, p: &SubmitJob, id: JobId) -> Result<(), RpcError> {
+    let unavailable = |err: crate::chain::ChainError| {
+        RpcError::new(codes::CHAIN_UNAVAILABLE, format!("cannot check the request onchain: {err}"))
+    };
+    let digest = crate::protocol::eip191::digest(&p.request.0);
+    let accepted =
+        chain.chain.accepts_signature(request.consumer, digest, &p.signature.0).await.map_err(unavailable)?;
+    if !accepted {
+        return Err(RpcError::new(
+            codes::BAD_SIGNATURE,
+            format!("bad request signature: consumer {} rejects it (EIP-1271 isValidSignature)", request.consumer),
+        ));
+    }
+    let state = chain.chain.job_state(B256::from(id)).await.map_err(unavailable)?;
+    if state != crate::chain::job_state::NONE {
+        return Err(RpcError::new(
+            codes::NONCE_USED,
+            format!("nonce {} already used onchain by consumer {}", request.nonce, request.consumer),
+        ));
+    }
+    Ok(())
+}
+
+/// One past the highest nonce the engine has seen for the consumer and,
+/// with a chain, at least the consumer's own `getNextNonce()`, so an
+/// offchain job does not take a nonce an onchain one already used.
+async fn next_nonce(ctx: &ApiContext, p: &ConsumerParams) -> Result<Reply, RpcError> {
+    let consumer = address(&p.consumer)?;
+    let mut nonce = ctx.board.next_nonce(&consumer.0 .0);
+    if let Some(chain) = &ctx.chain {
+        match chain.chain.next_nonce(consumer).await {
+            Ok(onchain) => nonce = nonce.max(onchain),
+            Err(err) if err.is_transient() => {
+                return Err(RpcError::new(codes::CHAIN_UNAVAILABLE, format!("cannot read the consumer's nonce: {err}")))
+            }
+            // Not a Consumer contract (an EOA, say): the engine's count stands.
+            Err(_) => {}
+        }
+    }
+    Ok(Reply::Nonce(NonceReply { nonce }))
+}
+
+async fn pending_jobs(ctx: &ApiContext, p: &ConsumerParams) -> Result<Reply, RpcError> {
+    let consumer = address(&p.consumer)?;
+    let mut reply = PendingReply { nonces: ctx.board.pending_nonces(&consumer.0 .0), awaiting_relay: vec![], blocked_on: None };
+    if let Some(chain) = &ctx.chain {
+        let lane = chain.relayer.send(LaneQuery { consumer: consumer.0 .0 }).await.map_err(internal)?;
+        reply.awaiting_relay = lane.awaiting;
+        reply.blocked_on = lane.blocked_on;
+    }
+    Ok(Reply::Pending(reply))
+}
+
+async fn retry(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
+    let id = job_id_param(p)?;
+    let Some(chain) = &ctx.chain else {
+        return Err(RpcError::new(codes::NOT_DEAD_LETTERED, "the engine has no chain; nothing is relayed"));
+    };
+    match chain.relayer.send(Retry { id }).await.map_err(internal)? {
+        Ok(()) => get_result(ctx, p),
+        Err(RetryError::Unknown(_)) => Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
+        Err(err @ RetryError::NotDeadLettered { .. }) => Err(RpcError::new(codes::NOT_DEAD_LETTERED, err.to_string())),
+        Err(err) => Err(internal(err)),
+    }
+}
+
+fn job_id_param(p: &JobIdParams) -> Result<JobId, RpcError> {
+    p.job_id
+        .0
+        .as_slice()
+        .try_into()
+        .map_err(|_| RpcError::invalid_params(format!("jobId must be 32 bytes, got {}", p.job_id.0.len())))
+}
+
 fn admit_error(ctx: &ApiContext, err: AdmitError) -> RpcError {
     match err {
         AdmitError::Busy { .. } => {
@@ -188,12 +263,7 @@ fn admit_error(ctx: &ApiContext, err: AdmitError) -> RpcError {
 }
 
 fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
-    let id: [u8; 32] = p
-        .job_id
-        .0
-        .as_slice()
-        .try_into()
-        .map_err(|_| RpcError::invalid_params(format!("jobId must be 32 bytes, got {}", p.job_id.0.len())))?;
+    let id = job_id_param(p)?;
     let mut reply = JobResult {
         job_id: p.job_id.clone(),
         status: String::new(),
@@ -205,14 +275,18 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
         signature: None,
         failure_reason: None,
         tx_hash: None,
+        relay_error: None,
     };
-    let status = match ctx.board.status(&id) {
-        Some(status) => status,
-        None => match ctx.store.job(&id).map_err(internal)? {
-            Some(entry) => entry.status,
-            None => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
-        },
+    let entry = ctx.store.job(&id).map_err(internal)?;
+    let status = match (ctx.board.status(&id), entry) {
+        (Some(status), _) => status,
+        (None, Some(entry)) => entry.status,
+        (None, None) => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
     };
+    reply.tx_hash = entry.and_then(|entry| entry.tx_hash).map(|tx| HexBytes(tx.to_vec()));
+    if status == Status::DeadLettered {
+        reply.relay_error = ctx.store.dead_letter(&id).map_err(internal)?.map(|letter| letter.reason);
+    }
     reply.status = status.as_str().to_owned();
     if status.is_executed() {
         if let Some(result) = ctx.store.result(&id).map_err(internal)? {

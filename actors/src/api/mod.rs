@@ -62,6 +62,19 @@ pub struct ApiContext {
     pub fault_injection: bool,
     /// Set when shutdown begins: new jobs are refused.
     pub shutting_down: Arc<AtomicBool>,
+    /// Admission and dispatch.
+    pub intake: crate::intake::Intake,
+    /// The chain, when the engine settles onchain.
+    pub chain: Option<ChainAccess>,
+}
+
+/// What the socket API uses of the chain.
+#[derive(Debug, Clone)]
+pub struct ChainAccess {
+    /// The node: request signatures (EIP-1271) and nonces are checked there.
+    pub chain: crate::chain::Chain,
+    /// The relayer: dead-letter retries and ordered-relay lanes.
+    pub relayer: Addr<crate::submitter::relay::Relayer>,
 }
 
 /// The socket server actor.

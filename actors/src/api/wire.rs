@@ -110,6 +110,22 @@ pub struct SubmitJob {
     /// is durable, instead of with `{jobId}` once the job is.
     #[serde(default)]
     pub wait: bool,
+    /// How the result is relayed onchain (InfinityVM's `relay_strategy`;
+    /// like theirs, not covered by the signature).
+    #[serde(default)]
+    pub relay_strategy: RelayStrategy,
+}
+
+/// How a job's result is relayed onchain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayStrategy {
+    /// As soon as it is executed.
+    #[default]
+    Unordered,
+    /// In the consumer's nonce order: a nonce that failed blocks the later
+    /// ones until it is submitted again and succeeds.
+    Ordered,
 }
 
 /// A job ID (params of `coproc_getResult`, result of `coproc_submitJob`).
@@ -144,6 +160,9 @@ pub struct JobResult {
     pub failure_reason: Option<String>,
     /// The settlement transaction, once submitted.
     pub tx_hash: Option<HexBytes>,
+    /// Why settlement failed, for a dead-lettered job.
+    #[serde(default)]
+    pub relay_error: Option<String>,
 }
 
 /// A consumer address (params of `coproc_getPendingJobs`, `coproc_nextNonce`).
@@ -160,6 +179,13 @@ pub struct ConsumerParams {
 pub struct PendingReply {
     /// Nonces of the consumer's jobs not yet executed, ascending.
     pub nonces: Vec<u64>,
+    /// Nonces executed and waiting for ordered relay, ascending.
+    #[serde(default)]
+    pub awaiting_relay: Vec<u64>,
+    /// The nonce ordered relay waits for, when later ones are ready but
+    /// it is not (it failed, or has not arrived).
+    #[serde(default)]
+    pub blocked_on: Option<u64>,
 }
 
 /// `coproc_nextNonce` result.
@@ -253,6 +279,8 @@ pub enum Call {
     Status(NoParams),
     /// `coproc_replay`
     Replay(ReplayParams),
+    /// `coproc_retryJob`
+    RetryJob(JobIdParams),
     /// `debug_panic`
     Panic(PanicParams),
 }
@@ -342,6 +370,10 @@ pub mod codes {
     pub const SHUTTING_DOWN: i32 = -32007;
     /// The ELF is not a valid guest program.
     pub const INVALID_PROGRAM: i32 = -32008;
+    /// The chain could not be reached to check the request; retry later.
+    pub const CHAIN_UNAVAILABLE: i32 = -32009;
+    /// The job cannot be retried: it is not in the dead-letter tree.
+    pub const NOT_DEAD_LETTERED: i32 = -32010;
 }
 
 impl RpcError {
@@ -405,6 +437,7 @@ impl Method {
             "coproc_metrics" => Call::Metrics(params_of(params)?),
             "coproc_status" => Call::Status(params_of(params)?),
             "coproc_replay" => Call::Replay(params_of(params)?),
+            "coproc_retryJob" => Call::RetryJob(required(params)?),
             "debug_panic" => Call::Panic(required(params)?),
             other => return Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method not found: {other}"))),
         })
@@ -423,6 +456,7 @@ impl Method {
             Call::Metrics(_) => "coproc_metrics",
             Call::Status(_) => "coproc_status",
             Call::Replay(_) => "coproc_replay",
+            Call::RetryJob(_) => "coproc_retryJob",
             Call::Panic(_) => "debug_panic",
         };
         // Serde tags the variant as `{"Variant": params}`; the params are its value.
@@ -458,8 +492,10 @@ mod tests {
                 signature: HexBytes(vec![2]),
                 offchain_input: HexBytes(vec![]),
                 wait: true,
+                relay_strategy: RelayStrategy::Ordered,
             }),
             Call::GetResult(JobIdParams { job_id: HexBytes(vec![3; 32]) }),
+            Call::RetryJob(JobIdParams { job_id: HexBytes(vec![4; 32]) }),
             Call::Replay(ReplayParams { from: Some(1), to: None, program_id: None }),
             Call::Metrics(NoParams {}),
             Call::Panic(PanicParams { actor: "executor".into() }),

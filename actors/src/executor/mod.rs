@@ -84,7 +84,10 @@ impl Executor {
 
     fn execute(&mut self, spec: &Arc<JobSpec>) -> Result<(), ExecuteError> {
         let image = self.programs.get(&spec.program_id).ok_or(ExecuteError::UnknownProgram(spec.program_id))?;
-        self.board.set_running(&spec.id);
+        if !self.board.set_running(&spec.id) {
+            tracing::debug!(job = %hex::encode(spec.id), "cancelled before it ran");
+            return Ok(());
+        }
         let start = Instant::now();
         let outcome = self.vms.run(&spec.program_id, &image, &spec.onchain_input, &spec.offchain_input, &spec.limits())?;
         let engine = &self.metrics.engine;

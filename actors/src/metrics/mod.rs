@@ -85,6 +85,23 @@ pub struct EngineCounters {
     pub cycles: AtomicU64,
     /// Time executors spent running guests, in µs.
     pub executor_busy_micros: AtomicU64,
+    /// Results confirmed onchain.
+    pub relayed: AtomicU64,
+    /// Failed submissions (reverts, rejections, dropped transactions).
+    pub relay_failures: AtomicU64,
+    /// Jobs moved to the dead-letter tree.
+    pub dead_lettered: AtomicU64,
+    /// Jobs found cancelled onchain.
+    pub cancelled: AtomicU64,
+    /// Result transactions sent and not yet confirmed (a gauge).
+    pub relay_in_flight: AtomicU64,
+    /// Consumers whose ordered relay waits on a missing or failed nonce
+    /// (a gauge).
+    pub relay_blocked_consumers: AtomicU64,
+    /// `JobCreated` events turned into jobs.
+    pub onchain_jobs: AtomicU64,
+    /// The last block the listener has read (a gauge).
+    pub listener_block: AtomicU64,
 }
 
 /// The figures at one instant, for rates.
@@ -166,6 +183,30 @@ pub struct EngineSnapshot {
     pub sled_bytes: u64,
     /// Seconds since start-up.
     pub uptime_seconds: u64,
+    /// Results confirmed onchain.
+    #[serde(default)]
+    pub jobs_relayed: u64,
+    /// Failed submissions.
+    #[serde(default)]
+    pub relay_failures: u64,
+    /// Jobs moved to the dead-letter tree.
+    #[serde(default)]
+    pub jobs_dead_lettered: u64,
+    /// Jobs cancelled onchain.
+    #[serde(default)]
+    pub jobs_cancelled: u64,
+    /// Result transactions in flight.
+    #[serde(default)]
+    pub relay_in_flight: u64,
+    /// Consumers whose ordered relay is blocked.
+    #[serde(default)]
+    pub relay_blocked_consumers: u64,
+    /// Jobs taken from `JobCreated` events.
+    #[serde(default)]
+    pub onchain_jobs: u64,
+    /// The last block the listener has read.
+    #[serde(default)]
+    pub listener_block: u64,
 }
 
 impl Metrics {
@@ -235,6 +276,14 @@ impl Metrics {
                 executors: self.executors,
                 sled_bytes,
                 uptime_seconds: self.uptime().as_secs(),
+                jobs_relayed: load(&self.engine.relayed),
+                relay_failures: load(&self.engine.relay_failures),
+                jobs_dead_lettered: load(&self.engine.dead_lettered),
+                jobs_cancelled: load(&self.engine.cancelled),
+                relay_in_flight: load(&self.engine.relay_in_flight),
+                relay_blocked_consumers: load(&self.engine.relay_blocked_consumers),
+                onchain_jobs: load(&self.engine.onchain_jobs),
+                listener_block: load(&self.engine.listener_block),
             },
         }
     }

@@ -6,18 +6,21 @@
 //! | `jobs` | job ID | [`JobEntry`]: status and log positions |
 //! | `log` | big-endian u64 sequence | [`LogRecord`]: one state transition |
 //! | `results` | job ID | [`ResultRecord`]: outcome and signed result |
-//! | `meta` | name | engine metadata |
+//! | `dead_letters` | job ID | [`DeadLetter`]: jobs whose submission kept failing |
+//! | `meta` | name | engine metadata (e.g. the listener's block cursor) |
 //!
 //! Job writes go through one writer thread ([`writer`]) that groups every
 //! write waiting at that moment into one sled transaction over `log`,
-//! `results` and `jobs`, flushes once, and then tells each writer. A job is
+//! `results`, `jobs` and `dead_letters`, flushes once, and then tells each writer. A job is
 //! acknowledged only after that flush.
 
 pub mod records;
 mod writer;
 
-pub use records::{JobEntry, JobId, JobSpec, LogRecord, Origin, ResultRecord, ResultSummary, Status, Transition};
-pub use writer::{CommitError, CommitStats, Done, Write};
+pub use records::{
+    DeadLetter, JobEntry, JobId, JobSpec, LogRecord, Origin, ResultRecord, ResultSummary, Status, Transition,
+};
+pub use writer::{CommitError, CommitStats, Done, Settlement, Write};
 
 use crate::registry::elf::ProgramId;
 use records::decode;
@@ -56,6 +59,7 @@ pub struct Store {
     jobs: sled::Tree,
     log: sled::Tree,
     results: sled::Tree,
+    dead_letters: sled::Tree,
     meta: sled::Tree,
     writer: writer::Handle,
 }
@@ -73,6 +77,7 @@ pub(crate) struct JobTrees {
     pub(crate) jobs: sled::Tree,
     pub(crate) log: sled::Tree,
     pub(crate) results: sled::Tree,
+    pub(crate) dead_letters: sled::Tree,
 }
 
 impl Store {
@@ -84,14 +89,21 @@ impl Store {
         let jobs = db.open_tree("jobs")?;
         let log = db.open_tree("log")?;
         let results = db.open_tree("results")?;
+        let dead_letters = db.open_tree("dead_letters")?;
         let meta = db.open_tree("meta")?;
         let next_seq = match log.last()? {
             Some((key, _)) => seq_of(&key).map_or(0, |seq| seq + 1),
             None => 0,
         };
-        let trees = JobTrees { db: db.clone(), jobs: jobs.clone(), log: log.clone(), results: results.clone() };
+        let trees = JobTrees {
+            db: db.clone(),
+            jobs: jobs.clone(),
+            log: log.clone(),
+            results: results.clone(),
+            dead_letters: dead_letters.clone(),
+        };
         let writer = writer::spawn(trees, next_seq);
-        Ok(Store { db, programs, jobs, log, results, meta, writer })
+        Ok(Store { db, programs, jobs, log, results, dead_letters, meta, writer })
     }
 
     /// Queues job writes for the next group commit; `done` runs once they
@@ -200,6 +212,39 @@ impl Store {
             }
         }
         Ok(specs)
+    }
+
+    /// A dead-lettered job's record.
+    pub fn dead_letter(&self, id: &JobId) -> Result<Option<DeadLetter>, StoreError> {
+        self.dead_letters.get(id)?.map(|bytes| decoded("dead_letters", id, &bytes)).transpose()
+    }
+
+    /// The spec of a job, from its `Pending` record.
+    pub fn spec(&self, entry: &JobEntry) -> Result<Option<JobSpec>, StoreError> {
+        Ok(match self.log_record(entry.pending_seq)? {
+            Some(LogRecord { transition: Transition::Pending(spec), .. }) => Some(spec),
+            _ => None,
+        })
+    }
+
+    /// Jobs executed successfully but not settled onchain (`Done` or
+    /// `Submitted`), in log order: start-up hands them to the relayer.
+    pub fn unsettled(&self) -> Result<Vec<(JobSpec, ResultRecord)>, StoreError> {
+        let mut entries = Vec::new();
+        for item in self.jobs() {
+            let (id, entry) = item?;
+            if matches!(entry.status, Status::Done | Status::Submitted) {
+                entries.push((id, entry));
+            }
+        }
+        entries.sort_unstable_by_key(|(_, entry)| entry.pending_seq);
+        let mut jobs = Vec::with_capacity(entries.len());
+        for (id, entry) in entries {
+            if let (Some(spec), Some(result)) = (self.spec(&entry)?, self.result(&id)?) {
+                jobs.push((spec, result));
+            }
+        }
+        Ok(jobs)
     }
 
     /// Every job entry (for status scans).

@@ -17,6 +17,8 @@ pub enum Origin {
     Offchain {
         /// The consumer signer's signature, 65 bytes `r ‖ s ‖ v`.
         signature: Vec<u8>,
+        /// Relay in nonce order (InfinityVM's `RelayStrategy::Ordered`).
+        ordered: bool,
     },
     /// A `JobCreated` event.
     Onchain,
@@ -79,6 +81,11 @@ pub enum Status {
     Submitted,
     /// Confirmed onchain.
     Confirmed,
+    /// Cancelled onchain (`JobCancelled`) before it settled.
+    Cancelled,
+    /// Its submission failed `chain.max_relay_attempts` times; it waits in
+    /// the dead-letter tree for `coprocessor job retry`.
+    DeadLettered,
 }
 
 impl Status {
@@ -91,12 +98,20 @@ impl Status {
             Status::Failed => "failed",
             Status::Submitted => "submitted",
             Status::Confirmed => "confirmed",
+            Status::Cancelled => "cancelled",
+            Status::DeadLettered => "dead-lettered",
         }
     }
 
-    /// Whether the job has been executed.
+    /// Whether the job has left the executors for good: executed, or
+    /// cancelled before it ran. A result that arrives later is dropped.
     pub fn is_executed(self) -> bool {
         !matches!(self, Status::Pending | Status::Running)
+    }
+
+    /// Whether nothing more happens to the job onchain.
+    pub fn is_settled(self) -> bool {
+        matches!(self, Status::Confirmed | Status::Cancelled)
     }
 }
 
@@ -161,6 +176,34 @@ pub enum Transition {
     Pending(JobSpec),
     /// Executed (done or failed).
     Executed(ResultSummary),
+    /// Its result transaction was sent.
+    Submitted {
+        /// The transaction.
+        tx_hash: [u8; 32],
+    },
+    /// Its result transaction is `confirmations` deep.
+    Confirmed {
+        /// The transaction (zero when the job was found settled onchain by
+        /// a transaction this engine no longer knows, e.g. after a crash).
+        tx_hash: [u8; 32],
+        /// The block that included it.
+        block: u64,
+    },
+    /// Cancelled onchain before it settled.
+    Cancelled,
+    /// Moved to the dead-letter tree.
+    DeadLettered(DeadLetter),
+    /// Pushed again from the dead-letter tree.
+    Retried,
+}
+
+/// Why a job is in the dead-letter tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Failed submissions.
+    pub attempts: u32,
+    /// The last failure.
+    pub reason: String,
 }
 
 /// A job log entry.
@@ -187,6 +230,8 @@ pub struct JobEntry {
     pub pending_seq: u64,
     /// Sequence number of its `Executed` record, once executed.
     pub executed_seq: Option<u64>,
+    /// Its latest result transaction, once submitted.
+    pub tx_hash: Option<[u8; 32]>,
 }
 
 /// A [`LogRecord`] by reference: the same bincode bytes, without copying
@@ -203,6 +248,11 @@ pub(crate) struct LogRecordRef<'a> {
 pub(crate) enum TransitionRef<'a> {
     Pending(&'a JobSpec),
     Executed(&'a ResultSummary),
+    Submitted { tx_hash: [u8; 32] },
+    Confirmed { tx_hash: [u8; 32], block: u64 },
+    Cancelled,
+    DeadLettered(&'a DeadLetter),
+    Retried,
 }
 
 /// bincode's standard configuration, for every stored value.

@@ -7,7 +7,9 @@
 //! writer, it also guarantees that a job is recorded as executed at most
 //! once: a second result for a job is dropped, never appended.
 
-use super::records::{encode, unix_ms, JobEntry, JobId, JobSpec, LogRecordRef, ResultRecord, Status, TransitionRef};
+use super::records::{
+    encode, unix_ms, DeadLetter, JobEntry, JobId, JobSpec, LogRecordRef, ResultRecord, Status, TransitionRef,
+};
 use super::JobTrees;
 use crossbeam_channel::{Receiver, Sender};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -45,6 +47,65 @@ pub enum Write {
         /// The encoded [`ResultRecord`].
         result: Vec<u8>,
     },
+    /// A settlement step of an executed (or cancelled) job.
+    Settle {
+        /// The job.
+        id: JobId,
+        /// The step.
+        step: Settlement,
+        /// The encoded log record.
+        record: Vec<u8>,
+    },
+}
+
+/// A step of a job's way onchain, after execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Its result transaction was sent.
+    Submitted {
+        /// The transaction.
+        tx_hash: [u8; 32],
+    },
+    /// Its result transaction is deep enough.
+    Confirmed {
+        /// The transaction.
+        tx_hash: [u8; 32],
+        /// The including block.
+        block: u64,
+    },
+    /// Cancelled onchain.
+    Cancelled,
+    /// Into the dead-letter tree.
+    DeadLettered(DeadLetter),
+    /// Out of the dead-letter tree, to be relayed again.
+    Retried,
+}
+
+impl Settlement {
+    /// The status after this step, if the job may take it from `from`.
+    /// Settled jobs take no step, so a confirmed job is never sent again.
+    fn apply(&self, from: Status) -> Option<Status> {
+        use Status::*;
+        match (self, from) {
+            (_, Confirmed | Cancelled) => None,
+            (Settlement::Cancelled, _) => Some(Cancelled),
+            (Settlement::Submitted { .. }, Done | Submitted) => Some(Submitted),
+            (Settlement::Confirmed { .. }, Done | Submitted | DeadLettered) => Some(Confirmed),
+            (Settlement::DeadLettered(_), Done | Submitted) => Some(DeadLettered),
+            (Settlement::Retried, DeadLettered) => Some(Done),
+            _ => None,
+        }
+    }
+
+    fn transition(&self) -> TransitionRef<'_> {
+        match self {
+            Settlement::Submitted { tx_hash } => TransitionRef::Submitted { tx_hash: *tx_hash },
+            Settlement::Confirmed { tx_hash, block } => TransitionRef::Confirmed { tx_hash: *tx_hash, block: *block },
+            Settlement::Cancelled => TransitionRef::Cancelled,
+            Settlement::DeadLettered(letter) => TransitionRef::DeadLettered(letter),
+            Settlement::Retried => TransitionRef::Retried,
+        }
+    }
 }
 
 impl Write {
@@ -59,6 +120,12 @@ impl Write {
         let summary = result.summary();
         let record = LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: TransitionRef::Executed(&summary) };
         Write::Executed { id, status: result.status(), record: encode(&record), result: encode(result) }
+    }
+
+    /// The write that records settlement `step` for job `id`.
+    pub fn settle(id: JobId, step: Settlement) -> Write {
+        let record = encode(&LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: step.transition() });
+        Write::Settle { id, step, record }
     }
 }
 
@@ -75,6 +142,9 @@ pub struct CommitError(pub String);
 pub struct CommitStats {
     /// Results dropped because the job was already executed.
     pub duplicate_results: AtomicU64,
+    /// Settlement steps dropped because the job could not take them (for
+    /// example, anything after `Confirmed`).
+    pub stale_settlements: AtomicU64,
 }
 
 struct Commit {
@@ -158,23 +228,26 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
     let mut log = sled::Batch::default();
     let mut results = sled::Batch::default();
     let mut jobs = sled::Batch::default();
+    let mut dead_letters = sled::Batch::default();
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
     for write in group.iter().flat_map(|commit| &commit.writes) {
         match write {
             Write::Admit { id, consumer, nonce, record } => {
                 log.insert(&seq.to_be_bytes(), record.as_slice());
-                let entry =
-                    JobEntry { consumer: *consumer, nonce: *nonce, status: Status::Pending, pending_seq: seq, executed_seq: None };
+                let entry = JobEntry {
+                    consumer: *consumer,
+                    nonce: *nonce,
+                    status: Status::Pending,
+                    pending_seq: seq,
+                    executed_seq: None,
+                    tx_hash: None,
+                };
                 jobs.insert(id, encode(&entry));
                 entries.insert(*id, entry);
                 seq += 1;
             }
             Write::Executed { id, status, record, result } => {
-                let entry = match entries.get(id) {
-                    Some(entry) => Some(*entry),
-                    None => current_entry(trees, id)?,
-                };
-                let Some(mut entry) = entry else {
+                let Some(mut entry) = entry_of(trees, &entries, id)? else {
                     tracing::error!(job = %hex::encode(id), "result for an unknown job dropped");
                     continue;
                 };
@@ -190,14 +263,38 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
                 entries.insert(*id, entry);
                 seq += 1;
             }
+            Write::Settle { id, step, record } => {
+                let Some(mut entry) = entry_of(trees, &entries, id)? else {
+                    tracing::error!(job = %hex::encode(id), "settlement of an unknown job dropped");
+                    continue;
+                };
+                let Some(status) = step.apply(entry.status) else {
+                    stats.stale_settlements.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                log.insert(&seq.to_be_bytes(), record.as_slice());
+                match step {
+                    Settlement::Submitted { tx_hash } | Settlement::Confirmed { tx_hash, .. } => {
+                        entry.tx_hash = Some(*tx_hash)
+                    }
+                    Settlement::DeadLettered(letter) => dead_letters.insert(id, encode(letter)),
+                    Settlement::Retried => dead_letters.remove(id),
+                    Settlement::Cancelled => {}
+                }
+                entry.status = status;
+                jobs.insert(id, encode(&entry));
+                entries.insert(*id, entry);
+                seq += 1;
+            }
         }
     }
     if group.iter().any(|commit| !commit.writes.is_empty()) {
-        (&trees.log, &trees.results, &trees.jobs)
-            .transaction(|(log_tx, results_tx, jobs_tx)| {
+        (&trees.log, &trees.results, &trees.jobs, &trees.dead_letters)
+            .transaction(|(log_tx, results_tx, jobs_tx, dead_tx)| {
                 log_tx.apply_batch(&log)?;
                 results_tx.apply_batch(&results)?;
                 jobs_tx.apply_batch(&jobs)?;
+                dead_tx.apply_batch(&dead_letters)?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(|err: TransactionError<()>| CommitError(format!("{err:?}")))?;
@@ -205,6 +302,14 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
     trees.db.flush().map_err(|err| CommitError(err.to_string()))?;
     *next_seq = seq;
     Ok(())
+}
+
+/// A job's entry as this group leaves it so far, or as stored.
+fn entry_of(trees: &JobTrees, entries: &HashMap<JobId, JobEntry>, id: &JobId) -> Result<Option<JobEntry>, CommitError> {
+    match entries.get(id) {
+        Some(entry) => Ok(Some(*entry)),
+        None => current_entry(trees, id),
+    }
 }
 
 fn current_entry(trees: &JobTrees, id: &JobId) -> Result<Option<JobEntry>, CommitError> {

@@ -2,10 +2,10 @@
 //!
 //! A pool of sync actors (signing costs ~28 µs, so it runs beside the
 //! executors, not on the socket's thread). Each result goes to the store's
-//! group commit; once it is durable the job leaves the board. Chain
-//! submission is a later milestone: until then signed results are stored
-//! and served.
+//! group commit; once it is durable the job leaves the board and, when the
+//! engine settles onchain, a successful result goes to the [`relay`]er.
 
+pub mod relay;
 pub mod signing;
 
 use crate::executor::vm::JobOutcome;
@@ -14,7 +14,7 @@ use crate::metrics::{ActorMetrics, Metrics};
 use crate::protocol::eip191::Signer;
 use crate::store::{JobSpec, Status, Store, Write};
 use crate::supervisor::{guarded, inject_panic, Panic, RestartCount};
-use actix::{Actor, Addr, Handler, Message, SyncContext};
+use actix::{Actor, Addr, Handler, Message, Recipient, SyncContext};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -40,6 +40,8 @@ pub struct SubmitterSetup {
     pub metrics: Arc<Metrics>,
     /// The operator key.
     pub operator: Signer,
+    /// The relayer, when the engine settles onchain.
+    pub relayer: Option<Recipient<relay::Relay>>,
 }
 
 /// One submitter thread.
@@ -71,11 +73,27 @@ impl Submitter {
         let board = Arc::clone(&self.setup.board);
         let metrics = Arc::clone(&self.setup.metrics);
         let id = spec.id;
+        let write = Write::executed(id, &record);
+        // Only a successful result is relayed (as in InfinityVM).
+        let relay = match (&self.setup.relayer, status) {
+            (Some(relayer), Status::Done) => Some((relayer.clone(), relay::Relay {
+                spec,
+                result_with_metadata: record.result_with_metadata,
+                signature: record.signature,
+            })),
+            _ => None,
+        };
         self.setup.store.commit(
-            vec![Write::executed(id, &record)],
+            vec![write],
             Box::new(move |result| {
                 match result {
-                    Ok(()) if status == Status::Done => metrics.engine.done.fetch_add(1, Ordering::Relaxed),
+                    Ok(()) if status == Status::Done => {
+                        if let Some((relayer, message)) = relay {
+                            metrics.actor("relayer").received();
+                            relayer.do_send(message);
+                        }
+                        metrics.engine.done.fetch_add(1, Ordering::Relaxed)
+                    }
                     Ok(()) => metrics.engine.failed.fetch_add(1, Ordering::Relaxed),
                     // The job stays pending in the store and runs again at start-up.
                     Err(err) => {

@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn an_offchain_result_carries_the_offchain_input_hash() {
-        let origin = Origin::Offchain { signature: vec![] };
+        let origin = Origin::Offchain { signature: vec![], ordered: false };
         let record = sign_result(&spec(origin), outcome(None), &Signer::random());
         let decoded = <OffchainResultWithMetadata as SolType>::abi_decode(&record.result_with_metadata).unwrap();
         assert_eq!(decoded.offchainInputHash, keccak256(b"off"));

@@ -9,7 +9,11 @@ mod restart;
 pub use restart::{guarded, inject_panic, start_pool, Panic, RestartCount};
 
 use crate::api::verifier::Verifier;
-use crate::api::{Api, ApiContext, ApiError, StopAccepting};
+use crate::api::{Api, ApiContext, ApiError, ChainAccess, StopAccepting};
+use crate::chain::Chain;
+use crate::intake::Intake;
+use crate::listener::{Listener, ListenerSetup};
+use crate::submitter::relay::{Relay, Relayer, RelayerSetup};
 use crate::config::Config;
 use crate::executor::{Execute, Executor, ExecutorSetup};
 use crate::jobs::JobBoard;
@@ -27,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The actors whose metrics the engine reports.
-pub const ACTORS: &[&str] = &["api", "verifier", "registry", "executor", "submitter"];
+pub const ACTORS: &[&str] = &["api", "verifier", "registry", "executor", "submitter", "relayer", "listener"];
 
 /// How long a drain waits for jobs in flight before leaving them to
 /// start-up recovery (they are durable either way).
@@ -56,6 +60,9 @@ pub enum EngineError {
     /// The actor system failed.
     #[error("actor system: {0}")]
     System(#[from] std::io::Error),
+    /// The `[chain]` section is unusable.
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
 }
 
 /// Runs the engine until SIGTERM or SIGINT, then drains and returns.
@@ -85,10 +92,34 @@ pub fn run(config: Config) -> Result<(), EngineError> {
     let programs = Arc::new(Programs::load(&store, config.limits.max_program_bytes)?);
     let board = Arc::new(JobBoard::new(config.queue, &store)?);
     let unfinished = store.unfinished()?;
+    let chain = match &config.chain {
+        Some(section) => {
+            let key = keys::load_or_generate(&data_dir.join(&section.relayer_key))?;
+            tracing::info!(relayer = %key.address(), rpc = %section.rpc_url, job_manager = %section.job_manager, "settling onchain");
+            Some((Chain::new(section)?, section.clone(), key, store.unsettled()?))
+        }
+        None => None,
+    };
     let fault_injection = std::env::var_os("COPROCESSOR_FAULT_INJECTION").is_some_and(|v| v == "1");
 
     let system = actix::System::new();
+    let chain_arbiter = system.block_on(async { actix::Arbiter::with_tokio_rt(chain_runtime) });
     let started = system.block_on(async {
+        // The relayer and the listener share one thread: chain I/O waits on
+        // the node, never on a core.
+        let relayer = match &chain {
+            Some((chain, section, key, _)) => {
+                let relayer = Relayer::new(RelayerSetup {
+                    chain: chain.clone(),
+                    config: section.clone(),
+                    key: key.clone(),
+                    store: store.clone(),
+                    metrics: Arc::clone(&metrics),
+                })?;
+                Some(Relayer::start_in_arbiter(&chain_arbiter.handle(), |_| relayer))
+            }
+            None => None,
+        };
         let registry = Registry::new(
             store.clone(),
             Arc::clone(&programs),
@@ -103,6 +134,7 @@ pub fn run(config: Config) -> Result<(), EngineError> {
                 board: Arc::clone(&board),
                 metrics: Arc::clone(&metrics),
                 operator: operator.clone(),
+                relayer: relayer.clone().map(Addr::recipient),
             },
         );
         let executor = Executor::start(
@@ -117,6 +149,23 @@ pub fn run(config: Config) -> Result<(), EngineError> {
         );
         let verifier = Verifier::start(threads, metrics.actor("verifier"));
         recover(&unfinished, &board, &executor, &metrics);
+        let intake = Intake { store: store.clone(), board: Arc::clone(&board), executor: executor.clone(), metrics: Arc::clone(&metrics) };
+        let chain_access = match (&chain, &relayer) {
+            (Some((chain, section, _, unsettled)), Some(relayer)) => {
+                resubmit(unsettled, relayer);
+                let listener = Listener::new(ListenerSetup {
+                    chain: chain.clone(),
+                    config: section.clone(),
+                    limits: config.limits,
+                    programs: Arc::clone(&programs),
+                    intake: intake.clone(),
+                    relayer: relayer.clone(),
+                })?;
+                Listener::start_in_arbiter(&chain_arbiter.handle(), |_| listener);
+                Some(ChainAccess { chain: chain.clone(), relayer: relayer.clone() })
+            }
+            _ => None,
+        };
         let shutting_down = Arc::new(AtomicBool::new(false));
         let api = Api::start(ApiContext {
             config: config.clone(),
@@ -133,6 +182,8 @@ pub fn run(config: Config) -> Result<(), EngineError> {
             allowed_signers,
             fault_injection,
             shutting_down: Arc::clone(&shutting_down),
+            intake,
+            chain: chain_access,
         })?;
         if let Some(addr) = config.metrics.prometheus {
             let (metrics, store) = (Arc::clone(&metrics), store.clone());
@@ -153,6 +204,33 @@ pub fn run(config: Config) -> Result<(), EngineError> {
     store.flush()?;
     tracing::info!("engine stopped");
     Ok(())
+}
+
+/// A runtime for the chain thread (HTTP calls need tokio's I/O and timers).
+fn chain_runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().enable_all().thread_name("chain").build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "cannot build the chain thread's runtime");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Hands results executed but not settled at the last stop to the relayer.
+/// Those already settled onchain are found so by the relayer, not sent.
+fn resubmit(unsettled: &[(crate::store::JobSpec, crate::store::ResultRecord)], relayer: &Addr<Relayer>) {
+    if unsettled.is_empty() {
+        return;
+    }
+    tracing::info!(jobs = unsettled.len(), "resubmitting unsettled results");
+    for (spec, result) in unsettled {
+        relayer.do_send(Relay {
+            spec: Arc::new(spec.clone()),
+            result_with_metadata: result.result_with_metadata.clone(),
+            signature: result.signature.clone(),
+        });
+    }
 }
 
 /// Puts jobs found `Pending`/`Running` at start-up back on the executors.

@@ -1,0 +1,169 @@
+//! Chain I/O shared by the relayer (under [`crate::submitter`]), the
+//! [`crate::listener`] and the socket API's onchain checks.
+//!
+//! - [`bindings`]: the contracts, bound with alloy `sol!` from the
+//!   committed artifacts in `contracts/out/`.
+//! - [`Chain`]: a node connection where every call has a deadline and
+//!   every failure is classified, so callers know whether to back off
+//!   (the node is unreachable) or give up (the node said no).
+
+pub mod bindings;
+
+use crate::config;
+use alloy::primitives::{Address, Bytes, B256};
+use alloy::providers::{Provider, RootProvider};
+use alloy::transports::{RpcError, TransportErrorKind};
+use bindings::{Consumer, IJobManager, OffchainRequester};
+use std::future::IntoFuture;
+use std::time::Duration;
+
+/// EIP-1271's "valid signature" answer.
+pub const EIP1271_MAGIC_VALUE: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
+
+/// InfinityVM's job states (`IJobManager.sol` constants; 0 = no job).
+pub mod job_state {
+    /// No such job onchain.
+    pub const NONE: u8 = 0;
+    /// Created, waiting for its result.
+    pub const PENDING: u8 = 1;
+    /// Cancelled by its consumer or the owner.
+    pub const CANCELLED: u8 = 2;
+    /// Its result was accepted.
+    pub const COMPLETED: u8 = 3;
+}
+
+/// Why a chain call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// No answer in time, or no connection: back off and try again.
+    #[error("node unreachable: {0}")]
+    Unreachable(String),
+    /// The node answered with an error (a revert, a rejected transaction).
+    #[error("node refused: {0}")]
+    Refused(String),
+    /// The answer did not decode.
+    #[error("bad answer from the node: {0}")]
+    BadAnswer(String),
+    /// The configuration names something unusable.
+    #[error("chain config: {0}")]
+    Config(String),
+}
+
+impl ChainError {
+    /// Whether retrying later may help without changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ChainError::Unreachable(_))
+    }
+
+    /// Classifies a transport-level error.
+    pub fn from_rpc(err: RpcError<TransportErrorKind>) -> ChainError {
+        match err {
+            RpcError::ErrorResp(payload) => {
+                let reason = payload
+                    .as_revert_data()
+                    .and_then(|data| alloy::sol_types::decode_revert_reason(&data))
+                    .unwrap_or_else(|| payload.message.to_string());
+                ChainError::Refused(reason)
+            }
+            RpcError::DeserError { err, .. } => ChainError::BadAnswer(err.to_string()),
+            other => ChainError::Unreachable(other.to_string()),
+        }
+    }
+
+    /// Classifies a contract-call error.
+    pub fn from_contract(err: alloy::contract::Error) -> ChainError {
+        match err {
+            alloy::contract::Error::TransportError(err) => ChainError::from_rpc(err),
+            other => ChainError::BadAnswer(other.to_string()),
+        }
+    }
+}
+
+/// A connection to the node, and the JobManager's address.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    provider: RootProvider,
+    job_manager: Address,
+    timeout: Duration,
+}
+
+impl Chain {
+    /// A client for the `[chain]` section (no I/O yet).
+    pub fn new(config: &config::Chain) -> Result<Chain, ChainError> {
+        let url = config.rpc_url.parse().map_err(|err| ChainError::Config(format!("rpc_url {:?}: {err}", config.rpc_url)))?;
+        let job_manager = config
+            .job_manager
+            .parse()
+            .map_err(|_| ChainError::Config(format!("job_manager {:?} is not an address", config.job_manager)))?;
+        Ok(Chain {
+            provider: RootProvider::new_http(url),
+            job_manager,
+            timeout: Duration::from_millis(config.rpc_timeout_ms),
+        })
+    }
+
+    /// The node connection, for calls this type does not wrap.
+    pub fn provider(&self) -> &RootProvider {
+        &self.provider
+    }
+
+    /// The JobManager.
+    pub fn job_manager(&self) -> Address {
+        self.job_manager
+    }
+
+    /// Runs a transport call with the deadline.
+    pub async fn rpc<T>(
+        &self,
+        call: impl IntoFuture<Output = Result<T, RpcError<TransportErrorKind>>>,
+    ) -> Result<T, ChainError> {
+        match tokio::time::timeout(self.timeout, call.into_future()).await {
+            Ok(result) => result.map_err(ChainError::from_rpc),
+            Err(_) => Err(ChainError::Unreachable(format!("no answer within {} ms", self.timeout.as_millis()))),
+        }
+    }
+
+    /// Runs a contract call with the deadline.
+    pub async fn contract<T>(
+        &self,
+        call: impl IntoFuture<Output = Result<T, alloy::contract::Error>>,
+    ) -> Result<T, ChainError> {
+        match tokio::time::timeout(self.timeout, call.into_future()).await {
+            Ok(result) => result.map_err(ChainError::from_contract),
+            Err(_) => Err(ChainError::Unreachable(format!("no answer within {} ms", self.timeout.as_millis()))),
+        }
+    }
+
+    /// The chain ID.
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        self.rpc(self.provider.get_chain_id()).await
+    }
+
+    /// The head block number.
+    pub async fn head(&self) -> Result<u64, ChainError> {
+        self.rpc(self.provider.get_block_number()).await
+    }
+
+    /// A job's onchain state ([`job_state`]).
+    pub async fn job_state(&self, id: B256) -> Result<u8, ChainError> {
+        let manager = IJobManager::new(self.job_manager, &self.provider);
+        Ok(self.contract(manager.getJobMetadata(id).call()).await?.status)
+    }
+
+    /// Whether `consumer` accepts `signature` over the EIP-191 `digest`
+    /// (EIP-1271), as the JobManager asks it at settlement. A consumer
+    /// that reverts or has no such function does not accept it.
+    pub async fn accepts_signature(&self, consumer: Address, digest: B256, signature: &[u8]) -> Result<bool, ChainError> {
+        let requester = OffchainRequester::new(consumer, &self.provider);
+        match self.contract(requester.isValidSignature(digest, Bytes::copy_from_slice(signature)).call()).await {
+            Ok(magic) => Ok(magic.0 == EIP1271_MAGIC_VALUE),
+            Err(ChainError::Refused(_) | ChainError::BadAnswer(_)) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The consumer's next nonce (`Consumer.getNextNonce()`).
+    pub async fn next_nonce(&self, consumer: Address) -> Result<u64, ChainError> {
+        self.contract(Consumer::new(consumer, &self.provider).getNextNonce().call()).await
+    }
+}

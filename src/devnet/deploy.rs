@@ -1,0 +1,120 @@
+//! Deploys the JobManager (behind an `ERC1967Proxy` that initializes it in
+//! the same transaction) and the example consumers, and funds the relayer.
+
+use super::DevnetError;
+use alloy::network::EthereumWallet;
+use alloy::primitives::{keccak256, Address, Bytes, U256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use coprocessor_actors::chain::bindings::{ClobConsumer, ERC1967Proxy, JobManager, SquareRootConsumer};
+use coprocessor_actors::registry::elf::ProgramId;
+use serde::{Deserialize, Serialize};
+
+/// Hardhat's first default account (the well-known test mnemonic): it
+/// deploys and owns the contracts on a local node. Never use it elsewhere.
+pub const DEV_DEPLOYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+/// What to deploy, and for whom.
+#[derive(Debug, Clone)]
+pub struct DeployParams {
+    /// The node.
+    pub rpc_url: String,
+    /// Pays for the deployment and owns the contracts.
+    pub deployer: PrivateKeySigner,
+    /// The engine's operator (signs results).
+    pub operator: Address,
+    /// The engine's relayer (sends results); it gets `relayer_funds`.
+    pub relayer: Address,
+    /// The example consumers' offchain signer (EIP-1271).
+    pub offchain_signer: Address,
+    /// The `square-root` guest.
+    pub square_root_program: ProgramId,
+    /// The `clob` guest.
+    pub clob_program: ProgramId,
+    /// The cycle limit the example consumers ask for.
+    pub max_cycles: u64,
+    /// Wei sent to the relayer.
+    pub relayer_funds: U256,
+}
+
+/// Where everything is: `<data_dir>/deployment.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// The node.
+    pub rpc_url: String,
+    /// Its chain ID.
+    pub chain_id: u64,
+    /// The JobManager (its proxy).
+    pub job_manager: Address,
+    /// The `square-root` example consumer.
+    pub square_root_consumer: Address,
+    /// The `clob` example consumer.
+    pub clob_consumer: Address,
+}
+
+/// The state root of the empty CLOB book (8 zero bytes).
+pub fn empty_clob_root() -> alloy::primitives::B256 {
+    keccak256([0u8; 8])
+}
+
+/// Deploys everything and funds the relayer.
+pub async fn deploy(params: &DeployParams) -> Result<Deployment, DevnetError> {
+    let url = params.rpc_url.parse().map_err(|err| DevnetError::Node(format!("{}: {err}", params.rpc_url)))?;
+    let owner = params.deployer.address();
+    let provider = ProviderBuilder::new().wallet(EthereumWallet::from(params.deployer.clone())).connect_http(url);
+    let failed = |what: &'static str| move |err: alloy::contract::Error| DevnetError::Deploy { what, reason: err.to_string() };
+    let chain_id = provider.get_chain_id().await.map_err(|err| DevnetError::Node(err.to_string()))?;
+
+    let implementation = JobManager::deploy(&provider).await.map_err(failed("JobManager"))?;
+    let init = JobManager::initializeJobManagerCall {
+        initialOwner: owner,
+        _relayer: params.relayer,
+        _coprocessorOperator: params.operator,
+    }
+    .abi_encode();
+    let proxy = ERC1967Proxy::deploy(&provider, *implementation.address(), Bytes::from(init))
+        .await
+        .map_err(failed("ERC1967Proxy"))?;
+    let job_manager = *proxy.address();
+
+    let square_root = SquareRootConsumer::deploy(
+        &provider,
+        job_manager,
+        params.offchain_signer,
+        Bytes::copy_from_slice(&params.square_root_program.0),
+        params.max_cycles,
+    )
+    .await
+    .map_err(failed("SquareRootConsumer"))?;
+    let clob = ClobConsumer::deploy(
+        &provider,
+        job_manager,
+        params.offchain_signer,
+        Bytes::copy_from_slice(&params.clob_program.0),
+        params.max_cycles,
+        empty_clob_root(),
+    )
+    .await
+    .map_err(failed("ClobConsumer"))?;
+
+    let funding = TransactionRequest::default().to(params.relayer).value(params.relayer_funds);
+    let pending = provider
+        .send_transaction(funding)
+        .await
+        .map_err(|err| DevnetError::Deploy { what: "relayer funding", reason: err.to_string() })?;
+    pending
+        .get_receipt()
+        .await
+        .map_err(|err| DevnetError::Deploy { what: "relayer funding", reason: err.to_string() })?;
+
+    Ok(Deployment {
+        rpc_url: params.rpc_url.clone(),
+        chain_id,
+        job_manager,
+        square_root_consumer: *square_root.address(),
+        clob_consumer: *clob.address(),
+    })
+}

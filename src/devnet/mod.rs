@@ -1,0 +1,25 @@
+//! The local development chain: a hardhat node ([`node`]) and the
+//! deployment of the contracts onto it ([`deploy`]). `coprocessor dev`,
+//! `coprocessor deploy` and the chain tests use it.
+
+pub mod deploy;
+pub mod node;
+
+pub use deploy::{deploy, DeployParams, Deployment, DEV_DEPLOYER_KEY};
+pub use node::{contracts_dir, free_port, HardhatNode};
+
+/// Why the local chain could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// The node could not be started or reached.
+    #[error("local node: {0}")]
+    Node(String),
+    /// A deployment transaction failed.
+    #[error("deploying {what}: {reason}")]
+    Deploy {
+        /// The contract or step.
+        what: &'static str,
+        /// The node's answer.
+        reason: String,
+    },
+}
