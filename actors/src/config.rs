@@ -246,7 +246,8 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every value's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |what: &str| Err(ConfigError::Invalid(what.to_owned()));
         if self.limits.max_input_bytes == 0 || self.limits.max_input_bytes > 64 << 20 {
             return invalid("limits.max_input_bytes must be between 1 and 64 MiB");

@@ -1,10 +1,13 @@
 //! The commands. Each `///` comment is the `--help` text.
 
+mod deploy;
+mod dev;
 mod exec;
 mod job;
 mod metrics;
 mod program;
 mod replay;
+mod request;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +27,10 @@ pub(crate) struct Cli {
 enum Command {
     /// Start the engine (the embedded default config when no --config).
     Run(run::RunArgs),
+    /// Run the whole local stack: a node, the contracts, and the engine.
+    Dev(dev::DevArgs),
+    /// Deploy the JobManager and the example consumers (local development).
+    Deploy(deploy::DeployArgs),
     /// Register and list programs.
     #[command(subcommand)]
     Program(program::ProgramCommand),
@@ -43,6 +50,8 @@ impl Cli {
         let result = match self.command {
             Command::Exec(args) => return exec::run(args),
             Command::Run(args) => run::run(args),
+            Command::Dev(args) => dev::run(args),
+            Command::Deploy(args) => deploy::run(args),
             Command::Program(command) => program::run(command),
             Command::Job(command) => job::run(command),
             Command::Metrics(args) => metrics::run(args),

@@ -23,3 +23,11 @@ pub enum DevnetError {
         reason: String,
     },
 }
+
+/// An example guest's ELF, as `make guests` builds it:
+/// `programs/elf/<name>.elf` beside the `contracts/` folder.
+pub fn guest_elf(contracts: &std::path::Path, name: &str) -> Result<Vec<u8>, DevnetError> {
+    let root = contracts.parent().unwrap_or(contracts);
+    let path = root.join("programs/elf").join(format!("{name}.elf"));
+    std::fs::read(&path).map_err(|err| DevnetError::Node(format!("{}: {err} (run `make guests`)", path.display())))
+}

@@ -1,0 +1,117 @@
+//! `coprocessor dev`: the whole local stack in one command — a hardhat
+//! node, the contracts, and the engine wired to them.
+
+use super::run::chain_section;
+use coprocessor::client::Client;
+use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
+use coprocessor_actors::api::wire::{Call, HexBytes, ProgramIdReply, SubmitProgram};
+use coprocessor_actors::config::Config;
+use coprocessor_actors::keys;
+use coprocessor_actors::registry::elf::ProgramId;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The guests the example consumers run.
+const EXAMPLE_GUESTS: &[&str] = &["square-root", "clob"];
+
+/// Arguments of `dev`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DevArgs {
+    /// Data dir (keys, sled, socket, deployment.json).
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// The node's port on 127.0.0.1.
+    #[arg(long, default_value_t = 8545)]
+    rpc_port: u16,
+}
+
+pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
+    let contracts = devnet::contracts_dir().map_err(|err| err.to_string())?;
+    let elves: Vec<Vec<u8>> =
+        EXAMPLE_GUESTS.iter().map(|name| devnet::guest_elf(&contracts, name)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    prepare_data_dir(&args.data_dir)?;
+    let operator = keys::load_or_generate(&args.data_dir.join(keys::OPERATOR_KEY)).map_err(|e| e.to_string())?;
+    let relayer = keys::load_or_generate(&args.data_dir.join("relayer.key")).map_err(|e| e.to_string())?;
+    let signer = keys::load_or_generate(&args.data_dir.join(keys::DEV_CONSUMER_KEY)).map_err(|e| e.to_string())?;
+
+    tracing::info!(port = args.rpc_port, "starting the local node");
+    let node_log = args.data_dir.join("node.log");
+    let node = HardhatNode::start(&contracts, args.rpc_port, Some(&node_log)).map_err(|err| err.to_string())?;
+    let params = DeployParams {
+        rpc_url: node.url(),
+        deployer: devnet::DEV_DEPLOYER_KEY.parse().map_err(|err| format!("deployer key: {err}"))?,
+        operator: operator.address(),
+        relayer: relayer.address(),
+        offchain_signer: signer.address(),
+        square_root_program: ProgramId::of(&elves[0]),
+        clob_program: ProgramId::of(&elves[1]),
+        max_cycles: 1_000_000_000,
+        relayer_funds: alloy::primitives::U256::from(1000u64) * alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(18u64)),
+    };
+    let deployment = block_on(devnet::deploy(&params))?.map_err(|err| err.to_string())?;
+    write_deployment(&args.data_dir, &deployment)?;
+    tracing::info!(
+        job_manager = %deployment.job_manager,
+        square_root_consumer = %deployment.square_root_consumer,
+        clob_consumer = %deployment.clob_consumer,
+        "contracts deployed; see {}",
+        args.data_dir.join("deployment.json").display()
+    );
+
+    let mut config = Config::embedded().map_err(|err| err.to_string())?;
+    config.data_dir = args.data_dir.clone();
+    config.chain = Some(chain_section(node.url(), deployment.job_manager.to_string()));
+    let socket = config.socket_path();
+    std::thread::spawn(move || register(&socket, &elves));
+    let result = coprocessor_actors::supervisor::run(config).map_err(|err| err.to_string());
+    drop(node);
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// A current-thread runtime for the deployment.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|err| err.to_string())?;
+    Ok(runtime.block_on(future))
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<(), String> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|err| format!("{}: {err}", dir.display()))?;
+    }
+    // The local node keeps nothing between runs, so the last run's jobs,
+    // settlements and listener cursor belong to a chain that is gone. The
+    // keys stay.
+    let db = dir.join("db");
+    if dir.join("deployment.json").exists() && db.exists() {
+        tracing::warn!(db = %db.display(), "fresh local chain: clearing the previous dev run's job store");
+        std::fs::remove_dir_all(&db).map_err(|err| format!("{}: {err}", db.display()))?;
+    }
+    Ok(())
+}
+
+fn write_deployment(dir: &Path, deployment: &Deployment) -> Result<(), String> {
+    let path = dir.join("deployment.json");
+    let text = serde_json::to_string_pretty(deployment).map_err(|err| err.to_string())?;
+    std::fs::write(&path, text + "\n").map_err(|err| format!("{}: {err}", path.display()))
+}
+
+/// Registers the example guests once the engine's socket answers.
+fn register(socket: &Path, elves: &[Vec<u8>]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut client = loop {
+        match Client::connect(socket) {
+            Ok(client) => break client,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(err) => return tracing::error!(%err, "cannot register the example guests"),
+        }
+    };
+    for (name, elf) in EXAMPLE_GUESTS.iter().zip(elves) {
+        match client.call::<ProgramIdReply>(Call::SubmitProgram(SubmitProgram { elf: HexBytes(elf.clone()) })) {
+            Ok(reply) => tracing::info!(guest = name, program_id = %format!("0x{}", hex::encode(&reply.program_id.0)), "registered"),
+            Err(err) => tracing::error!(guest = name, %err, "registering failed"),
+        }
+    }
+}
