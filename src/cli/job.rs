@@ -90,6 +90,9 @@ pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
                 (Some(reason), _) | (None, Some(reason)) => println!("{}: {reason}", result.status),
                 (None, None) => println!("{}", result.status),
             }
+            if let Some(reason) = &result.rejection {
+                println!("last request refused: {reason}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Retry { id, engine } => {

@@ -122,9 +122,15 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
     ctx.board.has_room(input_bytes).map_err(|err| admit_error(ctx, err))?;
 
     let id = job_id(request.nonce, request.consumer).0;
-    match &ctx.chain {
-        Some(chain) => check_onchain(chain, &request, &p, id).await?,
-        None => check_signer(ctx, &p).await?,
+    let checked = match &ctx.chain {
+        Some(chain) => check_onchain(chain, &request, &p, id).await,
+        None => check_signer(ctx, &p).await,
+    };
+    if let Err(err) = checked {
+        if err.code != codes::CHAIN_UNAVAILABLE {
+            ctx.rejections.record(id, err.message.clone());
+        }
+        return Err(err);
     }
     let spec = Arc::new(JobSpec {
         id,
@@ -138,7 +144,13 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
         offchain_input: p.offchain_input.0,
         origin: Origin::Offchain { signature: p.signature.0, ordered: p.relay_strategy == RelayStrategy::Ordered },
     });
-    let admitted = ctx.intake.admit(spec, p.wait).map_err(|err| admit_error(ctx, err))?;
+    let admitted = ctx.intake.admit(spec, p.wait).map_err(|err| {
+        let err = admit_error(ctx, err);
+        if err.code == codes::NONCE_USED {
+            ctx.rejections.record(id, err.message.clone());
+        }
+        err
+    })?;
     match admitted.durable.await {
         Ok(Ok(())) => {
             let job_id = JobIdParams { job_id: HexBytes(id.to_vec()) };
@@ -276,11 +288,16 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
         failure_reason: None,
         tx_hash: None,
         relay_error: None,
+        rejection: ctx.rejections.get(&id),
     };
     let entry = ctx.store.job(&id).map_err(internal)?;
     let status = match (ctx.board.status(&id), entry) {
         (Some(status), _) => status,
         (None, Some(entry)) => entry.status,
+        (None, None) if reply.rejection.is_some() => {
+            reply.status = "rejected".to_owned();
+            return Ok(Reply::Result(Box::new(reply)));
+        }
         (None, None) => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
     };
     reply.tx_hash = entry.and_then(|entry| entry.tx_hash).map(|tx| HexBytes(tx.to_vec()));

@@ -6,6 +6,7 @@
 //! - `methods`: what each method does.
 //! - [`verifier`]: request signature checks on their own threads.
 
+pub mod rejections;
 mod connection;
 mod jsonrpc;
 mod methods;
@@ -66,6 +67,8 @@ pub struct ApiContext {
     pub intake: crate::intake::Intake,
     /// The chain, when the engine settles onchain.
     pub chain: Option<ChainAccess>,
+    /// Why recent job requests were refused.
+    pub rejections: Arc<rejections::Rejections>,
 }
 
 /// What the socket API uses of the chain.

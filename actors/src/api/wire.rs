@@ -142,7 +142,8 @@ pub struct JobIdParams {
 pub struct JobResult {
     /// The job ID.
     pub job_id: HexBytes,
-    /// pending, running, done, failed, submitted or confirmed.
+    /// pending, running, done, failed, submitted, confirmed, cancelled,
+    /// dead-lettered, or rejected.
     pub status: String,
     /// The guest's exit code.
     pub exit_code: Option<u32>,
@@ -163,6 +164,10 @@ pub struct JobResult {
     /// Why settlement failed, for a dead-lettered job.
     #[serde(default)]
     pub relay_error: Option<String>,
+    /// Why the last request for this job ID was refused, if one was (the
+    /// status is `rejected` when no request for it was ever accepted).
+    #[serde(default)]
+    pub rejection: Option<String>,
 }
 
 /// A consumer address (params of `coproc_getPendingJobs`, `coproc_nextNonce`).

@@ -184,6 +184,7 @@ pub fn run(config: Config) -> Result<(), EngineError> {
             shutting_down: Arc::clone(&shutting_down),
             intake,
             chain: chain_access,
+            rejections: Arc::default(),
         })?;
         if let Some(addr) = config.metrics.prometheus {
             let (metrics, store) = (Arc::clone(&metrics), store.clone());
