@@ -11,10 +11,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # riscv32im target through -Zbuild-std) and link with lld.
 DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-config
 
-.PHONY: run test deps guests build bench help
+.PHONY: run test deps node-deps contracts guests build bench help
 
 help:
-	@echo "make run    build everything and start the engine (./data)"
+	@echo "make run    build everything and start the local stack: node, contracts, engine (./data)"
 	@echo "make test   build everything and run every test"
 	@echo "make bench  criterion benchmarks (slow; not part of make test)"
 	@echo "make guests build the example guests to programs/elf/"
@@ -27,22 +27,43 @@ deps:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# Node.js runs the contracts' toolchain (solc-js) and the local node
+# (hardhat 2.x, pinned in contracts/package-lock.json).
+node-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "installing: nodejs npm"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	@if [ ! -f contracts/node_modules/.package-lock.json ] || \
+	    [ contracts/package-lock.json -nt contracts/node_modules/.package-lock.json ]; then \
+	  cd contracts && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
+# The committed artifacts in contracts/out must be what the sources
+# compile to; then the contract tests run against a real hardhat node.
+contracts: node-deps
+	cd contracts && npm run --silent check && npm test
+
 guests: deps
 	@programs/build.sh
 
 build: deps
 	$(CARGO) build --release --bin coprocessor
 
-# Starts the engine on the embedded default config (data in ./data, socket
-# ./data/coprocessor.ipc) in the foreground; Ctrl-C drains and stops it.
-# README.md shows a first job from a second terminal.
-run: guests build
-	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor run
+# Starts the whole local stack in the foreground: a hardhat node on
+# 127.0.0.1:8545, the contracts, and the engine wired to them (data in
+# ./data, socket ./data/coprocessor.ipc, addresses in ./data/deployment.json).
+# Ctrl-C drains the engine and stops the node. README.md shows a first
+# onchain and offchain job from a second terminal. `coprocessor run` alone
+# still starts the engine with no chain.
+run: guests build node-deps
+	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor dev
 
-test: guests
+test: guests contracts
 	$(CARGO) test --workspace
 	$(CARGO) test --manifest-path programs/Cargo.toml --workspace --lib
 
-bench: guests
+bench: guests node-deps
 	$(CARGO) bench --bench vm
 	$(CARGO) bench --bench engine
+	$(CARGO) bench --bench chain

@@ -40,3 +40,4 @@ pub fn exec_json(elf: &str, args: &[&str]) -> (i32, serde_json::Value) {
 }
 
 pub mod engine;
+pub mod chain;

@@ -1,0 +1,2 @@
+//! Placeholder replaced by the settlement benchmark.
+fn main() {}

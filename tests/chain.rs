@@ -1,0 +1,228 @@
+//! Settlement on a real local EVM node (hardhat, started per test on a
+//! free 127.0.0.1 port): onchain and offchain jobs end up in the consumer
+//! contracts, ordered relay keeps a stateful consumer's roots in step, a
+//! node outage loses nothing and doubles nothing, and refusals say why.
+
+mod common;
+
+use alloy::primitives::{keccak256, B256, U256};
+use alloy::sol_types::SolValue;
+use common::chain::{Link, Stack};
+use common::engine::u64_job;
+use common::hex;
+use coprocessor::request::JobRequest;
+use coprocessor_actors::api::wire::{Call, JobIdParams, JobResult, RelayStrategy};
+use std::time::Duration;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+#[test]
+fn an_onchain_request_is_executed_settled_and_stored_by_the_consumer() {
+    let stack = Stack::start(Link::Direct, "");
+    let id = stack.request_square_root(1_000_001);
+
+    let result = stack.wait_status(id.as_slice(), "confirmed", SETTLE);
+    assert_eq!(stack.stored_square_root(1_000_001), Some(U256::from(1000u64)));
+    assert_eq!(stack.onchain_state(id), 3, "COMPLETED");
+    assert_eq!(stack.completions(id), 1);
+    let tx = result.tx_hash.expect("the settling transaction");
+    assert_eq!(tx.0.len(), 32);
+    let output = result.output.expect("output").0;
+    assert_eq!(output, (U256::from(1_000_001u64), U256::from(1000u64)).abi_encode());
+}
+
+#[test]
+fn an_offchain_request_answers_at_once_and_its_result_lands_onchain() {
+    let stack = Stack::start(Link::Direct, "");
+    let consumer = stack.deployment.square_root_consumer;
+    let mut params = u64_job(stack.square_root, consumer, 7, 144).sign(&stack.engine.dev_signer());
+    params.wait = true;
+    let result: JobResult = stack.engine.client().call(Call::SubmitJob(params)).expect("submit");
+    assert_eq!(result.status, "done", "the result comes back before settlement");
+    assert_eq!(result.output.expect("output").0, (U256::from(144u64), U256::from(12u64)).abi_encode());
+
+    let id = result.job_id.0;
+    stack.wait_status(&id, "confirmed", SETTLE);
+    assert_eq!(stack.stored_square_root(144), Some(U256::from(12u64)));
+    assert_eq!(stack.completions(B256::from_slice(&id)), 1);
+}
+
+#[test]
+fn clob_batches_settle_in_nonce_order_and_the_state_root_advances_each_time() {
+    let stack = Stack::start(Link::Direct, "");
+    let consumer = stack.deployment.clob_consumer;
+    let signer = stack.engine.dev_signer();
+    // Fifty batches, each from the state the previous one leaves.
+    let mut state = clob::EMPTY_STATE.to_vec();
+    let mut generator = clob::OrderGenerator::new(42);
+    let mut requests = Vec::new();
+    let mut roots = Vec::new();
+    for nonce in 1..=50u64 {
+        let orders = generator.next_batch(20);
+        let root = keccak256(&state);
+        let onchain_input = clob::onchain_input(&root.0, &orders);
+        let (next, _) = clob::step(&state, &clob::encode_orders(&orders)).expect("valid batch");
+        let request = JobRequest {
+            nonce,
+            max_cycles: 50_000_000,
+            consumer,
+            program_id: stack.clob,
+            onchain_input,
+            offchain_input: state.clone(),
+        };
+        state = next;
+        roots.push(keccak256(&state));
+        requests.push(request);
+    }
+    // Submitted out of order: odd nonces first, then even ones.
+    let mut client = stack.engine.client();
+    let (odd, even): (Vec<_>, Vec<_>) = requests.iter().partition(|r| r.nonce % 2 == 1);
+    for request in odd.into_iter().chain(even) {
+        let mut params = request.sign(&signer);
+        params.relay_strategy = RelayStrategy::Ordered;
+        client.call::<JobIdParams>(Call::SubmitJob(params)).expect("submit batch");
+    }
+    for request in &requests {
+        stack.wait_status(request.job_id().as_slice(), "confirmed", SETTLE);
+    }
+    let clob = stack.clob_consumer();
+    assert_eq!(stack.block_on(clob.batchCount().call()).expect("batchCount"), U256::from(50u64));
+    assert_eq!(stack.block_on(clob.getLatestStateRoot().call()).expect("root"), *roots.last().expect("50 roots"));
+    // Each settlement advanced the root from the previous one, in nonce order.
+    let filter = alloy::rpc::types::Filter::new()
+        .address(consumer)
+        .event_signature(<coprocessor_actors::chain::bindings::clob_consumer::ClobConsumer::BatchSettled as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+        .from_block(0);
+    let logs = stack.block_on(alloy::providers::Provider::get_logs(&stack.owner, &filter)).expect("logs");
+    let settled: Vec<B256> = logs
+        .iter()
+        .map(|log| log.log_decode::<coprocessor_actors::chain::bindings::clob_consumer::ClobConsumer::BatchSettled>().expect("event").inner.data.stateRoot)
+        .collect();
+    assert_eq!(settled, roots);
+}
+
+#[test]
+fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
+    let mut stack = Stack::start(Link::Proxied, "");
+    let consumer = stack.deployment.square_root_consumer;
+    let signer = stack.engine.dev_signer();
+    let mut client = stack.engine.client();
+    let mut ids = Vec::new();
+    // Some jobs before the outage, settled or in flight when it starts.
+    for nonce in 1..=10u64 {
+        let job = u64_job(stack.square_root, consumer, nonce, nonce * nonce);
+        ids.push(job.job_id());
+        client.call::<JobIdParams>(Call::SubmitJob(job.sign(&signer))).expect("submit");
+    }
+    // Onchain requests go straight to the node; the engine cannot see them.
+    let onchain: Vec<B256> = (100..105u64).map(|n| stack.request_square_root(n)).collect();
+
+    // The node disappears for 10 s: connections refused, the node frozen.
+    stack.proxy.as_mut().expect("proxied").down();
+    stack.node.signal(libc_sigstop());
+    std::thread::sleep(Duration::from_secs(10));
+    stack.node.signal(libc_sigcont());
+    stack.proxy.as_mut().expect("proxied").up();
+
+    // And more work after it.
+    let more: Vec<B256> = (105..110u64).map(|n| stack.request_square_root(n)).collect();
+    for id in ids.iter().chain(&onchain).chain(&more) {
+        stack.wait_status(id.as_slice(), "confirmed", SETTLE);
+        assert_eq!(stack.onchain_state(*id), 3);
+        assert_eq!(stack.completions(*id), 1, "job {id} settled once");
+    }
+    for n in (1..=10u64).map(|n| n * n).chain(100..110) {
+        assert!(stack.stored_square_root(n).is_some(), "root of {n} stored");
+    }
+}
+
+#[test]
+fn refusals_say_why_in_job_status() {
+    let stack = Stack::start(Link::Direct, "");
+    let consumer = stack.deployment.square_root_consumer;
+    let mut client = stack.engine.client();
+
+    // A key that is not the consumer's offchain signer: EIP-1271 says no.
+    let stranger = coprocessor_actors::protocol::eip191::Signer::random();
+    let job = u64_job(stack.square_root, consumer, 1, 4);
+    let err = client.call::<JobIdParams>(Call::SubmitJob(job.sign(&stranger))).expect_err("bad signer");
+    let expected = format!("bad request signature: consumer {consumer} rejects it (EIP-1271 isValidSignature)");
+    assert_eq!(err.to_string(), format!("{expected} (code -32003)"));
+    let status = status_of(&stack, job.job_id());
+    assert_eq!((status.status.as_str(), status.rejection.as_deref()), ("rejected", Some(expected.as_str())));
+
+    // The same nonce again, once settled: the chain has it.
+    let signer = stack.engine.dev_signer();
+    client.call::<JobIdParams>(Call::SubmitJob(job.sign(&signer))).expect("first use");
+    stack.wait_status(job.job_id().as_slice(), "confirmed", SETTLE);
+    let replay = u64_job(stack.square_root, consumer, 1, 9);
+    let err = client.call::<JobIdParams>(Call::SubmitJob(replay.sign(&signer))).expect_err("replayed nonce");
+    let expected = format!("nonce 1 already used onchain by consumer {consumer}");
+    assert_eq!(err.to_string(), format!("{expected} (code -32002)"));
+    let status = status_of(&stack, replay.job_id());
+    assert_eq!((status.status.as_str(), status.rejection.as_deref()), ("confirmed", Some(expected.as_str())));
+
+    // Cancelled in the block that created it: the engine never runs it.
+    stack.node_rpc("evm_setAutomine", serde_json::json!([false]));
+    let next: u64 = stack.block_on(stack.square_root_consumer().getNextNonce().call()).expect("nonce");
+    let id = coprocessor_actors::protocol::abi::job_id(next, consumer);
+    let sent = stack.block_on(async {
+        let request = stack.square_root_consumer().requestSquareRoot(U256::from(49u64)).send().await.expect("request");
+        let cancel = stack.square_root_consumer().cancel(id).send().await.expect("cancel");
+        (request, cancel)
+    });
+    stack.node_rpc("evm_mine", serde_json::json!([]));
+    stack.node_rpc("evm_setAutomine", serde_json::json!([true]));
+    let _ = sent;
+    assert_eq!(stack.onchain_state(id), 2, "CANCELLED");
+    let result = stack.wait_status(id.as_slice(), "cancelled", SETTLE);
+    assert_eq!(result.output, None, "never executed");
+    let out = common::coprocessor(&["job", "status", &hex(id.as_slice()), "--data-dir", stack.engine.data_dir.to_str().expect("utf-8")]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cancelled\n");
+}
+
+#[test]
+fn a_job_whose_submission_keeps_failing_is_dead_lettered_and_retried() {
+    let stack = Stack::start(Link::Direct, "max_relay_attempts = 2\n");
+    // The JobManager stops accepting the engine's relayer.
+    let manager = coprocessor_actors::chain::bindings::JobManager::new(stack.deployment.job_manager, stack.owner.clone());
+    let relayer = stack.block_on(manager.relayer().call()).expect("relayer");
+    let stranger = alloy::primitives::Address::repeat_byte(0x42);
+    let set = |who| stack.block_on(async { manager.setRelayer(who).send().await.expect("send").get_receipt().await.expect("receipt") });
+    assert!(set(stranger).status());
+
+    let id = stack.request_square_root(81);
+    let result = stack.wait_status(id.as_slice(), "dead-lettered", SETTLE);
+    assert!(
+        result.relay_error.as_deref().is_some_and(|e| e.contains("JobManager.submitResult: caller is not the relayer")),
+        "{:?}",
+        result.relay_error
+    );
+    let data_dir = stack.engine.data_dir.to_str().expect("utf-8").to_owned();
+    let out = common::coprocessor(&["job", "status", &hex(id.as_slice()), "--data-dir", &data_dir]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("dead-lettered: "), "{out:?}");
+
+    // Fixed onchain, then pushed again by hand.
+    assert!(set(relayer).status());
+    let out = common::coprocessor(&["job", "retry", &hex(id.as_slice()), "--data-dir", &data_dir]);
+    assert!(out.status.success(), "{out:?}");
+    stack.wait_status(id.as_slice(), "confirmed", SETTLE);
+    assert_eq!(stack.stored_square_root(81), Some(U256::from(9u64)));
+    let out = common::coprocessor(&["job", "retry", &hex(id.as_slice()), "--data-dir", &data_dir]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("error: job {} is confirmed, not dead-lettered (code -32010)\n", hex(id.as_slice()))
+    );
+}
+
+fn status_of(stack: &Stack, id: B256) -> JobResult {
+    stack.engine.client().call(Call::GetResult(JobIdParams { job_id: id.to_vec().into() })).expect("getResult")
+}
+
+fn libc_sigstop() -> i32 {
+    19
+}
+
+fn libc_sigcont() -> i32 {
+    18
+}

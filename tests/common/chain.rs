@@ -1,0 +1,251 @@
+//! The full local stack for chain tests: a real hardhat node on a free
+//! 127.0.0.1 port (killed by process group when the stack drops), the
+//! contracts deployed from `contracts/out`, and a real engine wired to it.
+#![allow(dead_code, unreachable_pub)]
+
+use super::engine::Engine;
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
+use coprocessor_actors::api::wire::{Call, HexBytes, JobIdParams, JobResult};
+use coprocessor_actors::chain::bindings::{ClobConsumer, IJobManager, SquareRootConsumer};
+use coprocessor_actors::keys;
+use coprocessor_actors::registry::elf::ProgramId;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the engine reaches the node.
+pub enum Link {
+    /// Straight to the node.
+    Direct,
+    /// Through a loopback proxy that the test can cut ([`Proxy`]).
+    Proxied,
+}
+
+/// A node, the contracts, and an engine settling on them.
+pub struct Stack {
+    pub engine: Engine,
+    pub deployment: Deployment,
+    pub square_root: ProgramId,
+    pub clob: ProgramId,
+    pub proxy: Option<Proxy>,
+    pub runtime: tokio::runtime::Runtime,
+    /// The deployer: owns the contracts and requests onchain jobs.
+    pub owner: DynProvider,
+    _dir: tempfile::TempDir,
+    pub node: HardhatNode,
+}
+
+impl Stack {
+    /// Starts everything; `chain_config` is extra `[chain]` lines.
+    pub fn start(link: Link, chain_config: &str) -> Stack {
+        let contracts = devnet::contracts_dir().expect("contracts dir");
+        let node = HardhatNode::start(&contracts, devnet::free_port().expect("port"), None).expect("hardhat node");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir(&data_dir).expect("data dir");
+        let key = |name: &str| keys::load_or_generate(&data_dir.join(name)).expect("key").address();
+        let elf = |name: &str| std::fs::read(super::guest(name)).expect("guest");
+        let (square_root, clob) = (ProgramId::of(&elf("square-root")), ProgramId::of(&elf("clob")));
+        let deployer: PrivateKeySigner = devnet::DEV_DEPLOYER_KEY.parse().expect("key");
+        let params = DeployParams {
+            rpc_url: node.url(),
+            deployer: deployer.clone(),
+            operator: key(keys::OPERATOR_KEY),
+            relayer: key("relayer.key"),
+            offchain_signer: key(keys::DEV_CONSUMER_KEY),
+            square_root_program: square_root,
+            clob_program: clob,
+            max_cycles: 100_000_000,
+            relayer_funds: U256::from(10u64).pow(U256::from(21u64)),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let deployment = runtime.block_on(devnet::deploy(&params)).expect("deploy");
+        let proxy = match link {
+            Link::Direct => None,
+            Link::Proxied => Some(Proxy::start(node.port())),
+        };
+        let rpc_url = proxy.as_ref().map_or_else(|| node.url(), |p| format!("http://127.0.0.1:{}", p.port));
+        let config = format!(
+            "[chain]\nrpc_url = \"{rpc_url}\"\njob_manager = \"{}\"\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\n{chain_config}",
+            deployment.job_manager
+        );
+        let engine = Engine::start_with(&data_dir, Some(&config), &[]);
+        engine.submit_program("square-root");
+        engine.submit_program("clob");
+        let owner = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(deployer))
+            .connect_http(node.url().parse().expect("url"))
+            .erased();
+        Stack { engine, deployment, square_root, clob, proxy, runtime, owner, _dir: dir, node }
+    }
+
+    pub fn block_on<F: std::future::IntoFuture>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future.into_future())
+    }
+
+    pub fn square_root_consumer(&self) -> SquareRootConsumer::SquareRootConsumerInstance<DynProvider> {
+        SquareRootConsumer::new(self.deployment.square_root_consumer, self.owner.clone())
+    }
+
+    pub fn clob_consumer(&self) -> ClobConsumer::ClobConsumerInstance<DynProvider> {
+        ClobConsumer::new(self.deployment.clob_consumer, self.owner.clone())
+    }
+
+    pub fn job_manager(&self) -> IJobManager::IJobManagerInstance<DynProvider> {
+        IJobManager::new(self.deployment.job_manager, self.owner.clone())
+    }
+
+    /// `SquareRootConsumer.requestSquareRoot(n)`: the job's ID.
+    pub fn request_square_root(&self, n: u64) -> B256 {
+        self.block_on(async {
+            let receipt = self
+                .square_root_consumer()
+                .requestSquareRoot(U256::from(n))
+                .send()
+                .await
+                .expect("send request")
+                .get_receipt()
+                .await
+                .expect("receipt");
+            assert!(receipt.status(), "request reverted");
+            let created = receipt.inner.logs().iter().find_map(|log| {
+                log.log_decode::<coprocessor_actors::chain::bindings::i_job_manager::IJobManager::JobCreated>().ok()
+            });
+            created.expect("JobCreated").inner.data.jobID
+        })
+    }
+
+    /// The consumer's stored root of `n`, if it received one.
+    pub fn stored_square_root(&self, n: u64) -> Option<U256> {
+        let answer = self.block_on(self.square_root_consumer().getSquareRoot(U256::from(n)).call()).expect("getSquareRoot");
+        answer.known.then_some(answer.root)
+    }
+
+    /// The job's onchain state (1 pending, 2 cancelled, 3 completed).
+    pub fn onchain_state(&self, id: B256) -> u8 {
+        self.block_on(self.job_manager().getJobMetadata(id).call()).expect("getJobMetadata").status
+    }
+
+    /// Waits until the engine reports `status` for the job.
+    pub fn wait_status(&self, id: &[u8], status: &str, limit: Duration) -> JobResult {
+        let start = Instant::now();
+        let mut client = self.engine.client();
+        loop {
+            let call = Call::GetResult(JobIdParams { job_id: HexBytes(id.to_vec()) });
+            if let Ok(result) = client.call::<JobResult>(call) {
+                if result.status == status {
+                    return result;
+                }
+                assert!(start.elapsed() < limit, "job {} is {} after {limit:?}, not {status}", super::hex(id), result.status);
+            } else {
+                assert!(start.elapsed() < limit, "job {} unknown after {limit:?}", super::hex(id));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Number of `JobCompleted` events for a job, from the start of the chain.
+    pub fn completions(&self, id: B256) -> usize {
+        use alloy::sol_types::SolEvent;
+        use coprocessor_actors::chain::bindings::i_job_manager::IJobManager::JobCompleted;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.deployment.job_manager)
+            .event_signature(JobCompleted::SIGNATURE_HASH)
+            .topic1(id)
+            .from_block(0);
+        self.block_on(self.owner.get_logs(&filter)).expect("logs").len()
+    }
+
+    /// Raw JSON-RPC to the node (hardhat's `evm_*` methods).
+    pub fn node_rpc(&self, method: &'static str, params: serde_json::Value) -> serde_json::Value {
+        self.block_on(self.owner.raw_request::<_, serde_json::Value>(method.into(), params)).expect(method)
+    }
+
+    pub fn bytes(data: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(data)
+    }
+
+    pub fn address(&self, which: &str) -> Address {
+        match which {
+            "square-root" => self.deployment.square_root_consumer,
+            "clob" => self.deployment.clob_consumer,
+            _ => self.deployment.job_manager,
+        }
+    }
+}
+
+/// A loopback TCP proxy in front of the node that can be cut: while it is
+/// down, connections are refused and open ones are closed, as if the node
+/// had died; bringing it up listens on the same port again.
+pub struct Proxy {
+    pub port: u16,
+    target: u16,
+    up: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    listener: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn start(target: u16) -> Proxy {
+        let port = devnet::free_port().expect("port");
+        let mut proxy = Proxy { port, target, up: Arc::new(AtomicBool::new(false)), open: Arc::default(), listener: None };
+        proxy.up();
+        proxy
+    }
+
+    /// Accepts connections again, on the same port.
+    pub fn up(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("proxy bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        self.up.store(true, Ordering::SeqCst);
+        let (up, open, target) = (Arc::clone(&self.up), Arc::clone(&self.open), self.target);
+        self.listener = Some(std::thread::spawn(move || {
+            while up.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                        let mut open = open.lock().expect("lock");
+                        for stream in [&client, &server] {
+                            if let Ok(clone) = stream.try_clone() {
+                                open.push(clone);
+                            }
+                        }
+                        pipe(client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                        pipe(server, client);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }));
+    }
+
+    /// Refuses and closes every connection.
+    pub fn down(&mut self) {
+        self.up.store(false, Ordering::SeqCst);
+        if let Some(thread) = self.listener.take() {
+            let _ = thread.join();
+        }
+        for stream in self.open.lock().expect("lock").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
