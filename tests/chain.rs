@@ -109,8 +109,11 @@ fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
     let mut client = stack.engine.client();
     let mut ids = Vec::new();
     // Some jobs before the outage, settled or in flight when it starts.
-    for nonce in 1..=10u64 {
-        let job = u64_job(stack.square_root, consumer, nonce, nonce * nonce);
+    // Onchain and offchain jobs share the consumer's nonces, and an
+    // onchain request takes the highest settled one plus one. These nonces
+    // are never that (k·1000 + 1), so the two kinds cannot collide.
+    for i in 1..=10u64 {
+        let job = u64_job(stack.square_root, consumer, 1000 * i, i * i);
         ids.push(job.job_id());
         client.call::<JobIdParams>(Call::SubmitJob(job.sign(&signer))).expect("submit");
     }
@@ -123,6 +126,9 @@ fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
     std::thread::sleep(Duration::from_secs(10));
     stack.node.signal(libc_sigcont());
     stack.proxy.as_mut().expect("proxied").up();
+    // The node drops the keep-alive connections that idled through the
+    // freeze; the test's own client reconnects.
+    std::thread::sleep(Duration::from_secs(1));
 
     // And more work after it.
     let more: Vec<B256> = (105..110u64).map(|n| stack.request_square_root(n)).collect();
@@ -147,7 +153,7 @@ fn refusals_say_why_in_job_status() {
     let job = u64_job(stack.square_root, consumer, 1, 4);
     let err = client.call::<JobIdParams>(Call::SubmitJob(job.sign(&stranger))).expect_err("bad signer");
     let expected = format!("bad request signature: consumer {consumer} rejects it (EIP-1271 isValidSignature)");
-    assert_eq!(err.to_string(), format!("{expected} (code -32003)"));
+    assert_eq!(err.to_string(), expected);
     let status = status_of(&stack, job.job_id());
     assert_eq!((status.status.as_str(), status.rejection.as_deref()), ("rejected", Some(expected.as_str())));
 
@@ -158,7 +164,7 @@ fn refusals_say_why_in_job_status() {
     let replay = u64_job(stack.square_root, consumer, 1, 9);
     let err = client.call::<JobIdParams>(Call::SubmitJob(replay.sign(&signer))).expect_err("replayed nonce");
     let expected = format!("nonce 1 already used onchain by consumer {consumer}");
-    assert_eq!(err.to_string(), format!("{expected} (code -32002)"));
+    assert_eq!(err.to_string(), expected);
     let status = status_of(&stack, replay.job_id());
     assert_eq!((status.status.as_str(), status.rejection.as_deref()), ("confirmed", Some(expected.as_str())));
 
@@ -185,10 +191,10 @@ fn refusals_say_why_in_job_status() {
 fn a_job_whose_submission_keeps_failing_is_dead_lettered_and_retried() {
     let stack = Stack::start(Link::Direct, "max_relay_attempts = 2\n");
     // The JobManager stops accepting the engine's relayer.
-    let manager = coprocessor_actors::chain::bindings::JobManager::new(stack.deployment.job_manager, stack.owner.clone());
-    let relayer = stack.block_on(manager.relayer().call()).expect("relayer");
+    let manager = || coprocessor_actors::chain::bindings::JobManager::new(stack.deployment.job_manager, stack.fresh_owner());
+    let relayer = stack.block_on(manager().relayer().call()).expect("relayer");
     let stranger = alloy::primitives::Address::repeat_byte(0x42);
-    let set = |who| stack.block_on(async { manager.setRelayer(who).send().await.expect("send").get_receipt().await.expect("receipt") });
+    let set = |who| stack.block_on(async { manager().setRelayer(who).send().await.expect("send").get_receipt().await.expect("receipt") });
     assert!(set(stranger).status());
 
     let id = stack.request_square_root(81);
@@ -211,7 +217,7 @@ fn a_job_whose_submission_keeps_failing_is_dead_lettered_and_retried() {
     let out = common::coprocessor(&["job", "retry", &hex(id.as_slice()), "--data-dir", &data_dir]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        format!("error: job {} is confirmed, not dead-lettered (code -32010)\n", hex(id.as_slice()))
+        format!("error: job {} is confirmed, not dead-lettered\n", hex(id.as_slice()))
     );
 }
 

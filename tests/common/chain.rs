@@ -88,8 +88,17 @@ impl Stack {
         self.runtime.block_on(future.into_future())
     }
 
+    /// A new client for the owner's account.
+    pub fn fresh_owner(&self) -> DynProvider {
+        let deployer: PrivateKeySigner = devnet::DEV_DEPLOYER_KEY.parse().expect("key");
+        ProviderBuilder::new()
+            .wallet(EthereumWallet::from(deployer))
+            .connect_http(self.node.url().parse().expect("url"))
+            .erased()
+    }
+
     pub fn square_root_consumer(&self) -> SquareRootConsumer::SquareRootConsumerInstance<DynProvider> {
-        SquareRootConsumer::new(self.deployment.square_root_consumer, self.owner.clone())
+        SquareRootConsumer::new(self.deployment.square_root_consumer, self.fresh_owner())
     }
 
     pub fn clob_consumer(&self) -> ClobConsumer::ClobConsumerInstance<DynProvider> {
@@ -100,18 +109,24 @@ impl Stack {
         IJobManager::new(self.deployment.job_manager, self.owner.clone())
     }
 
-    /// `SquareRootConsumer.requestSquareRoot(n)`: the job's ID.
+    /// `SquareRootConsumer.requestSquareRoot(n)`: the job's ID. A request
+    /// the node reset before reading (after a freeze, say) is sent again.
     pub fn request_square_root(&self, n: u64) -> B256 {
         self.block_on(async {
-            let receipt = self
-                .square_root_consumer()
-                .requestSquareRoot(U256::from(n))
-                .send()
-                .await
-                .expect("send request")
-                .get_receipt()
-                .await
-                .expect("receipt");
+            let mut attempts = 0;
+            let pending = loop {
+                // A fresh client each time: no stale connection, no cached nonce.
+                let consumer = SquareRootConsumer::new(self.deployment.square_root_consumer, self.fresh_owner());
+                match consumer.requestSquareRoot(U256::from(n)).send().await {
+                    Ok(pending) => break pending,
+                    Err(alloy::contract::Error::TransportError(err)) if attempts < 3 && err.is_transport_error() => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(err) => panic!("send request: {err}"),
+                }
+            };
+            let receipt = pending.get_receipt().await.expect("receipt");
             assert!(receipt.status(), "request reverted");
             let created = receipt.inner.logs().iter().find_map(|log| {
                 log.log_decode::<coprocessor_actors::chain::bindings::i_job_manager::IJobManager::JobCreated>().ok()
@@ -141,7 +156,13 @@ impl Stack {
                 if result.status == status {
                     return result;
                 }
-                assert!(start.elapsed() < limit, "job {} is {} after {limit:?}, not {status}", super::hex(id), result.status);
+                assert!(
+                    start.elapsed() < limit,
+                    "job {} is {} after {limit:?}, not {status} (relay error: {:?})",
+                    super::hex(id),
+                    result.status,
+                    result.relay_error
+                );
             } else {
                 assert!(start.elapsed() < limit, "job {} unknown after {limit:?}", super::hex(id));
             }
