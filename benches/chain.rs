@@ -62,12 +62,12 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
-use common::{abi_u64, guest_elf};
-use coprocessor::client::{Client, FastClient};
+use common::{abi_u64, guest_elf, pipeline};
+use coprocessor::client::Client;
 use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::api::wire::{
-    Call, ConsumerParams, HexBytes, NoParams, NonceReply, ProgramIdReply, Reply, SubmitJob, SubmitProgram,
+    Call, ConsumerParams, HexBytes, NoParams, NonceReply, ProgramIdReply, SubmitJob, SubmitProgram,
 };
 use coprocessor_actors::chain::bindings::i_job_manager::IJobManager::{JobCompleted, JobCreated};
 use coprocessor_actors::chain::bindings::square_root_consumer::SquareRootConsumer::requestSquareRootCall;
@@ -469,7 +469,7 @@ fn offchain_run(chain: &mut Chain, engine: &EngineProcess, program: ProgramId, s
     // A detached thread: if the run times out, the panic stops the engine,
     // which ends the thread's connections.
     let submitter = std::thread::spawn(move || {
-        pipeline(&socket, signed);
+        pipeline(&socket, CONNECTIONS, WINDOW, signed);
         start.elapsed()
     });
     let (_, total) = chain.block_on(chain.watch(from, 0, jobs, start));
@@ -480,37 +480,6 @@ fn offchain_run(chain: &mut Chain, engine: &EngineProcess, program: ProgramId, s
     Sample { total, requests_in, node_cpu, engine_cpu }
 }
 
-/// Sends `requests` over [`CONNECTIONS`] pipelined connections with at
-/// most [`WINDOW`] outstanding each; returns when every answer is in.
-fn pipeline(socket: &Path, requests: Vec<SubmitJob>) {
-    let per = requests.len().div_ceil(CONNECTIONS);
-    let mut chunks: Vec<Vec<SubmitJob>> = Vec::new();
-    let mut requests = requests.into_iter().peekable();
-    while requests.peek().is_some() {
-        chunks.push(requests.by_ref().take(per).collect());
-    }
-    std::thread::scope(|scope| {
-        for chunk in chunks {
-            scope.spawn(move || {
-                let mut client = FastClient::connect(socket).expect("connect");
-                let total = chunk.len();
-                let (mut sent, mut received) = (0, 0);
-                let mut chunk = chunk.into_iter();
-                while received < total {
-                    while sent < total && sent - received < WINDOW {
-                        let Some(params) = chunk.next() else { break };
-                        client.send(Call::SubmitJob(params)).expect("send");
-                        sent += 1;
-                    }
-                    client.flush().expect("flush");
-                    let (_, reply) = client.recv().expect("recv");
-                    assert!(matches!(reply, Ok(Reply::JobId(_) | Reply::Result(_))), "{reply:?}");
-                    received += 1;
-                }
-            });
-        }
-    });
-}
 
 /// One measurement's runs.
 struct Measured {

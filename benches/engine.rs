@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{abi_u64, guest_elf};
+use common::{abi_u64, guest_elf, pipeline};
 use coprocessor::client::{Client, FastClient};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::api::wire::{Call, NoParams, ProgramIdReply, Reply, SubmitJob, SubmitProgram};
@@ -116,38 +116,6 @@ impl Drop for Engine {
     }
 }
 
-/// Sends `requests` over `CONNECTIONS` pipelined connections with at most
-/// `WINDOW` outstanding each; returns when every answer is in.
-fn pipeline(socket: &Path, requests: Vec<SubmitJob>) {
-    let per = requests.len().div_ceil(CONNECTIONS);
-    let mut chunks: Vec<Vec<SubmitJob>> = Vec::new();
-    let mut requests = requests.into_iter().peekable();
-    while requests.peek().is_some() {
-        chunks.push(requests.by_ref().take(per).collect());
-    }
-    std::thread::scope(|scope| {
-        for chunk in chunks {
-            scope.spawn(move || {
-                let mut client = FastClient::connect(socket).expect("connect");
-                let total = chunk.len();
-                let mut sent = 0;
-                let mut received = 0;
-                let mut chunk = chunk.into_iter();
-                while received < total {
-                    while sent < total && sent - received < WINDOW {
-                        let Some(params) = chunk.next() else { break };
-                        client.send(Call::SubmitJob(params)).expect("send");
-                        sent += 1;
-                    }
-                    client.flush().expect("flush");
-                    let (_, reply) = client.recv().expect("recv");
-                    assert!(matches!(reply, Ok(Reply::JobId(_) | Reply::Result(_))), "{reply:?}");
-                    received += 1;
-                }
-            });
-        }
-    });
-}
 
 /// Paced submissions with `wait`: each answer is the durable result.
 /// Returns the submit-to-result latencies.
@@ -223,7 +191,7 @@ fn main() {
                     let requests = engine.requests(BATCH, false);
                     let before = engine.executed();
                     let start = Instant::now();
-                    pipeline(&engine.socket(), requests);
+                    pipeline(&engine.socket(), CONNECTIONS, WINDOW, requests);
                     if until_executed {
                         engine.wait_idle(before + BATCH);
                     }
@@ -260,7 +228,7 @@ fn main() {
         // Latency at half the measured completion rate.
         let before = engine.executed();
         let start = Instant::now();
-        pipeline(&engine.socket(), engine.requests(BATCH * 2, false));
+        pipeline(&engine.socket(), CONNECTIONS, WINDOW, engine.requests(BATCH * 2, false));
         engine.wait_idle(before + BATCH * 2);
         let rate = (BATCH * 2) as f64 / start.elapsed().as_secs_f64();
         let mut latencies = paced_latencies(&engine, rate / 2.0, 5.0);
@@ -286,7 +254,7 @@ fn main() {
 /// Logs REPLAY_JOBS jobs on a fresh engine, stops it, and replays them all.
 fn replay_bench(c: &mut Criterion, data_dir: &Path) {
     let engine = Engine::start(data_dir);
-    pipeline(&engine.socket(), engine.requests(REPLAY_JOBS, false));
+    pipeline(&engine.socket(), CONNECTIONS, WINDOW, engine.requests(REPLAY_JOBS, false));
     engine.wait_idle(REPLAY_JOBS);
     drop(engine);
     let store = Store::open(&data_dir.join("db")).expect("open store");
