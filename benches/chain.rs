@@ -541,7 +541,7 @@ fn main() {
     let data_dir = dir.path().join("data");
     std::fs::create_dir(&data_dir).expect("data dir");
     let key = |name: &str| keys::load_or_generate(&data_dir.join(name)).expect("key");
-    let (operator, relayer, signer) = (key(keys::OPERATOR_KEY), key("relayer.key"), key(keys::DEV_CONSUMER_KEY));
+    let (operator, relayer, signer) = (key(keys::OPERATOR_KEY), key(keys::RELAYER_KEY), key(keys::DEV_CONSUMER_KEY));
     let elf = guest_elf("square-root");
     let program = ProgramId::of(&elf);
     let clob = ProgramId::of(&guest_elf("clob"));

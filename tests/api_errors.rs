@@ -214,6 +214,11 @@ fn bad_job_requests_are_refused_before_anything_runs() {
     let (code, message) = error(&submit(&mut raw, &job(1).sign(&signer)));
     assert_eq!(code, i64::from(codes::NONCE_USED));
     assert_eq!(message, format!("nonce 1 already used by consumer 0x{}", hex::encode(signer.address())));
+
+    // With no chain nothing is relayed, so nothing can be retried.
+    let job_id = accepted["result"]["jobId"].clone();
+    let retried = raw.call("coproc_retryJob", json!({ "jobId": job_id }));
+    assert_eq!(error(&retried), (i64::from(codes::NOT_DEAD_LETTERED), "the engine has no chain; nothing is relayed".into()));
     raw.still_serves();
 }
 

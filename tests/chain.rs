@@ -123,6 +123,13 @@ fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
     // The node disappears for 10 s: connections refused, the node frozen.
     stack.proxy.as_mut().expect("proxied").down();
     stack.node.signal(libc_sigstop());
+    // An offchain request cannot be checked meanwhile: retry later, and it
+    // is not remembered as refused.
+    let waiting = u64_job(stack.square_root, consumer, 77_000, 3);
+    let err = client.call::<JobIdParams>(Call::SubmitJob(waiting.sign(&signer))).expect_err("chain unavailable");
+    assert!(err.to_string().starts_with("cannot check the request onchain: node unreachable"), "{err}");
+    let unknown = stack.engine.client().call::<JobResult>(Call::GetResult(JobIdParams { job_id: waiting.job_id().to_vec().into() }));
+    assert_eq!(unknown.expect_err("unknown").to_string(), format!("no job {}", hex(waiting.job_id().as_slice())));
     std::thread::sleep(Duration::from_secs(10));
     stack.node.signal(libc_sigcont());
     stack.proxy.as_mut().expect("proxied").up();

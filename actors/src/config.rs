@@ -163,7 +163,7 @@ impl Default for Chain {
             rpc_timeout_ms: 5_000,
             start_block: 0,
             max_log_range: 2_000,
-            relayer_key: PathBuf::from("relayer.key"),
+            relayer_key: PathBuf::from(crate::keys::RELAYER_KEY),
         }
     }
 }

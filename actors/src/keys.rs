@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// The operator's key file name.
 pub const OPERATOR_KEY: &str = "operator.key";
+/// The relayer's key file name (the default of `chain.relayer_key`).
+pub const RELAYER_KEY: &str = "relayer.key";
 /// The dev consumer signer's key file name.
 pub const DEV_CONSUMER_KEY: &str = "dev-consumer.key";
 

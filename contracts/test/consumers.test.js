@@ -6,12 +6,11 @@
 
 "use strict";
 
-const { describe, it, before, after } = require("node:test");
+const { describe, it, before } = require("node:test");
 const assert = require("node:assert/strict");
 const { keccak256 } = require("ethers");
 
-const { startNode } = require("./helpers/node");
-const { abi, connect, deploy, deployJobManager, mined, events, expectRevert, signedResult, offchainJob } =
+const { abi, deploy, mined, events, expectRevert, signedResult, offchainJob, useJobManager } =
   require("./helpers/coproc");
 
 const SQRT_PROGRAM = "0x" + "51".repeat(32);
@@ -23,20 +22,10 @@ const EMPTY_BOOK_ROOT = keccak256("0x0000000000000000");
 const STATEFUL_INPUT = "tuple(bytes32 inputStateRoot, bytes onchainInput)";
 const STATEFUL_RESULT = "tuple(bytes32 outputStateRoot, bytes result)";
 
-let node;
 let chain;
 let jobManager;
 
-before(async () => {
-  node = await startNode();
-  chain = connect(node.url);
-  ({ jobManager } = await deployJobManager(chain));
-});
-
-after(async () => {
-  chain?.provider.destroy();
-  await node?.stop();
-});
+useJobManager((stack) => ({ chain, jobManager } = stack));
 
 // The relayer delivers the operator-signed `output` for an onchain job.
 async function settleOnchain(created, output) {

@@ -5,11 +5,10 @@
 
 "use strict";
 
-const { describe, it, before, after } = require("node:test");
+const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const { ZeroAddress, keccak256, getBytes, hexlify } = require("ethers");
 
-const { startNode } = require("./helpers/node");
 const {
   abi,
   connect,
@@ -22,6 +21,7 @@ const {
   signedResult,
   sign,
   highS,
+  useJobManager,
 } = require("./helpers/coproc");
 
 const PENDING = 1n;
@@ -31,20 +31,10 @@ const COMPLETED = 3n;
 const PROGRAM_ID = "0x" + "ab".repeat(32);
 const MAX_CYCLES = 1_000_000n;
 
-let node;
 let chain; // provider + accounts
 let jobManager;
 
-before(async () => {
-  node = await startNode();
-  chain = connect(node.url);
-  ({ jobManager } = await deployJobManager(chain));
-});
-
-after(async () => {
-  chain?.provider.destroy();
-  await node?.stop();
-});
+useJobManager((stack) => ({ chain, jobManager } = stack));
 
 // A fresh MockConsumer (owner: account 0, offchain signer: appSigner).
 async function mockConsumer() {

@@ -6,12 +6,11 @@
 
 "use strict";
 
-const { describe, it, before, after } = require("node:test");
+const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
 const { keccak256, getBytes, hashMessage } = require("ethers");
 
-const { startNode } = require("./helpers/node");
-const { abi, connect, deploy, deployJobManager, mined, events, expectRevert, jobId, offchainJob, sign } =
+const { abi, deploy, mined, events, expectRevert, jobId, offchainJob, sign, useJobManager } =
   require("./helpers/coproc");
 
 const COMPLETED = 3n;
@@ -19,20 +18,10 @@ const PROGRAM_ID = "0x" + "ab".repeat(32);
 const MAGIC = "0x1626ba7e";
 const INVALID = "0xffffffff";
 
-let node;
 let chain;
 let jobManager;
 
-before(async () => {
-  node = await startNode();
-  chain = connect(node.url);
-  ({ jobManager } = await deployJobManager(chain));
-});
-
-after(async () => {
-  chain?.provider.destroy();
-  await node?.stop();
-});
+useJobManager((stack) => ({ chain, jobManager } = stack));
 
 async function mockConsumer() {
   return deploy("MockConsumer", chain.owner, await jobManager.getAddress(), chain.appSigner.address);

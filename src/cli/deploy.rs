@@ -30,14 +30,15 @@ pub(crate) fn run(args: DeployArgs) -> Result<ExitCode, String> {
     let contracts = devnet::contracts_dir().map_err(|err| err.to_string())?;
     let square_root = devnet::guest_elf(&contracts, "square-root").map_err(|err| err.to_string())?;
     let clob = devnet::guest_elf(&contracts, "clob").map_err(|err| err.to_string())?;
-    std::fs::create_dir_all(&args.data_dir).map_err(|err| format!("{}: {err}", args.data_dir.display()))?;
+    coprocessor_actors::supervisor::create_data_dir(&args.data_dir)
+        .map_err(|err| format!("{}: {err}", args.data_dir.display()))?;
     let key = |name: &str| keys::load_or_generate(&args.data_dir.join(name)).map_err(|err| err.to_string());
     let deployer = args.deployer_key.as_deref().unwrap_or(devnet::DEV_DEPLOYER_KEY);
     let params = DeployParams {
         rpc_url: args.rpc.clone(),
         deployer: deployer.parse().map_err(|err| format!("--deployer-key: {err}"))?,
         operator: key(keys::OPERATOR_KEY)?.address(),
-        relayer: key("relayer.key")?.address(),
+        relayer: key(keys::RELAYER_KEY)?.address(),
         offchain_signer: key(keys::DEV_CONSUMER_KEY)?.address(),
         square_root_program: ProgramId::of(&square_root),
         clob_program: ProgramId::of(&clob),

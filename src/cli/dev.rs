@@ -8,7 +8,6 @@ use coprocessor_actors::api::wire::{Call, HexBytes, ProgramIdReply, SubmitProgra
 use coprocessor_actors::config::Config;
 use coprocessor_actors::keys;
 use coprocessor_actors::registry::elf::ProgramId;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -33,7 +32,7 @@ pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
         EXAMPLE_GUESTS.iter().map(|name| devnet::guest_elf(&contracts, name)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     prepare_data_dir(&args.data_dir)?;
     let operator = keys::load_or_generate(&args.data_dir.join(keys::OPERATOR_KEY)).map_err(|e| e.to_string())?;
-    let relayer = keys::load_or_generate(&args.data_dir.join("relayer.key")).map_err(|e| e.to_string())?;
+    let relayer = keys::load_or_generate(&args.data_dir.join(keys::RELAYER_KEY)).map_err(|e| e.to_string())?;
     let signer = keys::load_or_generate(&args.data_dir.join(keys::DEV_CONSUMER_KEY)).map_err(|e| e.to_string())?;
 
     tracing::info!(port = args.rpc_port, "starting the local node");
@@ -77,10 +76,7 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, S
 }
 
 fn prepare_data_dir(dir: &Path) -> Result<(), String> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|err| format!("{}: {err}", dir.display()))?;
-    }
+    coprocessor_actors::supervisor::create_data_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
     // The local node keeps nothing between runs, so the last run's jobs,
     // settlements and listener cursor belong to a chain that is gone. The
     // keys stay.

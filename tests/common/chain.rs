@@ -56,7 +56,7 @@ impl Stack {
             rpc_url: node.url(),
             deployer: deployer.clone(),
             operator: key(keys::OPERATOR_KEY),
-            relayer: key("relayer.key"),
+            relayer: key(keys::RELAYER_KEY),
             offchain_signer: key(keys::DEV_CONSUMER_KEY),
             square_root_program: square_root,
             clob_program: clob,

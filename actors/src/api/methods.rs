@@ -290,17 +290,22 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
         relay_error: None,
         rejection: ctx.rejections.get(&id),
     };
-    let entry = ctx.store.job(&id).map_err(internal)?;
-    let status = match (ctx.board.status(&id), entry) {
-        (Some(status), _) => status,
-        (None, Some(entry)) => entry.status,
-        (None, None) if reply.rejection.is_some() => {
-            reply.status = "rejected".to_owned();
-            return Ok(Reply::Result(Box::new(reply)));
-        }
-        (None, None) => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
+    // A job in flight has no result or transaction yet: the board answers
+    // without a store read.
+    let status = match ctx.board.status(&id) {
+        Some(status) => status,
+        None => match ctx.store.job(&id).map_err(internal)? {
+            Some(entry) => {
+                reply.tx_hash = entry.tx_hash.map(|tx| HexBytes(tx.to_vec()));
+                entry.status
+            }
+            None if reply.rejection.is_some() => {
+                reply.status = "rejected".to_owned();
+                return Ok(Reply::Result(Box::new(reply)));
+            }
+            None => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
+        },
     };
-    reply.tx_hash = entry.and_then(|entry| entry.tx_hash).map(|tx| HexBytes(tx.to_vec()));
     if status == Status::DeadLettered {
         reply.relay_error = ctx.store.dead_letter(&id).map_err(internal)?.map(|letter| letter.reason);
     }

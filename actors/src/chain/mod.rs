@@ -167,3 +167,57 @@ impl Chain {
         self.contract(Consumer::new(consumer, &self.provider).getNextNonce().call()).await
     }
 }
+
+/// The pause after the node was unreachable: it starts at the poll
+/// interval, doubles on each failure up to [`Backoff::MAX`], and resets on
+/// the first success. The relayer and the listener each keep one.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    next: Duration,
+    until: std::time::Instant,
+}
+
+impl Backoff {
+    /// The longest pause.
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    /// A backoff starting at `base`.
+    pub fn new(base: Duration) -> Backoff {
+        Backoff { base, next: base, until: std::time::Instant::now() }
+    }
+
+    /// Whether the pause is still on.
+    pub fn paused(&self) -> bool {
+        std::time::Instant::now() < self.until
+    }
+
+    /// The node failed: pause, and return for how long.
+    pub fn failed(&mut self) -> Duration {
+        let pause = self.next;
+        self.until = std::time::Instant::now() + pause;
+        self.next = (self.next * 2).min(Backoff::MAX);
+        pause
+    }
+
+    /// The node answered: the next failure pauses for `base` again.
+    pub fn succeeded(&mut self) {
+        self.next = self.base;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets_on_success() {
+        let mut backoff = Backoff::new(Duration::from_secs(1));
+        assert!(!backoff.paused());
+        let pauses: Vec<u64> = (0..5).map(|_| backoff.failed().as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 5, 5]);
+        assert!(backoff.paused());
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), Duration::from_secs(1));
+    }
+}

@@ -10,7 +10,7 @@
 //! node is retried with a growing backoff.
 
 use crate::chain::bindings::IJobManager::{JobCancelled, JobCreated};
-use crate::chain::{Chain, ChainError};
+use crate::chain::{Backoff, Chain, ChainError};
 use crate::config;
 use crate::intake::Intake;
 use crate::jobs::AdmitError;
@@ -25,13 +25,10 @@ use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The `meta` key of the next block to read.
 pub const CURSOR_KEY: &str = "listener.next_block";
-
-/// The longest pause after the node was unreachable.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What the listener needs.
 #[derive(Debug, Clone)]
@@ -57,8 +54,7 @@ pub struct Listener {
     actor: Arc<ActorMetrics>,
     next_block: u64,
     in_round: bool,
-    paused_until: Instant,
-    backoff: Duration,
+    backoff: Backoff,
 }
 
 /// A range of blocks read, and its logs in chain order.
@@ -76,12 +72,12 @@ impl Listener {
             .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
             .map_or(setup.config.start_block, u64::from_be_bytes);
         let actor = setup.intake.metrics.actor("listener");
-        let backoff = Duration::from_millis(setup.config.poll_interval_ms);
-        Ok(Listener { setup, actor, next_block, in_round: false, paused_until: Instant::now(), backoff })
+        let backoff = Backoff::new(Duration::from_millis(setup.config.poll_interval_ms));
+        Ok(Listener { setup, actor, next_block, in_round: false, backoff })
     }
 
     fn round(&mut self, ctx: &mut Context<Self>) {
-        if self.in_round || Instant::now() < self.paused_until {
+        if self.in_round || self.backoff.paused() {
             return;
         }
         self.in_round = true;
@@ -92,9 +88,8 @@ impl Listener {
             Err(err) => {
                 this.in_round = false;
                 this.actor.handled(Duration::ZERO, false);
-                tracing::warn!(%err, retry_in_ms = this.backoff.as_millis() as u64, "listener: node unreachable");
-                this.paused_until = Instant::now() + this.backoff;
-                this.backoff = (this.backoff * 2).min(MAX_BACKOFF);
+                let pause = this.backoff.failed();
+                tracing::warn!(%err, retry_in_ms = pause.as_millis() as u64, "listener: node unreachable");
             }
         }));
     }
@@ -102,7 +97,7 @@ impl Listener {
     /// Takes a batch in: jobs admitted, cancellations applied, and once all
     /// of it is durable, the cursor moves past it.
     fn take(&mut self, batch: Batch, ctx: &mut Context<Self>) {
-        self.backoff = Duration::from_millis(self.setup.config.poll_interval_ms);
+        self.backoff.succeeded();
         let mut durable = Vec::new();
         let mut resume = batch.to + 1;
         for log in &batch.logs {
@@ -117,7 +112,7 @@ impl Listener {
             match outcome {
                 Ok(Some(receiver)) => durable.push(receiver),
                 Ok(None) => {}
-                Err(Full) => {
+                Err(ReadAgain) => {
                     // Not dropped: the block is read again once there is room.
                     resume = log.block_number.unwrap_or(self.next_block);
                     break;
@@ -149,7 +144,7 @@ impl Listener {
         }));
     }
 
-    fn created(&mut self, log: &Log) -> Result<Option<Receiver>, Full> {
+    fn created(&mut self, log: &Log) -> Result<Option<Receiver>, ReadAgain> {
         self.actor.received();
         let event = match log.log_decode::<JobCreated>() {
             Ok(event) => event.inner.data,
@@ -160,11 +155,13 @@ impl Listener {
             }
         };
         let id: JobId = event.jobID.0;
-        let intake = &self.setup.intake;
-        if intake.board.contains(&id) || intake.store.contains_job(&id).unwrap_or(false) {
+        // Known already (a block read twice, or a failed job, whose nonce
+        // the socket may reuse but an event must not): nothing to add.
+        if self.known(&id)? {
             self.actor.handled(Duration::ZERO, true);
             return Ok(None);
         }
+        let intake = &self.setup.intake;
         let spec = match self.spec(&event) {
             Ok(spec) => spec,
             Err(reason) => {
@@ -180,13 +177,23 @@ impl Listener {
                 self.actor.handled(Duration::ZERO, true);
                 Ok(Some(admitted.durable))
             }
-            Err(AdmitError::Busy { .. }) => Err(Full),
+            Err(AdmitError::Busy { .. }) => Err(ReadAgain),
             Err(AdmitError::NonceUsed { .. }) => Ok(None),
             Err(AdmitError::Store(err)) => {
                 tracing::error!(%err, "listener: store failed; the block is read again");
-                Err(Full)
+                Err(ReadAgain)
             }
         }
+    }
+
+    /// Whether the engine has the job, in flight or in the store.
+    fn known(&self, id: &JobId) -> Result<bool, ReadAgain> {
+        let intake = &self.setup.intake;
+        let stored = intake.store.contains_job(id).map_err(|err| {
+            tracing::error!(%err, "listener: store failed; the block is read again");
+            ReadAgain
+        })?;
+        Ok(stored || intake.board.contains(id))
     }
 
     fn spec(&self, event: &JobCreated) -> Result<JobSpec, String> {
@@ -220,7 +227,7 @@ impl Listener {
         })
     }
 
-    fn cancelled(&mut self, log: &Log) -> Result<Option<Receiver>, Full> {
+    fn cancelled(&mut self, log: &Log) -> Result<Option<Receiver>, ReadAgain> {
         self.actor.received();
         let Ok(event) = log.log_decode::<JobCancelled>() else {
             self.actor.handled(Duration::ZERO, false);
@@ -228,8 +235,7 @@ impl Listener {
         };
         let id: JobId = event.inner.data.jobID.0;
         let intake = &self.setup.intake;
-        let known = intake.board.contains(&id) || intake.store.contains_job(&id).unwrap_or(false);
-        if known {
+        if self.known(&id)? {
             let (tx, rx) = tokio::sync::oneshot::channel();
             intake.store.commit(vec![Write::settle(id, Settlement::Cancelled)], Box::new(move |r| drop(tx.send(r))));
             // A job not yet run never runs; an executed one is not submitted.
@@ -247,9 +253,10 @@ impl Listener {
 
 type Receiver = tokio::sync::oneshot::Receiver<Result<(), crate::store::CommitError>>;
 
-/// The queue is full: stop the batch here and read it again later.
+/// The queue is full or the store failed: stop the batch at this log's
+/// block and read it again later.
 #[derive(Debug)]
-struct Full;
+struct ReadAgain;
 
 /// Reads the next range of confirmed blocks, if there is one.
 async fn read(chain: Chain, config: config::Chain, from: u64) -> Result<Option<Batch>, ChainError> {

@@ -65,16 +65,22 @@ pub enum EngineError {
     Chain(#[from] crate::chain::ChainError),
 }
 
+/// Creates the data dir, mode 0700, if it does not exist. Only a directory
+/// the engine creates is made private; an existing one keeps the rights its
+/// owner gave it.
+pub fn create_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Runs the engine until SIGTERM or SIGINT, then drains and returns.
 pub fn run(config: Config) -> Result<(), EngineError> {
     let data_dir = config.data_dir.clone();
-    let dir_error = |source| EngineError::DataDir { path: data_dir.display().to_string(), source };
-    if !data_dir.exists() {
-        // Only a directory the engine creates is made private; an existing
-        // one keeps the rights its owner gave it.
-        std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_error)?;
-    }
+    create_data_dir(&data_dir)
+        .map_err(|source| EngineError::DataDir { path: data_dir.display().to_string(), source })?;
     let store = Store::open(&data_dir.join("db"))?;
     let operator = keys::load_or_generate(&data_dir.join(keys::OPERATOR_KEY))?;
     let dev_signer = if config.offchain.dev_signer {

@@ -245,8 +245,28 @@ function highS(signature) {
   return sig.r + zeroPadValue(toBeHex(s), 32).slice(2) + v.toString(16);
 }
 
+// For a test file: a node started and a JobManager deployed before its
+// tests, the node stopped after them (also when a test fails). `ready`
+// gets { node, chain, jobManager } once they are up.
+function useJobManager(ready) {
+  const { before, after } = require("node:test");
+  const { startNode } = require("./node");
+  const stack = {};
+  before(async () => {
+    stack.node = await startNode();
+    stack.chain = connect(stack.node.url);
+    ({ jobManager: stack.jobManager } = await deployJobManager(stack.chain));
+    ready(stack);
+  });
+  after(async () => {
+    stack.chain?.provider.destroy();
+    await stack.node?.stop();
+  });
+}
+
 module.exports = {
   MNEMONIC,
+  useJobManager,
   RESULT,
   OFFCHAIN_RESULT,
   OFFCHAIN_REQUEST,

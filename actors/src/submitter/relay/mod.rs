@@ -21,7 +21,7 @@
 pub mod lanes;
 mod send;
 
-use crate::chain::Chain;
+use crate::chain::{Backoff, Chain};
 use crate::config;
 use crate::metrics::{ActorMetrics, Metrics};
 use crate::protocol::abi::OffchainJobRequest;
@@ -38,9 +38,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The longest pause after the node was unreachable.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// An executed job whose signed result should go onchain.
 #[derive(Debug, Message)]
@@ -147,8 +144,7 @@ pub struct Relayer {
     lanes: Lanes,
     chain_id: Option<u64>,
     nonce: Option<u64>,
-    paused_until: Instant,
-    backoff: Duration,
+    backoff: Backoff,
     in_round: bool,
 }
 
@@ -172,8 +168,7 @@ impl Relayer {
             lanes: Lanes::default(),
             chain_id: None,
             nonce: None,
-            paused_until: Instant::now(),
-            backoff: poll_interval(&setup.config),
+            backoff: Backoff::new(poll_interval(&setup.config)),
             in_round: false,
             setup,
         })
@@ -258,14 +253,13 @@ impl Relayer {
                 Event::Unreachable(reason) => {
                     reachable = false;
                     self.actor.handled(Duration::ZERO, false);
-                    tracing::warn!(%reason, retry_in_ms = self.backoff.as_millis() as u64, "relayer: node unreachable");
-                    self.paused_until = Instant::now() + self.backoff;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    let pause = self.backoff.failed();
+                    tracing::warn!(%reason, retry_in_ms = pause.as_millis() as u64, "relayer: node unreachable");
                 }
             }
         }
         if reachable {
-            self.backoff = poll_interval(&self.setup.config);
+            self.backoff.succeeded();
         }
         let engine = &self.setup.metrics.engine;
         let in_flight = self.jobs.values().filter(|job| matches!(job.phase, Phase::InFlight { .. })).count();
@@ -331,7 +325,7 @@ impl Relayer {
     }
 
     fn round(&mut self, ctx: &mut Context<Self>) {
-        if self.in_round || Instant::now() < self.paused_until {
+        if self.in_round || self.backoff.paused() {
             return;
         }
         let plan = self.plan();
