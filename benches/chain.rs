@@ -385,7 +385,10 @@ impl Chain {
             if let (Some(created_at), Some(completed_at)) = (created_at, completed_at) {
                 return (created_at, completed_at);
             }
-            assert!(now < RUN_TIMEOUT, "after {RUN_TIMEOUT:?}: {c} of {created} jobs created, {d} of {completed} completed");
+            assert!(
+                now < RUN_TIMEOUT,
+                "after {RUN_TIMEOUT:?}: {c} of {created} jobs created, {d} of {completed} completed"
+            );
             tokio::time::sleep(WATCH).await;
         }
     }
@@ -480,7 +483,6 @@ fn offchain_run(chain: &mut Chain, engine: &EngineProcess, program: ProgramId, s
     Sample { total, requests_in, node_cpu, engine_cpu }
 }
 
-
 /// One measurement's runs.
 struct Measured {
     mode: &'static str,
@@ -501,7 +503,13 @@ impl Measured {
     }
 }
 
-fn run_many(mode: &'static str, what: &'static str, jobs: usize, runs: usize, mut run: impl FnMut() -> Sample) -> Measured {
+fn run_many(
+    mode: &'static str,
+    what: &'static str,
+    jobs: usize,
+    runs: usize,
+    mut run: impl FnMut() -> Sample,
+) -> Measured {
     let mut samples = Vec::new();
     for i in 0..runs {
         let sample = run();
@@ -552,7 +560,8 @@ fn main() {
     // every JSON-RPC call the node served) and engine.log.
     let log_dir = std::env::var_os("CHAIN_BENCH_LOG_DIR").map_or_else(|| dir.path().to_owned(), PathBuf::from);
     let node_log = log_dir.join("node.log");
-    let node = HardhatNode::start(&contracts, devnet::free_port().expect("free port"), Some(&node_log)).expect("hardhat node");
+    let node =
+        HardhatNode::start(&contracts, devnet::free_port().expect("free port"), Some(&node_log)).expect("hardhat node");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let deployer: PrivateKeySigner = devnet::DEV_DEPLOYER_KEY.parse().expect("deployer key");
     let params = DeployParams {
@@ -575,7 +584,8 @@ fn main() {
         .from(senders[0])
         .to(deployment.square_root_consumer)
         .input(Bytes::from(requestSquareRootCall { n: U256::from(2u64) }.abi_encode()).into());
-    let request_gas = runtime.block_on(provider.estimate_gas(estimate).into_future()).expect("estimate requestSquareRoot");
+    let request_gas =
+        runtime.block_on(provider.estimate_gas(estimate).into_future()).expect("estimate requestSquareRoot");
     let mut chain = Chain {
         runtime,
         provider,
@@ -636,7 +646,8 @@ fn main() {
         for _ in 0..settings.runs {
             let jobs = settings.jobs;
             onchain.push(run_many(mode, ONCHAIN, jobs, 1, || onchain_run(&mut chain, &engine, jobs)));
-            offchain.push(run_many(mode, OFFCHAIN, jobs, 1, || offchain_run(&mut chain, &engine, program, &signer, jobs)));
+            offchain
+                .push(run_many(mode, OFFCHAIN, jobs, 1, || offchain_run(&mut chain, &engine, program, &signer, jobs)));
         }
         for (what, runs) in [(ONCHAIN, onchain), (OFFCHAIN, offchain)] {
             let samples = runs.into_iter().flat_map(|m| m.samples).collect();

@@ -116,7 +116,6 @@ impl Drop for Engine {
     }
 }
 
-
 /// Paced submissions with `wait`: each answer is the durable result.
 /// Returns the submit-to-result latencies.
 fn paced_latencies(engine: &Engine, rate: f64, seconds: f64) -> Vec<Duration> {

@@ -137,9 +137,8 @@ impl FastClient {
         self.reader.read_exact(&mut len)?;
         let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
         self.reader.read_exact(&mut frame)?;
-        let (response, _): (FastResponse, _) =
-            bincode::serde::decode_from_slice(&frame, bincode::config::standard())
-                .map_err(|err| ClientError::Protocol(err.to_string()))?;
+        let (response, _): (FastResponse, _) = bincode::serde::decode_from_slice(&frame, bincode::config::standard())
+            .map_err(|err| ClientError::Protocol(err.to_string()))?;
         Ok((response.id, response.result))
     }
 

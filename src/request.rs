@@ -1,11 +1,11 @@
 //! Building signed offchain job requests, as a consumer's signer does.
 
+use alloy::primitives::{keccak256, Address, Bytes, B256};
+use alloy::sol_types::SolValue;
 use coprocessor_actors::api::wire::{HexBytes, RelayStrategy, SubmitJob};
 use coprocessor_actors::protocol::abi::{job_id, OffchainJobRequest};
 use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::registry::elf::ProgramId;
-use alloy::primitives::{keccak256, Address, Bytes, B256};
-use alloy::sol_types::SolValue;
 
 /// An offchain job before signing.
 #[derive(Debug, Clone)]

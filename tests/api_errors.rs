@@ -63,7 +63,10 @@ impl Raw {
 
 fn error(response: &Value) -> (i64, String) {
     let error = &response["error"];
-    (error["code"].as_i64().unwrap_or_else(|| panic!("no error in {response}")), error["message"].as_str().unwrap().to_owned())
+    (
+        error["code"].as_i64().unwrap_or_else(|| panic!("no error in {response}")),
+        error["message"].as_str().unwrap().to_owned(),
+    )
 }
 
 fn submit(raw: &mut Raw, params: &SubmitJob) -> Value {
@@ -98,7 +101,10 @@ fn malformed_requests_get_json_rpc_errors() {
     assert_eq!(error(&response).0, i64::from(codes::UNKNOWN_JOB));
 
     let response = raw.request(json!({"jsonrpc": "1.0", "id": 7, "method": "coproc_status"}));
-    assert_eq!(error(&response), (i64::from(codes::INVALID_REQUEST), "invalid request: jsonrpc must be \"2.0\"".into()));
+    assert_eq!(
+        error(&response),
+        (i64::from(codes::INVALID_REQUEST), "invalid request: jsonrpc must be \"2.0\"".into())
+    );
     assert_eq!(response["id"], 7);
 
     let response = raw.request(json!({"jsonrpc": "2.0", "id": {"a": 1}, "method": "coproc_status"}));
@@ -176,7 +182,10 @@ fn bad_job_requests_are_refused_before_anything_runs() {
 
     let mut params = job(1).sign(&signer);
     params.signature = HexBytes(vec![1; 64]);
-    assert_eq!(error(&submit(&mut raw, &params)), (i64::from(codes::BAD_SIGNATURE), "bad request signature: signature must be 65 bytes, got 64".into()));
+    assert_eq!(
+        error(&submit(&mut raw, &params)),
+        (i64::from(codes::BAD_SIGNATURE), "bad request signature: signature must be 65 bytes, got 64".into())
+    );
 
     let stranger = Signer::random();
     let (code, message) = error(&submit(&mut raw, &job(1).sign(&stranger)));
@@ -186,21 +195,36 @@ fn bad_job_requests_are_refused_before_anything_runs() {
     let mut unknown = job(1);
     unknown.program_id = ProgramId([9; 32]);
     let (code, message) = error(&submit(&mut raw, &unknown.sign(&signer)));
-    assert_eq!((code, message), (i64::from(codes::UNKNOWN_PROGRAM), format!("program 0x{} is not registered", "09".repeat(32))));
+    assert_eq!(
+        (code, message),
+        (i64::from(codes::UNKNOWN_PROGRAM), format!("program 0x{} is not registered", "09".repeat(32)))
+    );
 
     let mut big = job(1);
     big.onchain_input = vec![0; 4097];
-    assert_eq!(error(&submit(&mut raw, &big.sign(&signer))), (i64::from(codes::TOO_LARGE), "onchain input is 4097 bytes, over the limit of 4096".into()));
+    assert_eq!(
+        error(&submit(&mut raw, &big.sign(&signer))),
+        (i64::from(codes::TOO_LARGE), "onchain input is 4097 bytes, over the limit of 4096".into())
+    );
     let mut big = job(1);
     big.offchain_input = vec![0; 5000];
-    assert_eq!(error(&submit(&mut raw, &big.sign(&signer))), (i64::from(codes::TOO_LARGE), "offchain input is 5000 bytes, over the limit of 4096".into()));
+    assert_eq!(
+        error(&submit(&mut raw, &big.sign(&signer))),
+        (i64::from(codes::TOO_LARGE), "offchain input is 5000 bytes, over the limit of 4096".into())
+    );
     let mut greedy = job(1);
     greedy.max_cycles = 50_000_001;
-    assert_eq!(error(&submit(&mut raw, &greedy.sign(&signer))), (i64::from(codes::TOO_LARGE), "maxCycles 50000001 is over the limit of 50000000".into()));
+    assert_eq!(
+        error(&submit(&mut raw, &greedy.sign(&signer))),
+        (i64::from(codes::TOO_LARGE), "maxCycles 50000001 is over the limit of 50000000".into())
+    );
 
     let mut params = job(1).sign(&signer);
     params.offchain_input = HexBytes(b"not what was hashed".to_vec());
-    assert_eq!(error(&submit(&mut raw, &params)), (i64::from(codes::INVALID_PARAMS), "offchainInputHash is not keccak256 of offchainInput".into()));
+    assert_eq!(
+        error(&submit(&mut raw, &params)),
+        (i64::from(codes::INVALID_PARAMS), "offchainInputHash is not keccak256 of offchainInput".into())
+    );
 
     let mut params = job(1).sign(&signer);
     params.request = HexBytes(vec![1, 2, 3]);
@@ -218,7 +242,10 @@ fn bad_job_requests_are_refused_before_anything_runs() {
     // With no chain nothing is relayed, so nothing can be retried.
     let job_id = accepted["result"]["jobId"].clone();
     let retried = raw.call("coproc_retryJob", json!({ "jobId": job_id }));
-    assert_eq!(error(&retried), (i64::from(codes::NOT_DEAD_LETTERED), "the engine has no chain; nothing is relayed".into()));
+    assert_eq!(
+        error(&retried),
+        (i64::from(codes::NOT_DEAD_LETTERED), "the engine has no chain; nothing is relayed".into())
+    );
     raw.still_serves();
 }
 

@@ -96,7 +96,13 @@ fn clob_batches_settle_in_nonce_order_and_the_state_root_advances_each_time() {
     let logs = stack.block_on(alloy::providers::Provider::get_logs(&stack.owner, &filter)).expect("logs");
     let settled: Vec<B256> = logs
         .iter()
-        .map(|log| log.log_decode::<coprocessor_actors::chain::bindings::clob_consumer::ClobConsumer::BatchSettled>().expect("event").inner.data.stateRoot)
+        .map(|log| {
+            log.log_decode::<coprocessor_actors::chain::bindings::clob_consumer::ClobConsumer::BatchSettled>()
+                .expect("event")
+                .inner
+                .data
+                .stateRoot
+        })
         .collect();
     assert_eq!(settled, roots);
 }
@@ -128,7 +134,10 @@ fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
     let waiting = u64_job(stack.square_root, consumer, 77_000, 3);
     let err = client.call::<JobIdParams>(Call::SubmitJob(waiting.sign(&signer))).expect_err("chain unavailable");
     assert!(err.to_string().starts_with("cannot check the request onchain: node unreachable"), "{err}");
-    let unknown = stack.engine.client().call::<JobResult>(Call::GetResult(JobIdParams { job_id: waiting.job_id().to_vec().into() }));
+    let unknown = stack
+        .engine
+        .client()
+        .call::<JobResult>(Call::GetResult(JobIdParams { job_id: waiting.job_id().to_vec().into() }));
     assert_eq!(unknown.expect_err("unknown").to_string(), format!("no job {}", hex(waiting.job_id().as_slice())));
     std::thread::sleep(Duration::from_secs(10));
     stack.node.signal(libc_sigcont());
@@ -190,7 +199,13 @@ fn refusals_say_why_in_job_status() {
     assert_eq!(stack.onchain_state(id), 2, "CANCELLED");
     let result = stack.wait_status(id.as_slice(), "cancelled", SETTLE);
     assert_eq!(result.output, None, "never executed");
-    let out = common::coprocessor(&["job", "status", &hex(id.as_slice()), "--data-dir", stack.engine.data_dir.to_str().expect("utf-8")]);
+    let out = common::coprocessor(&[
+        "job",
+        "status",
+        &hex(id.as_slice()),
+        "--data-dir",
+        stack.engine.data_dir.to_str().expect("utf-8"),
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "cancelled\n");
 }
 
@@ -198,10 +213,15 @@ fn refusals_say_why_in_job_status() {
 fn a_job_whose_submission_keeps_failing_is_dead_lettered_and_retried() {
     let stack = Stack::start(Link::Direct, "max_relay_attempts = 2\n");
     // The JobManager stops accepting the engine's relayer.
-    let manager = || coprocessor_actors::chain::bindings::JobManager::new(stack.deployment.job_manager, stack.fresh_owner());
+    let manager =
+        || coprocessor_actors::chain::bindings::JobManager::new(stack.deployment.job_manager, stack.fresh_owner());
     let relayer = stack.block_on(manager().relayer().call()).expect("relayer");
     let stranger = alloy::primitives::Address::repeat_byte(0x42);
-    let set = |who| stack.block_on(async { manager().setRelayer(who).send().await.expect("send").get_receipt().await.expect("receipt") });
+    let set = |who| {
+        stack.block_on(async {
+            manager().setRelayer(who).send().await.expect("send").get_receipt().await.expect("receipt")
+        })
+    };
     assert!(set(stranger).status());
 
     let id = stack.request_square_root(81);

@@ -50,7 +50,10 @@ fn a_thousand_jobs_match_exec_and_are_signed_by_the_operator() {
                     let (code, exec) = exec_json("square-root", &["--input", &hex(&common::abi_u64(n))]);
                     assert_eq!(code, 0);
                     assert_eq!(result.status, "done");
-                    assert_eq!(Some(hex(&result.output.as_ref().unwrap().0)), exec["output"].as_str().map(str::to_owned));
+                    assert_eq!(
+                        Some(hex(&result.output.as_ref().unwrap().0)),
+                        exec["output"].as_str().map(str::to_owned)
+                    );
                     assert_eq!(result.cycles, exec["cycles"].as_u64());
                     assert_eq!(result.exit_code.map(u64::from), exec["exitCode"].as_u64());
                     assert_eq!(result.peak_memory_bytes, exec["peakMemoryBytes"].as_u64());
@@ -86,7 +89,18 @@ fn the_cli_submits_a_job_and_waits_for_its_result() {
 
     // 2^128 + 1: the integer square root is 2^64.
     let input = "0x0000000000000000000000000000000100000000000000000000000000000001";
-    let out = common::coprocessor(&["job", "submit", "--program", &program, "--input", input, "--wait", "--json", "--data-dir", data_arg]);
+    let out = common::coprocessor(&[
+        "job",
+        "submit",
+        "--program",
+        &program,
+        "--input",
+        input,
+        "--wait",
+        "--json",
+        "--data-dir",
+        data_arg,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let (_, exec) = exec_json("square-root", &["--input", input]);

@@ -97,10 +97,7 @@ fn clob_matches_its_native_build() {
     let orders = clob::generate_orders(42, 500);
     let onchain = clob::onchain_input(&clob::state_root(&clob::EMPTY_STATE), &orders);
     let expected = clob::run(&onchain, &clob::EMPTY_STATE, keccak256).expect("native clob");
-    let (status, out) = exec_json(
-        "clob",
-        &["--input", &hex(&onchain), "--offchain-input", &hex(&clob::EMPTY_STATE)],
-    );
+    let (status, out) = exec_json("clob", &["--input", &hex(&onchain), "--offchain-input", &hex(&clob::EMPTY_STATE)]);
     assert_eq!(status, 0);
     assert_eq!(out["output"], hex(&expected));
 }
@@ -109,10 +106,7 @@ fn clob_matches_its_native_build() {
 fn clob_rejects_a_state_that_does_not_match_its_root() {
     let orders = clob::generate_orders(1, 10);
     let onchain = clob::onchain_input(&[0x11; 32], &orders);
-    let (status, out) = exec_json(
-        "clob",
-        &["--input", &hex(&onchain), "--offchain-input", &hex(&clob::EMPTY_STATE)],
-    );
+    let (status, out) = exec_json("clob", &["--input", &hex(&onchain), "--offchain-input", &hex(&clob::EMPTY_STATE)]);
     assert_eq!(status, 1);
     assert_eq!(out["status"], "failed");
     assert_eq!(out["exitCode"], 101, "a guest panic exits 101");

@@ -119,7 +119,8 @@ fn a_panicking_actor_is_restarted_and_jobs_still_complete() {
 fn fault_injection_is_off_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(&dir.path().join("data"));
-    let err = engine.client().call::<serde_json::Value>(Call::Panic(PanicParams { actor: "executor".into() })).unwrap_err();
+    let err =
+        engine.client().call::<serde_json::Value>(Call::Panic(PanicParams { actor: "executor".into() })).unwrap_err();
     assert_eq!(err.code(), Some(codes::METHOD_NOT_FOUND));
 }
 

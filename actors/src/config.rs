@@ -281,16 +281,23 @@ impl Config {
         }
         if let Some(chain) = &self.chain {
             if chain.job_manager.parse::<alloy::primitives::Address>().is_err() {
-                return Err(ConfigError::Invalid(format!("chain.job_manager: {:?} is not an address", chain.job_manager)));
+                return Err(ConfigError::Invalid(format!(
+                    "chain.job_manager: {:?} is not an address",
+                    chain.job_manager
+                )));
             }
             if !(chain.rpc_url.starts_with("http://") || chain.rpc_url.starts_with("https://")) {
                 return Err(ConfigError::Invalid(format!("chain.rpc_url: {:?} is not an http(s) URL", chain.rpc_url)));
             }
             if chain.confirmations == 0 || chain.max_relay_attempts == 0 || chain.max_in_flight == 0 {
-                return invalid("chain.confirmations, chain.max_relay_attempts and chain.max_in_flight must be positive");
+                return invalid(
+                    "chain.confirmations, chain.max_relay_attempts and chain.max_in_flight must be positive",
+                );
             }
             if chain.poll_interval_ms == 0 || chain.max_log_range == 0 || chain.rpc_timeout_ms == 0 {
-                return invalid("chain.poll_interval_ms, chain.max_log_range and chain.rpc_timeout_ms must be positive");
+                return invalid(
+                    "chain.poll_interval_ms, chain.max_log_range and chain.rpc_timeout_ms must be positive",
+                );
             }
         }
         Ok(())

@@ -95,8 +95,8 @@ pub fn replay(
             Some(image) => Arc::clone(image),
             None => {
                 let elf = store.program(&spec.program_id)?.ok_or(ReplayError::MissingProgram(spec.program_id))?;
-                let image = ProgramImage::parse(&elf, elf.len())
-                    .map_err(|_| ReplayError::MissingProgram(spec.program_id))?;
+                let image =
+                    ProgramImage::parse(&elf, elf.len()).map_err(|_| ReplayError::MissingProgram(spec.program_id))?;
                 let image = Arc::new(image);
                 images.insert(spec.program_id, Arc::clone(&image));
                 image

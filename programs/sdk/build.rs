@@ -12,8 +12,7 @@ fn main() {
         return;
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let manifest =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     fs::copy(manifest.join("link.x"), out.join("link.x")).expect("copy link.x to OUT_DIR");
     println!("cargo:rustc-link-search=native={}", out.display());
 }

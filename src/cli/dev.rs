@@ -28,8 +28,11 @@ pub(crate) struct DevArgs {
 
 pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
     let contracts = devnet::contracts_dir().map_err(|err| err.to_string())?;
-    let elves: Vec<Vec<u8>> =
-        EXAMPLE_GUESTS.iter().map(|name| devnet::guest_elf(&contracts, name)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let elves: Vec<Vec<u8>> = EXAMPLE_GUESTS
+        .iter()
+        .map(|name| devnet::guest_elf(&contracts, name))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     prepare_data_dir(&args.data_dir)?;
     let operator = keys::load_or_generate(&args.data_dir.join(keys::OPERATOR_KEY)).map_err(|e| e.to_string())?;
     let relayer = keys::load_or_generate(&args.data_dir.join(keys::RELAYER_KEY)).map_err(|e| e.to_string())?;
@@ -47,7 +50,8 @@ pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
         square_root_program: ProgramId::of(&elves[0]),
         clob_program: ProgramId::of(&elves[1]),
         max_cycles: 1_000_000_000,
-        relayer_funds: alloy::primitives::U256::from(1000u64) * alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(18u64)),
+        relayer_funds: alloy::primitives::U256::from(1000u64)
+            * alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(18u64)),
     };
     let deployment = block_on(devnet::deploy(&params))?.map_err(|err| err.to_string())?;
     write_deployment(&args.data_dir, &deployment)?;
@@ -106,7 +110,9 @@ fn register(socket: &Path, elves: &[Vec<u8>]) {
     };
     for (name, elf) in EXAMPLE_GUESTS.iter().zip(elves) {
         match client.call::<ProgramIdReply>(Call::SubmitProgram(SubmitProgram { elf: HexBytes(elf.clone()) })) {
-            Ok(reply) => tracing::info!(guest = name, program_id = %format!("0x{}", hex::encode(&reply.program_id.0)), "registered"),
+            Ok(reply) => {
+                tracing::info!(guest = name, program_id = %format!("0x{}", hex::encode(&reply.program_id.0)), "registered")
+            }
             Err(err) => tracing::error!(guest = name, %err, "registering failed"),
         }
     }

@@ -57,8 +57,8 @@ fn execute(args: &ExecArgs) -> Result<(JobOutcome, u128), String> {
     let elf = std::fs::read(&args.elf).map_err(|err| format!("reading {}: {err}", args.elf.display()))?;
     let onchain = parse_bytes(&args.input).map_err(|err| format!("--input: {err}"))?;
     let offchain = parse_bytes(&args.offchain_input).map_err(|err| format!("--offchain-input: {err}"))?;
-    let image = ProgramImage::parse(&elf, DEFAULT_MAX_PROGRAM_BYTES)
-        .map_err(|err| format!("{}: {err}", args.elf.display()))?;
+    let image =
+        ProgramImage::parse(&elf, DEFAULT_MAX_PROGRAM_BYTES).map_err(|err| format!("{}: {err}", args.elf.display()))?;
     let mut vm = Vm::new(&image, DEFAULT_MAX_INPUT_BYTES).map_err(|err| err.to_string())?;
     let limits = JobLimits { max_cycles: args.max_cycles, max_memory_bytes: args.max_memory, ..JobLimits::default() };
     let start = Instant::now();

@@ -5,7 +5,9 @@ use alloy::primitives::Address;
 use coprocessor::client::Client;
 use coprocessor::input::{parse_bytes, to_hex};
 use coprocessor::request::JobRequest;
-use coprocessor_actors::api::wire::{Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply, RelayStrategy};
+use coprocessor_actors::api::wire::{
+    Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply, RelayStrategy,
+};
 use coprocessor_actors::keys;
 use coprocessor_actors::registry::elf::ProgramId;
 use std::path::PathBuf;
@@ -137,7 +139,8 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
             reply.nonce
         }
     };
-    let request = JobRequest { nonce, max_cycles: args.max_cycles, consumer, program_id, onchain_input, offchain_input };
+    let request =
+        JobRequest { nonce, max_cycles: args.max_cycles, consumer, program_id, onchain_input, offchain_input };
     let mut params = request.sign(&signer);
     if args.ordered {
         params.relay_strategy = RelayStrategy::Ordered;

@@ -24,11 +24,8 @@ pub(crate) fn run(args: MetricsArgs) -> Result<ExitCode, String> {
     let mut client = args.engine.connect()?;
     loop {
         let snapshot: MetricsSnapshot = client.call(Call::Metrics(NoParams {})).map_err(describe)?;
-        let text = if args.json {
-            serde_json::to_string(&snapshot).map_err(|err| err.to_string())?
-        } else {
-            table(&snapshot)
-        };
+        let text =
+            if args.json { serde_json::to_string(&snapshot).map_err(|err| err.to_string())? } else { table(&snapshot) };
         if args.watch && !args.json {
             // Clear the screen and home the cursor.
             print!("\x1b[2J\x1b[H");
@@ -58,8 +55,13 @@ pub(crate) fn table(snapshot: &MetricsSnapshot) -> String {
     }
     let e = &snapshot.engine;
     let _ = writeln!(out);
-    let _ = writeln!(out, "jobs       accepted {}  done {}  failed {}  busy {}", e.jobs_accepted, e.jobs_done, e.jobs_failed, e.jobs_busy);
-    let _ = writeln!(out, "rate       {:.0} jobs/s  {:.0} instructions/s", e.jobs_per_second, e.instructions_per_second);
+    let _ = writeln!(
+        out,
+        "jobs       accepted {}  done {}  failed {}  busy {}",
+        e.jobs_accepted, e.jobs_done, e.jobs_failed, e.jobs_busy
+    );
+    let _ =
+        writeln!(out, "rate       {:.0} jobs/s  {:.0} instructions/s", e.jobs_per_second, e.instructions_per_second);
     let _ = writeln!(out, "executors  {}  utilization {:.1}%", e.executors, e.executor_utilization * 100.0);
     let _ = writeln!(out, "sled       {} bytes", e.sled_bytes);
     let _ = write!(out, "uptime     {} s  rejected requests {}", e.uptime_seconds, e.requests_rejected);

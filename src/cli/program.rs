@@ -26,8 +26,10 @@ pub(crate) fn run(command: ProgramCommand) -> Result<ExitCode, String> {
     match command {
         ProgramCommand::Submit { elf, engine } => {
             let bytes = std::fs::read(&elf).map_err(|err| format!("reading {}: {err}", elf.display()))?;
-            let reply: ProgramIdReply =
-                engine.connect()?.call(Call::SubmitProgram(SubmitProgram { elf: HexBytes(bytes) })).map_err(describe)?;
+            let reply: ProgramIdReply = engine
+                .connect()?
+                .call(Call::SubmitProgram(SubmitProgram { elf: HexBytes(bytes) }))
+                .map_err(describe)?;
             println!("0x{}", hex::encode(reply.program_id.0));
         }
         ProgramCommand::List { engine } => {

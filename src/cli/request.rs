@@ -78,8 +78,10 @@ async fn request(args: &RequestArgs, input: Vec<u8>) -> Result<Requested, String
     let url = args.rpc.parse().map_err(|err| format!("--rpc: {err}"))?;
     let provider = ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url);
     let consumer = SquareRootConsumer::new(args.consumer, &provider);
-    let job_manager = consumer.getJobManager().call().await.map_err(|err| format!("consumer {}: {err}", args.consumer))?;
-    let pending = consumer.requestWithInput(input.into()).send().await.map_err(|err| format!("requestWithInput: {err}"))?;
+    let job_manager =
+        consumer.getJobManager().call().await.map_err(|err| format!("consumer {}: {err}", args.consumer))?;
+    let pending =
+        consumer.requestWithInput(input.into()).send().await.map_err(|err| format!("requestWithInput: {err}"))?;
     let receipt = pending.get_receipt().await.map_err(|err| format!("request transaction: {err}"))?;
     if !receipt.status() {
         return Err(format!("request transaction {} reverted", receipt.transaction_hash));
@@ -105,7 +107,9 @@ async fn request(args: &RequestArgs, input: Vec<u8>) -> Result<Requested, String
                 requested.status = "cancelled";
                 return Ok(requested);
             }
-            _ if Instant::now() > deadline => return Err(format!("job {job_id} not settled within {} s", args.timeout)),
+            _ if Instant::now() > deadline => {
+                return Err(format!("job {job_id} not settled within {} s", args.timeout))
+            }
             _ => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }

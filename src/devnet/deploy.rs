@@ -65,7 +65,8 @@ pub async fn deploy(params: &DeployParams) -> Result<Deployment, DevnetError> {
     let url = params.rpc_url.parse().map_err(|err| DevnetError::Node(format!("{}: {err}", params.rpc_url)))?;
     let owner = params.deployer.address();
     let provider = ProviderBuilder::new().wallet(EthereumWallet::from(params.deployer.clone())).connect_http(url);
-    let failed = |what: &'static str| move |err: alloy::contract::Error| DevnetError::Deploy { what, reason: err.to_string() };
+    let failed =
+        |what: &'static str| move |err: alloy::contract::Error| DevnetError::Deploy { what, reason: err.to_string() };
     let chain_id = provider.get_chain_id().await.map_err(|err| DevnetError::Node(err.to_string()))?;
 
     let implementation = JobManager::deploy(&provider).await.map_err(failed("JobManager"))?;

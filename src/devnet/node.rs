@@ -76,7 +76,8 @@ impl HardhatNode {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|err| DevnetError::Node(format!("starting {}: {err}", hardhat.display())))?;
+        let child =
+            command.spawn().map_err(|err| DevnetError::Node(format!("starting {}: {err}", hardhat.display())))?;
         let mut node = HardhatNode { child: Some(child), port };
         node.wait_ready()?;
         Ok(node)
@@ -87,7 +88,10 @@ impl HardhatNode {
         loop {
             if let Some(child) = &mut self.child {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(DevnetError::Node(format!("hardhat node exited at start-up ({status}); is port {} free?", self.port)));
+                    return Err(DevnetError::Node(format!(
+                        "hardhat node exited at start-up ({status}); is port {} free?",
+                        self.port
+                    )));
                 }
             }
             if chain_id(self.port).is_some_and(|id| id == 31337) {

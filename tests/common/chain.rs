@@ -137,7 +137,8 @@ impl Stack {
 
     /// The consumer's stored root of `n`, if it received one.
     pub fn stored_square_root(&self, n: u64) -> Option<U256> {
-        let answer = self.block_on(self.square_root_consumer().getSquareRoot(U256::from(n)).call()).expect("getSquareRoot");
+        let answer =
+            self.block_on(self.square_root_consumer().getSquareRoot(U256::from(n)).call()).expect("getSquareRoot");
         answer.known.then_some(answer.root)
     }
 
@@ -214,7 +215,8 @@ pub struct Proxy {
 impl Proxy {
     fn start(target: u16) -> Proxy {
         let port = devnet::free_port().expect("port");
-        let mut proxy = Proxy { port, target, up: Arc::new(AtomicBool::new(false)), open: Arc::default(), listener: None };
+        let mut proxy =
+            Proxy { port, target, up: Arc::new(AtomicBool::new(false)), open: Arc::default(), listener: None };
         proxy.up();
         proxy
     }

@@ -39,5 +39,5 @@ pub fn exec_json(elf: &str, args: &[&str]) -> (i32, serde_json::Value) {
     (out.status.code().expect("exit code"), json)
 }
 
-pub mod engine;
 pub mod chain;
+pub mod engine;

@@ -169,9 +169,7 @@ impl LineFramer {
             }
             // A complete value with no newline after it (geth-style IPC).
             let last = buf.iter().rev().find(|b| !b.is_ascii_whitespace());
-            if matches!(last, Some(b'}' | b']'))
-                && serde_json::from_slice::<serde::de::IgnoredAny>(buf).is_ok()
-            {
+            if matches!(last, Some(b'}' | b']')) && serde_json::from_slice::<serde::de::IgnoredAny>(buf).is_ok() {
                 self.scanned = 0;
                 return Some(Frame::Request(std::mem::take(buf)));
             }
@@ -227,15 +225,18 @@ async fn serve_fast<R: AsyncRead + Unpin>(
         let frame: Vec<u8> = buf.drain(..4 + len).skip(4).collect();
         let ctx2 = Rc::clone(ctx);
         dispatch(&slots, ctx, responses, async move {
-            let response = match bincode::serde::decode_from_slice::<FastRequest, _>(&frame, bincode::config::standard()) {
-                Ok((request, _)) => FastResponse { id: request.id, result: methods::call(&ctx2, request.call).await },
-                Err(err) => {
-                    let id = bincode::decode_from_slice::<u64, _>(&frame, bincode::config::standard())
-                        .map_or(u64::MAX, |(id, _)| id);
-                    let error = RpcError::new(codes::INVALID_REQUEST, format!("malformed bincode request: {err}"));
-                    FastResponse { id, result: Err(error) }
-                }
-            };
+            let response =
+                match bincode::serde::decode_from_slice::<FastRequest, _>(&frame, bincode::config::standard()) {
+                    Ok((request, _)) => {
+                        FastResponse { id: request.id, result: methods::call(&ctx2, request.call).await }
+                    }
+                    Err(err) => {
+                        let id = bincode::decode_from_slice::<u64, _>(&frame, bincode::config::standard())
+                            .map_or(u64::MAX, |(id, _)| id);
+                        let error = RpcError::new(codes::INVALID_REQUEST, format!("malformed bincode request: {err}"));
+                        FastResponse { id, result: Err(error) }
+                    }
+                };
             Some(fast_frame(&response))
         })
         .await;
@@ -272,11 +273,10 @@ mod tests {
 
     #[test]
     fn lines_blank_lines_and_a_complete_value_without_newline() {
-        assert_eq!(frames(b"{\"a\":1}\n\n{\"b\":2}\n{\"c\":3}", 100), vec![
-            Ok("{\"a\":1}".into()),
-            Ok("{\"b\":2}".into()),
-            Ok("{\"c\":3}".into())
-        ]);
+        assert_eq!(
+            frames(b"{\"a\":1}\n\n{\"b\":2}\n{\"c\":3}", 100),
+            vec![Ok("{\"a\":1}".into()), Ok("{\"b\":2}".into()), Ok("{\"c\":3}".into())]
+        );
         assert_eq!(frames(b"{\"a\":", 100), vec![]);
     }
 

@@ -70,8 +70,7 @@ pub(crate) async fn handle_frame(ctx: &ApiContext, frame: &[u8]) -> Option<Vec<u
         if responses.is_empty() {
             return None;
         }
-        let values: Vec<Value> =
-            responses.iter().filter_map(|line| serde_json::from_slice(line).ok()).collect();
+        let values: Vec<Value> = responses.iter().filter_map(|line| serde_json::from_slice(line).ok()).collect();
         let mut line = serde_json::to_vec(&values).unwrap_or_default();
         line.push(b'\n');
         return Some(line);

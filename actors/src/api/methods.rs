@@ -3,11 +3,11 @@
 use super::verifier::Verify;
 use super::wire::*;
 use super::ApiContext;
+use super::ChainAccess;
 use crate::jobs::AdmitError;
 use crate::protocol::abi::{job_id, OffchainJobRequest};
 use crate::registry::elf::ProgramId;
 use crate::registry::{RegistryError, SubmitProgram as RegisterProgram};
-use super::ChainAccess;
 use crate::store::{JobId, JobSpec, Origin, Status};
 use crate::submitter::relay::{LaneQuery, Retry, RetryError};
 use crate::supervisor::Panic;
@@ -46,7 +46,13 @@ async fn dispatch(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             operator: HexBytes(ctx.operator.to_vec()),
             uptime_seconds: ctx.metrics.uptime().as_secs(),
-            chain: ctx.chain.as_ref().map(|c| format!("{} (JobManager {})", ctx.config.chain.as_ref().map_or("", |c| c.rpc_url.as_str()), c.chain.job_manager())),
+            chain: ctx.chain.as_ref().map(|c| {
+                format!(
+                    "{} (JobManager {})",
+                    ctx.config.chain.as_ref().map_or("", |c| c.rpc_url.as_str()),
+                    c.chain.job_manager()
+                )
+            }),
             dev_signer: ctx.dev_signer.map(|a| HexBytes(a.to_vec())),
         })),
         Call::Replay(p) => replay(ctx, p).await,
@@ -65,8 +71,9 @@ fn program_id(bytes: &HexBytes) -> Result<ProgramId, RpcError> {
 }
 
 fn address(bytes: &HexBytes) -> Result<Address, RpcError> {
-    Address::try_from(bytes.0.as_slice())
-        .map_err(|_| RpcError::invalid_params(format!("consumer must be a 20-byte address, got {} bytes", bytes.0.len())))
+    Address::try_from(bytes.0.as_slice()).map_err(|_| {
+        RpcError::invalid_params(format!("consumer must be a 20-byte address, got {} bytes", bytes.0.len()))
+    })
 }
 
 fn internal(err: impl std::fmt::Display) -> RpcError {
@@ -76,7 +83,10 @@ fn internal(err: impl std::fmt::Display) -> RpcError {
 async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, RpcError> {
     let max = ctx.config.limits.max_program_bytes;
     if p.elf.0.len() > max {
-        return Err(RpcError::new(codes::TOO_LARGE, format!("program is {} bytes, over the limit of {max}", p.elf.0.len())));
+        return Err(RpcError::new(
+            codes::TOO_LARGE,
+            format!("program is {} bytes, over the limit of {max}", p.elf.0.len()),
+        ));
     }
     ctx.metrics.actor("registry").received();
     let answer = ctx.registry.send(RegisterProgram { elf: p.elf.0 }).await.map_err(internal)?;
@@ -189,7 +199,12 @@ async fn check_signer(ctx: &ApiContext, p: &SubmitJob) -> Result<(), RpcError> {
 /// the consumer must accept the signature over the request's EIP-191
 /// digest (EIP-1271 `isValidSignature`), and the job ID (nonce and
 /// consumer) must be unused onchain.
-async fn check_onchain(chain: &ChainAccess, request: &OffchainJobRequest, p: &SubmitJob, id: JobId) -> Result<(), RpcError> {
+async fn check_onchain(
+    chain: &ChainAccess,
+    request: &OffchainJobRequest,
+    p: &SubmitJob,
+    id: JobId,
+) -> Result<(), RpcError> {
     let unavailable = |err: crate::chain::ChainError| {
         RpcError::new(codes::CHAIN_UNAVAILABLE, format!("cannot check the request onchain: {err}"))
     };
@@ -233,7 +248,8 @@ async fn next_nonce(ctx: &ApiContext, p: &ConsumerParams) -> Result<Reply, RpcEr
 
 async fn pending_jobs(ctx: &ApiContext, p: &ConsumerParams) -> Result<Reply, RpcError> {
     let consumer = address(&p.consumer)?;
-    let mut reply = PendingReply { nonces: ctx.board.pending_nonces(&consumer.0 .0), awaiting_relay: vec![], blocked_on: None };
+    let mut reply =
+        PendingReply { nonces: ctx.board.pending_nonces(&consumer.0 .0), awaiting_relay: vec![], blocked_on: None };
     if let Some(chain) = &ctx.chain {
         let lane = chain.relayer.send(LaneQuery { consumer: consumer.0 .0 }).await.map_err(internal)?;
         reply.awaiting_relay = lane.awaiting;

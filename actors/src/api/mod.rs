@@ -6,10 +6,10 @@
 //! - `methods`: what each method does.
 //! - [`verifier`]: request signature checks on their own threads.
 
-pub mod rejections;
 mod connection;
 mod jsonrpc;
 mod methods;
+pub mod rejections;
 pub mod verifier;
 pub mod wire;
 
@@ -147,7 +147,11 @@ enum Listener {
 
 impl Listener {
     /// Accepts one connection and serves it on its own task.
-    async fn accept_and_serve(&self, ctx: &Rc<ApiContext>, slot: tokio::sync::OwnedSemaphorePermit) -> std::io::Result<()> {
+    async fn accept_and_serve(
+        &self,
+        ctx: &Rc<ApiContext>,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> std::io::Result<()> {
         let ctx = Rc::clone(ctx);
         match self {
             Listener::Unix(listener) => {

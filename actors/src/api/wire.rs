@@ -45,9 +45,8 @@ impl<'de> Deserialize<'de> for HexBytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if deserializer.is_human_readable() {
             let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-            let digits = text
-                .strip_prefix("0x")
-                .ok_or_else(|| serde::de::Error::custom("bytes must be 0x-prefixed hex"))?;
+            let digits =
+                text.strip_prefix("0x").ok_or_else(|| serde::de::Error::custom("bytes must be 0x-prefixed hex"))?;
             hex::decode(digits).map(HexBytes).map_err(|err| serde::de::Error::custom(format!("bad hex: {err}")))
         } else {
             <Vec<u8>>::deserialize(deserializer).map(HexBytes)

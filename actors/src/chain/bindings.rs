@@ -8,35 +8,75 @@
 
 /// `IJobManager`: InfinityVM's interface, calls and events.
 pub mod i_job_manager {
-    alloy::sol!(#[sol(rpc)] #[derive(Debug)] IJobManager, "../contracts/out/IJobManager.json");
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        IJobManager,
+        "../contracts/out/IJobManager.json"
+    );
 }
 /// `JobManager`: the implementation, deployed behind [`erc1967_proxy`].
 pub mod job_manager {
-    alloy::sol!(#[sol(rpc)] #[derive(Debug)] JobManager, "../contracts/out/JobManager.json");
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        JobManager,
+        "../contracts/out/JobManager.json"
+    );
 }
 /// OpenZeppelin's `ERC1967Proxy`, which initializes the JobManager atomically.
 pub mod erc1967_proxy {
-    alloy::sol!(#[sol(rpc)] #[derive(Debug)] ERC1967Proxy, "../contracts/out/ERC1967Proxy.json");
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        ERC1967Proxy,
+        "../contracts/out/ERC1967Proxy.json"
+    );
 }
 /// `Consumer`: nonces and inputs per job.
 pub mod consumer {
-    alloy::sol!(#[sol(rpc)] #[derive(Debug)] Consumer, "../contracts/out/Consumer.json");
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        Consumer,
+        "../contracts/out/Consumer.json"
+    );
 }
 /// `OffchainRequester`: EIP-1271.
 pub mod offchain_requester {
-    alloy::sol!(#[sol(rpc)] #[derive(Debug)] OffchainRequester, "../contracts/out/OffchainRequester.json");
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        OffchainRequester,
+        "../contracts/out/OffchainRequester.json"
+    );
 }
 /// `StatefulConsumer`: state roots.
 pub mod stateful_consumer {
-    alloy::sol!(#[sol(rpc)] #[derive(Debug)] StatefulConsumer, "../contracts/out/StatefulConsumer.json");
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        StatefulConsumer,
+        "../contracts/out/StatefulConsumer.json"
+    );
 }
 /// The `square-root` example consumer.
 pub mod square_root_consumer {
-    alloy::sol!(#[sol(rpc)] #[derive(Debug)] SquareRootConsumer, "../contracts/out/SquareRootConsumer.json");
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        SquareRootConsumer,
+        "../contracts/out/SquareRootConsumer.json"
+    );
 }
 /// The `clob` example consumer.
 pub mod clob_consumer {
-    alloy::sol!(#[sol(rpc)] #[derive(Debug)] ClobConsumer, "../contracts/out/ClobConsumer.json");
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        ClobConsumer,
+        "../contracts/out/ClobConsumer.json"
+    );
 }
 
 pub use clob_consumer::ClobConsumer;

@@ -90,7 +90,8 @@ pub struct Chain {
 impl Chain {
     /// A client for the `[chain]` section (no I/O yet).
     pub fn new(config: &config::Chain) -> Result<Chain, ChainError> {
-        let url = config.rpc_url.parse().map_err(|err| ChainError::Config(format!("rpc_url {:?}: {err}", config.rpc_url)))?;
+        let url =
+            config.rpc_url.parse().map_err(|err| ChainError::Config(format!("rpc_url {:?}: {err}", config.rpc_url)))?;
         let job_manager = config
             .job_manager
             .parse()
@@ -153,7 +154,12 @@ impl Chain {
     /// Whether `consumer` accepts `signature` over the EIP-191 `digest`
     /// (EIP-1271), as the JobManager asks it at settlement. A consumer
     /// that reverts or has no such function does not accept it.
-    pub async fn accepts_signature(&self, consumer: Address, digest: B256, signature: &[u8]) -> Result<bool, ChainError> {
+    pub async fn accepts_signature(
+        &self,
+        consumer: Address,
+        digest: B256,
+        signature: &[u8],
+    ) -> Result<bool, ChainError> {
         let requester = OffchainRequester::new(consumer, &self.provider);
         match self.contract(requester.isValidSignature(digest, Bytes::copy_from_slice(signature)).call()).await {
             Ok(magic) => Ok(magic.0 == EIP1271_MAGIC_VALUE),

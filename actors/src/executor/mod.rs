@@ -89,7 +89,8 @@ impl Executor {
             return Ok(());
         }
         let start = Instant::now();
-        let outcome = self.vms.run(&spec.program_id, &image, &spec.onchain_input, &spec.offchain_input, &spec.limits())?;
+        let outcome =
+            self.vms.run(&spec.program_id, &image, &spec.onchain_input, &spec.offchain_input, &spec.limits())?;
         let engine = &self.metrics.engine;
         engine.executor_busy_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         engine.cycles.fetch_add(outcome.cycles, Ordering::Relaxed);

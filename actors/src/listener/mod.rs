@@ -208,7 +208,11 @@ impl Listener {
             return Err(format!("program {program_id} is not registered"));
         }
         if event.onchainInput.len() > limits.max_input_bytes {
-            return Err(format!("onchain input is {} bytes, over {}", event.onchainInput.len(), limits.max_input_bytes));
+            return Err(format!(
+                "onchain input is {} bytes, over {}",
+                event.onchainInput.len(),
+                limits.max_input_bytes
+            ));
         }
         if event.maxCycles > limits.max_job_cycles {
             return Err(format!("maxCycles {} is over {}", event.maxCycles, limits.max_job_cycles));
@@ -284,4 +288,3 @@ impl Actor for Listener {
         ctx.run_interval(every, |this, ctx| this.round(ctx));
     }
 }
-

@@ -46,10 +46,7 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
 
 /// Serves `render(snapshot())` to every HTTP request on `addr` until the
 /// runtime stops.
-pub async fn serve(
-    addr: SocketAddr,
-    snapshot: Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>,
-) -> std::io::Result<()> {
+pub async fn serve(addr: SocketAddr, snapshot: Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving Prometheus metrics");
     loop {

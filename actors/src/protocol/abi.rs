@@ -69,10 +69,7 @@ pub fn result_with_metadata(
 }
 
 /// Builds the `OffchainResultWithMetadata` of an offchain job (no blobs).
-pub fn offchain_result_with_metadata(
-    request: &OffchainJobRequest,
-    result: &[u8],
-) -> OffchainResultWithMetadata {
+pub fn offchain_result_with_metadata(request: &OffchainJobRequest, result: &[u8]) -> OffchainResultWithMetadata {
     OffchainResultWithMetadata {
         jobID: job_id(request.nonce, request.consumer),
         onchainInputHash: keccak256(&request.onchainInput),

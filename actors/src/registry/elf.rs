@@ -87,9 +87,7 @@ pub enum ElfError {
     #[error("program header entry size is {0} bytes, expected 32")]
     BadProgramHeaderSize(u16),
     /// `vaddr + memsz` does not fit in 32 bits.
-    #[error(
-        "segment at {vaddr:#010x} with mem size {mem_size:#x} wraps past the 32-bit address space"
-    )]
+    #[error("segment at {vaddr:#010x} with mem size {mem_size:#x} wraps past the 32-bit address space")]
     MemSizeOverflow {
         /// Segment start.
         vaddr: u32,
@@ -97,9 +95,7 @@ pub enum ElfError {
         mem_size: u32,
     },
     /// A segment has more file bytes than memory bytes.
-    #[error(
-        "segment at {vaddr:#010x} has file size {file_size:#x} above its mem size {mem_size:#x}"
-    )]
+    #[error("segment at {vaddr:#010x} has file size {file_size:#x} above its mem size {mem_size:#x}")]
     FileSizeExceedsMemSize {
         /// Segment start.
         vaddr: u32,
@@ -127,7 +123,9 @@ pub enum ElfError {
         vaddr: u32,
     },
     /// A segment's file bytes are not inside the file.
-    #[error("segment at {vaddr:#010x}: file bytes at offset {offset:#x} (size {file_size:#x}) run past the end of the file")]
+    #[error(
+        "segment at {vaddr:#010x}: file bytes at offset {offset:#x} (size {file_size:#x}) run past the end of the file"
+    )]
     SegmentDataOutOfFile {
         /// Segment start.
         vaddr: u32,
@@ -154,7 +152,9 @@ pub enum ElfError {
         second: u32,
     },
     /// A writable and an executable segment share a page.
-    #[error("page {page:#010x} is shared by writable segment {writable:#010x} and executable segment {executable:#010x}")]
+    #[error(
+        "page {page:#010x} is shared by writable segment {writable:#010x} and executable segment {executable:#010x}"
+    )]
     WritableAndExecutablePage {
         /// Address of the shared page.
         page: u32,
@@ -220,9 +220,7 @@ impl ProgramId {
                 .to_digit(16)
                 .and_then(|d| u8::try_from(d).ok())
                 .ok_or(ProgramIdError::NotHex(prefix + i))?;
-            let byte = out
-                .get_mut(i / 2)
-                .ok_or(ProgramIdError::WrongLength(digits.len()))?;
+            let byte = out.get_mut(i / 2).ok_or(ProgramIdError::WrongLength(digits.len()))?;
             *byte = (*byte << 4) | nibble;
         }
         Ok(Self(out))
@@ -283,11 +281,7 @@ pub struct SegmentPerms {
 
 impl SegmentPerms {
     fn from_flags(flags: u32) -> Self {
-        Self {
-            read: flags & PF_R != 0,
-            write: flags & PF_W != 0,
-            exec: flags & PF_X != 0,
-        }
+        Self { read: flags & PF_R != 0, write: flags & PF_W != 0, exec: flags & PF_X != 0 }
     }
 }
 
@@ -333,10 +327,7 @@ impl ProgramImage {
     /// rules) and decodes its loadable segments.
     pub fn parse(elf: &[u8], max_program_bytes: usize) -> Result<ProgramImage, ElfError> {
         if elf.len() > max_program_bytes {
-            return Err(ElfError::TooLarge {
-                size: elf.len(),
-                max: max_program_bytes,
-            });
+            return Err(ElfError::TooLarge { size: elf.len(), max: max_program_bytes });
         }
         let header = Header::parse(elf)?;
 
@@ -351,10 +342,7 @@ impl ProgramImage {
         }
         if file_bytes > elf.len() {
             let total = u64::try_from(file_bytes).unwrap_or(u64::MAX);
-            return Err(ElfError::SegmentDataExceedsFile {
-                total,
-                size: elf.len(),
-            });
+            return Err(ElfError::SegmentDataExceedsFile { total, size: elf.len() });
         }
         if loads.is_empty() {
             return Err(ElfError::NoLoadableSegments);
@@ -363,10 +351,7 @@ impl ProgramImage {
         for pair in loads.windows(2) {
             if let [a, b] = pair {
                 if a.end > b.vaddr {
-                    return Err(ElfError::SegmentsOverlap {
-                        first: a.vaddr,
-                        second: b.vaddr,
-                    });
+                    return Err(ElfError::SegmentsOverlap { first: a.vaddr, second: b.vaddr });
                 }
             }
         }
@@ -376,10 +361,7 @@ impl ProgramImage {
         if entry % 4 != 0 {
             return Err(ElfError::EntryMisaligned { entry });
         }
-        if !loads
-            .iter()
-            .any(|l| l.perms.exec && l.vaddr <= entry && entry < l.end)
-        {
+        if !loads.iter().any(|l| l.perms.exec && l.vaddr <= entry && entry < l.end) {
             return Err(ElfError::EntryNotExecutable { entry });
         }
 
@@ -393,11 +375,7 @@ impl ProgramImage {
                 perms: load.perms,
             })
             .collect();
-        Ok(ProgramImage {
-            id: ProgramId::of(elf),
-            entry,
-            segments,
-        })
+        Ok(ProgramImage { id: ProgramId::of(elf), entry, segments })
     }
 
     /// How many [`PAGE_SIZE`] pages of guest memory the image covers. A page
@@ -464,19 +442,12 @@ impl<'a> Header<'a> {
         if phnum > 0 && usize::from(phentsize) != PHDR_SIZE {
             return Err(ElfError::BadProgramHeaderSize(phentsize));
         }
-        let table = ElfError::Truncated {
-            what: "program header table",
-        };
+        let table = ElfError::Truncated { what: "program header table" };
         let start = usize::try_from(phoff).map_err(|_| table.clone())?;
-        let len = usize::from(phnum)
-            .checked_mul(PHDR_SIZE)
-            .ok_or_else(|| table.clone())?;
+        let len = usize::from(phnum).checked_mul(PHDR_SIZE).ok_or_else(|| table.clone())?;
         let end = start.checked_add(len).ok_or_else(|| table.clone())?;
         let program_headers = elf.get(start..end).ok_or(table)?;
-        Ok(Self {
-            entry,
-            program_headers,
-        })
+        Ok(Self { entry, program_headers })
     }
 }
 
@@ -495,25 +466,15 @@ impl<'a> Load<'a> {
     /// Reads one program header entry: `None` if it is not a `PT_LOAD` with
     /// a non-zero memory size, an error if it breaks a per-segment rule.
     fn parse(entry: &[u8], elf: &'a [u8]) -> Result<Option<Self>, ElfError> {
-        let field = |at| {
-            u32_at(entry, at).ok_or(ElfError::Truncated {
-                what: "program header",
-            })
-        };
+        let field = |at| u32_at(entry, at).ok_or(ElfError::Truncated { what: "program header" });
         let (p_type, mem_size) = (field(0)?, field(20)?);
         if p_type != PT_LOAD || mem_size == 0 {
             return Ok(None);
         }
         let (offset, vaddr, file_size, flags) = (field(4)?, field(8)?, field(16)?, field(24)?);
-        let end = vaddr
-            .checked_add(mem_size)
-            .ok_or(ElfError::MemSizeOverflow { vaddr, mem_size })?;
+        let end = vaddr.checked_add(mem_size).ok_or(ElfError::MemSizeOverflow { vaddr, mem_size })?;
         if file_size > mem_size {
-            return Err(ElfError::FileSizeExceedsMemSize {
-                vaddr,
-                file_size,
-                mem_size,
-            });
+            return Err(ElfError::FileSizeExceedsMemSize { vaddr, file_size, mem_size });
         }
         if vaddr < GUEST_WINDOW_START || end > GUEST_WINDOW_END {
             return Err(ElfError::SegmentOutsideWindow { vaddr, mem_size });
@@ -526,23 +487,13 @@ impl<'a> Load<'a> {
         let data = if file_size == 0 {
             &[][..]
         } else {
-            let out_of_file = ElfError::SegmentDataOutOfFile {
-                vaddr,
-                offset,
-                file_size,
-            };
+            let out_of_file = ElfError::SegmentDataOutOfFile { vaddr, offset, file_size };
             let start = usize::try_from(offset).map_err(|_| out_of_file.clone())?;
             let len = usize::try_from(file_size).map_err(|_| out_of_file.clone())?;
             let stop = start.checked_add(len).ok_or_else(|| out_of_file.clone())?;
             elf.get(start..stop).ok_or(out_of_file)?
         };
-        Ok(Some(Self {
-            vaddr,
-            mem_size,
-            end,
-            data,
-            perms,
-        }))
+        Ok(Some(Self { vaddr, mem_size, end, data, perms }))
     }
 }
 
@@ -567,17 +518,9 @@ fn check_shared_pages(loads: &[Load<'_>]) -> Result<(), ElfError> {
         }
         if let (Some(writable), Some(executable)) = (w, x) {
             let page = first.saturating_mul(PAGE_SIZE);
-            return Err(ElfError::WritableAndExecutablePage {
-                page,
-                writable,
-                executable,
-            });
+            return Err(ElfError::WritableAndExecutablePage { page, writable, executable });
         }
-        open = Some(if last == first {
-            (first, w, x)
-        } else {
-            (last, own_w, own_x)
-        });
+        open = Some(if last == first { (first, w, x) } else { (last, own_w, own_x) });
     }
     Ok(())
 }
@@ -654,13 +597,7 @@ mod tests {
         }
 
         fn ph(mut self, p_type: u32, vaddr: u32, mem_size: u32, flags: u32, data: Vec<u8>) -> Self {
-            self.phs.push(Ph {
-                p_type,
-                vaddr,
-                mem_size,
-                flags,
-                data,
-            });
+            self.phs.push(Ph { p_type, vaddr, mem_size, flags, data });
             self
         }
 
@@ -684,16 +621,8 @@ mod tests {
             let mut offset = EHDR_SIZE + PHDR_SIZE * self.phs.len();
             for ph in &self.phs {
                 let filesz = u32::try_from(ph.data.len()).unwrap();
-                let fields = [
-                    ph.p_type,
-                    u32::try_from(offset).unwrap(),
-                    ph.vaddr,
-                    ph.vaddr,
-                    filesz,
-                    ph.mem_size,
-                    ph.flags,
-                    4,
-                ];
+                let fields =
+                    [ph.p_type, u32::try_from(offset).unwrap(), ph.vaddr, ph.vaddr, filesz, ph.mem_size, ph.flags, 4];
                 out.extend(fields.iter().flat_map(|f| f.to_le_bytes()));
                 offset += ph.data.len();
             }
@@ -727,11 +656,7 @@ mod tests {
                 vaddr: 0x10000,
                 mem_size: 12,
                 data: text(),
-                perms: SegmentPerms {
-                    read: true,
-                    write: false,
-                    exec: true
-                },
+                perms: SegmentPerms { read: true, write: false, exec: true },
             }]
         );
         assert_eq!(image.image_pages(), 1);
@@ -749,14 +674,7 @@ mod tests {
         assert_eq!(starts, [0x10000, 0x11000, 0x12000]);
         let data = &image.segments[2];
         assert_eq!((data.mem_size, data.data.len()), (0x3000, 0x10));
-        assert_eq!(
-            data.perms,
-            SegmentPerms {
-                read: true,
-                write: true,
-                exec: false
-            }
-        );
+        assert_eq!(data.perms, SegmentPerms { read: true, write: true, exec: false });
         assert_eq!(image.segments[1].data, b"hello");
         assert_eq!(image.image_pages(), 5);
     }
@@ -764,10 +682,12 @@ mod tests {
     #[test]
     fn accepts_compatible_segments_sharing_a_page() {
         // .text and .rodata in one page, then .rodata and .data in another.
-        let builder = ElfBuilder::new(0x10000)
-            .load(0x10000, 12, RX, text())
-            .load(0x10010, 0x1000, R, vec![1; 4])
-            .load(0x11010, 0x10, RW, vec![2; 4]);
+        let builder = ElfBuilder::new(0x10000).load(0x10000, 12, RX, text()).load(0x10010, 0x1000, R, vec![1; 4]).load(
+            0x11010,
+            0x10,
+            RW,
+            vec![2; 4],
+        );
         let image = parse(&builder).unwrap();
         assert_eq!(image.segments.len(), 3);
         assert_eq!(image.image_pages(), 2, "shared pages count once");
@@ -800,10 +720,7 @@ mod tests {
             "0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45"
         );
         let elf = ElfBuilder::minimal().build();
-        assert_eq!(
-            ProgramImage::parse(&elf, MAX).unwrap().id,
-            ProgramId::of(&elf)
-        );
+        assert_eq!(ProgramImage::parse(&elf, MAX).unwrap().id, ProgramId::of(&elf));
     }
 
     #[test]
@@ -811,14 +728,8 @@ mod tests {
         let id = ProgramId::of(b"abc");
         assert_eq!(format!("{id:?}"), id.to_string());
         assert_eq!(ProgramId::from_hex(&id.to_string()), Ok(id));
-        assert_eq!(
-            id.to_string()[2..].to_uppercase().parse::<ProgramId>(),
-            Ok(id)
-        );
-        assert_eq!(
-            ProgramId::from_hex("0x12"),
-            Err(ProgramIdError::WrongLength(2))
-        );
+        assert_eq!(id.to_string()[2..].to_uppercase().parse::<ProgramId>(), Ok(id));
+        assert_eq!(ProgramId::from_hex("0x12"), Err(ProgramIdError::WrongLength(2)));
         let bad = format!("0x{}g", "0".repeat(63));
         assert_eq!(ProgramId::from_hex(&bad), Err(ProgramIdError::NotHex(65)));
         assert!(ProgramId::from_hex(&"é".repeat(32)).is_err());
@@ -834,48 +745,31 @@ mod tests {
     fn rejects_file_one_byte_over_max_program_bytes() {
         let elf = ElfBuilder::minimal().build();
         let max = elf.len() - 1;
-        assert_eq!(
-            ProgramImage::parse(&elf, max),
-            Err(ElfError::TooLarge {
-                size: elf.len(),
-                max
-            })
-        );
+        assert_eq!(ProgramImage::parse(&elf, max), Err(ElfError::TooLarge { size: elf.len(), max }));
     }
 
     #[test]
     fn checks_size_before_parsing() {
-        assert_eq!(
-            ProgramImage::parse(b"garbage", 3),
-            Err(ElfError::TooLarge { size: 7, max: 3 })
-        );
+        assert_eq!(ProgramImage::parse(b"garbage", 3), Err(ElfError::TooLarge { size: 7, max: 3 }));
     }
 
     #[test]
     fn rejects_bad_magic() {
-        assert_eq!(
-            ProgramImage::parse(b"\x7fELG and more bytes", MAX),
-            Err(ElfError::NotElf)
-        );
+        assert_eq!(ProgramImage::parse(b"\x7fELG and more bytes", MAX), Err(ElfError::NotElf));
         assert_eq!(ProgramImage::parse(b"", MAX), Err(ElfError::NotElf));
     }
 
     #[test]
     fn rejects_truncated_header() {
         let elf = ElfBuilder::minimal().build();
-        assert_eq!(
-            ProgramImage::parse(&elf[..51], MAX),
-            Err(ElfError::Truncated { what: "elf header" })
-        );
+        assert_eq!(ProgramImage::parse(&elf[..51], MAX), Err(ElfError::Truncated { what: "elf header" }));
     }
 
     #[test]
     fn rejects_program_header_table_past_end_of_file() {
         let mut elf = ElfBuilder::minimal().build();
         set_u32(&mut elf, 28, u32::MAX - 8); // e_phoff
-        let table = Err(ElfError::Truncated {
-            what: "program header table",
-        });
+        let table = Err(ElfError::Truncated { what: "program header table" });
         assert_eq!(ProgramImage::parse(&elf, MAX), table);
         let elf = ElfBuilder::minimal().load(0x20000, 4, R, vec![]).build();
         assert_eq!(ProgramImage::parse(&elf[..EHDR_SIZE + 40], MAX), table);
@@ -886,20 +780,10 @@ mod tests {
         let elf = ElfBuilder::minimal().build();
         let err = ProgramImage::parse(&elf[..elf.len() - 1], MAX);
         let (vaddr, offset, file_size) = (0x10000, 84, 12);
-        assert_eq!(
-            err,
-            Err(ElfError::SegmentDataOutOfFile {
-                vaddr,
-                offset,
-                file_size
-            })
-        );
+        assert_eq!(err, Err(ElfError::SegmentDataOutOfFile { vaddr, offset, file_size }));
         let mut elf = elf;
         set_u32(&mut elf, ph_field(0, 4), u32::MAX - 4); // p_offset
-        assert!(matches!(
-            ProgramImage::parse(&elf, MAX),
-            Err(ElfError::SegmentDataOutOfFile { .. })
-        ));
+        assert!(matches!(ProgramImage::parse(&elf, MAX), Err(ElfError::SegmentDataOutOfFile { .. })));
     }
 
     #[test]
@@ -907,218 +791,127 @@ mod tests {
         let mut elf = ElfBuilder::minimal().load(0x20000, 12, R, vec![]).build();
         set_u32(&mut elf, ph_field(1, 4), 0); // p_offset: the whole file...
         set_u32(&mut elf, ph_field(1, 16), 12); // ...p_filesz: 12 bytes
-        assert!(
-            ProgramImage::parse(&elf, MAX).is_ok(),
-            "shared bytes within the file size are fine"
-        );
+        assert!(ProgramImage::parse(&elf, MAX).is_ok(), "shared bytes within the file size are fine");
         let len = u32::try_from(elf.len()).unwrap();
         set_u32(&mut elf, ph_field(1, 16), len);
         set_u32(&mut elf, ph_field(1, 20), len);
         let err = ProgramImage::parse(&elf, MAX);
-        assert_eq!(
-            err,
-            Err(ElfError::SegmentDataExceedsFile {
-                total: u64::from(len) + 12,
-                size: elf.len()
-            })
-        );
+        assert_eq!(err, Err(ElfError::SegmentDataExceedsFile { total: u64::from(len) + 12, size: elf.len() }));
     }
 
     #[test]
     fn rejects_elf64() {
-        let builder = ElfBuilder {
-            class: 2,
-            ..ElfBuilder::minimal()
-        };
+        let builder = ElfBuilder { class: 2, ..ElfBuilder::minimal() };
         assert_eq!(parse(&builder), Err(ElfError::WrongClass(2)));
     }
 
     #[test]
     fn rejects_big_endian() {
-        let builder = ElfBuilder {
-            data_encoding: 2,
-            ..ElfBuilder::minimal()
-        };
+        let builder = ElfBuilder { data_encoding: 2, ..ElfBuilder::minimal() };
         assert_eq!(parse(&builder), Err(ElfError::WrongEndianness(2)));
     }
 
     #[test]
     fn rejects_machine_other_than_riscv() {
-        let builder = ElfBuilder {
-            machine: 62,
-            ..ElfBuilder::minimal()
-        };
+        let builder = ElfBuilder { machine: 62, ..ElfBuilder::minimal() };
         assert_eq!(parse(&builder), Err(ElfError::WrongMachine(62)));
     }
 
     #[test]
     fn rejects_type_other_than_exec() {
-        let builder = ElfBuilder {
-            e_type: 3,
-            ..ElfBuilder::minimal()
-        };
+        let builder = ElfBuilder { e_type: 3, ..ElfBuilder::minimal() };
         assert_eq!(parse(&builder), Err(ElfError::NotExecutable(3)));
     }
 
     #[test]
     fn rejects_program_header_entry_size_other_than_32() {
-        let builder = ElfBuilder {
-            phentsize: 56,
-            ..ElfBuilder::minimal()
-        };
+        let builder = ElfBuilder { phentsize: 56, ..ElfBuilder::minimal() };
         assert_eq!(parse(&builder), Err(ElfError::BadProgramHeaderSize(56)));
     }
 
     #[test]
     fn rejects_segment_whose_end_overflows_u32() {
         let builder = ElfBuilder::minimal().load(0xffff_f000, 0x1000, RW, vec![]);
-        let err = Err(ElfError::MemSizeOverflow {
-            vaddr: 0xffff_f000,
-            mem_size: 0x1000,
-        });
+        let err = Err(ElfError::MemSizeOverflow { vaddr: 0xffff_f000, mem_size: 0x1000 });
         assert_eq!(parse(&builder), err);
     }
 
     #[test]
     fn rejects_file_size_larger_than_mem_size() {
         let builder = ElfBuilder::minimal().load(0x20000, 2, R, vec![0; 3]);
-        let err = Err(ElfError::FileSizeExceedsMemSize {
-            vaddr: 0x20000,
-            file_size: 3,
-            mem_size: 2,
-        });
+        let err = Err(ElfError::FileSizeExceedsMemSize { vaddr: 0x20000, file_size: 3, mem_size: 2 });
         assert_eq!(parse(&builder), err);
     }
 
     #[test]
     fn rejects_segment_below_guest_window() {
         let builder = ElfBuilder::minimal().load(0xf000, 0x1000, R, vec![]);
-        let err = Err(ElfError::SegmentOutsideWindow {
-            vaddr: 0xf000,
-            mem_size: 0x1000,
-        });
+        let err = Err(ElfError::SegmentOutsideWindow { vaddr: 0xf000, mem_size: 0x1000 });
         assert_eq!(parse(&builder), err);
     }
 
     #[test]
     fn rejects_segment_ending_past_guest_window() {
         let builder = ElfBuilder::minimal().load(0x7fff_f000, 0x1001, RW, vec![]);
-        let err = Err(ElfError::SegmentOutsideWindow {
-            vaddr: 0x7fff_f000,
-            mem_size: 0x1001,
-        });
+        let err = Err(ElfError::SegmentOutsideWindow { vaddr: 0x7fff_f000, mem_size: 0x1001 });
         assert_eq!(parse(&builder), err);
     }
 
     #[test]
     fn rejects_segment_that_is_writable_and_executable() {
         let builder = ElfBuilder::new(0x10000).load(0x10000, 12, PF_R | PF_W | PF_X, text());
-        assert_eq!(
-            parse(&builder),
-            Err(ElfError::WritableAndExecutable { vaddr: 0x10000 })
-        );
+        assert_eq!(parse(&builder), Err(ElfError::WritableAndExecutable { vaddr: 0x10000 }));
     }
 
     #[test]
     fn rejects_overlapping_segments() {
-        let builder =
-            ElfBuilder::minimal()
-                .load(0x20000, 0x100, R, vec![])
-                .load(0x200ff, 1, R, vec![]);
-        assert_eq!(
-            parse(&builder),
-            Err(ElfError::SegmentsOverlap {
-                first: 0x20000,
-                second: 0x200ff
-            })
-        );
+        let builder = ElfBuilder::minimal().load(0x20000, 0x100, R, vec![]).load(0x200ff, 1, R, vec![]);
+        assert_eq!(parse(&builder), Err(ElfError::SegmentsOverlap { first: 0x20000, second: 0x200ff }));
         let builder = ElfBuilder::minimal().load(0x10000, 4, R, vec![]);
-        assert_eq!(
-            parse(&builder),
-            Err(ElfError::SegmentsOverlap {
-                first: 0x10000,
-                second: 0x10000
-            })
-        );
+        assert_eq!(parse(&builder), Err(ElfError::SegmentsOverlap { first: 0x10000, second: 0x10000 }));
     }
 
     #[test]
     fn rejects_writable_and_executable_segments_sharing_a_page() {
         let builder = ElfBuilder::minimal().load(0x10ff0, 0x20, RW, vec![]);
-        let err = ElfError::WritableAndExecutablePage {
-            page: 0x10000,
-            writable: 0x10ff0,
-            executable: 0x10000,
-        };
+        let err = ElfError::WritableAndExecutablePage { page: 0x10000, writable: 0x10ff0, executable: 0x10000 };
         assert_eq!(parse(&builder), Err(err));
         // Also when a read-only segment sits between them in that page, and
         // when the executable segment comes second.
-        let builder = ElfBuilder::new(0x21000)
-            .load(0x20000, 0x800, RW, vec![])
-            .load(0x20800, 0x10, R, vec![])
-            .load(0x20f00, 0x200, RX, vec![0; 4]);
-        let err = ElfError::WritableAndExecutablePage {
-            page: 0x20000,
-            writable: 0x20000,
-            executable: 0x20f00,
-        };
+        let builder = ElfBuilder::new(0x21000).load(0x20000, 0x800, RW, vec![]).load(0x20800, 0x10, R, vec![]).load(
+            0x20f00,
+            0x200,
+            RX,
+            vec![0; 4],
+        );
+        let err = ElfError::WritableAndExecutablePage { page: 0x20000, writable: 0x20000, executable: 0x20f00 };
         assert_eq!(parse(&builder), Err(err));
     }
 
     #[test]
     fn rejects_elf_without_loadable_segments() {
-        let builder = ElfBuilder::new(0x10000).load(0x10000, 0, RX, vec![]).ph(
-            PT_NOTE,
-            0x10000,
-            4,
-            R,
-            vec![0; 4],
-        );
+        let builder = ElfBuilder::new(0x10000).load(0x10000, 0, RX, vec![]).ph(PT_NOTE, 0x10000, 4, R, vec![0; 4]);
         assert_eq!(parse(&builder), Err(ElfError::NoLoadableSegments));
-        assert_eq!(
-            parse(&ElfBuilder::new(0x10000)),
-            Err(ElfError::NoLoadableSegments)
-        );
+        assert_eq!(parse(&ElfBuilder::new(0x10000)), Err(ElfError::NoLoadableSegments));
     }
 
     #[test]
     fn rejects_entry_outside_executable_segment() {
-        let builder = ElfBuilder {
-            entry: 0x20000,
-            ..ElfBuilder::minimal().load(0x20000, 4, RW, vec![])
-        };
-        assert_eq!(
-            parse(&builder),
-            Err(ElfError::EntryNotExecutable { entry: 0x20000 })
-        );
-        let builder = ElfBuilder {
-            entry: 0x1000c,
-            ..ElfBuilder::minimal()
-        };
-        assert_eq!(
-            parse(&builder),
-            Err(ElfError::EntryNotExecutable { entry: 0x1000c })
-        );
+        let builder = ElfBuilder { entry: 0x20000, ..ElfBuilder::minimal().load(0x20000, 4, RW, vec![]) };
+        assert_eq!(parse(&builder), Err(ElfError::EntryNotExecutable { entry: 0x20000 }));
+        let builder = ElfBuilder { entry: 0x1000c, ..ElfBuilder::minimal() };
+        assert_eq!(parse(&builder), Err(ElfError::EntryNotExecutable { entry: 0x1000c }));
     }
 
     #[test]
     fn rejects_misaligned_entry() {
-        let builder = ElfBuilder {
-            entry: 0x10002,
-            ..ElfBuilder::minimal()
-        };
-        assert_eq!(
-            parse(&builder),
-            Err(ElfError::EntryMisaligned { entry: 0x10002 })
-        );
+        let builder = ElfBuilder { entry: 0x10002, ..ElfBuilder::minimal() };
+        assert_eq!(parse(&builder), Err(ElfError::EntryMisaligned { entry: 0x10002 }));
     }
 
     #[test]
     fn error_messages_carry_hex_addresses() {
-        let err = ElfError::SegmentOutsideWindow {
-            vaddr: 0xf000,
-            mem_size: 0x10,
-        };
+        let err = ElfError::SegmentOutsideWindow { vaddr: 0xf000, mem_size: 0x10 };
         assert_eq!(
             err.to_string(),
             "segment at 0x0000f000 with mem size 0x10 is outside the guest window [0x00010000, 0x80000000)"
@@ -1135,10 +928,7 @@ mod tests {
             .build();
         assert!(ProgramImage::parse(&elf, MAX).is_ok());
         for len in 0..elf.len() {
-            assert!(
-                ProgramImage::parse(&elf[..len], MAX).is_err(),
-                "accepted a cut at {len}"
-            );
+            assert!(ProgramImage::parse(&elf[..len], MAX).is_err(), "accepted a cut at {len}");
         }
         for at in 0..elf.len() {
             for mask in [0x01, 0x04, 0x10, 0x80, 0xff] {

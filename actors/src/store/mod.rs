@@ -286,11 +286,7 @@ fn seq_of(key: &[u8]) -> Option<u64> {
 }
 
 fn corrupt_key(tree: &'static str, key: &[u8]) -> StoreError {
-    StoreError::Corrupt {
-        tree,
-        key: hex::encode(key),
-        source: bincode::error::DecodeError::Other("malformed key"),
-    }
+    StoreError::Corrupt { tree, key: hex::encode(key), source: bincode::error::DecodeError::Other("malformed key") }
 }
 
 fn decoded<T: serde::de::DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {

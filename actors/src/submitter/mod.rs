@@ -76,11 +76,10 @@ impl Submitter {
         let write = Write::executed(id, &record);
         // Only a successful result is relayed (as in InfinityVM).
         let relay = match (&self.setup.relayer, status) {
-            (Some(relayer), Status::Done) => Some((relayer.clone(), relay::Relay {
-                spec,
-                result_with_metadata: record.result_with_metadata,
-                signature: record.signature,
-            })),
+            (Some(relayer), Status::Done) => Some((
+                relayer.clone(),
+                relay::Relay { spec, result_with_metadata: record.result_with_metadata, signature: record.signature },
+            )),
             _ => None,
         };
         self.setup.store.commit(

@@ -78,7 +78,14 @@ mod tests {
     }
 
     fn outcome(failure: Option<crate::executor::vm::Failure>) -> JobOutcome {
-        JobOutcome { output: b"out".to_vec(), exit_code: Some(0), cycles: 42, peak_memory_bytes: 4096, failure, log: vec![] }
+        JobOutcome {
+            output: b"out".to_vec(),
+            exit_code: Some(0),
+            cycles: 42,
+            peak_memory_bytes: 4096,
+            failure,
+            log: vec![],
+        }
     }
 
     #[test]

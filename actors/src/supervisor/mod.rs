@@ -11,16 +11,16 @@ pub use restart::{guarded, inject_panic, start_pool, Panic, RestartCount};
 use crate::api::verifier::Verifier;
 use crate::api::{Api, ApiContext, ApiError, ChainAccess, StopAccepting};
 use crate::chain::Chain;
-use crate::intake::Intake;
-use crate::listener::{Listener, ListenerSetup};
-use crate::submitter::relay::{Relay, Relayer, RelayerSetup};
 use crate::config::Config;
 use crate::executor::{Execute, Executor, ExecutorSetup};
+use crate::intake::Intake;
 use crate::jobs::JobBoard;
 use crate::keys::{self, KeyError};
+use crate::listener::{Listener, ListenerSetup};
 use crate::metrics::Metrics;
 use crate::registry::{Programs, Registry};
 use crate::store::{Store, StoreError};
+use crate::submitter::relay::{Relay, Relayer, RelayerSetup};
 use crate::submitter::{Submitter, SubmitterSetup};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use alloy::primitives::Address;
@@ -155,7 +155,12 @@ pub fn run(config: Config) -> Result<(), EngineError> {
         );
         let verifier = Verifier::start(threads, metrics.actor("verifier"));
         recover(&unfinished, &board, &executor, &metrics);
-        let intake = Intake { store: store.clone(), board: Arc::clone(&board), executor: executor.clone(), metrics: Arc::clone(&metrics) };
+        let intake = Intake {
+            store: store.clone(),
+            board: Arc::clone(&board),
+            executor: executor.clone(),
+            metrics: Arc::clone(&metrics),
+        };
         let chain_access = match (&chain, &relayer) {
             (Some((chain, section, _, unsettled)), Some(relayer)) => {
                 resubmit(unsettled, relayer);
@@ -201,8 +206,7 @@ pub fn run(config: Config) -> Result<(), EngineError> {
                 }
             });
         }
-        Supervisor { api, board: Arc::clone(&board), metrics: Arc::clone(&metrics), shutting_down }
-            .start();
+        Supervisor { api, board: Arc::clone(&board), metrics: Arc::clone(&metrics), shutting_down }.start();
         Ok::<(), EngineError>(())
     });
     started?;

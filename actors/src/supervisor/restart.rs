@@ -20,7 +20,11 @@ where
     A: Actor<Context = SyncContext<A>>,
     F: Fn() -> A + Send + Sync + 'static,
 {
-    actix::SyncArbiter::start_with_thread_builder(threads, move || std::thread::Builder::new().name(name.into()), factory)
+    actix::SyncArbiter::start_with_thread_builder(
+        threads,
+        move || std::thread::Builder::new().name(name.into()),
+        factory,
+    )
 }
 
 /// A test-only message: the actor panics (fault injection must be on).

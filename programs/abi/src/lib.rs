@@ -59,14 +59,9 @@ pub enum AbiError {
 impl fmt::Display for AbiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            AbiError::OutOfBounds {
-                offset,
-                len,
-                available,
-            } => write!(
-                f,
-                "abi: {len} bytes at offset {offset} are out of bounds (input is {available} bytes)"
-            ),
+            AbiError::OutOfBounds { offset, len, available } => {
+                write!(f, "abi: {len} bytes at offset {offset} are out of bounds (input is {available} bytes)")
+            }
             AbiError::Overflow { offset } => {
                 write!(f, "abi: the number at offset {offset} does not fit")
             }
@@ -79,11 +74,7 @@ impl fmt::Display for AbiError {
 
 /// `len` bytes of `data` at `offset`, bounds-checked.
 fn slice_at(data: &[u8], offset: usize, len: usize) -> Result<&[u8], AbiError> {
-    let oob = AbiError::OutOfBounds {
-        offset,
-        len,
-        available: data.len(),
-    };
+    let oob = AbiError::OutOfBounds { offset, len, available: data.len() };
     let end = offset.checked_add(len).ok_or(oob)?;
     data.get(offset..end).ok_or(oob)
 }
@@ -92,11 +83,7 @@ fn slice_at(data: &[u8], offset: usize, len: usize) -> Result<&[u8], AbiError> {
 pub fn word_at(data: &[u8], offset: usize) -> Result<&Word, AbiError> {
     let s = slice_at(data, offset, WORD)?;
     // The slice is exactly WORD bytes long.
-    s.try_into().map_err(|_| AbiError::OutOfBounds {
-        offset,
-        len: WORD,
-        available: data.len(),
-    })
+    s.try_into().map_err(|_| AbiError::OutOfBounds { offset, len: WORD, available: data.len() })
 }
 
 /// The word as a `u64`, if its top 24 bytes are zero.
@@ -132,9 +119,7 @@ pub fn read_offset(data: &[u8], offset: usize) -> Result<usize, AbiError> {
 pub fn read_bytes(data: &[u8], base: usize, head: usize) -> Result<&[u8], AbiError> {
     let overflow = AbiError::Overflow { offset: base };
     let head_at = base.checked_add(head).ok_or(overflow)?;
-    let tail = base
-        .checked_add(read_offset(data, head_at)?)
-        .ok_or(overflow)?;
+    let tail = base.checked_add(read_offset(data, head_at)?).ok_or(overflow)?;
     let len = read_offset(data, tail)?;
     slice_at(data, tail.checked_add(WORD).ok_or(overflow)?, len)
 }
@@ -143,10 +128,7 @@ pub fn read_bytes(data: &[u8], base: usize, head: usize) -> Result<&[u8], AbiErr
 /// value must fit a `u64`.
 pub fn decode_u64(data: &[u8]) -> Result<u64, AbiError> {
     if data.len() != WORD {
-        return Err(AbiError::Length {
-            expected: WORD,
-            actual: data.len(),
-        });
+        return Err(AbiError::Length { expected: WORD, actual: data.len() });
     }
     read_u64(data, 0)
 }
@@ -155,10 +137,7 @@ pub fn decode_u64(data: &[u8]) -> Result<u64, AbiError> {
 /// `abi.encode(bytes32)`).
 pub fn decode_word(data: &[u8]) -> Result<Word, AbiError> {
     if data.len() != WORD {
-        return Err(AbiError::Length {
-            expected: WORD,
-            actual: data.len(),
-        });
+        return Err(AbiError::Length { expected: WORD, actual: data.len() });
     }
     read_bytes32(data, 0)
 }
@@ -261,28 +240,9 @@ mod tests {
         let mut w = [0u8; 32];
         w[23] = 1; // 2^64
         assert_eq!(decode_u64(&w), Err(AbiError::Overflow { offset: 0 }));
-        assert_eq!(
-            decode_u64(&[0u8; 31]),
-            Err(AbiError::Length {
-                expected: 32,
-                actual: 31
-            })
-        );
-        assert_eq!(
-            decode_u64(&[0u8; 33]),
-            Err(AbiError::Length {
-                expected: 32,
-                actual: 33
-            })
-        );
-        assert_eq!(
-            read_u64(&[0u8; 40], 10),
-            Err(AbiError::OutOfBounds {
-                offset: 10,
-                len: 32,
-                available: 40
-            })
-        );
+        assert_eq!(decode_u64(&[0u8; 31]), Err(AbiError::Length { expected: 32, actual: 31 }));
+        assert_eq!(decode_u64(&[0u8; 33]), Err(AbiError::Length { expected: 32, actual: 33 }));
+        assert_eq!(read_u64(&[0u8; 40], 10), Err(AbiError::OutOfBounds { offset: 10, len: 32, available: 40 }));
         assert!(read_u64(&[0u8; 40], usize::MAX).is_err());
     }
 
@@ -300,10 +260,7 @@ mod tests {
         last[..3].copy_from_slice(&[0xab, 0xcd, 0xef]);
         expected.extend_from_slice(&last);
         assert_eq!(enc, expected);
-        assert_eq!(
-            decode_stateful_result(&enc),
-            Ok((root, &[0xab, 0xcd, 0xef][..]))
-        );
+        assert_eq!(decode_stateful_result(&enc), Ok((root, &[0xab, 0xcd, 0xef][..])));
     }
 
     #[test]

@@ -99,7 +99,6 @@ pub fn run(onchain: &[u8], plain: HashFn, precompile: HashFn) -> Result<Vec<u8>,
     Ok(hash_rounds(input.data, input.rounds, hash).to_vec())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,12 +12,7 @@ static mut INPUTS: [(*const u8, usize); 2] = [(core::ptr::null(), 0); 2];
 ///
 /// # Safety
 /// Each pointer must be valid for reads of its length for the whole run.
-pub(crate) unsafe fn save_inputs(
-    on_ptr: *const u8,
-    on_len: usize,
-    off_ptr: *const u8,
-    off_len: usize,
-) {
+pub(crate) unsafe fn save_inputs(on_ptr: *const u8, on_len: usize, off_ptr: *const u8, off_len: usize) {
     // SAFETY: single-threaded; nothing reads INPUTS before this runs.
     unsafe { INPUTS = [(on_ptr, on_len), (off_ptr, off_len)] };
 }
@@ -90,24 +85,14 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 fn hash_precompile(number: u32, data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     // SAFETY: `data` is readable and `out` is 32 writable bytes.
-    unsafe {
-        ecall3(
-            number,
-            data.as_ptr() as u32,
-            data.len() as u32,
-            out.as_mut_ptr() as u32,
-        )
-    };
+    unsafe { ecall3(number, data.as_ptr() as u32, data.len() as u32, out.as_mut_ptr() as u32) };
     out
 }
 
 /// Runs a guest's whole job: calls `job` with the onchain and offchain
 /// inputs and commits its output; if it fails, panics (exit code 101) with
 /// `name` and the error.
-pub fn run_job<E: fmt::Display>(
-    name: &str,
-    job: impl FnOnce(&[u8], &[u8]) -> Result<alloc::vec::Vec<u8>, E>,
-) {
+pub fn run_job<E: fmt::Display>(name: &str, job: impl FnOnce(&[u8], &[u8]) -> Result<alloc::vec::Vec<u8>, E>) {
     match job(onchain_input(), offchain_input()) {
         Ok(output) => commit(&output),
         Err(e) => panic!("{name}: {e}"),
@@ -124,11 +109,7 @@ struct FdWriter {
 
 impl FdWriter {
     fn new(fd: u32) -> Self {
-        FdWriter {
-            fd,
-            len: 0,
-            buf: [0; 256],
-        }
+        FdWriter { fd, len: 0, buf: [0; 256] }
     }
 
     fn flush(&mut self) {
@@ -169,13 +150,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let _ = match info.location() {
         Some(loc) => fmt::Write::write_fmt(
             &mut w,
-            format_args!(
-                "panicked at {}:{}:{}: {}\n",
-                loc.file(),
-                loc.line(),
-                loc.column(),
-                info.message()
-            ),
+            format_args!("panicked at {}:{}:{}: {}\n", loc.file(), loc.line(), loc.column(), info.message()),
         ),
         None => fmt::Write::write_fmt(&mut w, format_args!("panicked: {}\n", info.message())),
     };

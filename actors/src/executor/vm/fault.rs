@@ -3,8 +3,8 @@
 use super::memory::GuestMemory;
 use super::outcome::Failure;
 use super::State;
-use unicorn_engine::{RegisterRISCV, Unicorn};
 use unicorn_engine::unicorn_const::uc_error;
+use unicorn_engine::{RegisterRISCV, Unicorn};
 
 /// The integer registers at the fault.
 #[derive(Debug)]

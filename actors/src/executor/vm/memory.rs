@@ -290,9 +290,8 @@ impl GuestMemory {
         if end - first >= 16 {
             // SAFETY: the range lies inside our private anonymous mapping;
             // MADV_DONTNEED makes the next access see fresh zero pages.
-            let rc = unsafe {
-                libc::madvise(self.base.as_ptr().add(range.start).cast(), range.len(), libc::MADV_DONTNEED)
-            };
+            let rc =
+                unsafe { libc::madvise(self.base.as_ptr().add(range.start).cast(), range.len(), libc::MADV_DONTNEED) };
             if rc == 0 {
                 return;
             }

@@ -3,8 +3,8 @@
 
 use unicorn_engine::Unicorn;
 use unicorn_engine_sys::{
-    uc_coproc_flush_tlb_page, uc_coproc_meter_exhausted, uc_coproc_meter_remaining,
-    uc_coproc_meter_start, uc_coproc_rv32im, uc_error,
+    uc_coproc_flush_tlb_page, uc_coproc_meter_exhausted, uc_coproc_meter_remaining, uc_coproc_meter_start,
+    uc_coproc_rv32im, uc_error,
 };
 
 /// Turns inline metering on with `budget` instructions.

@@ -370,7 +370,9 @@ fn syscall(uc: &mut Unicorn<'_, State>) -> bool {
                 uc.get_data_mut().cycle_limit_hit = true;
                 return true;
             }
-            if meter::start(uc, remaining - cycles).is_err() || uc.reg_write(RegisterRISCV::X10, u64::from(ret)).is_err() {
+            if meter::start(uc, remaining - cycles).is_err()
+                || uc.reg_write(RegisterRISCV::X10, u64::from(ret)).is_err()
+            {
                 return true;
             }
             false

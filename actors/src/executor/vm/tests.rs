@@ -237,14 +237,8 @@ fn precompiles_hash_guest_memory() {
     p.write(3, 0x1000_0000, 64).exit(0);
     let outcome = run_with(&p, b"abc", JobLimits::default());
     assert_eq!(outcome.failure, None);
-    assert_eq!(
-        hex(&outcome.output[..32]),
-        "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45"
-    );
-    assert_eq!(
-        hex(&outcome.output[32..]),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+    assert_eq!(hex(&outcome.output[..32]), "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45");
+    assert_eq!(hex(&outcome.output[32..]), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 #[test]

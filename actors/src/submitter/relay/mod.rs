@@ -363,11 +363,10 @@ fn poll_interval(config: &config::Chain) -> Duration {
 fn calldata(spec: &JobSpec, result_with_metadata: Vec<u8>, signature: Vec<u8>) -> Bytes {
     use crate::chain::bindings::IJobManager::{submitResultCall, submitResultForOffchainJobCall};
     let calldata = match &spec.origin {
-        Origin::Onchain => submitResultCall {
-            resultWithMetadata: result_with_metadata.into(),
-            signature: signature.into(),
+        Origin::Onchain => {
+            submitResultCall { resultWithMetadata: result_with_metadata.into(), signature: signature.into() }
+                .abi_encode()
         }
-        .abi_encode(),
         Origin::Offchain { signature: request_signature, .. } => {
             let request = OffchainJobRequest {
                 nonce: spec.nonce,

@@ -174,14 +174,15 @@ async fn send(
             .with_chain_id(chain_id)
             .with_gas_limit(gas.saturating_mul(6) / 5 + 10_000)
             .with_gas_price(gas_price);
-        let envelope = match <TransactionRequest as NetworkTransactionBuilder<Ethereum>>::build(request, &account.wallet).await {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                events.push(Event::Failed { id: *id, reason: format!("signing the transaction: {err}") });
-                *sent += 1;
-                continue;
-            }
-        };
+        let envelope =
+            match <TransactionRequest as NetworkTransactionBuilder<Ethereum>>::build(request, &account.wallet).await {
+                Ok(envelope) => envelope,
+                Err(err) => {
+                    events.push(Event::Failed { id: *id, reason: format!("signing the transaction: {err}") });
+                    *sent += 1;
+                    continue;
+                }
+            };
         let tx = *envelope.tx_hash();
         match chain.rpc(provider.send_raw_transaction(&envelope.encoded_2718())).await {
             Ok(_) => {

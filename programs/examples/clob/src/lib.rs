@@ -256,12 +256,7 @@ impl Book {
     /// is unchanged.
     pub fn apply(&mut self, order: &Order, fills: &mut Vec<Fill>) -> Result<(), Error> {
         match *order {
-            Order::Limit {
-                side,
-                id,
-                price,
-                quantity,
-            } => self.limit(side, id, price, quantity, fills),
+            Order::Limit { side, id, price, quantity } => self.limit(side, id, price, quantity, fills),
             Order::Cancel { id } => {
                 self.cancel(id);
                 Ok(())
@@ -269,14 +264,7 @@ impl Book {
         }
     }
 
-    fn limit(
-        &mut self,
-        side: Side,
-        id: u64,
-        price: u32,
-        quantity: u32,
-        fills: &mut Vec<Fill>,
-    ) -> Result<(), Error> {
+    fn limit(&mut self, side: Side, id: u64, price: u32, quantity: u32, fills: &mut Vec<Fill>) -> Result<(), Error> {
         if quantity == 0 {
             return Err(Error::ZeroQuantity { id });
         }
@@ -300,13 +288,7 @@ impl Book {
                 let traded = left.min(maker.quantity);
                 maker.quantity -= traded;
                 left -= traded;
-                fills.push(Fill {
-                    taker_side: side,
-                    taker: id,
-                    maker: maker.id,
-                    price: level_price,
-                    quantity: traded,
-                });
+                fills.push(Fill { taker_side: side, taker: id, maker: maker.id, price: level_price, quantity: traded });
                 if maker.quantity == 0 {
                     let maker_id = maker.id;
                     level.pop_front();
@@ -420,9 +402,7 @@ impl Book {
 }
 
 /// The orders of one price level as (price, order).
-fn level_orders<'a>(
-    (price, level): (&'a u32, &'a VecDeque<Resting>),
-) -> impl Iterator<Item = (u32, Resting)> + 'a {
+fn level_orders<'a>((price, level): (&'a u32, &'a VecDeque<Resting>)) -> impl Iterator<Item = (u32, Resting)> + 'a {
     let price = *price;
     level.iter().map(move |o| (price, *o))
 }
@@ -473,12 +453,7 @@ pub fn encode_orders(orders: &[Order]) -> Vec<u8> {
     out.extend_from_slice(&(orders.len() as u32).to_le_bytes());
     for order in orders {
         match *order {
-            Order::Limit {
-                side,
-                id,
-                price,
-                quantity,
-            } => {
+            Order::Limit { side, id, price, quantity } => {
                 out.push(side as u8);
                 out.extend_from_slice(&id.to_le_bytes());
                 out.extend_from_slice(&price.to_le_bytes());
@@ -498,9 +473,7 @@ pub fn decode_orders(bytes: &[u8]) -> Result<Vec<Order>, Error> {
     let mut r = Reader { bytes, pos: 0 };
     let count = r.u32().ok_or(Error::BatchTruncated { offset: 0 })? as usize;
     if count > r.remaining() / CANCEL_RECORD_BYTES {
-        return Err(Error::BatchTruncated {
-            offset: bytes.len(),
-        });
+        return Err(Error::BatchTruncated { offset: bytes.len() });
     }
     let mut orders = Vec::with_capacity(count);
     for index in 0..count {
@@ -513,12 +486,7 @@ pub fn decode_orders(bytes: &[u8]) -> Result<Vec<Order>, Error> {
                 let side = if kind == 0 { Side::Buy } else { Side::Sell };
                 let price = r.u32().ok_or(truncated)?;
                 let quantity = r.u32().ok_or(truncated)?;
-                Order::Limit {
-                    side,
-                    id,
-                    price,
-                    quantity,
-                }
+                Order::Limit { side, id, price, quantity }
             }
             2 => Order::Cancel { id },
             kind => return Err(Error::BadOrderKind { index, kind }),
@@ -560,13 +528,7 @@ pub fn decode_fills(bytes: &[u8]) -> Option<Vec<Fill>> {
             _ => return None,
         };
         let (taker, maker, price, quantity) = (r.u64()?, r.u64()?, r.u32()?, r.u32()?);
-        fills.push(Fill {
-            taker_side,
-            taker,
-            maker,
-            price,
-            quantity,
-        });
+        fills.push(Fill { taker_side, taker, maker, price, quantity });
     }
     Some(fills)
 }
@@ -601,10 +563,7 @@ pub fn run(onchain: &[u8], offchain: &[u8], keccak256: HashFn) -> Result<Vec<u8>
         return Err(Error::StateRootMismatch);
     }
     let (state, fills) = step(offchain, batch)?;
-    Ok(coprocessor_abi::encode_stateful_result(
-        &keccak256(&state),
-        &fills,
-    ))
+    Ok(coprocessor_abi::encode_stateful_result(&keccak256(&state), &fills))
 }
 
 /// The default number of "live" ids an [`OrderGenerator`] aims for.
@@ -641,13 +600,7 @@ impl OrderGenerator {
 
     /// A generator whose live list hovers around `target` ids.
     pub fn with_live_target(seed: u64, target: usize) -> Self {
-        OrderGenerator {
-            rng: seed,
-            next_id: 1,
-            mid: 100_000,
-            live: Vec::new(),
-            target: target.max(1),
-        }
+        OrderGenerator { rng: seed, next_id: 1, mid: 100_000, live: Vec::new(), target: target.max(1) }
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -669,17 +622,11 @@ impl OrderGenerator {
         let live = self.live.len() as u64;
         if live > 0 && self.below(live + self.target as u64) < live {
             let i = self.below(live) as usize;
-            return Order::Cancel {
-                id: self.live.swap_remove(i),
-            };
+            return Order::Cancel { id: self.live.swap_remove(i) };
         }
         let step = self.below(3) as u32; // 0, 1, 2 → -1, 0, +1
         self.mid = (self.mid + step).saturating_sub(1).clamp(99_000, 101_000);
-        let side = if self.below(2) == 0 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = if self.below(2) == 0 { Side::Buy } else { Side::Sell };
         let offset = self.below(51) as u32;
         let price = match side {
             Side::Buy => self.mid - 40 + offset,
@@ -689,12 +636,7 @@ impl OrderGenerator {
         let id = self.next_id;
         self.next_id += 1;
         self.live.push(id);
-        Order::Limit {
-            side,
-            id,
-            price,
-            quantity,
-        }
+        Order::Limit { side, id, price, quantity }
     }
 
     /// The next `count` orders.

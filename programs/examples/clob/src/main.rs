@@ -8,7 +8,5 @@
 coprocessor_sdk::entry!(main);
 
 fn main() {
-    coprocessor_sdk::run_job("clob", |onchain, offchain| {
-        clob::run(onchain, offchain, coprocessor_sdk::keccak256)
-    });
+    coprocessor_sdk::run_job("clob", |onchain, offchain| clob::run(onchain, offchain, coprocessor_sdk::keccak256));
 }

@@ -5,31 +5,15 @@ use alloc::vec;
 use coprocessor_hashes::keccak256;
 
 fn buy(id: u64, price: u32, quantity: u32) -> Order {
-    Order::Limit {
-        side: Side::Buy,
-        id,
-        price,
-        quantity,
-    }
+    Order::Limit { side: Side::Buy, id, price, quantity }
 }
 
 fn sell(id: u64, price: u32, quantity: u32) -> Order {
-    Order::Limit {
-        side: Side::Sell,
-        id,
-        price,
-        quantity,
-    }
+    Order::Limit { side: Side::Sell, id, price, quantity }
 }
 
 fn fill(taker_side: Side, taker: u64, maker: u64, price: u32, quantity: u32) -> Fill {
-    Fill {
-        taker_side,
-        taker,
-        maker,
-        price,
-        quantity,
-    }
+    Fill { taker_side, taker, maker, price, quantity }
 }
 
 fn book_of(orders: &[Order]) -> (Book, Vec<Fill>) {
@@ -37,9 +21,7 @@ fn book_of(orders: &[Order]) -> (Book, Vec<Fill>) {
 }
 
 fn side_vec(book: &Book, side: Side) -> Vec<(u32, u64, u32)> {
-    book.orders(side)
-        .map(|(p, o)| (p, o.id, o.quantity))
-        .collect()
+    book.orders(side).map(|(p, o)| (p, o.id, o.quantity)).collect()
 }
 
 #[test]
@@ -67,40 +49,23 @@ fn partial_fill_rests_the_remainder() {
 #[test]
 fn price_priority_for_asks_and_bids() {
     let (book, fills) = book_of(&[sell(1, 12, 10), sell(2, 11, 10), buy(3, 12, 15)]);
-    assert_eq!(
-        fills,
-        vec![fill(Side::Buy, 3, 2, 11, 10), fill(Side::Buy, 3, 1, 12, 5)]
-    );
+    assert_eq!(fills, vec![fill(Side::Buy, 3, 2, 11, 10), fill(Side::Buy, 3, 1, 12, 5)]);
     assert_eq!(side_vec(&book, Side::Sell), vec![(12, 1, 5)]);
     assert!(book.best_bid().is_none());
 
     let (book, fills) = book_of(&[buy(1, 9, 5), buy(2, 10, 5), sell(3, 9, 7)]);
-    assert_eq!(
-        fills,
-        vec![fill(Side::Sell, 3, 2, 10, 5), fill(Side::Sell, 3, 1, 9, 2)]
-    );
+    assert_eq!(fills, vec![fill(Side::Sell, 3, 2, 10, 5), fill(Side::Sell, 3, 1, 9, 2)]);
     assert_eq!(side_vec(&book, Side::Buy), vec![(9, 1, 3)]);
 }
 
 #[test]
 fn time_priority_at_equal_price() {
-    let (book, fills) = book_of(&[
-        sell(1, 10, 5),
-        sell(2, 10, 5),
-        sell(3, 10, 5),
-        buy(4, 10, 7),
-    ]);
-    assert_eq!(
-        fills,
-        vec![fill(Side::Buy, 4, 1, 10, 5), fill(Side::Buy, 4, 2, 10, 2)]
-    );
+    let (book, fills) = book_of(&[sell(1, 10, 5), sell(2, 10, 5), sell(3, 10, 5), buy(4, 10, 7)]);
+    assert_eq!(fills, vec![fill(Side::Buy, 4, 1, 10, 5), fill(Side::Buy, 4, 2, 10, 2)]);
     assert_eq!(side_vec(&book, Side::Sell), vec![(10, 2, 3), (10, 3, 5)]);
     // A later order at an existing level queues behind.
     let (book, _) = apply_batch(book, &[sell(5, 10, 1)]).unwrap();
-    assert_eq!(
-        side_vec(&book, Side::Sell),
-        vec![(10, 2, 3), (10, 3, 5), (10, 5, 1)]
-    );
+    assert_eq!(side_vec(&book, Side::Sell), vec![(10, 2, 3), (10, 3, 5), (10, 5, 1)]);
 }
 
 #[test]
@@ -114,14 +79,7 @@ fn taker_stops_at_its_limit_and_rests() {
 #[test]
 fn taker_sweeps_several_levels_exactly() {
     let (book, fills) = book_of(&[buy(1, 10, 2), buy(2, 9, 3), buy(3, 8, 4), sell(4, 8, 9)]);
-    assert_eq!(
-        fills,
-        vec![
-            fill(Side::Sell, 4, 1, 10, 2),
-            fill(Side::Sell, 4, 2, 9, 3),
-            fill(Side::Sell, 4, 3, 8, 4)
-        ]
-    );
+    assert_eq!(fills, vec![fill(Side::Sell, 4, 1, 10, 2), fill(Side::Sell, 4, 2, 9, 3), fill(Side::Sell, 4, 3, 8, 4)]);
     assert!(book.is_empty());
     assert_eq!(book.encode(), EMPTY_STATE);
 }
@@ -151,14 +109,8 @@ fn rejects_duplicate_ids_and_zero_quantity() {
     let mut fills = Vec::new();
     book.apply(&buy(1, 10, 5), &mut fills).unwrap();
     let before = book.clone();
-    assert_eq!(
-        book.apply(&sell(1, 20, 5), &mut fills),
-        Err(Error::DuplicateId { id: 1 })
-    );
-    assert_eq!(
-        book.apply(&sell(2, 5, 0), &mut fills),
-        Err(Error::ZeroQuantity { id: 2 })
-    );
+    assert_eq!(book.apply(&sell(1, 20, 5), &mut fills), Err(Error::DuplicateId { id: 1 }));
+    assert_eq!(book.apply(&sell(2, 5, 0), &mut fills), Err(Error::ZeroQuantity { id: 2 }));
     assert_eq!(book, before);
     // A fully filled id is no longer resting and may be reused.
     let (book, _) = book_of(&[buy(1, 10, 5), sell(2, 10, 5), buy(1, 10, 5)]);
@@ -167,11 +119,7 @@ fn rejects_duplicate_ids_and_zero_quantity() {
 
 #[test]
 fn batch_codec_round_trips_and_rejects_garbage() {
-    let orders = vec![
-        buy(1, 10, 5),
-        Order::Cancel { id: u64::MAX },
-        sell(7, u32::MAX, 1),
-    ];
+    let orders = vec![buy(1, 10, 5), Order::Cancel { id: u64::MAX }, sell(7, u32::MAX, 1)];
     let bytes = encode_orders(&orders);
     assert_eq!(bytes.len(), 4 + 17 + 9 + 17);
     assert_eq!(&bytes[..5], &[3, 0, 0, 0, 0]);
@@ -182,37 +130,21 @@ fn batch_codec_round_trips_and_rejects_garbage() {
     }
     let mut extra = bytes.clone();
     extra.push(0);
-    assert_eq!(
-        decode_orders(&extra),
-        Err(Error::TrailingBytes {
-            offset: bytes.len()
-        })
-    );
+    assert_eq!(decode_orders(&extra), Err(Error::TrailingBytes { offset: bytes.len() }));
     let mut bad = bytes;
     bad[4] = 3;
-    assert_eq!(
-        decode_orders(&bad),
-        Err(Error::BadOrderKind { index: 0, kind: 3 })
-    );
+    assert_eq!(decode_orders(&bad), Err(Error::BadOrderKind { index: 0, kind: 3 }));
     assert!(decode_orders(&[0xff, 0xff, 0xff, 0xff]).is_err());
 }
 
 #[test]
 fn state_codec_is_canonical() {
-    let (book, _) = book_of(&[
-        buy(1, 10, 5),
-        buy(2, 9, 5),
-        buy(3, 10, 1),
-        sell(4, 12, 2),
-        sell(5, 11, 3),
-    ]);
+    let (book, _) = book_of(&[buy(1, 10, 5), buy(2, 9, 5), buy(3, 10, 1), sell(4, 12, 2), sell(5, 11, 3)]);
     let bytes = book.encode();
     assert_eq!(bytes.len(), 8 + 5 * 16);
     // Bids: 10 (ids 1, 3), then 9; asks: 11, then 12.
-    let ids: Vec<u64> = [4usize, 20, 36, 56, 72]
-        .iter()
-        .map(|&at| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()))
-        .collect();
+    let ids: Vec<u64> =
+        [4usize, 20, 36, 56, 72].iter().map(|&at| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())).collect();
     assert_eq!(ids, vec![1, 3, 2, 5, 4]);
     let decoded = Book::decode(&bytes).unwrap();
     assert_eq!(decoded, book);
@@ -245,10 +177,7 @@ fn state_decoder_rejects_non_canonical_books() {
         state(&[(1, 10, 0)], &[]),             // zero quantity
     ];
     for (i, bytes) in bad.iter().enumerate() {
-        assert!(
-            matches!(Book::decode(bytes), Err(Error::BadState { .. })),
-            "case {i}"
-        );
+        assert!(matches!(Book::decode(bytes), Err(Error::BadState { .. })), "case {i}");
     }
     let good = state(&[(1, 10, 1)], &[]);
     let mut trailing = good.clone();
@@ -262,10 +191,7 @@ fn state_decoder_rejects_non_canonical_books() {
 
 #[test]
 fn fills_codec_round_trips() {
-    let fills = vec![
-        fill(Side::Buy, 1, 2, 3, 4),
-        fill(Side::Sell, u64::MAX, 0, u32::MAX, 1),
-    ];
+    let fills = vec![fill(Side::Buy, 1, 2, 3, 4), fill(Side::Sell, u64::MAX, 0, u32::MAX, 1)];
     let bytes = encode_fills(&fills);
     assert_eq!(bytes.len(), 4 + 2 * 25);
     assert_eq!(decode_fills(&bytes), Some(fills));
@@ -283,20 +209,14 @@ fn run_verifies_the_root_and_outputs_the_result() {
     assert_eq!(root, keccak256(&s1));
     assert_eq!(root, state_root(&s1));
     assert_eq!(result, &fills[..]);
-    assert_eq!(
-        decode_fills(result),
-        Some(vec![fill(Side::Buy, 2, 1, 10, 5)])
-    );
+    assert_eq!(decode_fills(result), Some(vec![fill(Side::Buy, 2, 1, 10, 5)]));
     assert_eq!(Book::decode(&s1).unwrap().best_bid(), Some(11));
 
     // The next batch chains on the new root.
     let input2 = onchain_input(&root, &[sell(3, 11, 3)]);
     let out2 = run(&input2, &s1, keccak256).unwrap();
     let (root2, result2) = coprocessor_abi::decode_stateful_result(&out2).unwrap();
-    assert_eq!(
-        decode_fills(result2),
-        Some(vec![fill(Side::Sell, 3, 2, 11, 3)])
-    );
+    assert_eq!(decode_fills(result2), Some(vec![fill(Side::Sell, 3, 2, 11, 3)]));
     assert_ne!(root2, root);
 }
 
@@ -305,21 +225,12 @@ fn run_rejects_a_wrong_root_or_malformed_input() {
     let s0 = EMPTY_STATE.to_vec();
     let input = onchain_input(&[0u8; 32], &[buy(1, 1, 1)]);
     assert_eq!(run(&input, &s0, keccak256), Err(Error::StateRootMismatch));
-    assert!(matches!(
-        run(&[1, 2, 3], &s0, keccak256),
-        Err(Error::Abi(_))
-    ));
+    assert!(matches!(run(&[1, 2, 3], &s0, keccak256), Err(Error::Abi(_))));
     let bad_state = vec![1, 0, 0, 0];
     let input = onchain_input(&keccak256(&bad_state), &[]);
-    assert!(matches!(
-        run(&input, &bad_state, keccak256),
-        Err(Error::BadState { .. })
-    ));
+    assert!(matches!(run(&input, &bad_state, keccak256), Err(Error::BadState { .. })));
     let input = onchain_input(&keccak256(&s0), &[buy(1, 1, 1), buy(1, 1, 1)]);
-    assert_eq!(
-        run(&input, &s0, keccak256),
-        Err(Error::DuplicateId { id: 1 })
-    );
+    assert_eq!(run(&input, &s0, keccak256), Err(Error::DuplicateId { id: 1 }));
 }
 
 /// A deliberately naive matching engine: a flat list of resting orders with
@@ -334,12 +245,7 @@ impl NaiveBook {
     fn apply(&mut self, order: &Order, fills: &mut Vec<Fill>) {
         match *order {
             Order::Cancel { id } => self.resting.retain(|o| o.2 != id),
-            Order::Limit {
-                side,
-                id,
-                price,
-                mut quantity,
-            } => {
+            Order::Limit { side, id, price, mut quantity } => {
                 assert!(!self.resting.iter().any(|o| o.2 == id));
                 while quantity > 0 {
                     let best = self
@@ -373,20 +279,14 @@ impl NaiveBook {
                 }
                 if quantity > 0 {
                     self.arrivals += 1;
-                    self.resting
-                        .push((self.arrivals, side, id, price, quantity));
+                    self.resting.push((self.arrivals, side, id, price, quantity));
                 }
             }
         }
     }
 
     fn side(&self, side: Side) -> Vec<(u32, u64, u32)> {
-        let mut v: Vec<_> = self
-            .resting
-            .iter()
-            .filter(|o| o.1 == side)
-            .copied()
-            .collect();
+        let mut v: Vec<_> = self.resting.iter().filter(|o| o.1 == side).copied().collect();
         v.sort_by_key(|o| match side {
             Side::Buy => (-(o.3 as i64), o.0),
             Side::Sell => (o.3 as i64, o.0),
@@ -414,10 +314,7 @@ fn matches_a_naive_reference_on_generated_flow() {
         assert_eq!(side_vec(&book, Side::Sell), naive.side(Side::Sell));
         total_fills += fills.len();
     }
-    assert!(
-        total_fills > 500,
-        "the flow should trade a lot, got {total_fills}"
-    );
+    assert!(total_fills > 500, "the flow should trade a lot, got {total_fills}");
 }
 
 #[test]
@@ -459,13 +356,7 @@ fn fifty_encoded_batches_keep_the_book_bounded() {
         root = new_root;
     }
     assert!(max_len <= 2 * DEFAULT_LIVE_TARGET, "book grew to {max_len}");
-    assert!(
-        max_len > DEFAULT_LIVE_TARGET / 4,
-        "book stayed tiny: {max_len}"
-    );
+    assert!(max_len > DEFAULT_LIVE_TARGET / 4, "book stayed tiny: {max_len}");
     assert!(fills_seen > 5000, "only {fills_seen} fills");
-    std::println!(
-        "max resting orders {max_len}, fills {fills_seen}, final state {} bytes",
-        state.len()
-    );
+    std::println!("max resting orders {max_len}, fills {fills_seen}, final state {} bytes", state.len());
 }

@@ -48,10 +48,7 @@ mod tests {
 
     #[test]
     fn run_encodes_and_decodes() {
-        assert_eq!(
-            run(&encode_u64(90), &[]),
-            Ok(encode_u64(2_880_067_194_370_816_120))
-        );
+        assert_eq!(run(&encode_u64(90), &[]), Ok(encode_u64(2_880_067_194_370_816_120)));
         assert_eq!(run(&encode_u64(0), b"ignored"), Ok(encode_u64(0)));
     }
 

@@ -8,8 +8,7 @@
 coprocessor_sdk::entry!(main);
 
 fn main() {
-    let result =
-        mem_touch::parse_input(coprocessor_sdk::onchain_input()).and_then(mem_touch::touch_pages);
+    let result = mem_touch::parse_input(coprocessor_sdk::onchain_input()).and_then(mem_touch::touch_pages);
     match result {
         Ok(pages) => coprocessor_sdk::commit(&coprocessor_sdk::abi::u64_word(pages)),
         Err(e) => panic!("mem-touch: {e}"),

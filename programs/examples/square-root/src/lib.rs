@@ -28,10 +28,7 @@ impl U256 {
     /// Zero.
     pub const ZERO: U256 = U256 { hi: 0, lo: 0 };
     /// 2^256 - 1.
-    pub const MAX: U256 = U256 {
-        hi: u128::MAX,
-        lo: u128::MAX,
-    };
+    pub const MAX: U256 = U256 { hi: u128::MAX, lo: u128::MAX };
 
     /// From 32 big-endian bytes.
     pub fn from_be_bytes(b: &Word) -> U256 {
@@ -39,10 +36,7 @@ impl U256 {
         let mut lo = [0u8; 16];
         hi.copy_from_slice(&b[..16]);
         lo.copy_from_slice(&b[16..]);
-        U256 {
-            hi: u128::from_be_bytes(hi),
-            lo: u128::from_be_bytes(lo),
-        }
+        U256 { hi: u128::from_be_bytes(hi), lo: u128::from_be_bytes(lo) }
     }
 
     /// To 32 big-endian bytes.
@@ -56,27 +50,18 @@ impl U256 {
     /// `self + rhs`; the callers here never overflow.
     fn add(self, rhs: U256) -> U256 {
         let (lo, carry) = self.lo.overflowing_add(rhs.lo);
-        U256 {
-            hi: self.hi.wrapping_add(rhs.hi).wrapping_add(carry as u128),
-            lo,
-        }
+        U256 { hi: self.hi.wrapping_add(rhs.hi).wrapping_add(carry as u128), lo }
     }
 
     /// `self - rhs` for `self >= rhs`.
     fn sub(self, rhs: U256) -> U256 {
         let (lo, borrow) = self.lo.overflowing_sub(rhs.lo);
-        U256 {
-            hi: self.hi.wrapping_sub(rhs.hi).wrapping_sub(borrow as u128),
-            lo,
-        }
+        U256 { hi: self.hi.wrapping_sub(rhs.hi).wrapping_sub(borrow as u128), lo }
     }
 
     /// `self >> s` for `s` in 1..128.
     fn shr(self, s: u32) -> U256 {
-        U256 {
-            hi: self.hi >> s,
-            lo: (self.lo >> s) | (self.hi << (128 - s)),
-        }
+        U256 { hi: self.hi >> s, lo: (self.lo >> s) | (self.hi << (128 - s)) }
     }
 }
 
@@ -88,23 +73,9 @@ pub fn isqrt(n: U256) -> u128 {
     let mut rem = n;
     let mut root = U256::ZERO;
     // The largest power of 4 that is <= n.
-    let leading_zeros = if n.hi != 0 {
-        n.hi.leading_zeros()
-    } else {
-        128 + n.lo.leading_zeros()
-    };
+    let leading_zeros = if n.hi != 0 { n.hi.leading_zeros() } else { 128 + n.lo.leading_zeros() };
     let shift = (255 - leading_zeros) & !1;
-    let mut bit = if shift >= 128 {
-        U256 {
-            hi: 1 << (shift - 128),
-            lo: 0,
-        }
-    } else {
-        U256 {
-            hi: 0,
-            lo: 1 << shift,
-        }
-    };
+    let mut bit = if shift >= 128 { U256 { hi: 1 << (shift - 128), lo: 0 } } else { U256 { hi: 0, lo: 1 << shift } };
     // Invariant at bit = 4^k: root = 2 * r * 4^k, where r = floor(sqrt(n /
     // 4^(k+1))) is the root of the bits above, and rem = n - r^2 * 4^(k+1).
     // r < 2^(127-k), so root + bit < 2^(128+k) <= 2^255: no overflow.
@@ -177,17 +148,8 @@ mod tests {
         assert_eq!(isqrt(max_square), u128::MAX);
         assert_eq!(isqrt(max_square.sub(u(1))), u128::MAX - 1);
         assert_eq!(isqrt(U256 { hi: 1, lo: 0 }), 1 << 64); // 2^128
-        assert_eq!(
-            isqrt(U256 {
-                hi: 1 << 126,
-                lo: 0
-            }),
-            1 << 127
-        ); // 2^254
-        check(U256 {
-            hi: 1 << 127,
-            lo: 0,
-        }); // 2^255, not a square
+        assert_eq!(isqrt(U256 { hi: 1 << 126, lo: 0 }), 1 << 127); // 2^254
+        check(U256 { hi: 1 << 127, lo: 0 }); // 2^255, not a square
         assert_eq!(isqrt(u(u128::MAX)), u64::MAX as u128);
     }
 
@@ -199,10 +161,7 @@ mod tests {
             x ^= x >> 21;
             x ^= x << 4;
             let hi = x.rotate_left(i) >> (i % 128);
-            let n = U256 {
-                hi,
-                lo: x.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            };
+            let n = U256 { hi, lo: x.wrapping_mul(0x9e37_79b9_7f4a_7c15) };
             check(n);
             let r = x >> (i % 128);
             check(square(r));

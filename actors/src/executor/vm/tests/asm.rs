@@ -39,7 +39,12 @@ pub(crate) fn b(f3: u32, rs1: u32, rs2: u32, imm: i32) -> u32 {
 
 pub(crate) fn j(rd: u32, imm: i32) -> u32 {
     let imm = imm as u32;
-    ((imm >> 20) & 1) << 31 | ((imm >> 1) & 0x3ff) << 21 | ((imm >> 11) & 1) << 20 | ((imm >> 12) & 0xff) << 12 | rd << 7 | 0x6f
+    ((imm >> 20) & 1) << 31
+        | ((imm >> 1) & 0x3ff) << 21
+        | ((imm >> 11) & 1) << 20
+        | ((imm >> 12) & 0xff) << 12
+        | rd << 7
+        | 0x6f
 }
 
 impl Asm {

@@ -25,7 +25,17 @@ fn csr(f3: u32, csr: i32) -> u32 {
 
 #[test]
 fn every_csr_instruction_is_illegal() {
-    for (name, number) in [("cycle", 0xc00), ("time", 0xc01), ("instret", 0xc02), ("cycleh", 0xc80), ("mstatus", 0x300), ("misa", 0x301), ("mtvec", 0x305), ("mscratch", 0x340), ("mhartid", 0xf14)] {
+    for (name, number) in [
+        ("cycle", 0xc00),
+        ("time", 0xc01),
+        ("instret", 0xc02),
+        ("cycleh", 0xc80),
+        ("mstatus", 0x300),
+        ("misa", 0x301),
+        ("mtvec", 0x305),
+        ("mscratch", 0x340),
+        ("mhartid", 0xf14),
+    ] {
         for (op, f3) in [("csrrw", 1), ("csrrs", 2), ("csrrc", 3), ("csrrwi", 5), ("csrrsi", 6), ("csrrci", 7)] {
             assert_illegal(&format!("{op} {name}"), csr(f3, number));
         }
@@ -109,7 +119,16 @@ fn every_float_instruction_is_illegal() {
 #[test]
 fn every_compressed_instruction_is_illegal() {
     // A 16-bit instruction in the low half of the word, c.nop above it.
-    for (name, half) in [("c.nop", 0x0001), ("c.addi", 0x0505), ("c.li", 0x4505), ("c.lw", 0x4188), ("c.sw", 0xc188), ("c.j", 0xa001), ("c.mv", 0x852e), ("c.ebreak", 0x9002)] {
+    for (name, half) in [
+        ("c.nop", 0x0001),
+        ("c.addi", 0x0505),
+        ("c.li", 0x4505),
+        ("c.lw", 0x4188),
+        ("c.sw", 0xc188),
+        ("c.j", 0xa001),
+        ("c.mv", 0x852e),
+        ("c.ebreak", 0x9002),
+    ] {
         assert_illegal(name, 0x0001_0000 | half);
     }
 }

@@ -124,11 +124,9 @@ fn shifts_by_immediate() {
     let mut slot = 0;
     for a in VALUES {
         for shamt in [0u32, 1, 15, 31] {
-            for (f3, f7, model) in [
-                (1, 0x00, a << shamt),
-                (5, 0x00, a >> shamt),
-                (5, 0x20, ((a as i32) >> shamt) as u32),
-            ] {
+            for (f3, f7, model) in
+                [(1, 0x00, a << shamt), (5, 0x00, a >> shamt), (5, 0x20, ((a as i32) >> shamt) as u32)]
+            {
                 p.li(5, a).raw(r(0x13, 7, f3, 5, shamt, f7)).save(7, slot);
                 expected.push(model);
                 slot += 1;
