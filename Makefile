@@ -9,13 +9,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Unicorn's bundled build needs cmake, and libclang for bindgen. The guests
 # build with Debian's Rust (rustc-web, cargo-web, rust-web-src: the
 # riscv32im target through -Zbuild-std) and link with lld.
-DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-config
+DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-config python3
 
-.PHONY: run test deps node-deps contracts guests build bench help
+.PHONY: run test lint deps node-deps contracts guests build bench help
 
 help:
 	@echo "make run    build everything and start the local stack: node, contracts, engine (./data)"
-	@echo "make test   build everything and run every test"
+	@echo "make test   build everything and run every test (lint included)"
+	@echo "make lint   rustfmt, clippy -D warnings, and the module-cycle check"
 	@echo "make bench  criterion benchmarks (slow; not part of make test)"
 	@echo "make guests build the example guests to programs/elf/"
 
@@ -59,7 +60,16 @@ build: deps
 run: guests build node-deps
 	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor dev
 
-test: guests contracts
+# Formatting, lints, and the engine's layering: no module may be part of a
+# cycle (.ci/module-cycles.py says which rule, and tests itself first).
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path programs/Cargo.toml --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	python3 .ci/test_module_cycles.py
+	python3 .ci/module-cycles.py actors/src/lib.rs src/main.rs
+
+test: guests contracts lint
 	$(CARGO) test --workspace
 	$(CARGO) test --manifest-path programs/Cargo.toml --workspace --lib
 

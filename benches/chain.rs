@@ -66,16 +66,16 @@ use common::{abi_u64, guest_elf, pipeline};
 use coprocessor::client::Client;
 use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
 use coprocessor::request::JobRequest;
-use coprocessor_actors::api::wire::{
+use coprocessor_actors::keys;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::{JobCompleted, JobCreated};
+use coprocessor_actors::protocol::bindings::square_root_consumer::SquareRootConsumer::requestSquareRootCall;
+use coprocessor_actors::protocol::bindings::{IJobManager, SquareRootConsumer};
+use coprocessor_actors::protocol::eip191::Signer;
+use coprocessor_actors::wire::{
     Call, ConsumerParams, HexBytes, NoParams, NonceReply, ProgramIdReply, SubmitJob, SubmitProgram,
 };
-use coprocessor_actors::chain::bindings::i_job_manager::IJobManager::{JobCompleted, JobCreated};
-use coprocessor_actors::chain::bindings::square_root_consumer::SquareRootConsumer::requestSquareRootCall;
-use coprocessor_actors::chain::bindings::{IJobManager, SquareRootConsumer};
-use coprocessor_actors::keys;
-use coprocessor_actors::metrics::MetricsSnapshot;
-use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::MetricsSnapshot;
 use std::collections::BTreeSet;
 use std::future::IntoFuture;
 use std::os::unix::process::CommandExt;
@@ -462,7 +462,7 @@ fn offchain_run(chain: &mut Chain, engine: &EngineProcess, program: ProgramId, s
             offchain_input: Vec::new(),
         })
         .collect();
-    let expected: BTreeSet<B256> = requests.iter().map(JobRequest::job_id).collect();
+    let expected: BTreeSet<B256> = requests.iter().map(|request| request.job_id().to_b256()).collect();
     assert_eq!(expected.len(), jobs, "distinct job IDs");
     let signed: Vec<SubmitJob> = requests.iter().map(|r| r.sign(signer)).collect();
     let from = chain.head() + 1;

@@ -9,8 +9,9 @@
 mod common;
 
 use common::{abi_u64, guest_elf};
-use coprocessor_actors::executor::vm::{JobLimits, Vm};
-use coprocessor_actors::registry::elf::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::job::JobLimits;
+use coprocessor_actors::program::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::Vm;
 use criterion::{black_box, Criterion};
 use std::time::{Duration, Instant};
 

@@ -2,15 +2,15 @@
 //!
 //! ```no_run
 //! use coprocessor::client::Client;
-//! use coprocessor_actors::api::wire::{Call, NoParams, StatusReply};
+//! use coprocessor_actors::wire::{Call, NoParams, StatusReply};
 //! let mut client = Client::connect("data/coprocessor.ipc".as_ref())?;
 //! let status: StatusReply = client.call(Call::Status(NoParams {}))?;
 //! println!("operator {:?}", status.operator);
 //! # Ok::<(), coprocessor::client::ClientError>(())
 //! ```
 
-use coprocessor_actors::api::fast_frame;
-use coprocessor_actors::api::wire::{Call, FastRequest, FastResponse, Method, Reply, RpcError, FAST_PATH_MAGIC};
+use coprocessor_actors::fast_frame;
+use coprocessor_actors::wire::{Call, FastRequest, FastResponse, Method, Reply, RpcError, FAST_PATH_MAGIC};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,12 @@
 //! Building signed offchain job requests, as a consumer's signer does.
 
-use alloy::primitives::{keccak256, Address, Bytes, B256};
+use alloy::primitives::{keccak256, Address, Bytes};
 use alloy::sol_types::SolValue;
-use coprocessor_actors::api::wire::{HexBytes, RelayStrategy, SubmitJob};
-use coprocessor_actors::protocol::abi::{job_id, OffchainJobRequest};
+use coprocessor_actors::job::JobId;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::protocol::abi::OffchainJobRequest;
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::wire::{HexBytes, RelayStrategy, SubmitJob};
 
 /// An offchain job before signing.
 #[derive(Debug, Clone)]
@@ -26,8 +27,8 @@ pub struct JobRequest {
 
 impl JobRequest {
     /// The job's ID.
-    pub fn job_id(&self) -> B256 {
-        job_id(self.nonce, self.consumer)
+    pub fn job_id(&self) -> JobId {
+        JobId::of(self.nonce, self.consumer)
     }
 
     /// `abi.encode(OffchainJobRequest)`.

@@ -4,9 +4,9 @@
 mod common;
 
 use common::engine::{u64_job, Engine};
-use coprocessor_actors::api::wire::{codes, Call, HexBytes, SubmitJob};
+use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::wire::{codes, Call, HexBytes, SubmitJob};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -70,7 +70,7 @@ fn error(response: &Value) -> (i64, String) {
 }
 
 fn submit(raw: &mut Raw, params: &SubmitJob) -> Value {
-    let (method, params) = coprocessor_actors::api::wire::Method::encode(&Call::SubmitJob(params.clone()));
+    let (method, params) = coprocessor_actors::wire::Method::encode(&Call::SubmitJob(params.clone()));
     raw.call(method, params)
 }
 
@@ -117,7 +117,7 @@ fn malformed_requests_get_json_rpc_errors() {
 
     // A frame over api.max_frame_bytes is refused; the connection goes on.
     let mut huge = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"coproc_status\",\"params\":{\"x\":\"".to_vec();
-    huge.extend(std::iter::repeat(b'a').take(200_000));
+    huge.extend(std::iter::repeat_n(b'a', 200_000));
     huge.extend_from_slice(b"\"}}\n");
     raw.send(&huge);
     assert_eq!(error(&raw.recv()), (i64::from(codes::INVALID_REQUEST), "frame over the limit of 131072 bytes".into()));
@@ -298,8 +298,8 @@ fn a_full_queue_answers_busy_at_once() {
         }
     }
     assert!(accepted >= 4 && busy >= 1 && accepted + busy == 40, "accepted {accepted}, busy {busy}");
-    let metrics: coprocessor_actors::metrics::MetricsSnapshot =
-        engine.client().call(Call::Metrics(coprocessor_actors::api::wire::NoParams {})).unwrap();
+    let metrics: coprocessor_actors::MetricsSnapshot =
+        engine.client().call(Call::Metrics(coprocessor_actors::wire::NoParams {})).unwrap();
     assert_eq!(metrics.engine.jobs_busy, busy);
 }
 

@@ -11,7 +11,7 @@ use common::chain::{Link, Stack};
 use common::engine::u64_job;
 use common::hex;
 use coprocessor::request::JobRequest;
-use coprocessor_actors::api::wire::{Call, JobIdParams, JobResult, RelayStrategy};
+use coprocessor_actors::wire::{Call, JobIdParams, JobResult, RelayStrategy};
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -83,7 +83,7 @@ fn clob_batches_settle_in_nonce_order_and_the_state_root_advances_each_time() {
         client.call::<JobIdParams>(Call::SubmitJob(params)).expect("submit batch");
     }
     for request in &requests {
-        stack.wait_status(request.job_id().as_slice(), "confirmed", SETTLE);
+        stack.wait_status(request.job_id().0.as_slice(), "confirmed", SETTLE);
     }
     let clob = stack.clob_consumer();
     assert_eq!(stack.block_on(clob.batchCount().call()).expect("batchCount"), U256::from(50u64));
@@ -91,13 +91,13 @@ fn clob_batches_settle_in_nonce_order_and_the_state_root_advances_each_time() {
     // Each settlement advanced the root from the previous one, in nonce order.
     let filter = alloy::rpc::types::Filter::new()
         .address(consumer)
-        .event_signature(<coprocessor_actors::chain::bindings::clob_consumer::ClobConsumer::BatchSettled as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
+        .event_signature(<coprocessor_actors::protocol::bindings::clob_consumer::ClobConsumer::BatchSettled as alloy::sol_types::SolEvent>::SIGNATURE_HASH)
         .from_block(0);
     let logs = stack.block_on(alloy::providers::Provider::get_logs(&stack.owner, &filter)).expect("logs");
     let settled: Vec<B256> = logs
         .iter()
         .map(|log| {
-            log.log_decode::<coprocessor_actors::chain::bindings::clob_consumer::ClobConsumer::BatchSettled>()
+            log.log_decode::<coprocessor_actors::protocol::bindings::clob_consumer::ClobConsumer::BatchSettled>()
                 .expect("event")
                 .inner
                 .data
@@ -120,7 +120,7 @@ fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
     // are never that (k·1000 + 1), so the two kinds cannot collide.
     for i in 1..=10u64 {
         let job = u64_job(stack.square_root, consumer, 1000 * i, i * i);
-        ids.push(job.job_id());
+        ids.push(job.job_id().to_b256());
         client.call::<JobIdParams>(Call::SubmitJob(job.sign(&signer))).expect("submit");
     }
     // Onchain requests go straight to the node; the engine cannot see them.
@@ -137,8 +137,8 @@ fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
     let unknown = stack
         .engine
         .client()
-        .call::<JobResult>(Call::GetResult(JobIdParams { job_id: waiting.job_id().to_vec().into() }));
-    assert_eq!(unknown.expect_err("unknown").to_string(), format!("no job {}", hex(waiting.job_id().as_slice())));
+        .call::<JobResult>(Call::GetResult(JobIdParams { job_id: waiting.job_id().0.to_vec().into() }));
+    assert_eq!(unknown.expect_err("unknown").to_string(), format!("no job {}", hex(waiting.job_id().0.as_slice())));
     std::thread::sleep(Duration::from_secs(10));
     stack.node.signal(libc_sigcont());
     stack.proxy.as_mut().expect("proxied").up();
@@ -170,24 +170,24 @@ fn refusals_say_why_in_job_status() {
     let err = client.call::<JobIdParams>(Call::SubmitJob(job.sign(&stranger))).expect_err("bad signer");
     let expected = format!("bad request signature: consumer {consumer} rejects it (EIP-1271 isValidSignature)");
     assert_eq!(err.to_string(), expected);
-    let status = status_of(&stack, job.job_id());
+    let status = status_of(&stack, job.job_id().to_b256());
     assert_eq!((status.status.as_str(), status.rejection.as_deref()), ("rejected", Some(expected.as_str())));
 
     // The same nonce again, once settled: the chain has it.
     let signer = stack.engine.dev_signer();
     client.call::<JobIdParams>(Call::SubmitJob(job.sign(&signer))).expect("first use");
-    stack.wait_status(job.job_id().as_slice(), "confirmed", SETTLE);
+    stack.wait_status(job.job_id().0.as_slice(), "confirmed", SETTLE);
     let replay = u64_job(stack.square_root, consumer, 1, 9);
     let err = client.call::<JobIdParams>(Call::SubmitJob(replay.sign(&signer))).expect_err("replayed nonce");
     let expected = format!("nonce 1 already used onchain by consumer {consumer}");
     assert_eq!(err.to_string(), expected);
-    let status = status_of(&stack, replay.job_id());
+    let status = status_of(&stack, replay.job_id().to_b256());
     assert_eq!((status.status.as_str(), status.rejection.as_deref()), ("confirmed", Some(expected.as_str())));
 
     // Cancelled in the block that created it: the engine never runs it.
     stack.node_rpc("evm_setAutomine", serde_json::json!([false]));
     let next: u64 = stack.block_on(stack.square_root_consumer().getNextNonce().call()).expect("nonce");
-    let id = coprocessor_actors::protocol::abi::job_id(next, consumer);
+    let id = coprocessor_actors::job::JobId::of(next, consumer).to_b256();
     let sent = stack.block_on(async {
         let request = stack.square_root_consumer().requestSquareRoot(U256::from(49u64)).send().await.expect("request");
         let cancel = stack.square_root_consumer().cancel(id).send().await.expect("cancel");
@@ -214,7 +214,7 @@ fn a_job_whose_submission_keeps_failing_is_dead_lettered_and_retried() {
     let stack = Stack::start(Link::Direct, "max_relay_attempts = 2\n");
     // The JobManager stops accepting the engine's relayer.
     let manager =
-        || coprocessor_actors::chain::bindings::JobManager::new(stack.deployment.job_manager, stack.fresh_owner());
+        || coprocessor_actors::protocol::bindings::JobManager::new(stack.deployment.job_manager, stack.fresh_owner());
     let relayer = stack.block_on(manager().relayer().call()).expect("relayer");
     let stranger = alloy::primitives::Address::repeat_byte(0x42);
     let set = |who| {

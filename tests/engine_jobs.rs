@@ -6,9 +6,9 @@ mod common;
 use alloy::sol_types::SolType;
 use common::engine::{u64_job, Engine};
 use common::{exec_json, hex};
-use coprocessor_actors::api::wire::{Call, JobResult, Reply};
 use coprocessor_actors::protocol::abi::OffchainResultWithMetadata;
 use coprocessor_actors::protocol::eip191::recover;
+use coprocessor_actors::wire::{Call, JobResult, Reply};
 use std::collections::HashMap;
 
 #[test]
@@ -34,7 +34,7 @@ fn a_thousand_jobs_match_exec_and_are_signed_by_the_operator() {
         let (id, reply) = fast.recv().unwrap();
         let Ok(Reply::JobId(job)) = reply else { panic!("job {id} refused: {reply:?}") };
         let (request, n) = requests.remove(&id).unwrap();
-        assert_eq!(job.job_id.0, request.job_id().to_vec());
+        assert_eq!(job.job_id.0, request.job_id().0.to_vec());
         jobs.push((job.job_id.0, n));
     }
 

@@ -2,8 +2,9 @@
 
 mod common;
 
-use coprocessor_actors::executor::vm::{JobLimits, Vm, DEFAULT_MAX_INPUT_BYTES};
-use coprocessor_actors::registry::elf::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::job::JobLimits;
+use coprocessor_actors::program::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::{Vm, DEFAULT_MAX_INPUT_BYTES};
 
 fn vm(name: &str) -> Vm {
     let elf = std::fs::read(common::guest(name)).expect("read guest");

@@ -4,10 +4,10 @@
 mod common;
 
 use common::engine::{u64_job, Engine};
-use coprocessor_actors::api::wire::{Call, JobResult, Reply};
-use coprocessor_actors::executor::vm::{Vm, DEFAULT_MAX_INPUT_BYTES};
-use coprocessor_actors::registry::elf::ProgramImage;
-use coprocessor_actors::store::{Store, Transition};
+use coprocessor_actors::program::ProgramImage;
+use coprocessor_actors::wire::{Call, JobResult, Reply};
+use coprocessor_actors::{Store, Transition};
+use coprocessor_actors::{Vm, DEFAULT_MAX_INPUT_BYTES};
 use std::collections::HashMap;
 
 /// Submits `count` fibonacci jobs (a few ms each) pipelined on one fast
@@ -22,7 +22,7 @@ fn submit_fibonacci_jobs(engine: &Engine, count: u64, read_acks: u64) -> Vec<(Ve
         let n = 1_000_000 + nonce;
         let mut request = u64_job(program, signer.address(), nonce, n);
         request.max_cycles = 100_000_000;
-        sent.insert(fast.send(Call::SubmitJob(request.sign(&signer))).unwrap(), (request.job_id().to_vec(), n));
+        sent.insert(fast.send(Call::SubmitJob(request.sign(&signer))).unwrap(), (request.job_id().0.to_vec(), n));
     }
     fast.flush().unwrap();
     (0..read_acks)
@@ -39,7 +39,7 @@ fn expected(n: u64) -> (Vec<u8>, u64) {
     let elf = std::fs::read(common::guest("fibonacci")).unwrap();
     let image = ProgramImage::parse(&elf, elf.len()).unwrap();
     let mut vm = Vm::new(&image, DEFAULT_MAX_INPUT_BYTES).unwrap();
-    let limits = coprocessor_actors::executor::vm::JobLimits { max_cycles: 100_000_000, ..Default::default() };
+    let limits = coprocessor_actors::job::JobLimits { max_cycles: 100_000_000, ..Default::default() };
     let outcome = vm.run(&common::abi_u64(n), &[], &limits).unwrap();
     (outcome.output, outcome.cycles)
 }
@@ -57,7 +57,7 @@ fn assert_all_done(engine: &Engine, acked: &[(Vec<u8>, u64)]) {
 }
 
 /// Per job, the number of `Executed` records in the log.
-fn executed_records(data_dir: &std::path::Path) -> HashMap<[u8; 32], usize> {
+fn executed_records(data_dir: &std::path::Path) -> HashMap<coprocessor_actors::job::JobId, usize> {
     let store = Store::open(&data_dir.join("db")).unwrap();
     let mut counts = HashMap::new();
     for item in store.log_range(0, u64::MAX) {
@@ -74,8 +74,8 @@ fn kill_9_with_500_jobs_in_flight_loses_nothing_and_runs_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(&dir.path().join("data"));
     let acked = submit_fibonacci_jobs(&engine, 500, 500);
-    let metrics: coprocessor_actors::metrics::MetricsSnapshot =
-        engine.client().call(Call::Metrics(coprocessor_actors::api::wire::NoParams {})).unwrap();
+    let metrics: coprocessor_actors::MetricsSnapshot =
+        engine.client().call(Call::Metrics(coprocessor_actors::wire::NoParams {})).unwrap();
     assert!(metrics.engine.jobs_done < 400, "only {} of 500 should be done before the kill", metrics.engine.jobs_done);
     let parts = engine.kill9();
 
@@ -86,8 +86,8 @@ fn kill_9_with_500_jobs_in_flight_loses_nothing_and_runs_nothing_twice() {
 
     let counts = executed_records(&data_dir);
     for (id, _) in &acked {
-        let id: [u8; 32] = id.as_slice().try_into().unwrap();
-        assert_eq!(counts.get(&id), Some(&1), "job 0x{} executed records", hex::encode(id));
+        let id = coprocessor_actors::job::JobId::try_from(id.as_slice()).unwrap();
+        assert_eq!(counts.get(&id), Some(&1), "job {id} executed records");
     }
     assert!(counts.values().all(|&n| n == 1));
 }

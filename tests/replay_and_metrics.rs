@@ -3,9 +3,9 @@
 mod common;
 
 use common::engine::{u64_job, Engine};
-use coprocessor_actors::api::wire::{codes, Call, NoParams, PanicParams, Reply};
-use coprocessor_actors::metrics::MetricsSnapshot;
-use coprocessor_actors::store::Store;
+use coprocessor_actors::wire::{codes, Call, NoParams, PanicParams, Reply};
+use coprocessor_actors::MetricsSnapshot;
+use coprocessor_actors::Store;
 use std::io::{Read, Write};
 
 /// Submits `count` square-root jobs; every tenth has a malformed input and
@@ -65,7 +65,7 @@ fn replay_matches_every_job_and_finds_a_corrupted_result() {
     let copy = dir.path().join("copy");
     let status = std::process::Command::new("cp").arg("-r").arg(&data).arg(&copy).status().unwrap();
     assert!(status.success());
-    let victim: [u8; 32] = ids[57].as_slice().try_into().unwrap();
+    let victim = coprocessor_actors::job::JobId::try_from(ids[57].as_slice()).unwrap();
     {
         let store = Store::open(&copy.join("db")).unwrap();
         let mut result = store.result(&victim).unwrap().unwrap();
@@ -75,7 +75,7 @@ fn replay_matches_every_job_and_finds_a_corrupted_result() {
     }
     let (code, text) = replay(&copy, &[]);
     assert_eq!(code, 1);
-    assert_eq!(text, format!("replayed 200  matched 199  mismatched 1\nmismatch 0x{}\n", hex::encode(victim)));
+    assert_eq!(text, format!("replayed 200  matched 199  mismatched 1\nmismatch {victim}\n"));
 }
 
 fn metrics(engine: &Engine) -> MetricsSnapshot {
@@ -110,7 +110,7 @@ fn a_panicking_actor_is_restarted_and_jobs_still_complete() {
     request.max_cycles = 10_000_000;
     let mut params = request.sign(&signer);
     params.wait = true;
-    let result: coprocessor_actors::api::wire::JobResult = engine.client().call(Call::SubmitJob(params)).unwrap();
+    let result: coprocessor_actors::wire::JobResult = engine.client().call(Call::SubmitJob(params)).unwrap();
     assert_eq!(result.status, "done");
     assert_eq!(metrics(&engine).engine.jobs_done, 10 - 1 + 1);
 }

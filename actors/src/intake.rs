@@ -2,40 +2,41 @@
 //! `JobCreated` event. Admission (nonce and queue), the `Pending` record,
 //! and dispatch to the executors, in that order.
 
-use crate::executor::{Execute, Executor};
-use crate::jobs::{AdmitError, JobBoard};
+use crate::board::{AdmitError, Finished, JobBoard};
+use crate::executor::Execute;
+use crate::job::JobSpec;
 use crate::metrics::Metrics;
-use crate::store::{CommitError, JobSpec, Store, Write};
-use actix::Addr;
+use crate::pool::Mailbox;
+use crate::store::{CommitError, Store, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What admitting a job hands back.
 #[derive(Debug)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     /// Resolves once the job's `Pending` record is durable (or failed).
-    pub durable: tokio::sync::oneshot::Receiver<Result<(), CommitError>>,
-    /// Resolves once its result is durable, if asked for.
-    pub executed: Option<tokio::sync::oneshot::Receiver<()>>,
+    pub(crate) durable: tokio::sync::oneshot::Receiver<Result<(), CommitError>>,
+    /// Resolves with its result once that is durable, if asked for.
+    pub(crate) executed: Option<tokio::sync::oneshot::Receiver<Finished>>,
 }
 
 /// The parts admission needs.
 #[derive(Debug, Clone)]
-pub struct Intake {
+pub(crate) struct Intake {
     /// Where the `Pending` record goes.
-    pub store: Store,
+    pub(crate) store: Store,
     /// Jobs in flight.
-    pub board: Arc<JobBoard>,
+    pub(crate) board: Arc<JobBoard>,
     /// Where the job runs.
-    pub executor: Addr<Executor>,
+    pub(crate) executor: Mailbox<Execute>,
     /// Metrics.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Intake {
     /// Admits `spec`, queues its `Pending` record and dispatches it. The
     /// caller acknowledges the job only once `durable` resolves.
-    pub fn admit(&self, spec: Arc<JobSpec>, wait: bool) -> Result<Admitted, AdmitError> {
+    pub(crate) fn admit(&self, spec: Arc<JobSpec>, wait: bool) -> Result<Admitted, AdmitError> {
         self.board.admit(&spec, &self.store)?;
         let executed = if wait { self.board.wait(&spec.id) } else { None };
         let (durable_tx, durable) = tokio::sync::oneshot::channel();
@@ -51,7 +52,6 @@ impl Intake {
         );
         // The group commit writes the `Pending` record before any result this
         // execution produces, so the executor can start now.
-        self.metrics.actor("executor").received();
         self.executor.do_send(Execute { spec, attempt: 0 });
         Ok(Admitted { durable, executed })
     }

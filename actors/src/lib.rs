@@ -1,38 +1,59 @@
 //! The coprocessor engine.
 //!
-//! # Layout
+//! # Layers
 //!
-//! Actors, each in its own module with the messages it accepts:
-//! - [`supervisor`]: starts everything, restarts crashed actors, recovers
-//!   unfinished jobs, drains on SIGTERM/SIGINT.
-//! - [`registry`]: programs. ELF validation lives in `registry::elf`.
-//! - [`executor`]: runs jobs. The metered RISC-V VM lives in `executor::vm`.
-//! - [`submitter`]: signs results (`submitter::signing`), records them, and
-//!   with a chain relays them onchain (`submitter::relay`).
-//! - [`listener`]: with a chain, turns `JobCreated`/`JobCancelled` events
-//!   into jobs and cancellations.
-//! - [`api`]: the socket server (JSON-RPC 2.0 and the bincode fast path).
+//! Each layer uses only the layers below it (`make test` checks that no
+//! module cycle exists):
 //!
-//! Shared by several actors:
-//! - [`store`]: sled trees and the group commit.
-//! - [`intake`]: admission and dispatch, for the socket and the listener.
-//! - [`chain`]: contract bindings and a node client with deadlines.
-//! - [`jobs`]: jobs in flight, admission, the bounded queue, nonces.
-//! - [`protocol`]: InfinityVM ABI types, job IDs, EIP-191 signatures.
-//! - [`config`], [`keys`], [`metrics`], [`replay`].
+//! 1. The domain, shared by everything above: [`job`] (job IDs, specs,
+//!    limits, outcomes, statuses, settlement steps), [`program`] (ELF
+//!    validation, program IDs, the guest window), [`protocol`] (InfinityVM's
+//!    ABI, the contracts' bindings, EIP-191 signatures), [`config`] and
+//!    [`keys`].
+//! 2. Infrastructure: `metrics`, `store` (sled trees and the group commit),
+//!    `chain` (a node client with deadlines), `pool` (supervision as a
+//!    library: sync pools, panic guards, restart counts, counted
+//!    mailboxes), `board` (jobs in flight) and `intake` (admission).
+//! 3. Actors, each in its own module with the messages it accepts:
+//!    `registry` (programs), `executor` (runs jobs; the metered VM lives in
+//!    `executor::vm`), `submitter` (signs and records results), `relayer`
+//!    (settles them onchain), `listener` (onchain intake), `api` (the
+//!    socket server). Actors meet only through messages: each holds
+//!    `pool::Mailbox`es of the others, never their addresses.
+//! 4. `supervisor`: the only module that names every actor. It starts
+//!    them, recovers unfinished jobs and drains on shutdown ([`run`]).
+//!
+//! `replay` re-executes logged jobs against their records.
 
-pub mod api;
-pub mod chain;
 pub mod config;
-pub mod executor;
-pub mod intake;
-pub mod jobs;
+pub mod job;
 pub mod keys;
-pub mod listener;
-pub mod metrics;
+pub mod program;
 pub mod protocol;
-pub mod registry;
-pub mod replay;
-pub mod store;
-pub mod submitter;
-pub mod supervisor;
+
+mod board;
+mod chain;
+mod intake;
+mod metrics;
+mod pool;
+mod programs;
+mod replay;
+mod store;
+
+mod api;
+mod executor;
+mod listener;
+mod registry;
+mod relayer;
+mod submitter;
+mod supervisor;
+
+pub use api::ApiError;
+pub use api::{fast_frame, wire};
+pub use chain::job_state;
+pub use chain::ChainError;
+pub use executor::vm::{Vm, VmError, DEFAULT_MAX_INPUT_BYTES, STACK_TOP};
+pub use metrics::{ActorSnapshot, EngineSnapshot, MetricsSnapshot};
+pub use replay::{replay, Range as ReplayRange, ReplayError, ReplayReport};
+pub use store::{LogRecord, ResultRecord, ResultSummary, Store, StoreError, Transition};
+pub use supervisor::{create_data_dir, run, shutdown_signal, EngineError};

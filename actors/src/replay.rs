@@ -7,9 +7,10 @@
 //! Replay reads the store only; it works on a running engine's store (over
 //! the socket) and on a stopped engine's data dir alike.
 
-use crate::executor::warm::WarmVms;
-use crate::registry::elf::{ProgramId, ProgramImage};
-use crate::store::{JobId, LogRecord, ResultRecord, Store, StoreError, Transition};
+use crate::executor::WarmVms;
+use crate::job::JobId;
+use crate::program::{ProgramId, ProgramImage};
+use crate::store::{LogRecord, ResultRecord, Store, StoreError, Transition};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -47,10 +48,10 @@ pub enum ReplayError {
     #[error("program {0} of a logged job is not in the store")]
     MissingProgram(ProgramId),
     /// The VM failed (an engine problem, not a mismatch).
-    #[error("running job 0x{job}: {source}")]
+    #[error("running job {job}: {source}")]
     Vm {
-        /// The job, as hex.
-        job: String,
+        /// The job.
+        job: JobId,
         /// The VM's error.
         source: crate::executor::vm::VmError,
     },
@@ -104,7 +105,7 @@ pub fn replay(
         };
         let outcome = vms
             .run(&spec.program_id, &image, &spec.onchain_input, &spec.offchain_input, &spec.limits())
-            .map_err(|source| ReplayError::Vm { job: hex::encode(spec.id), source })?;
+            .map_err(|source| ReplayError::Vm { job: spec.id, source })?;
         let again = ResultRecord {
             exit_code: outcome.exit_code,
             cycles: outcome.cycles,
@@ -127,7 +128,7 @@ pub fn replay(
         if matches_store && matches_log {
             report.matched += 1;
         } else {
-            tracing::warn!(job = %hex::encode(spec.id), matches_store, matches_log, "replay mismatch");
+            tracing::warn!(job = %spec.id, matches_store, matches_log, "replay mismatch");
             report.mismatched.push(spec.id);
         }
     }

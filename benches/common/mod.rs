@@ -2,7 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use coprocessor::client::FastClient;
-use coprocessor_actors::api::wire::{Call, Reply, SubmitJob};
+use coprocessor_actors::wire::{Call, Reply, SubmitJob};
 
 /// `abi.encode(uint64 n)`: one big-endian 32-byte word.
 pub fn abi_u64(n: u64) -> Vec<u8> {

@@ -4,7 +4,7 @@
 use super::dev::block_on;
 use coprocessor::devnet::{self, DeployParams};
 use coprocessor_actors::keys;
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::program::ProgramId;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,8 +30,7 @@ pub(crate) fn run(args: DeployArgs) -> Result<ExitCode, String> {
     let contracts = devnet::contracts_dir().map_err(|err| err.to_string())?;
     let square_root = devnet::guest_elf(&contracts, "square-root").map_err(|err| err.to_string())?;
     let clob = devnet::guest_elf(&contracts, "clob").map_err(|err| err.to_string())?;
-    coprocessor_actors::supervisor::create_data_dir(&args.data_dir)
-        .map_err(|err| format!("{}: {err}", args.data_dir.display()))?;
+    coprocessor_actors::create_data_dir(&args.data_dir).map_err(|err| format!("{}: {err}", args.data_dir.display()))?;
     let key = |name: &str| keys::load_or_generate(&args.data_dir.join(name)).map_err(|err| err.to_string());
     let deployer = args.deployer_key.as_deref().unwrap_or(devnet::DEV_DEPLOYER_KEY);
     let params = DeployParams {

@@ -4,10 +4,10 @@
 use super::run::chain_section;
 use coprocessor::client::Client;
 use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
-use coprocessor_actors::api::wire::{Call, HexBytes, ProgramIdReply, SubmitProgram};
 use coprocessor_actors::config::Config;
 use coprocessor_actors::keys;
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::wire::{Call, HexBytes, ProgramIdReply, SubmitProgram};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -68,7 +68,7 @@ pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
     config.chain = Some(chain_section(node.url(), deployment.job_manager.to_string()));
     let socket = config.socket_path();
     std::thread::spawn(move || register(&socket, &elves));
-    let result = coprocessor_actors::supervisor::run(config).map_err(|err| err.to_string());
+    let result = coprocessor_actors::run(config, coprocessor_actors::shutdown_signal()).map_err(|err| err.to_string());
     drop(node);
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -80,7 +80,7 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, S
 }
 
 fn prepare_data_dir(dir: &Path) -> Result<(), String> {
-    coprocessor_actors::supervisor::create_data_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    coprocessor_actors::create_data_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
     // The local node keeps nothing between runs, so the last run's jobs,
     // settlements and listener cursor belong to a chain that is gone. The
     // keys stay.

@@ -4,8 +4,9 @@
 //! prints), 2 when the program or the arguments are rejected.
 
 use coprocessor::input::{parse_bytes, to_hex};
-use coprocessor_actors::executor::vm::{JobLimits, JobOutcome, Vm, DEFAULT_MAX_INPUT_BYTES};
-use coprocessor_actors::registry::elf::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::job::{JobLimits, JobOutcome};
+use coprocessor_actors::program::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::{Vm, DEFAULT_MAX_INPUT_BYTES};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;

@@ -5,11 +5,9 @@ use alloy::primitives::Address;
 use coprocessor::client::Client;
 use coprocessor::input::{parse_bytes, to_hex};
 use coprocessor::request::JobRequest;
-use coprocessor_actors::api::wire::{
-    Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply, RelayStrategy,
-};
 use coprocessor_actors::keys;
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::wire::{Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply, RelayStrategy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,8 +1,8 @@
 //! `coprocessor metrics [--watch] [--json]`.
 
 use super::{describe, EngineArgs};
-use coprocessor_actors::api::wire::{Call, NoParams};
-use coprocessor_actors::metrics::MetricsSnapshot;
+use coprocessor_actors::wire::{Call, NoParams};
+use coprocessor_actors::MetricsSnapshot;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `coprocessor program submit|list`.
 
 use super::{describe, EngineArgs};
-use coprocessor_actors::api::wire::{Call, HexBytes, NoParams, ProgramIdReply, ProgramsReply, SubmitProgram};
+use coprocessor_actors::wire::{Call, HexBytes, NoParams, ProgramIdReply, ProgramsReply, SubmitProgram};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -3,11 +3,11 @@
 
 use super::{describe, EngineArgs};
 use coprocessor::client::{Client, ClientError};
-use coprocessor_actors::api::wire::{Call, HexBytes, ReplayParams, ReplayReply};
 use coprocessor_actors::config::Limits;
-use coprocessor_actors::registry::elf::ProgramId;
-use coprocessor_actors::replay::{replay, Range};
-use coprocessor_actors::store::Store;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::wire::{Call, HexBytes, ReplayParams, ReplayReply};
+use coprocessor_actors::Store;
+use coprocessor_actors::{replay, ReplayRange as Range};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -81,6 +81,6 @@ fn offline(args: &ReplayArgs, program: Option<ProgramId>) -> Result<ReplayReply,
     Ok(ReplayReply {
         replayed: report.replayed,
         matched: report.matched,
-        mismatched: report.mismatched.into_iter().map(|id| HexBytes(id.to_vec())).collect(),
+        mismatched: report.mismatched.into_iter().map(|id| HexBytes(id.0.to_vec())).collect(),
     })
 }

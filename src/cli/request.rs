@@ -11,9 +11,9 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use coprocessor::devnet;
 use coprocessor::input::{parse_bytes, to_hex};
-use coprocessor_actors::chain::bindings::i_job_manager::IJobManager::{JobCompleted, JobCreated};
-use coprocessor_actors::chain::bindings::{IJobManager, SquareRootConsumer};
-use coprocessor_actors::chain::job_state;
+use coprocessor_actors::job_state;
+use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::{JobCompleted, JobCreated};
+use coprocessor_actors::protocol::bindings::{IJobManager, SquareRootConsumer};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

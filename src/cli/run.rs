@@ -37,7 +37,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, String> {
         config.chain = Some(chain);
         config.validate().map_err(|err| err.to_string())?;
     }
-    coprocessor_actors::supervisor::run(config).map_err(|err| err.to_string())?;
+    coprocessor_actors::run(config, coprocessor_actors::shutdown_signal()).map_err(|err| err.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,8 +8,8 @@ use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use coprocessor_actors::chain::bindings::{ClobConsumer, ERC1967Proxy, JobManager, SquareRootConsumer};
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::protocol::bindings::{ClobConsumer, ERC1967Proxy, JobManager, SquareRootConsumer};
 use serde::{Deserialize, Serialize};
 
 /// Hardhat's first default account (the well-known test mnemonic): it

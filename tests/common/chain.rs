@@ -9,10 +9,10 @@ use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
-use coprocessor_actors::api::wire::{Call, HexBytes, JobIdParams, JobResult};
-use coprocessor_actors::chain::bindings::{ClobConsumer, IJobManager, SquareRootConsumer};
 use coprocessor_actors::keys;
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::protocol::bindings::{ClobConsumer, IJobManager, SquareRootConsumer};
+use coprocessor_actors::wire::{Call, HexBytes, JobIdParams, JobResult};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -129,7 +129,7 @@ impl Stack {
             let receipt = pending.get_receipt().await.expect("receipt");
             assert!(receipt.status(), "request reverted");
             let created = receipt.inner.logs().iter().find_map(|log| {
-                log.log_decode::<coprocessor_actors::chain::bindings::i_job_manager::IJobManager::JobCreated>().ok()
+                log.log_decode::<coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::JobCreated>().ok()
             });
             created.expect("JobCreated").inner.data.jobID
         })
@@ -174,7 +174,7 @@ impl Stack {
     /// Number of `JobCompleted` events for a job, from the start of the chain.
     pub fn completions(&self, id: B256) -> usize {
         use alloy::sol_types::SolEvent;
-        use coprocessor_actors::chain::bindings::i_job_manager::IJobManager::JobCompleted;
+        use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::JobCompleted;
         let filter = alloy::rpc::types::Filter::new()
             .address(self.deployment.job_manager)
             .event_signature(JobCompleted::SIGNATURE_HASH)

@@ -3,10 +3,10 @@
 
 use coprocessor::client::{Client, FastClient};
 use coprocessor::request::JobRequest;
-use coprocessor_actors::api::wire::{Call, HexBytes, JobResult, NoParams, ProgramIdReply, StatusReply, SubmitProgram};
 use coprocessor_actors::keys;
+use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::registry::elf::ProgramId;
+use coprocessor_actors::wire::{Call, HexBytes, JobResult, NoParams, ProgramIdReply, StatusReply, SubmitProgram};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -138,7 +138,7 @@ impl Engine {
         let start = Instant::now();
         loop {
             let result: JobResult = client
-                .call(Call::GetResult(coprocessor_actors::api::wire::JobIdParams { job_id: HexBytes(job_id.to_vec()) }))
+                .call(Call::GetResult(coprocessor_actors::wire::JobIdParams { job_id: HexBytes(job_id.to_vec()) }))
                 .expect("get result");
             if !matches!(result.status.as_str(), "pending" | "running") {
                 return result;

@@ -69,7 +69,7 @@ where
     F: std::future::Future<Output = Option<Vec<u8>>> + 'static,
 {
     let Ok(slot) = Arc::clone(slots).acquire_owned().await else { return };
-    let api = ctx.metrics.actor("api");
+    let api = Arc::clone(ctx.metrics.actor(crate::metrics::ActorName::Api));
     api.received();
     let responses = responses.clone();
     actix_rt::spawn(async move {

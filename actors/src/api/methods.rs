@@ -2,16 +2,17 @@
 
 use super::verifier::Verify;
 use super::wire::*;
-use super::ApiContext;
-use super::ChainAccess;
-use crate::jobs::AdmitError;
-use crate::protocol::abi::{job_id, OffchainJobRequest};
-use crate::registry::elf::ProgramId;
+use super::{ApiContext, ChainAccess};
+use crate::board::{AdmitError, Finished};
+use crate::job::{JobId, JobSpec, Status};
+use crate::metrics::ActorName;
+use crate::pool::Panic;
+use crate::program::ProgramId;
+use crate::protocol::abi::OffchainJobRequest;
 use crate::registry::{RegistryError, SubmitProgram as RegisterProgram};
-use crate::store::{JobId, JobSpec, Origin, Status};
-use crate::submitter::relay::{LaneQuery, Retry, RetryError};
-use crate::supervisor::Panic;
-use alloy::primitives::{keccak256, Address, B256};
+use crate::relayer::{LaneQuery, Retry, RetryError};
+use crate::store::ResultRecord;
+use alloy::primitives::Address;
 use alloy::sol_types::SolValue;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ async fn dispatch(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
         Call::Metrics(_) => Ok(Reply::Metrics(Box::new(ctx.metrics.snapshot(ctx.store.size_on_disk())))),
         Call::Status(_) => Ok(Reply::Status(StatusReply {
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            operator: HexBytes(ctx.operator.to_vec()),
+            operator: HexBytes(ctx.signers.operator.to_vec()),
             uptime_seconds: ctx.metrics.uptime().as_secs(),
             chain: ctx.chain.as_ref().map(|c| {
                 format!(
@@ -53,7 +54,7 @@ async fn dispatch(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
                     c.chain.job_manager()
                 )
             }),
-            dev_signer: ctx.dev_signer.map(|a| HexBytes(a.to_vec())),
+            dev_signer: ctx.signers.dev_signer.map(|a| HexBytes(a.to_vec())),
         })),
         Call::Replay(p) => replay(ctx, p).await,
         Call::RetryJob(p) => retry(ctx, &p).await,
@@ -88,7 +89,6 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
             format!("program is {} bytes, over the limit of {max}", p.elf.0.len()),
         ));
     }
-    ctx.metrics.actor("registry").received();
     let answer = ctx.registry.send(RegisterProgram { elf: p.elf.0 }).await.map_err(internal)?;
     match answer {
         Ok(id) => Ok(Reply::ProgramId(ProgramIdReply { program_id: HexBytes(id.0.to_vec()) })),
@@ -104,37 +104,30 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
     if ctx.shutting_down.load(Ordering::Relaxed) {
         return Err(RpcError::new(codes::SHUTTING_DOWN, "the engine is shutting down; retry after restart"));
     }
-    let request = OffchainJobRequest::abi_decode(&p.request.0)
+    let decoded = OffchainJobRequest::abi_decode(&p.request.0)
         .map_err(|err| RpcError::invalid_params(format!("request is not an ABI-encoded OffchainJobRequest: {err}")))?;
-    let limits = &ctx.config.limits;
-    for (which, len) in [("onchain", request.onchainInput.len()), ("offchain", p.offchain_input.0.len())] {
-        if len > limits.max_input_bytes {
-            return Err(RpcError::new(
-                codes::TOO_LARGE,
-                format!("{which} input is {len} bytes, over the limit of {}", limits.max_input_bytes),
-            ));
-        }
+    let ordered = p.relay_strategy == RelayStrategy::Ordered;
+    let spec = JobSpec::from_offchain(
+        p.request.0.clone(),
+        &decoded,
+        p.offchain_input.0,
+        p.signature.0.clone(),
+        ordered,
+        &ctx.config.limits,
+    )
+    .map_err(|err| match err.is_too_large() {
+        true => RpcError::new(codes::TOO_LARGE, err.to_string()),
+        false => RpcError::invalid_params(err.to_string()),
+    })?;
+    if !ctx.programs.contains(&spec.program_id) {
+        return Err(RpcError::new(codes::UNKNOWN_PROGRAM, format!("program {} is not registered", spec.program_id)));
     }
-    if request.maxCycles > limits.max_job_cycles {
-        return Err(RpcError::new(
-            codes::TOO_LARGE,
-            format!("maxCycles {} is over the limit of {}", request.maxCycles, limits.max_job_cycles),
-        ));
-    }
-    if keccak256(&p.offchain_input.0) != request.offchainInputHash {
-        return Err(RpcError::invalid_params("offchainInputHash is not keccak256 of offchainInput"));
-    }
-    let program_id = program_id(&HexBytes(request.programID.to_vec()))?;
-    if !ctx.programs.contains(&program_id) {
-        return Err(RpcError::new(codes::UNKNOWN_PROGRAM, format!("program {program_id} is not registered")));
-    }
-    let input_bytes = request.onchainInput.len() + p.offchain_input.0.len();
-    ctx.board.has_room(input_bytes).map_err(|err| admit_error(ctx, err))?;
+    ctx.board.has_room(spec.input_bytes()).map_err(|err| admit_error(ctx, err))?;
 
-    let id = job_id(request.nonce, request.consumer).0;
+    let id = spec.id;
     let checked = match &ctx.chain {
-        Some(chain) => check_onchain(chain, &request, &p, id).await,
-        None => check_signer(ctx, &p).await,
+        Some(chain) => check_onchain(chain, &decoded, &p.request.0, &p.signature.0, id).await,
+        None => check_signer(ctx, p.request.0, p.signature.0).await,
     };
     if let Err(err) = checked {
         if err.code != codes::CHAIN_UNAVAILABLE {
@@ -142,19 +135,7 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
         }
         return Err(err);
     }
-    let spec = Arc::new(JobSpec {
-        id,
-        nonce: request.nonce,
-        consumer: request.consumer.0 .0,
-        program_id,
-        max_cycles: request.maxCycles,
-        max_memory_bytes: limits.max_memory_bytes,
-        max_output_bytes: limits.max_output_bytes as u64,
-        onchain_input: request.onchainInput.to_vec(),
-        offchain_input: p.offchain_input.0,
-        origin: Origin::Offchain { signature: p.signature.0, ordered: p.relay_strategy == RelayStrategy::Ordered },
-    });
-    let admitted = ctx.intake.admit(spec, p.wait).map_err(|err| {
+    let admitted = ctx.intake.admit(Arc::new(spec), p.wait).map_err(|err| {
         let err = admit_error(ctx, err);
         if err.code == codes::NONCE_USED {
             ctx.rejections.record(id, err.message.clone());
@@ -162,34 +143,34 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
         err
     })?;
     match admitted.durable.await {
-        Ok(Ok(())) => {
-            let job_id = JobIdParams { job_id: HexBytes(id.to_vec()) };
-            match admitted.executed {
-                Some(executed) => {
-                    // A dropped waiter means the result could not be recorded;
-                    // the job stays pending and get_result says so.
-                    let _ = executed.await;
-                    get_result(ctx, &job_id)
-                }
-                None => Ok(Reply::JobId(job_id)),
-            }
-        }
+        Ok(Ok(())) => match admitted.executed {
+            // The waiter carries the result; a dropped waiter means it was
+            // not recorded here (cancelled, or a store failure): the store
+            // says what became of the job.
+            Some(executed) => match executed.await {
+                Ok(result) => Ok(Reply::Result(Box::new(executed_reply(id, &result)))),
+                Err(_) => get_result(ctx, &JobIdParams { job_id: HexBytes(id.0.to_vec()) }),
+            },
+            None => Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.0.to_vec()) })),
+        },
         Ok(Err(err)) => Err(internal(err)),
         Err(_) => Err(internal("the store closed before the job was durable")),
     }
 }
 
+/// The reply for a job whose result was just recorded, from memory.
+fn executed_reply(id: JobId, result: &Finished) -> JobResult {
+    let mut reply = empty_reply(id, None);
+    fill_result(&mut reply, result.status(), result);
+    reply
+}
+
 /// With no chain: the signer recovered from the EIP-191 signature must be
 /// in `offchain.allowed_signers` (or be the dev signer).
-async fn check_signer(ctx: &ApiContext, p: &SubmitJob) -> Result<(), RpcError> {
-    ctx.metrics.actor("verifier").received();
-    let signer = ctx
-        .verifier
-        .send(Verify { request: p.request.0.clone(), signature: p.signature.0.clone() })
-        .await
-        .map_err(internal)?;
+async fn check_signer(ctx: &ApiContext, request: Vec<u8>, signature: Vec<u8>) -> Result<(), RpcError> {
+    let signer = ctx.verifier.send(Verify { request, signature }).await.map_err(internal)?;
     let signer = signer.map_err(|err| RpcError::new(codes::BAD_SIGNATURE, format!("bad request signature: {err}")))?;
-    if !ctx.allowed_signers.contains(&signer) {
+    if !ctx.signers.allowed.contains(&signer) {
         return Err(RpcError::new(codes::BAD_SIGNATURE, format!("signer {signer} is not allowed for offchain jobs")));
     }
     Ok(())
@@ -202,22 +183,22 @@ async fn check_signer(ctx: &ApiContext, p: &SubmitJob) -> Result<(), RpcError> {
 async fn check_onchain(
     chain: &ChainAccess,
     request: &OffchainJobRequest,
-    p: &SubmitJob,
+    request_bytes: &[u8],
+    signature: &[u8],
     id: JobId,
 ) -> Result<(), RpcError> {
     let unavailable = |err: crate::chain::ChainError| {
         RpcError::new(codes::CHAIN_UNAVAILABLE, format!("cannot check the request onchain: {err}"))
     };
-    let digest = crate::protocol::eip191::digest(&p.request.0);
-    let accepted =
-        chain.chain.accepts_signature(request.consumer, digest, &p.signature.0).await.map_err(unavailable)?;
+    let digest = crate::protocol::eip191::digest(request_bytes);
+    let accepted = chain.chain.accepts_signature(request.consumer, digest, signature).await.map_err(unavailable)?;
     if !accepted {
         return Err(RpcError::new(
             codes::BAD_SIGNATURE,
             format!("bad request signature: consumer {} rejects it (EIP-1271 isValidSignature)", request.consumer),
         ));
     }
-    let state = chain.chain.job_state(B256::from(id)).await.map_err(unavailable)?;
+    let state = chain.chain.job_state(id.to_b256()).await.map_err(unavailable)?;
     if state != crate::chain::job_state::NONE {
         return Err(RpcError::new(
             codes::NONCE_USED,
@@ -232,7 +213,7 @@ async fn check_onchain(
 /// offchain job does not take a nonce an onchain one already used.
 async fn next_nonce(ctx: &ApiContext, p: &ConsumerParams) -> Result<Reply, RpcError> {
     let consumer = address(&p.consumer)?;
-    let mut nonce = ctx.board.next_nonce(&consumer.0 .0);
+    let mut nonce = ctx.board.next_nonce(&consumer);
     if let Some(chain) = &ctx.chain {
         match chain.chain.next_nonce(consumer).await {
             Ok(onchain) => nonce = nonce.max(onchain),
@@ -249,9 +230,9 @@ async fn next_nonce(ctx: &ApiContext, p: &ConsumerParams) -> Result<Reply, RpcEr
 async fn pending_jobs(ctx: &ApiContext, p: &ConsumerParams) -> Result<Reply, RpcError> {
     let consumer = address(&p.consumer)?;
     let mut reply =
-        PendingReply { nonces: ctx.board.pending_nonces(&consumer.0 .0), awaiting_relay: vec![], blocked_on: None };
+        PendingReply { nonces: ctx.board.pending_nonces(&consumer), awaiting_relay: vec![], blocked_on: None };
     if let Some(chain) = &ctx.chain {
-        let lane = chain.relayer.send(LaneQuery { consumer: consumer.0 .0 }).await.map_err(internal)?;
+        let lane = chain.lanes.send(LaneQuery { consumer }).await.map_err(internal)?;
         reply.awaiting_relay = lane.awaiting;
         reply.blocked_on = lane.blocked_on;
     }
@@ -263,20 +244,17 @@ async fn retry(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
     let Some(chain) = &ctx.chain else {
         return Err(RpcError::new(codes::NOT_DEAD_LETTERED, "the engine has no chain; nothing is relayed"));
     };
-    match chain.relayer.send(Retry { id }).await.map_err(internal)? {
+    match chain.retry.send(Retry { id }).await.map_err(internal)? {
         Ok(()) => get_result(ctx, p),
-        Err(RetryError::Unknown(_)) => Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
+        Err(RetryError::Unknown(_)) => Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}"))),
         Err(err @ RetryError::NotDeadLettered { .. }) => Err(RpcError::new(codes::NOT_DEAD_LETTERED, err.to_string())),
         Err(err) => Err(internal(err)),
     }
 }
 
 fn job_id_param(p: &JobIdParams) -> Result<JobId, RpcError> {
-    p.job_id
-        .0
-        .as_slice()
-        .try_into()
-        .map_err(|_| RpcError::invalid_params(format!("jobId must be 32 bytes, got {}", p.job_id.0.len())))
+    JobId::try_from(p.job_id.0.as_slice())
+        .map_err(|len| RpcError::invalid_params(format!("jobId must be 32 bytes, got {len}")))
 }
 
 fn admit_error(ctx: &ApiContext, err: AdmitError) -> RpcError {
@@ -290,10 +268,9 @@ fn admit_error(ctx: &ApiContext, err: AdmitError) -> RpcError {
     }
 }
 
-fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
-    let id = job_id_param(p)?;
-    let mut reply = JobResult {
-        job_id: p.job_id.clone(),
+fn empty_reply(id: JobId, rejection: Option<String>) -> JobResult {
+    JobResult {
+        job_id: HexBytes(id.0.to_vec()),
         status: String::new(),
         exit_code: None,
         cycles: None,
@@ -304,8 +281,28 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
         failure_reason: None,
         tx_hash: None,
         relay_error: None,
-        rejection: ctx.rejections.get(&id),
-    };
+        rejection,
+    }
+}
+
+/// Fills in what an executed job's result says; a failed job's result is
+/// not signed, so it has no signed result to show.
+fn fill_result(reply: &mut JobResult, status: Status, result: &ResultRecord) {
+    reply.status = status.as_str().to_owned();
+    reply.exit_code = result.exit_code;
+    reply.cycles = Some(result.cycles);
+    reply.peak_memory_bytes = Some(result.peak_memory_bytes);
+    reply.output = Some(HexBytes(result.output.clone()));
+    reply.failure_reason = result.failure.as_ref().map(|f| f.to_string());
+    if status != Status::Failed {
+        reply.result_with_metadata = Some(HexBytes(result.result_with_metadata.clone()));
+        reply.signature = Some(HexBytes(result.signature.clone()));
+    }
+}
+
+fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
+    let id = job_id_param(p)?;
+    let mut reply = empty_reply(id, ctx.rejections.get(&id));
     // A job in flight has no result or transaction yet: the board answers
     // without a store read.
     let status = match ctx.board.status(&id) {
@@ -319,7 +316,7 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
                 reply.status = "rejected".to_owned();
                 return Ok(Reply::Result(Box::new(reply)));
             }
-            None => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job 0x{}", hex::encode(id)))),
+            None => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}"))),
         },
     };
     if status == Status::DeadLettered {
@@ -328,15 +325,7 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
     reply.status = status.as_str().to_owned();
     if status.is_executed() {
         if let Some(result) = ctx.store.result(&id).map_err(internal)? {
-            reply.exit_code = result.exit_code;
-            reply.cycles = Some(result.cycles);
-            reply.peak_memory_bytes = Some(result.peak_memory_bytes);
-            reply.output = Some(HexBytes(result.output));
-            reply.failure_reason = result.failure.map(|f| f.to_string());
-            if status != Status::Failed {
-                reply.result_with_metadata = Some(HexBytes(result.result_with_metadata));
-                reply.signature = Some(HexBytes(result.signature));
-            }
+            fill_result(&mut reply, status, &result);
         }
     }
     Ok(Reply::Result(Box::new(reply)))
@@ -356,20 +345,18 @@ async fn replay(ctx: &ApiContext, p: ReplayParams) -> Result<Reply, RpcError> {
     Ok(Reply::Replay(ReplayReply {
         replayed: report.replayed,
         matched: report.matched,
-        mismatched: report.mismatched.into_iter().map(|id| HexBytes(id.to_vec())).collect(),
+        mismatched: report.mismatched.into_iter().map(|id| HexBytes(id.0.to_vec())).collect(),
     }))
 }
 
 fn inject_panic(ctx: &ApiContext, p: &PanicParams) -> Result<Reply, RpcError> {
-    if !ctx.fault_injection {
+    let Some(faults) = &ctx.faults else {
         return Err(RpcError::new(codes::METHOD_NOT_FOUND, "method not found: debug_panic (fault injection is off)"));
-    }
-    match p.actor.as_str() {
-        "registry" => ctx.registry.do_send(Panic),
-        "executor" => ctx.executor.do_send(Panic),
-        "submitter" => ctx.submitter.do_send(Panic),
-        other => return Err(RpcError::invalid_params(format!("no actor {other:?} takes injected faults"))),
-    }
-    ctx.metrics.actor(&p.actor).received();
+    };
+    let target = p.actor.parse::<ActorName>().ok().and_then(|name| faults.get(&name));
+    let Some(mailbox) = target else {
+        return Err(RpcError::invalid_params(format!("no actor {:?} takes injected faults", p.actor)));
+    };
+    mailbox.do_send(Panic);
     Ok(Reply::Empty(Empty {}))
 }

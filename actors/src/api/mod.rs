@@ -4,85 +4,97 @@
 //! - `connection`: framing, pipelining, the two encodings.
 //! - `jsonrpc`: JSON-RPC 2.0 envelopes, batches and notifications.
 //! - `methods`: what each method does.
-//! - [`verifier`]: request signature checks on their own threads.
+//! - `verifier`: request signature checks on their own threads.
+//! - `rejections`: why recent requests were refused.
 
 mod connection;
 mod jsonrpc;
 mod methods;
-pub mod rejections;
-pub mod verifier;
+mod rejections;
+mod verifier;
 pub mod wire;
 
 pub use connection::fast_frame;
+pub(crate) use rejections::Rejections;
+pub(crate) use verifier::{Verifier, Verify};
 
+use crate::board::JobBoard;
+use crate::chain::Chain;
 use crate::config::Config;
-use crate::executor::Executor;
-use crate::jobs::JobBoard;
-use crate::metrics::Metrics;
-use crate::registry::{Programs, Registry};
+use crate::intake::Intake;
+use crate::metrics::{ActorName, Metrics};
+use crate::pool::{Mailbox, Panic};
+use crate::programs::Programs;
+use crate::registry::SubmitProgram;
+use crate::relayer::{LaneQuery, Retry};
 use crate::store::Store;
-use crate::submitter::Submitter;
 use actix::{Actor, ActorContext, Addr, Context, Handler, Message};
 use alloy::primitives::Address;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::sync::{watch, Semaphore};
-use verifier::Verifier;
 
-/// Everything a request handler may touch.
+/// Everything a request handler may touch: shared state it reads, and the
+/// mailboxes of the actors it asks.
 #[derive(Debug)]
-pub struct ApiContext {
+pub(crate) struct ApiContext {
     /// The configuration.
-    pub config: Config,
-    /// The store.
-    pub store: Store,
+    pub(crate) config: Config,
+    /// The store (results and job entries are read from it).
+    pub(crate) store: Store,
     /// Jobs in flight.
-    pub board: Arc<JobBoard>,
+    pub(crate) board: Arc<JobBoard>,
     /// Decoded programs.
-    pub programs: Arc<Programs>,
+    pub(crate) programs: Arc<Programs>,
     /// Metrics.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// The registry.
-    pub registry: Addr<Registry>,
-    /// The executor pool.
-    pub executor: Addr<Executor>,
-    /// The submitter pool.
-    pub submitter: Addr<Submitter>,
+    pub(crate) registry: Mailbox<SubmitProgram>,
     /// The signature verifier pool.
-    pub verifier: Addr<Verifier>,
-    /// The operator's address.
-    pub operator: Address,
-    /// The dev consumer signer, if allowed.
-    pub dev_signer: Option<Address>,
-    /// Signers whose offchain requests are accepted.
-    pub allowed_signers: HashSet<Address>,
-    /// Whether `debug_panic` works.
-    pub fault_injection: bool,
-    /// Set when shutdown begins: new jobs are refused.
-    pub shutting_down: Arc<AtomicBool>,
+    pub(crate) verifier: Mailbox<Verify>,
     /// Admission and dispatch.
-    pub intake: crate::intake::Intake,
+    pub(crate) intake: Intake,
+    /// Who signs results and who may sign requests.
+    pub(crate) signers: Signers,
     /// The chain, when the engine settles onchain.
-    pub chain: Option<ChainAccess>,
+    pub(crate) chain: Option<ChainAccess>,
+    /// The actors `debug_panic` reaches; `None` unless the engine runs with
+    /// `COPROCESSOR_FAULT_INJECTION=1`.
+    pub(crate) faults: Option<HashMap<ActorName, Mailbox<Panic>>>,
+    /// Set when shutdown begins: new jobs are refused.
+    pub(crate) shutting_down: Arc<AtomicBool>,
     /// Why recent job requests were refused.
-    pub rejections: Arc<rejections::Rejections>,
+    pub(crate) rejections: Arc<Rejections>,
+}
+
+/// The operator and the offchain request signers.
+#[derive(Debug, Clone)]
+pub(crate) struct Signers {
+    /// The operator's address.
+    pub(crate) operator: Address,
+    /// The dev consumer signer, if allowed.
+    pub(crate) dev_signer: Option<Address>,
+    /// Signers whose offchain requests are accepted (with no chain).
+    pub(crate) allowed: HashSet<Address>,
 }
 
 /// What the socket API uses of the chain.
 #[derive(Debug, Clone)]
-pub struct ChainAccess {
+pub(crate) struct ChainAccess {
     /// The node: request signatures (EIP-1271) and nonces are checked there.
-    pub chain: crate::chain::Chain,
-    /// The relayer: dead-letter retries and ordered-relay lanes.
-    pub relayer: Addr<crate::submitter::relay::Relayer>,
+    pub(crate) chain: Chain,
+    /// Dead-letter retries.
+    pub(crate) retry: Mailbox<Retry>,
+    /// Ordered-relay lanes.
+    pub(crate) lanes: Mailbox<LaneQuery>,
 }
 
 /// The socket server actor.
 #[derive(Debug)]
-pub struct Api {
+pub(crate) struct Api {
     socket: PathBuf,
     stop: watch::Sender<bool>,
 }
@@ -103,7 +115,7 @@ pub enum ApiError {
 impl Api {
     /// Binds the Unix socket (mode 0600) and the optional TCP address, then
     /// starts the actor that serves them.
-    pub fn start(ctx: ApiContext) -> Result<Addr<Api>, ApiError> {
+    pub(crate) fn start(ctx: ApiContext) -> Result<Addr<Api>, ApiError> {
         let socket = ctx.config.socket_path();
         let bind_error = |source| ApiError::Bind { what: socket.display().to_string(), source };
         if socket.exists() {
@@ -201,7 +213,7 @@ async fn accept_loop(
 /// Stop accepting connections and remove the socket file.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct StopAccepting;
+pub(crate) struct StopAccepting;
 
 impl Actor for Api {
     type Context = Context<Self>;

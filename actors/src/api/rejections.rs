@@ -3,7 +3,7 @@
 //! signature, a nonce used before. Bounded and in memory: a refused
 //! request never becomes a job, and must not let anyone fill the store.
 
-use crate::store::JobId;
+use crate::job::JobId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -12,13 +12,13 @@ const CAPACITY: usize = 10_000;
 
 /// The last [`CAPACITY`] refusals.
 #[derive(Debug, Default)]
-pub struct Rejections {
+pub(crate) struct Rejections {
     inner: Mutex<(HashMap<JobId, String>, VecDeque<JobId>)>,
 }
 
 impl Rejections {
     /// Remembers why a request for job `id` was refused.
-    pub fn record(&self, id: JobId, reason: String) {
+    pub(crate) fn record(&self, id: JobId, reason: String) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let (reasons, order) = &mut *inner;
         if reasons.insert(id, reason).is_none() {
@@ -32,7 +32,7 @@ impl Rejections {
     }
 
     /// Why the last request for job `id` was refused, if it was.
-    pub fn get(&self, id: &JobId) -> Option<String> {
+    pub(crate) fn get(&self, id: &JobId) -> Option<String> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.get(id).cloned()
     }
 }
@@ -47,11 +47,11 @@ mod tests {
         for i in 0..=CAPACITY as u32 {
             let mut id = [0u8; 32];
             id[..4].copy_from_slice(&i.to_be_bytes());
-            rejections.record(id, format!("reason {i}"));
+            rejections.record(JobId(id), format!("reason {i}"));
         }
-        assert_eq!(rejections.get(&[0; 32]), None);
+        assert_eq!(rejections.get(&JobId([0; 32])), None);
         let mut last = [0u8; 32];
         last[..4].copy_from_slice(&(CAPACITY as u32).to_be_bytes());
-        assert_eq!(rejections.get(&last).as_deref(), Some(format!("reason {CAPACITY}").as_str()));
+        assert_eq!(rejections.get(&JobId(last)).as_deref(), Some(format!("reason {CAPACITY}").as_str()));
     }
 }

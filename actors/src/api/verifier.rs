@@ -1,17 +1,17 @@
 //! Request signature checks, off the socket's thread: one recovery costs
 //! ~43 µs, so a pool of sync actors does them beside the executors.
 
-use crate::metrics::ActorMetrics;
+use crate::metrics::{ActorMetrics, ActorName, Metrics};
+use crate::pool::{guarded, Handle};
 use crate::protocol::eip191::{recover, SignatureError};
-use crate::supervisor::{guarded, RestartCount};
-use actix::{Actor, Addr, Handler, Message, SyncContext};
+use actix::{Actor, Handler, Message, SyncContext};
 use alloy::primitives::Address;
 use std::sync::Arc;
 
 /// Recover the EIP-191 signer of `request`.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Address, SignatureError>")]
-pub struct Verify {
+pub(crate) struct Verify {
     /// The signed bytes.
     pub request: Vec<u8>,
     /// The signature.
@@ -20,18 +20,14 @@ pub struct Verify {
 
 /// One verifier thread.
 #[derive(Debug)]
-pub struct Verifier {
+pub(crate) struct Verifier {
     metrics: Arc<ActorMetrics>,
 }
 
 impl Verifier {
     /// Starts `threads` verifiers.
-    pub fn start(threads: usize, metrics: Arc<ActorMetrics>) -> Addr<Verifier> {
-        let restarts = RestartCount::new(threads, Arc::clone(&metrics));
-        crate::supervisor::start_pool("verifier", threads, move || {
-            restarts.started();
-            Verifier { metrics: Arc::clone(&metrics) }
-        })
+    pub(crate) fn start(threads: usize, metrics: &Metrics) -> Handle<Verifier> {
+        crate::pool::start_sync(ActorName::Verifier, threads, metrics, |metrics| Verifier { metrics })
     }
 }
 

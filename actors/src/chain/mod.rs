@@ -1,24 +1,20 @@
-//! Chain I/O shared by the relayer (under [`crate::submitter`]), the
-//! [`crate::listener`] and the socket API's onchain checks.
+//! Chain I/O shared by the relayer, the listener and the socket API's
+//! onchain checks. The contracts' types are in `protocol::bindings`.
 //!
-//! - [`bindings`]: the contracts, bound with alloy `sol!` from the
-//!   committed artifacts in `contracts/out/`.
 //! - [`Chain`]: a node connection where every call has a deadline and
 //!   every failure is classified, so callers know whether to back off
 //!   (the node is unreachable) or give up (the node said no).
 
-pub mod bindings;
-
 use crate::config;
+use crate::protocol::bindings::{Consumer, IJobManager, OffchainRequester};
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::transports::{RpcError, TransportErrorKind};
-use bindings::{Consumer, IJobManager, OffchainRequester};
 use std::future::IntoFuture;
 use std::time::Duration;
 
 /// EIP-1271's "valid signature" answer.
-pub const EIP1271_MAGIC_VALUE: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
+pub(crate) const EIP1271_MAGIC_VALUE: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
 
 /// InfinityVM's job states (`IJobManager.sol` constants; 0 = no job).
 pub mod job_state {
@@ -81,7 +77,7 @@ impl ChainError {
 
 /// A connection to the node, and the JobManager's address.
 #[derive(Debug, Clone)]
-pub struct Chain {
+pub(crate) struct Chain {
     provider: RootProvider,
     job_manager: Address,
     timeout: Duration,
@@ -89,7 +85,7 @@ pub struct Chain {
 
 impl Chain {
     /// A client for the `[chain]` section (no I/O yet).
-    pub fn new(config: &config::Chain) -> Result<Chain, ChainError> {
+    pub(crate) fn new(config: &config::Chain) -> Result<Chain, ChainError> {
         let url =
             config.rpc_url.parse().map_err(|err| ChainError::Config(format!("rpc_url {:?}: {err}", config.rpc_url)))?;
         let job_manager = config
@@ -104,17 +100,17 @@ impl Chain {
     }
 
     /// The node connection, for calls this type does not wrap.
-    pub fn provider(&self) -> &RootProvider {
+    pub(crate) fn provider(&self) -> &RootProvider {
         &self.provider
     }
 
     /// The JobManager.
-    pub fn job_manager(&self) -> Address {
+    pub(crate) fn job_manager(&self) -> Address {
         self.job_manager
     }
 
     /// Runs a transport call with the deadline.
-    pub async fn rpc<T>(
+    pub(crate) async fn rpc<T>(
         &self,
         call: impl IntoFuture<Output = Result<T, RpcError<TransportErrorKind>>>,
     ) -> Result<T, ChainError> {
@@ -125,7 +121,7 @@ impl Chain {
     }
 
     /// Runs a contract call with the deadline.
-    pub async fn contract<T>(
+    pub(crate) async fn contract<T>(
         &self,
         call: impl IntoFuture<Output = Result<T, alloy::contract::Error>>,
     ) -> Result<T, ChainError> {
@@ -136,17 +132,17 @@ impl Chain {
     }
 
     /// The chain ID.
-    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+    pub(crate) async fn chain_id(&self) -> Result<u64, ChainError> {
         self.rpc(self.provider.get_chain_id()).await
     }
 
     /// The head block number.
-    pub async fn head(&self) -> Result<u64, ChainError> {
+    pub(crate) async fn head(&self) -> Result<u64, ChainError> {
         self.rpc(self.provider.get_block_number()).await
     }
 
     /// A job's onchain state ([`job_state`]).
-    pub async fn job_state(&self, id: B256) -> Result<u8, ChainError> {
+    pub(crate) async fn job_state(&self, id: B256) -> Result<u8, ChainError> {
         let manager = IJobManager::new(self.job_manager, &self.provider);
         Ok(self.contract(manager.getJobMetadata(id).call()).await?.status)
     }
@@ -154,7 +150,7 @@ impl Chain {
     /// Whether `consumer` accepts `signature` over the EIP-191 `digest`
     /// (EIP-1271), as the JobManager asks it at settlement. A consumer
     /// that reverts or has no such function does not accept it.
-    pub async fn accepts_signature(
+    pub(crate) async fn accepts_signature(
         &self,
         consumer: Address,
         digest: B256,
@@ -169,7 +165,7 @@ impl Chain {
     }
 
     /// The consumer's next nonce (`Consumer.getNextNonce()`).
-    pub async fn next_nonce(&self, consumer: Address) -> Result<u64, ChainError> {
+    pub(crate) async fn next_nonce(&self, consumer: Address) -> Result<u64, ChainError> {
         self.contract(Consumer::new(consumer, &self.provider).getNextNonce().call()).await
     }
 }
@@ -178,7 +174,7 @@ impl Chain {
 /// interval, doubles on each failure up to [`Backoff::MAX`], and resets on
 /// the first success. The relayer and the listener each keep one.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     base: Duration,
     next: Duration,
     until: std::time::Instant,
@@ -186,20 +182,20 @@ pub struct Backoff {
 
 impl Backoff {
     /// The longest pause.
-    pub const MAX: Duration = Duration::from_secs(5);
+    pub(crate) const MAX: Duration = Duration::from_secs(5);
 
     /// A backoff starting at `base`.
-    pub fn new(base: Duration) -> Backoff {
+    pub(crate) fn new(base: Duration) -> Backoff {
         Backoff { base, next: base, until: std::time::Instant::now() }
     }
 
     /// Whether the pause is still on.
-    pub fn paused(&self) -> bool {
+    pub(crate) fn paused(&self) -> bool {
         std::time::Instant::now() < self.until
     }
 
     /// The node failed: pause, and return for how long.
-    pub fn failed(&mut self) -> Duration {
+    pub(crate) fn failed(&mut self) -> Duration {
         let pause = self.next;
         self.until = std::time::Instant::now() + pause;
         self.next = (self.next * 2).min(Backoff::MAX);
@@ -207,7 +203,7 @@ impl Backoff {
     }
 
     /// The node answered: the next failure pauses for `base` again.
-    pub fn succeeded(&mut self) {
+    pub(crate) fn succeeded(&mut self) {
         self.next = self.base;
     }
 }

@@ -2,25 +2,27 @@
 //! in the metered VM ([`vm`]) on warm instances ([`warm`]) and hand the
 //! outcomes to the submitter.
 
-pub mod vm;
-pub(crate) mod warm;
+pub(crate) mod vm;
+mod warm;
 
-use crate::jobs::JobBoard;
-use crate::metrics::{ActorMetrics, Metrics};
-use crate::registry::Programs;
-use crate::store::JobSpec;
+pub(crate) use warm::WarmVms;
+
+use crate::board::JobBoard;
+use crate::job::JobSpec;
+use crate::metrics::{ActorMetrics, ActorName, Metrics};
+use crate::pool::{guarded, inject_panic, Handle, Mailbox, Panic};
+use crate::program::ProgramId;
+use crate::programs::Programs;
 use crate::submitter::Executed;
-use crate::supervisor::{guarded, inject_panic, Panic, RestartCount};
-use actix::{Actor, Addr, Handler, Message, Recipient, SyncContext};
+use actix::{Actor, Handler, Message, SyncContext};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use warm::WarmVms;
 
 /// Run a job. The outcome goes to the submitter, not back to the sender.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Execute {
+pub(crate) struct Execute {
     /// The job.
     pub spec: Arc<JobSpec>,
     /// Times this job was already attempted (a crash mid-run retries once).
@@ -29,10 +31,10 @@ pub struct Execute {
 
 /// Why a job could not be run (an engine problem, not the guest's).
 #[derive(Debug, thiserror::Error)]
-pub enum ExecuteError {
+pub(crate) enum ExecuteError {
     /// The program is not in the registry.
     #[error("program {0} is not registered")]
-    UnknownProgram(crate::registry::elf::ProgramId),
+    UnknownProgram(ProgramId),
     /// The VM could not run it.
     #[error(transparent)]
     Vm(#[from] vm::VmError),
@@ -40,18 +42,18 @@ pub enum ExecuteError {
 
 /// One executor thread.
 #[derive(Debug)]
-pub struct Executor {
+pub(crate) struct Executor {
     programs: Arc<Programs>,
     board: Arc<JobBoard>,
     metrics: Arc<Metrics>,
     actor: Arc<ActorMetrics>,
-    submitter: Recipient<Executed>,
+    submitter: Mailbox<Executed>,
     vms: WarmVms,
 }
 
 /// What every executor thread shares.
 #[derive(Debug, Clone)]
-pub struct ExecutorSetup {
+pub(crate) struct ExecutorSetup {
     /// Decoded programs.
     pub programs: Arc<Programs>,
     /// Jobs in flight.
@@ -59,33 +61,29 @@ pub struct ExecutorSetup {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Where outcomes go.
-    pub submitter: Recipient<Executed>,
+    pub submitter: Mailbox<Executed>,
     /// Largest input, which sizes each VM's input regions.
     pub max_input_bytes: usize,
 }
 
 impl Executor {
     /// Starts `threads` executors.
-    pub fn start(threads: usize, setup: ExecutorSetup) -> Addr<Executor> {
-        let actor = setup.metrics.actor("executor");
-        let restarts = RestartCount::new(threads, Arc::clone(&actor));
-        crate::supervisor::start_pool("executor", threads, move || {
-            restarts.started();
-            Executor {
-                programs: Arc::clone(&setup.programs),
-                board: Arc::clone(&setup.board),
-                metrics: Arc::clone(&setup.metrics),
-                actor: Arc::clone(&actor),
-                submitter: setup.submitter.clone(),
-                vms: WarmVms::new(setup.max_input_bytes),
-            }
+    pub(crate) fn start(threads: usize, setup: ExecutorSetup) -> Handle<Executor> {
+        let metrics = Arc::clone(&setup.metrics);
+        crate::pool::start_sync(ActorName::Executor, threads, &metrics, move |actor| Executor {
+            programs: Arc::clone(&setup.programs),
+            board: Arc::clone(&setup.board),
+            metrics: Arc::clone(&setup.metrics),
+            actor,
+            submitter: setup.submitter.clone(),
+            vms: WarmVms::new(setup.max_input_bytes),
         })
     }
 
     fn execute(&mut self, spec: &Arc<JobSpec>) -> Result<(), ExecuteError> {
         let image = self.programs.get(&spec.program_id).ok_or(ExecuteError::UnknownProgram(spec.program_id))?;
         if !self.board.set_running(&spec.id) {
-            tracing::debug!(job = %hex::encode(spec.id), "cancelled before it ran");
+            tracing::debug!(job = %spec.id, "cancelled before it ran");
             return Ok(());
         }
         let start = Instant::now();
@@ -94,7 +92,6 @@ impl Executor {
         let engine = &self.metrics.engine;
         engine.executor_busy_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         engine.cycles.fetch_add(outcome.cycles, Ordering::Relaxed);
-        self.metrics.actor("submitter").received();
         self.submitter.do_send(Executed { spec: Arc::clone(spec), outcome });
         Ok(())
     }
@@ -113,14 +110,15 @@ impl Handler<Execute> for Executor {
             Some(Ok(())) => {}
             Some(Err(err)) => {
                 // The job stays pending in the store; the next start-up runs it.
-                tracing::error!(job = %hex::encode(msg.spec.id), %err, "job could not be executed");
+                tracing::error!(job = %msg.spec.id, %err, "job could not be executed");
             }
             None if msg.attempt == 0 => {
+                // Counted in again: it is a second message to this pool.
                 actor.received();
                 ctx.address().do_send(Execute { spec: msg.spec, attempt: 1 });
             }
             None => {
-                tracing::error!(job = %hex::encode(msg.spec.id), "executor crashed twice on this job; left pending");
+                tracing::error!(job = %msg.spec.id, "executor crashed twice on this job; left pending");
             }
         }
     }

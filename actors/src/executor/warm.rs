@@ -1,7 +1,8 @@
 //! Warm VM instances, one per program, least recently used first out.
 
-use super::vm::{JobLimits, JobOutcome, Vm, VmError};
-use crate::registry::elf::{ProgramId, ProgramImage};
+use super::vm::{Vm, VmError};
+use crate::job::{JobLimits, JobOutcome};
+use crate::program::{ProgramId, ProgramImage};
 
 /// Programs kept warm per executor thread. Each instance holds its touched
 /// guest pages, so the cap bounds memory.

@@ -9,17 +9,18 @@
 //! the range is durable, so nothing read is lost either. An unreachable
 //! node is retried with a growing backoff.
 
-use crate::chain::bindings::IJobManager::{JobCancelled, JobCreated};
+use crate::board::AdmitError;
 use crate::chain::{Backoff, Chain, ChainError};
 use crate::config;
 use crate::intake::Intake;
-use crate::jobs::AdmitError;
-use crate::metrics::ActorMetrics;
-use crate::registry::elf::ProgramId;
-use crate::registry::Programs;
-use crate::store::{JobId, JobSpec, Origin, Settlement, Write};
-use crate::submitter::relay::{CancelRelay, Relayer};
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use crate::job::{JobId, JobSpec, Settlement};
+use crate::metrics::{ActorMetrics, ActorName};
+use crate::pool::Mailbox;
+use crate::programs::Programs;
+use crate::protocol::bindings::IJobManager::{JobCancelled, JobCreated};
+use crate::relayer::CancelRelay;
+use crate::store::Write;
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
@@ -28,11 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The `meta` key of the next block to read.
-pub const CURSOR_KEY: &str = "listener.next_block";
+pub(crate) const CURSOR_KEY: &str = "listener.next_block";
 
 /// What the listener needs.
 #[derive(Debug, Clone)]
-pub struct ListenerSetup {
+pub(crate) struct ListenerSetup {
     /// The node.
     pub chain: Chain,
     /// The `[chain]` section.
@@ -44,12 +45,12 @@ pub struct ListenerSetup {
     /// Where jobs go in.
     pub intake: Intake,
     /// Where cancellations of executed jobs go.
-    pub relayer: Addr<Relayer>,
+    pub relayer: Mailbox<CancelRelay>,
 }
 
 /// The listener actor.
 #[derive(Debug)]
-pub struct Listener {
+pub(crate) struct Listener {
     setup: ListenerSetup,
     actor: Arc<ActorMetrics>,
     next_block: u64,
@@ -66,12 +67,12 @@ struct Batch {
 
 impl Listener {
     /// A listener that resumes from the stored cursor (or `start_block`).
-    pub fn new(setup: ListenerSetup) -> Result<Listener, crate::store::StoreError> {
+    pub(crate) fn new(setup: ListenerSetup) -> Result<Listener, crate::store::StoreError> {
         let stored = setup.intake.store.meta(CURSOR_KEY)?;
         let next_block = stored
             .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
             .map_or(setup.config.start_block, u64::from_be_bytes);
-        let actor = setup.intake.metrics.actor("listener");
+        let actor = Arc::clone(setup.intake.metrics.actor(ActorName::Listener));
         let backoff = Backoff::new(Duration::from_millis(setup.config.poll_interval_ms));
         Ok(Listener { setup, actor, next_block, in_round: false, backoff })
     }
@@ -87,7 +88,7 @@ impl Listener {
             Ok(None) => this.in_round = false,
             Err(err) => {
                 this.in_round = false;
-                this.actor.handled(Duration::ZERO, false);
+                this.actor.failed();
                 let pause = this.backoff.failed();
                 tracing::warn!(%err, retry_in_ms = pause.as_millis() as u64, "listener: node unreachable");
             }
@@ -154,7 +155,7 @@ impl Listener {
                 return Ok(None);
             }
         };
-        let id: JobId = event.jobID.0;
+        let id = JobId::from(event.jobID);
         // Known already (a block read twice, or a failed job, whose nonce
         // the socket may reuse but an event must not): nothing to add.
         if self.known(&id)? {
@@ -165,7 +166,7 @@ impl Listener {
         let spec = match self.spec(&event) {
             Ok(spec) => spec,
             Err(reason) => {
-                tracing::warn!(job = %hex::encode(id), %reason, "listener: onchain job refused");
+                tracing::warn!(job = %id, %reason, "listener: onchain job refused");
                 intake.metrics.engine.rejected.fetch_add(1, Ordering::Relaxed);
                 self.actor.handled(Duration::ZERO, false);
                 return Ok(None);
@@ -196,39 +197,14 @@ impl Listener {
         Ok(stored || intake.board.contains(id))
     }
 
+    /// The job of a `JobCreated` event, if its program is registered and it
+    /// is within the limits (the same check as a socket request's).
     fn spec(&self, event: &JobCreated) -> Result<JobSpec, String> {
-        let limits = &self.setup.limits;
-        let program_id: [u8; 32] = event
-            .programID
-            .as_ref()
-            .try_into()
-            .map_err(|_| format!("programID is {} bytes, not 32", event.programID.len()))?;
-        let program_id = ProgramId(program_id);
-        if !self.setup.programs.contains(&program_id) {
-            return Err(format!("program {program_id} is not registered"));
+        let spec = JobSpec::from_event(event, &self.setup.limits).map_err(|err| err.to_string())?;
+        if !self.setup.programs.contains(&spec.program_id) {
+            return Err(format!("program {} is not registered", spec.program_id));
         }
-        if event.onchainInput.len() > limits.max_input_bytes {
-            return Err(format!(
-                "onchain input is {} bytes, over {}",
-                event.onchainInput.len(),
-                limits.max_input_bytes
-            ));
-        }
-        if event.maxCycles > limits.max_job_cycles {
-            return Err(format!("maxCycles {} is over {}", event.maxCycles, limits.max_job_cycles));
-        }
-        Ok(JobSpec {
-            id: event.jobID.0,
-            nonce: event.nonce,
-            consumer: event.consumer.0 .0,
-            program_id,
-            max_cycles: event.maxCycles,
-            max_memory_bytes: limits.max_memory_bytes,
-            max_output_bytes: limits.max_output_bytes as u64,
-            onchain_input: event.onchainInput.to_vec(),
-            offchain_input: Vec::new(),
-            origin: Origin::Onchain,
-        })
+        Ok(spec)
     }
 
     fn cancelled(&mut self, log: &Log) -> Result<Option<Receiver>, ReadAgain> {
@@ -237,7 +213,7 @@ impl Listener {
             self.actor.handled(Duration::ZERO, false);
             return Ok(None);
         };
-        let id: JobId = event.inner.data.jobID.0;
+        let id = JobId::from(event.inner.data.jobID);
         let intake = &self.setup.intake;
         if self.known(&id)? {
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -246,7 +222,7 @@ impl Listener {
             intake.board.remove(&id);
             self.setup.relayer.do_send(CancelRelay { id });
             intake.metrics.engine.cancelled.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(job = %hex::encode(id), "job cancelled onchain");
+            tracing::info!(job = %id, "job cancelled onchain");
             self.actor.handled(Duration::ZERO, true);
             return Ok(Some(rx));
         }

@@ -11,7 +11,7 @@ const BUCKETS: usize = SUB * (64 - SUB_BITS as usize + 1);
 
 /// A histogram of microsecond values.
 #[derive(Debug)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     buckets: Box<[AtomicU64]>,
 }
 
@@ -44,7 +44,7 @@ fn upper_bound(bucket: usize) -> u64 {
 
 impl Histogram {
     /// Records one value.
-    pub fn record(&self, micros: u64) {
+    pub(crate) fn record(&self, micros: u64) {
         if let Some(bucket) = self.buckets.get(bucket_of(micros)) {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
@@ -52,7 +52,7 @@ impl Histogram {
 
     /// The value at quantile `q` (0..=1): an upper bound within 6.25%.
     /// Zero when nothing was recorded.
-    pub fn quantile(&self, q: f64) -> u64 {
+    pub(crate) fn quantile(&self, q: f64) -> u64 {
         let total: u64 = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
         if total == 0 {
             return 0;

@@ -1,15 +1,18 @@
 //! Per-actor and engine-wide metrics, shared by every actor.
 //!
-//! Each actor owns an [`ActorMetrics`]: senders count a message in
-//! ([`ActorMetrics::received`]), the actor counts it out with its handling
-//! time ([`ActorMetrics::handled`]); the difference is the mailbox depth.
+//! Each actor, named by an [`ActorName`], owns an [`ActorMetrics`]: its
+//! counted mailbox (`pool::Mailbox`) counts a message in as it is sent, the
+//! actor counts it out with its handling time ([`ActorMetrics::handled`]);
+//! the difference is the mailbox depth. Actors that take work in by
+//! themselves (the api's requests, the listener's logs) count it in with
+//! [`ActorMetrics::received`].
 //! [`Metrics::snapshot`] turns the counters into what `coproc_metrics`
 //! serves, and [`prometheus`] renders the same figures as text.
 
 mod histogram;
-pub mod prometheus;
+pub(crate) mod prometheus;
 
-pub use histogram::Histogram;
+pub(crate) use histogram::Histogram;
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -17,9 +20,68 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The engine's actors, as metrics name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum ActorName {
+    /// The socket server (a message is a request).
+    Api,
+    /// Request signature recovery.
+    Verifier,
+    /// Programs.
+    Registry,
+    /// The VM pool.
+    Executor,
+    /// Result signing and recording.
+    Submitter,
+    /// Onchain settlement.
+    Relayer,
+    /// Onchain intake (a message is an event log).
+    Listener,
+}
+
+impl ActorName {
+    /// Every actor.
+    pub(crate) const ALL: [ActorName; 7] = [
+        ActorName::Api,
+        ActorName::Verifier,
+        ActorName::Registry,
+        ActorName::Executor,
+        ActorName::Submitter,
+        ActorName::Relayer,
+        ActorName::Listener,
+    ];
+
+    /// The lowercase name metrics and `debug_panic` use.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ActorName::Api => "api",
+            ActorName::Verifier => "verifier",
+            ActorName::Registry => "registry",
+            ActorName::Executor => "executor",
+            ActorName::Submitter => "submitter",
+            ActorName::Relayer => "relayer",
+            ActorName::Listener => "listener",
+        }
+    }
+}
+
+impl std::str::FromStr for ActorName {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        ActorName::ALL.into_iter().find(|actor| actor.as_str() == name).ok_or_else(|| format!("no actor {name:?}"))
+    }
+}
+
+impl std::fmt::Display for ActorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The counters of one actor.
 #[derive(Debug, Default)]
-pub struct ActorMetrics {
+pub(crate) struct ActorMetrics {
     received: AtomicU64,
     handled: AtomicU64,
     errors: AtomicU64,
@@ -28,14 +90,15 @@ pub struct ActorMetrics {
 }
 
 impl ActorMetrics {
-    /// A message was sent to the actor.
-    pub fn received(&self) {
+    /// A message was sent to the actor (its mailbox counts this), or the
+    /// actor took in a piece of work by itself.
+    pub(crate) fn received(&self) {
         self.received.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The actor finished a message after `elapsed`; `ok` is false when the
     /// message ended in an error.
-    pub fn handled(&self, elapsed: Duration, ok: bool) {
+    pub(crate) fn handled(&self, elapsed: Duration, ok: bool) {
         self.handling.record(elapsed.as_micros() as u64);
         if !ok {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -43,13 +106,18 @@ impl ActorMetrics {
         self.handled.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A failure outside any one message (the node was unreachable, say).
+    pub(crate) fn failed(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The supervisor restarted the actor.
-    pub fn restarted(&self) {
+    pub(crate) fn restarted(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Restarts so far.
-    pub fn restarts(&self) -> u64 {
+    pub(crate) fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
     }
 
@@ -70,7 +138,7 @@ impl ActorMetrics {
 
 /// Engine-wide job counters.
 #[derive(Debug, Default)]
-pub struct EngineCounters {
+pub(crate) struct EngineCounters {
     /// Jobs acknowledged (durable).
     pub accepted: AtomicU64,
     /// Jobs executed with exit code 0.
@@ -118,8 +186,8 @@ const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Every metric of the engine.
 #[derive(Debug)]
-pub struct Metrics {
-    actors: BTreeMap<&'static str, Arc<ActorMetrics>>,
+pub(crate) struct Metrics {
+    actors: [Arc<ActorMetrics>; ActorName::ALL.len()],
     /// Engine-wide job counters.
     pub engine: EngineCounters,
     started: Instant,
@@ -210,11 +278,11 @@ pub struct EngineSnapshot {
 }
 
 impl Metrics {
-    /// Metrics for the named actors and `executors` executor threads.
-    pub fn new(actor_names: &[&'static str], executors: usize) -> Metrics {
+    /// Metrics for every actor and `executors` executor threads.
+    pub(crate) fn new(executors: usize) -> Metrics {
         let now = Instant::now();
         Metrics {
-            actors: actor_names.iter().map(|name| (*name, Arc::default())).collect(),
+            actors: Default::default(),
             engine: EngineCounters::default(),
             started: now,
             executors,
@@ -222,14 +290,13 @@ impl Metrics {
         }
     }
 
-    /// The counters of actor `name`. Unknown names get a detached set, so a
-    /// typo loses figures rather than crashing.
-    pub fn actor(&self, name: &str) -> Arc<ActorMetrics> {
-        self.actors.get(name).cloned().unwrap_or_default()
+    /// The counters of an actor.
+    pub(crate) fn actor(&self, name: ActorName) -> &Arc<ActorMetrics> {
+        &self.actors[name as usize]
     }
 
     /// Time since start-up.
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
@@ -244,7 +311,7 @@ impl Metrics {
     }
 
     /// Records a sample for rates; the supervisor calls this every second.
-    pub fn sample(&self) {
+    pub(crate) fn sample(&self) {
         let now = self.current();
         if let Ok(mut samples) = self.samples.lock() {
             samples.push_back(now);
@@ -255,7 +322,7 @@ impl Metrics {
     }
 
     /// Every figure now. `sled_bytes` comes from the store.
-    pub fn snapshot(&self, sled_bytes: u64) -> MetricsSnapshot {
+    pub(crate) fn snapshot(&self, sled_bytes: u64) -> MetricsSnapshot {
         let now = self.current();
         let oldest = self.samples.lock().ok().and_then(|s| s.front().copied()).unwrap_or(now);
         let seconds = now.at.duration_since(oldest.at).as_secs_f64().max(1e-3);
@@ -263,7 +330,10 @@ impl Metrics {
         let utilization = per_second(now.busy_micros, oldest.busy_micros) / 1e6 / self.executors.max(1) as f64;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         MetricsSnapshot {
-            actors: self.actors.iter().map(|(name, m)| ((*name).to_owned(), m.snapshot())).collect(),
+            actors: ActorName::ALL
+                .iter()
+                .map(|name| (name.as_str().to_owned(), self.actor(*name).snapshot()))
+                .collect(),
             engine: EngineSnapshot {
                 jobs_accepted: load(&self.engine.accepted),
                 jobs_done: load(&self.engine.done),
@@ -294,9 +364,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn actor_names_round_trip() {
+        for name in ActorName::ALL {
+            assert_eq!(name.as_str().parse::<ActorName>(), Ok(name));
+        }
+        assert_eq!("executer".parse::<ActorName>(), Err("no actor \"executer\"".to_owned()));
+    }
+
+    #[test]
     fn mailbox_depth_is_received_minus_handled() {
-        let metrics = Metrics::new(&["executor"], 2);
-        let executor = metrics.actor("executor");
+        let metrics = Metrics::new(2);
+        let executor = metrics.actor(ActorName::Executor);
         for _ in 0..5 {
             executor.received();
         }
@@ -304,6 +382,7 @@ mod tests {
         executor.handled(Duration::from_micros(300), false);
         executor.restarted();
         let snapshot = metrics.snapshot(0).actors["executor"];
+        assert_eq!(metrics.snapshot(0).actors.len(), ActorName::ALL.len());
         assert_eq!((snapshot.received, snapshot.handled, snapshot.errors, snapshot.mailbox), (5, 2, 1, 3));
         assert_eq!(snapshot.restarts, 1);
         assert!((100..=300).contains(&snapshot.p50_micros), "{snapshot:?}");

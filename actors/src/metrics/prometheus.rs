@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A per-actor series: its name, its Prometheus type, and the figure.
+type ActorSeries = (&'static str, &'static str, fn(&super::ActorSnapshot) -> u64);
+
 /// Renders a snapshot in the Prometheus text exposition format.
-pub fn render(snapshot: &MetricsSnapshot) -> String {
+pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
     let mut out = String::new();
-    let actor_series: [(&str, &str, fn(&super::ActorSnapshot) -> u64); 7] = [
+    let actor_series: [ActorSeries; 7] = [
         ("coprocessor_actor_received_total", "counter", |a| a.received),
         ("coprocessor_actor_handled_total", "counter", |a| a.handled),
         ("coprocessor_actor_errors_total", "counter", |a| a.errors),
@@ -46,7 +49,10 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
 
 /// Serves `render(snapshot())` to every HTTP request on `addr` until the
 /// runtime stops.
-pub async fn serve(addr: SocketAddr, snapshot: Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>) -> std::io::Result<()> {
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    snapshot: Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving Prometheus metrics");
     loop {

@@ -2,63 +2,20 @@
 //!
 //! [`Registry`] is a one-thread sync actor, because parsing a 16 MiB ELF
 //! and flushing it to sled should not stall the socket. Decoded images go
-//! into [`Programs`], which executors and the api read directly.
+//! into the shared `Programs` cache, which executors, the listener and the
+//! api read directly.
 
-pub mod elf;
-
-use crate::metrics::ActorMetrics;
+use crate::metrics::{ActorMetrics, ActorName, Metrics};
+use crate::pool::{guarded, inject_panic, Handle, Panic};
+use crate::program::{ElfError, ProgramId, ProgramImage};
+use crate::programs::Programs;
 use crate::store::{Store, StoreError};
-use crate::supervisor::{guarded, inject_panic, Panic, RestartCount};
 use actix::{Actor, Handler, Message, SyncContext};
-use elf::{ElfError, ProgramId, ProgramImage};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-
-/// The decoded images of every stored program.
-#[derive(Debug, Default)]
-pub struct Programs {
-    images: RwLock<HashMap<ProgramId, Arc<ProgramImage>>>,
-}
-
-impl Programs {
-    /// Loads and decodes every program in the store.
-    pub fn load(store: &Store, max_program_bytes: usize) -> Result<Programs, StoreError> {
-        let programs = Programs::default();
-        for id in store.program_ids()? {
-            let Some(elf) = store.program(&id)? else { continue };
-            match ProgramImage::parse(&elf, max_program_bytes.max(elf.len())) {
-                Ok(image) => programs.insert(id, Arc::new(image)),
-                Err(err) => tracing::error!(program = %id, %err, "stored program no longer decodes; skipped"),
-            }
-        }
-        Ok(programs)
-    }
-
-    /// A program's image.
-    pub fn get(&self, id: &ProgramId) -> Option<Arc<ProgramImage>> {
-        self.images.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
-    }
-
-    /// Whether a program is known.
-    pub fn contains(&self, id: &ProgramId) -> bool {
-        self.images.read().unwrap_or_else(|p| p.into_inner()).contains_key(id)
-    }
-
-    /// Every program ID, sorted.
-    pub fn ids(&self) -> Vec<ProgramId> {
-        let mut ids: Vec<ProgramId> = self.images.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
-        ids.sort_unstable();
-        ids
-    }
-
-    fn insert(&self, id: ProgramId, image: Arc<ProgramImage>) {
-        self.images.write().unwrap_or_else(|p| p.into_inner()).insert(id, image);
-    }
-}
+use std::sync::Arc;
 
 /// Why a program was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
+pub(crate) enum RegistryError {
     /// The ELF is not a valid guest.
     #[error("invalid program: {0}")]
     Elf(#[from] ElfError),
@@ -73,14 +30,14 @@ pub enum RegistryError {
 /// Validate, store and cache a program; answers its ID.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<ProgramId, RegistryError>")]
-pub struct SubmitProgram {
+pub(crate) struct SubmitProgram {
     /// The ELF bytes.
     pub elf: Vec<u8>,
 }
 
 /// The registry actor.
-#[derive(Debug, Clone)]
-pub struct Registry {
+#[derive(Debug)]
+pub(crate) struct Registry {
     store: Store,
     programs: Arc<Programs>,
     max_program_bytes: usize,
@@ -88,17 +45,19 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry over the store and the shared cache.
-    pub fn new(store: Store, programs: Arc<Programs>, max_program_bytes: usize, metrics: Arc<ActorMetrics>) -> Self {
-        Registry { store, programs, max_program_bytes, metrics }
-    }
-
-    /// Starts the registry on its own thread, restarted after a panic.
-    pub fn start(self) -> actix::Addr<Registry> {
-        let restarts = RestartCount::new(1, Arc::clone(&self.metrics));
-        crate::supervisor::start_pool("registry", 1, move || {
-            restarts.started();
-            self.clone()
+    /// Starts the registry over the store and the shared cache on its own
+    /// thread, restarted after a panic.
+    pub(crate) fn start(
+        store: Store,
+        programs: Arc<Programs>,
+        max_program_bytes: usize,
+        metrics: &Metrics,
+    ) -> Handle<Registry> {
+        crate::pool::start_sync(ActorName::Registry, 1, metrics, move |metrics| Registry {
+            store: store.clone(),
+            programs: Arc::clone(&programs),
+            max_program_bytes,
+            metrics,
         })
     }
 

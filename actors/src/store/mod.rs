@@ -14,15 +14,15 @@
 //! `results`, `jobs` and `dead_letters`, flushes once, and then tells each writer. A job is
 //! acknowledged only after that flush.
 
-pub mod records;
+mod records;
 mod writer;
 
-pub use records::{
-    DeadLetter, JobEntry, JobId, JobSpec, LogRecord, Origin, ResultRecord, ResultSummary, Status, Transition,
-};
-pub use writer::{CommitError, CommitStats, Done, Settlement, Write};
+pub(crate) use records::JobEntry;
+pub use records::{LogRecord, ResultRecord, ResultSummary, Transition};
+pub(crate) use writer::{CommitError, CommitStats, Done, Write};
 
-use crate::registry::elf::ProgramId;
+use crate::job::{DeadLetter, JobId, JobSpec, Status};
+use crate::program::ProgramId;
 use records::decode;
 use std::path::Path;
 use std::sync::Arc;
@@ -151,7 +151,7 @@ impl Store {
 
     /// A job's entry.
     pub fn job(&self, id: &JobId) -> Result<Option<JobEntry>, StoreError> {
-        self.jobs.get(id)?.map(|bytes| decoded("jobs", id, &bytes)).transpose()
+        self.jobs.get(id)?.map(|bytes| decoded("jobs", &id.0, &bytes)).transpose()
     }
 
     /// Whether a job ID is known.
@@ -161,12 +161,12 @@ impl Store {
 
     /// A job's result.
     pub fn result(&self, id: &JobId) -> Result<Option<ResultRecord>, StoreError> {
-        self.results.get(id)?.map(|bytes| decoded("results", id, &bytes)).transpose()
+        self.results.get(id)?.map(|bytes| decoded("results", &id.0, &bytes)).transpose()
     }
 
     /// Overwrites a job's stored result (for repair tools and tests).
     pub fn overwrite_result(&self, id: &JobId, record: &ResultRecord) -> Result<(), StoreError> {
-        self.results.insert(id, records::encode(record))?;
+        self.results.insert(id.0, records::encode(record))?;
         self.results.flush()?;
         Ok(())
     }
@@ -216,7 +216,7 @@ impl Store {
 
     /// A dead-lettered job's record.
     pub fn dead_letter(&self, id: &JobId) -> Result<Option<DeadLetter>, StoreError> {
-        self.dead_letters.get(id)?.map(|bytes| decoded("dead_letters", id, &bytes)).transpose()
+        self.dead_letters.get(id)?.map(|bytes| decoded("dead_letters", &id.0, &bytes)).transpose()
     }
 
     /// The spec of a job, from its `Pending` record.
@@ -251,7 +251,7 @@ impl Store {
     pub fn jobs(&self) -> impl Iterator<Item = Result<(JobId, JobEntry), StoreError>> + '_ {
         self.jobs.iter().map(|item| {
             let (key, value) = item?;
-            let id: JobId = key.as_ref().try_into().map_err(|_| corrupt_key("jobs", &key))?;
+            let id = JobId::try_from(key.as_ref()).map_err(|_| corrupt_key("jobs", &key))?;
             Ok((id, decoded("jobs", &key, &value)?))
         })
     }
@@ -296,10 +296,10 @@ fn decoded<T: serde::de::DeserializeOwned>(tree: &'static str, key: &[u8], bytes
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::vm::Failure;
+    use crate::job::Failure;
 
     fn spec(nonce: u64) -> JobSpec {
-        records::test_spec(nonce, 3)
+        crate::job::test_spec(nonce, 3)
     }
 
     fn result(output: &[u8], failure: Option<Failure>) -> ResultRecord {

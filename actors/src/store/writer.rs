@@ -7,10 +7,10 @@
 //! writer, it also guarantees that a job is recorded as executed at most
 //! once: a second result for a job is dropped, never appended.
 
-use super::records::{
-    encode, unix_ms, DeadLetter, JobEntry, JobId, JobSpec, LogRecordRef, ResultRecord, Status, TransitionRef,
-};
+use super::records::{encode, unix_ms, JobEntry, LogRecordRef, ResultRecord, TransitionRef};
 use super::JobTrees;
+use crate::job::{JobId, JobSpec, Settlement, Status};
+use alloy::primitives::Address;
 use crossbeam_channel::{Receiver, Sender};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -30,7 +30,7 @@ pub enum Write {
         /// The job.
         id: JobId,
         /// Its consumer.
-        consumer: [u8; 20],
+        consumer: Address,
         /// Its nonce.
         nonce: u64,
         /// The encoded `Pending` log record.
@@ -58,56 +58,6 @@ pub enum Write {
     },
 }
 
-/// A step of a job's way onchain, after execution.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settlement {
-    /// Its result transaction was sent.
-    Submitted {
-        /// The transaction.
-        tx_hash: [u8; 32],
-    },
-    /// Its result transaction is deep enough.
-    Confirmed {
-        /// The transaction.
-        tx_hash: [u8; 32],
-        /// The including block.
-        block: u64,
-    },
-    /// Cancelled onchain.
-    Cancelled,
-    /// Into the dead-letter tree.
-    DeadLettered(DeadLetter),
-    /// Out of the dead-letter tree, to be relayed again.
-    Retried,
-}
-
-impl Settlement {
-    /// The status after this step, if the job may take it from `from`.
-    /// Settled jobs take no step, so a confirmed job is never sent again.
-    fn apply(&self, from: Status) -> Option<Status> {
-        use Status::*;
-        match (self, from) {
-            (_, Confirmed | Cancelled) => None,
-            (Settlement::Cancelled, _) => Some(Cancelled),
-            (Settlement::Submitted { .. }, Done | Submitted) => Some(Submitted),
-            (Settlement::Confirmed { .. }, Done | Submitted | DeadLettered) => Some(Confirmed),
-            (Settlement::DeadLettered(_), Done | Submitted) => Some(DeadLettered),
-            (Settlement::Retried, DeadLettered) => Some(Done),
-            _ => None,
-        }
-    }
-
-    fn transition(&self) -> TransitionRef<'_> {
-        match self {
-            Settlement::Submitted { tx_hash } => TransitionRef::Submitted { tx_hash: *tx_hash },
-            Settlement::Confirmed { tx_hash, block } => TransitionRef::Confirmed { tx_hash: *tx_hash, block: *block },
-            Settlement::Cancelled => TransitionRef::Cancelled,
-            Settlement::DeadLettered(letter) => TransitionRef::DeadLettered(letter),
-            Settlement::Retried => TransitionRef::Retried,
-        }
-    }
-}
-
 impl Write {
     /// The writes that admit `spec`.
     pub fn admit(spec: &JobSpec) -> Write {
@@ -124,13 +74,14 @@ impl Write {
 
     /// The write that records settlement `step` for job `id`.
     pub fn settle(id: JobId, step: Settlement) -> Write {
-        let record = encode(&LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: step.transition() });
+        let record =
+            encode(&LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: TransitionRef::Settled(&step) });
         Write::Settle { id, step, record }
     }
 }
 
 /// Runs once a commit is durable, or failed.
-pub type Done = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
+pub(crate) type Done = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
 
 /// A group commit failed; every commit in the group gets this error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -242,13 +193,13 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
                     executed_seq: None,
                     tx_hash: None,
                 };
-                jobs.insert(id, encode(&entry));
+                jobs.insert(&id.0, encode(&entry));
                 entries.insert(*id, entry);
                 seq += 1;
             }
             Write::Executed { id, status, record, result } => {
                 let Some(mut entry) = entry_of(trees, &entries, id)? else {
-                    tracing::error!(job = %hex::encode(id), "result for an unknown job dropped");
+                    tracing::error!(job = %id, "result for an unknown job dropped");
                     continue;
                 };
                 if entry.status.is_executed() {
@@ -256,33 +207,33 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
                     continue;
                 }
                 log.insert(&seq.to_be_bytes(), record.as_slice());
-                results.insert(id, result.as_slice());
+                results.insert(&id.0, result.as_slice());
                 entry.status = *status;
                 entry.executed_seq = Some(seq);
-                jobs.insert(id, encode(&entry));
+                jobs.insert(&id.0, encode(&entry));
                 entries.insert(*id, entry);
                 seq += 1;
             }
             Write::Settle { id, step, record } => {
                 let Some(mut entry) = entry_of(trees, &entries, id)? else {
-                    tracing::error!(job = %hex::encode(id), "settlement of an unknown job dropped");
+                    tracing::error!(job = %id, "settlement of an unknown job dropped");
                     continue;
                 };
-                let Some(status) = step.apply(entry.status) else {
+                let Some(status) = step.next(entry.status) else {
                     stats.stale_settlements.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
                 log.insert(&seq.to_be_bytes(), record.as_slice());
+                if let Some(tx_hash) = step.tx_hash() {
+                    entry.tx_hash = Some(tx_hash);
+                }
                 match step {
-                    Settlement::Submitted { tx_hash } | Settlement::Confirmed { tx_hash, .. } => {
-                        entry.tx_hash = Some(*tx_hash)
-                    }
-                    Settlement::DeadLettered(letter) => dead_letters.insert(id, encode(letter)),
-                    Settlement::Retried => dead_letters.remove(id),
-                    Settlement::Cancelled => {}
+                    Settlement::DeadLettered(letter) => dead_letters.insert(&id.0, encode(letter)),
+                    Settlement::Retried => dead_letters.remove(&id.0),
+                    _ => {}
                 }
                 entry.status = status;
-                jobs.insert(id, encode(&entry));
+                jobs.insert(&id.0, encode(&entry));
                 entries.insert(*id, entry);
                 seq += 1;
             }

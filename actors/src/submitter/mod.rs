@@ -2,19 +2,20 @@
 //!
 //! A pool of sync actors (signing costs ~28 µs, so it runs beside the
 //! executors, not on the socket's thread). Each result goes to the store's
-//! group commit; once it is durable the job leaves the board and, when the
-//! engine settles onchain, a successful result goes to the [`relay`]er.
+//! group commit; once it is durable the job leaves the board (handing the
+//! result to a waiting `wait: true` caller) and, when the engine settles
+//! onchain, a successful result goes to the relayer.
 
-pub mod relay;
-pub mod signing;
+mod signing;
 
-use crate::executor::vm::JobOutcome;
-use crate::jobs::JobBoard;
-use crate::metrics::{ActorMetrics, Metrics};
+use crate::board::JobBoard;
+use crate::job::{JobOutcome, JobSpec, Status};
+use crate::metrics::{ActorMetrics, ActorName, Metrics};
+use crate::pool::{guarded, inject_panic, Handle, Mailbox, Panic};
 use crate::protocol::eip191::Signer;
-use crate::store::{JobSpec, Status, Store, Write};
-use crate::supervisor::{guarded, inject_panic, Panic, RestartCount};
-use actix::{Actor, Addr, Handler, Message, Recipient, SyncContext};
+use crate::relayer::Relay;
+use crate::store::{Store, Write};
+use actix::{Actor, Handler, Message, SyncContext};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,85 +23,75 @@ use std::sync::Arc;
 /// An executed job, to be signed and recorded.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Executed {
+pub(crate) struct Executed {
     /// The job.
-    pub spec: Arc<JobSpec>,
+    pub(crate) spec: Arc<JobSpec>,
     /// What the VM produced.
-    pub outcome: JobOutcome,
+    pub(crate) outcome: JobOutcome,
 }
 
 /// What every submitter thread shares.
 #[derive(Debug, Clone)]
-pub struct SubmitterSetup {
+pub(crate) struct SubmitterSetup {
     /// Where results go.
-    pub store: Store,
+    pub(crate) store: Store,
     /// Jobs in flight.
-    pub board: Arc<JobBoard>,
+    pub(crate) board: Arc<JobBoard>,
     /// Metrics.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// The operator key.
-    pub operator: Signer,
+    pub(crate) operator: Signer,
     /// The relayer, when the engine settles onchain.
-    pub relayer: Option<Recipient<relay::Relay>>,
+    pub(crate) relayer: Option<Mailbox<Relay>>,
 }
 
 /// One submitter thread.
 #[derive(Debug)]
-pub struct Submitter {
+pub(crate) struct Submitter {
     setup: SubmitterSetup,
     actor: Arc<ActorMetrics>,
 }
 
 impl Submitter {
     /// Starts `threads` submitters.
-    pub fn start(threads: usize, setup: SubmitterSetup) -> Addr<Submitter> {
-        let actor = setup.metrics.actor("submitter");
-        let restarts = RestartCount::new(threads, Arc::clone(&actor));
-        crate::supervisor::start_pool("submitter", threads, move || {
-            restarts.started();
-            Submitter { setup: setup.clone(), actor: Arc::clone(&actor) }
+    pub(crate) fn start(threads: usize, setup: SubmitterSetup) -> Handle<Submitter> {
+        let metrics = Arc::clone(&setup.metrics);
+        crate::pool::start_sync(ActorName::Submitter, threads, &metrics, move |actor| Submitter {
+            setup: setup.clone(),
+            actor,
         })
     }
 
     fn record(&self, msg: Executed) {
         let Executed { spec, outcome } = msg;
-        let log = outcome.log.clone();
-        let record = signing::sign_result(&spec, outcome, &self.setup.operator);
-        let status = record.status();
-        if !log.is_empty() {
-            tracing::debug!(job = %hex::encode(spec.id), log = %String::from_utf8_lossy(&log), "guest log");
+        if !outcome.log.is_empty() {
+            tracing::debug!(job = %spec.id, log = %String::from_utf8_lossy(&outcome.log), "guest log");
         }
-        let board = Arc::clone(&self.setup.board);
-        let metrics = Arc::clone(&self.setup.metrics);
-        let id = spec.id;
-        let write = Write::executed(id, &record);
+        let record = Arc::new(signing::sign_result(&spec, outcome, &self.setup.operator));
+        let status = record.status();
+        let write = Write::executed(spec.id, &record);
+        let (board, metrics, id) = (Arc::clone(&self.setup.board), Arc::clone(&self.setup.metrics), spec.id);
         // Only a successful result is relayed (as in InfinityVM).
         let relay = match (&self.setup.relayer, status) {
-            (Some(relayer), Status::Done) => Some((
-                relayer.clone(),
-                relay::Relay { spec, result_with_metadata: record.result_with_metadata, signature: record.signature },
-            )),
+            (Some(relayer), Status::Done) => Some((relayer.clone(), Relay { spec, result: Arc::clone(&record) })),
             _ => None,
         };
         self.setup.store.commit(
             vec![write],
-            Box::new(move |result| {
-                match result {
-                    Ok(()) if status == Status::Done => {
-                        if let Some((relayer, message)) = relay {
-                            metrics.actor("relayer").received();
-                            relayer.do_send(message);
-                        }
-                        metrics.engine.done.fetch_add(1, Ordering::Relaxed)
+            Box::new(move |result| match result {
+                Ok(()) => {
+                    let counter = if status == Status::Done { &metrics.engine.done } else { &metrics.engine.failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if let Some((relayer, message)) = relay {
+                        relayer.do_send(message);
                     }
-                    Ok(()) => metrics.engine.failed.fetch_add(1, Ordering::Relaxed),
-                    // The job stays pending in the store and runs again at start-up.
-                    Err(err) => {
-                        tracing::error!(job = %hex::encode(id), %err, "result not recorded");
-                        0
-                    }
-                };
-                board.remove(&id);
+                    board.finish(&id, record);
+                }
+                // The job stays pending in the store and runs again at start-up.
+                Err(err) => {
+                    tracing::error!(job = %id, %err, "result not recorded");
+                    board.remove(&id);
+                }
             }),
         );
     }

@@ -1,20 +1,20 @@
 //! Builds a job's signed result: `abi.encode(ResultWithMetadata)` (or the
 //! offchain variant) signed EIP-191 by the operator.
 
-use crate::executor::vm::JobOutcome;
+use crate::job::{JobOutcome, JobSpec, Origin};
 use crate::protocol::abi::{OffchainResultWithMetadata, ResultWithMetadata};
 use crate::protocol::eip191::Signer;
-use crate::store::{JobSpec, Origin, ResultRecord};
+use crate::store::ResultRecord;
 use alloy::primitives::{keccak256, Bytes, B256};
 use alloy::sol_types::SolValue;
 
 /// The ABI bytes the operator signs for a successful job.
-pub fn result_bytes(spec: &JobSpec, output: &[u8]) -> Vec<u8> {
+fn result_bytes(spec: &JobSpec, output: &[u8]) -> Vec<u8> {
     let program_id = Bytes::copy_from_slice(&spec.program_id.0);
     let result = Bytes::copy_from_slice(output);
     match spec.origin {
         Origin::Onchain => ResultWithMetadata {
-            jobID: B256::from(spec.id),
+            jobID: spec.id.to_b256(),
             onchainInputHash: keccak256(&spec.onchain_input),
             maxCycles: spec.max_cycles,
             programID: program_id,
@@ -22,9 +22,9 @@ pub fn result_bytes(spec: &JobSpec, output: &[u8]) -> Vec<u8> {
         }
         .abi_encode(),
         Origin::Offchain { .. } => OffchainResultWithMetadata {
-            jobID: B256::from(spec.id),
+            jobID: spec.id.to_b256(),
             onchainInputHash: keccak256(&spec.onchain_input),
-            offchainInputHash: keccak256(&spec.offchain_input),
+            offchainInputHash: B256::from(spec.offchain_input_hash()),
             maxCycles: spec.max_cycles,
             programID: program_id,
             result,
@@ -36,7 +36,7 @@ pub fn result_bytes(spec: &JobSpec, output: &[u8]) -> Vec<u8> {
 
 /// The stored result of an executed job. A failed job is not signed: like
 /// InfinityVM, the coprocessor relays only successful results.
-pub fn sign_result(spec: &JobSpec, outcome: JobOutcome, operator: &Signer) -> ResultRecord {
+pub(crate) fn sign_result(spec: &JobSpec, outcome: JobOutcome, operator: &Signer) -> ResultRecord {
     let (result_with_metadata, signature) = if outcome.is_done() {
         let bytes = result_bytes(spec, &outcome.output);
         let signature = operator.sign(&bytes).to_vec();
@@ -58,15 +58,17 @@ pub fn sign_result(spec: &JobSpec, outcome: JobOutcome, operator: &Signer) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::{Failure, JobId};
+    use crate::program::ProgramId;
     use crate::protocol::eip191::recover;
-    use crate::registry::elf::ProgramId;
+    use alloy::primitives::Address;
     use alloy::sol_types::SolType;
 
     fn spec(origin: Origin) -> JobSpec {
         JobSpec {
-            id: [7; 32],
+            id: JobId([7; 32]),
             nonce: 1,
-            consumer: [9; 20],
+            consumer: Address::repeat_byte(9),
             program_id: ProgramId([3; 32]),
             max_cycles: 1000,
             max_memory_bytes: 1 << 20,
@@ -77,7 +79,7 @@ mod tests {
         }
     }
 
-    fn outcome(failure: Option<crate::executor::vm::Failure>) -> JobOutcome {
+    fn outcome(failure: Option<Failure>) -> JobOutcome {
         JobOutcome {
             output: b"out".to_vec(),
             exit_code: Some(0),
@@ -102,7 +104,12 @@ mod tests {
 
     #[test]
     fn an_offchain_result_carries_the_offchain_input_hash() {
-        let origin = Origin::Offchain { signature: vec![], ordered: false };
+        let origin = Origin::Offchain {
+            request: vec![],
+            signature: vec![],
+            offchain_input_hash: keccak256(b"off").0,
+            ordered: false,
+        };
         let record = sign_result(&spec(origin), outcome(None), &Signer::random());
         let decoded = <OffchainResultWithMetadata as SolType>::abi_decode(&record.result_with_metadata).unwrap();
         assert_eq!(decoded.offchainInputHash, keccak256(b"off"));
@@ -111,9 +118,9 @@ mod tests {
 
     #[test]
     fn a_failed_job_is_not_signed() {
-        let failure = Some(crate::executor::vm::Failure::GuestExit(3));
+        let failure = Some(Failure::GuestExit(3));
         let record = sign_result(&spec(Origin::Onchain), outcome(failure), &Signer::random());
         assert!(record.result_with_metadata.is_empty() && record.signature.is_empty());
-        assert_eq!(record.status(), crate::store::Status::Failed);
+        assert_eq!(record.status(), crate::job::Status::Failed);
     }
 }

@@ -1,37 +1,34 @@
 //! The supervisor: reads the config, opens the store, starts every actor,
-//! recovers unfinished jobs, samples metrics, and drains on SIGTERM/SIGINT.
+//! recovers unfinished jobs, samples metrics, and drains when asked to stop.
 //!
-//! Sync actors restart themselves under [`guarded`] (see [`restart`]); the
-//! supervisor owns the order of start-up and shutdown.
+//! It is the only module that names every actor: it starts each one and
+//! hands the others its mailboxes. Sync actors restart themselves under
+//! `pool::guarded`; the supervisor owns the order of start-up and shutdown.
 
-mod restart;
-
-pub use restart::{guarded, inject_panic, start_pool, Panic, RestartCount};
-
-use crate::api::verifier::Verifier;
-use crate::api::{Api, ApiContext, ApiError, ChainAccess, StopAccepting};
-use crate::chain::Chain;
+use crate::api::{Api, ApiContext, ApiError, ChainAccess, Rejections, Signers, StopAccepting, Verifier};
+use crate::board::JobBoard;
+use crate::chain::{Chain, ChainError};
 use crate::config::Config;
 use crate::executor::{Execute, Executor, ExecutorSetup};
 use crate::intake::Intake;
-use crate::jobs::JobBoard;
+use crate::job::JobSpec;
 use crate::keys::{self, KeyError};
 use crate::listener::{Listener, ListenerSetup};
-use crate::metrics::Metrics;
-use crate::registry::{Programs, Registry};
-use crate::store::{Store, StoreError};
-use crate::submitter::relay::{Relay, Relayer, RelayerSetup};
+use crate::metrics::{ActorName, Metrics};
+use crate::pool::{Mailbox, Panic};
+use crate::programs::Programs;
+use crate::registry::Registry;
+use crate::relayer::{Relay, Relayer, RelayerSetup};
+use crate::store::{ResultRecord, Store, StoreError};
 use crate::submitter::{Submitter, SubmitterSetup};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use alloy::primitives::Address;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The actors whose metrics the engine reports.
-pub const ACTORS: &[&str] = &["api", "verifier", "registry", "executor", "submitter", "relayer", "listener"];
 
 /// How long a drain waits for jobs in flight before leaving them to
 /// start-up recovery (they are durable either way).
@@ -62,7 +59,7 @@ pub enum EngineError {
     System(#[from] std::io::Error),
     /// The `[chain]` section is unusable.
     #[error(transparent)]
-    Chain(#[from] crate::chain::ChainError),
+    Chain(#[from] ChainError),
 }
 
 /// Creates the data dir, mode 0700, if it does not exist. Only a directory
@@ -76,8 +73,28 @@ pub fn create_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Runs the engine until SIGTERM or SIGINT, then drains and returns.
-pub fn run(config: Config) -> Result<(), EngineError> {
+/// Resolves on the first SIGTERM or SIGINT: what the binary hands [`run`]
+/// as its shutdown.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; the engine stops only when killed");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "shutdown requested");
+}
+
+/// Runs the engine on the calling thread until `shutdown` resolves, then
+/// drains (new jobs are refused, jobs in flight finish or stay durable for
+/// the next start) and returns once the store is flushed.
+///
+/// The binary passes [`shutdown_signal`]; tests and benchmarks pass a
+/// channel of their own and run the engine in their own process.
+pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Result<(), EngineError> {
     let data_dir = config.data_dir.clone();
     create_data_dir(&data_dir)
         .map_err(|source| EngineError::DataDir { path: data_dir.display().to_string(), source })?;
@@ -88,13 +105,13 @@ pub fn run(config: Config) -> Result<(), EngineError> {
     } else {
         None
     };
-    let mut allowed_signers: HashSet<Address> =
-        config.offchain.allowed_signers.iter().filter_map(|s| s.parse().ok()).collect();
-    allowed_signers.extend(dev_signer);
+    let mut allowed: HashSet<Address> = config.offchain.allowed_signers.iter().filter_map(|s| s.parse().ok()).collect();
+    allowed.extend(dev_signer);
     tracing::info!(operator = %operator.address(), dev_signer = ?dev_signer, "keys loaded");
+    let signers = Signers { operator: operator.address(), dev_signer, allowed };
 
     let threads = config.executor_threads();
-    let metrics = Arc::new(Metrics::new(ACTORS, threads));
+    let metrics = Arc::new(Metrics::new(threads));
     let programs = Arc::new(Programs::load(&store, config.limits.max_program_bytes)?);
     let board = Arc::new(JobBoard::new(config.queue, &store)?);
     let unfinished = store.unfinished()?;
@@ -114,25 +131,19 @@ pub fn run(config: Config) -> Result<(), EngineError> {
         // The relayer and the listener share one thread: chain I/O waits on
         // the node, never on a core.
         let relayer = match &chain {
-            Some((chain, section, key, _)) => {
-                let relayer = Relayer::new(RelayerSetup {
+            Some((chain, section, key, _)) => Some(Relayer::start(
+                RelayerSetup {
                     chain: chain.clone(),
                     config: section.clone(),
                     key: key.clone(),
                     store: store.clone(),
                     metrics: Arc::clone(&metrics),
-                })?;
-                Some(Relayer::start_in_arbiter(&chain_arbiter.handle(), |_| relayer))
-            }
+                },
+                &chain_arbiter.handle(),
+            )?),
             None => None,
         };
-        let registry = Registry::new(
-            store.clone(),
-            Arc::clone(&programs),
-            config.limits.max_program_bytes,
-            metrics.actor("registry"),
-        )
-        .start();
+        let registry = Registry::start(store.clone(), Arc::clone(&programs), config.limits.max_program_bytes, &metrics);
         let submitter = Submitter::start(
             threads,
             SubmitterSetup {
@@ -140,7 +151,7 @@ pub fn run(config: Config) -> Result<(), EngineError> {
                 board: Arc::clone(&board),
                 metrics: Arc::clone(&metrics),
                 operator: operator.clone(),
-                relayer: relayer.clone().map(Addr::recipient),
+                relayer: relayer.as_ref().map(|relayer| relayer.mailbox()),
             },
         );
         let executor = Executor::start(
@@ -149,34 +160,41 @@ pub fn run(config: Config) -> Result<(), EngineError> {
                 programs: Arc::clone(&programs),
                 board: Arc::clone(&board),
                 metrics: Arc::clone(&metrics),
-                submitter: submitter.clone().recipient(),
+                submitter: submitter.mailbox(),
                 max_input_bytes: config.limits.max_input_bytes,
             },
         );
-        let verifier = Verifier::start(threads, metrics.actor("verifier"));
-        recover(&unfinished, &board, &executor, &metrics);
+        let verifier = Verifier::start(threads, &metrics);
+        recover(&unfinished, &board, &executor.mailbox());
         let intake = Intake {
             store: store.clone(),
             board: Arc::clone(&board),
-            executor: executor.clone(),
+            executor: executor.mailbox(),
             metrics: Arc::clone(&metrics),
         };
         let chain_access = match (&chain, &relayer) {
             (Some((chain, section, _, unsettled)), Some(relayer)) => {
-                resubmit(unsettled, relayer);
+                resubmit(unsettled, &relayer.mailbox());
                 let listener = Listener::new(ListenerSetup {
                     chain: chain.clone(),
                     config: section.clone(),
                     limits: config.limits,
                     programs: Arc::clone(&programs),
                     intake: intake.clone(),
-                    relayer: relayer.clone(),
+                    relayer: relayer.mailbox(),
                 })?;
                 Listener::start_in_arbiter(&chain_arbiter.handle(), |_| listener);
-                Some(ChainAccess { chain: chain.clone(), relayer: relayer.clone() })
+                Some(ChainAccess { chain: chain.clone(), retry: relayer.mailbox(), lanes: relayer.mailbox() })
             }
             _ => None,
         };
+        let faults = fault_injection.then(|| {
+            HashMap::<ActorName, Mailbox<Panic>>::from([
+                (ActorName::Registry, registry.mailbox()),
+                (ActorName::Executor, executor.mailbox()),
+                (ActorName::Submitter, submitter.mailbox()),
+            ])
+        });
         let shutting_down = Arc::new(AtomicBool::new(false));
         let api = Api::start(ApiContext {
             config: config.clone(),
@@ -184,18 +202,14 @@ pub fn run(config: Config) -> Result<(), EngineError> {
             board: Arc::clone(&board),
             programs: Arc::clone(&programs),
             metrics: Arc::clone(&metrics),
-            registry,
-            executor,
-            submitter,
-            verifier,
-            operator: operator.address(),
-            dev_signer,
-            allowed_signers,
-            fault_injection,
-            shutting_down: Arc::clone(&shutting_down),
+            registry: registry.mailbox(),
+            verifier: verifier.mailbox(),
             intake,
+            signers,
             chain: chain_access,
-            rejections: Arc::default(),
+            faults,
+            shutting_down: Arc::clone(&shutting_down),
+            rejections: Arc::new(Rejections::default()),
         })?;
         if let Some(addr) = config.metrics.prometheus {
             let (metrics, store) = (Arc::clone(&metrics), store.clone());
@@ -206,7 +220,12 @@ pub fn run(config: Config) -> Result<(), EngineError> {
                 }
             });
         }
-        Supervisor { api, board: Arc::clone(&board), metrics: Arc::clone(&metrics), shutting_down }.start();
+        let supervisor =
+            Supervisor { api, board: Arc::clone(&board), metrics: Arc::clone(&metrics), shutting_down }.start();
+        actix_rt::spawn(async move {
+            shutdown.await;
+            supervisor.do_send(Shutdown);
+        });
         Ok::<(), EngineError>(())
     });
     started?;
@@ -230,30 +249,24 @@ fn chain_runtime() -> tokio::runtime::Runtime {
 
 /// Hands results executed but not settled at the last stop to the relayer.
 /// Those already settled onchain are found so by the relayer, not sent.
-fn resubmit(unsettled: &[(crate::store::JobSpec, crate::store::ResultRecord)], relayer: &Addr<Relayer>) {
+fn resubmit(unsettled: &[(JobSpec, ResultRecord)], relayer: &Mailbox<Relay>) {
     if unsettled.is_empty() {
         return;
     }
     tracing::info!(jobs = unsettled.len(), "resubmitting unsettled results");
     for (spec, result) in unsettled {
-        relayer.do_send(Relay {
-            spec: Arc::new(spec.clone()),
-            result_with_metadata: result.result_with_metadata.clone(),
-            signature: result.signature.clone(),
-        });
+        relayer.do_send(Relay { spec: Arc::new(spec.clone()), result: Arc::new(result.clone()) });
     }
 }
 
 /// Puts jobs found `Pending`/`Running` at start-up back on the executors.
-fn recover(unfinished: &[crate::store::JobSpec], board: &JobBoard, executor: &Addr<Executor>, metrics: &Metrics) {
+fn recover(unfinished: &[JobSpec], board: &JobBoard, executor: &Mailbox<Execute>) {
     if unfinished.is_empty() {
         return;
     }
     tracing::info!(jobs = unfinished.len(), "recovering unfinished jobs");
-    let executor_metrics = metrics.actor("executor");
     for spec in unfinished {
         board.restore(spec);
-        executor_metrics.received();
         executor.do_send(Execute { spec: Arc::new(spec.clone()), attempt: 0 });
     }
 }
@@ -270,9 +283,7 @@ struct Supervisor {
 /// Begin a graceful shutdown.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-struct Shutdown {
-    signal: &'static str,
-}
+struct Shutdown;
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
@@ -280,29 +291,17 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let metrics = Arc::clone(&self.metrics);
         ctx.run_interval(Duration::from_secs(1), move |_, _| metrics.sample());
-        let me = ctx.address();
-        actix_rt::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                return tracing::error!("cannot install signal handlers");
-            };
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            me.do_send(Shutdown { signal: name });
-        });
     }
 }
 
 impl Handler<Shutdown> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
         if self.shutting_down.swap(true, Ordering::SeqCst) {
             return;
         }
-        tracing::info!(signal = msg.signal, in_flight = self.board.len(), "draining");
+        tracing::info!(in_flight = self.board.len(), "draining");
         self.api.do_send(StopAccepting);
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         ctx.run_interval(Duration::from_millis(20), move |this, _| {

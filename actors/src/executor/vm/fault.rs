@@ -1,8 +1,8 @@
 //! Turning a refused memory access into [`Failure::MemoryFault`].
 
 use super::memory::GuestMemory;
-use super::outcome::Failure;
 use super::State;
+use crate::job::Failure;
 use unicorn_engine::unicorn_const::uc_error;
 use unicorn_engine::{RegisterRISCV, Unicorn};
 

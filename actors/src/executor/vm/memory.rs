@@ -8,7 +8,7 @@
 //! TLB-fill hook: the first access of a job to a page fills its TLB entry,
 //! and that is where the page is counted against the memory limit.
 
-use crate::registry::elf::{ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START, PAGE_SIZE};
+use crate::program::{ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START, PAGE_SIZE};
 use std::ptr::NonNull;
 
 /// log2 of [`PAGE_SIZE`].
@@ -321,9 +321,9 @@ impl Drop for GuestMemory {
 }
 
 /// Guest address of the onchain input.
-pub const ONCHAIN_INPUT_ADDR: u32 = 0x9000_0000;
+pub(crate) const ONCHAIN_INPUT_ADDR: u32 = 0x9000_0000;
 /// Guest address of the offchain input.
-pub const OFFCHAIN_INPUT_ADDR: u32 = 0xA000_0000;
+pub(crate) const OFFCHAIN_INPUT_ADDR: u32 = 0xA000_0000;
 
 /// A read-only input region: a host buffer mapped at a fixed guest address.
 #[derive(Debug)]

@@ -12,13 +12,12 @@
 mod fault;
 mod memory;
 mod meter;
-mod outcome;
 mod syscall;
 
-pub use memory::{OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR};
-pub use outcome::{Failure, JobOutcome};
+pub(crate) use memory::{OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR};
 
-use crate::registry::elf::{ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START};
+use crate::job::{Failure, JobLimits, JobOutcome};
+use crate::program::{ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START};
 use memory::{AccessError, GuestMemory, PagePerms, PAGE_SHIFT};
 use syscall::{JobIo, Next};
 use unicorn_engine::unicorn_const::{uc_error, Arch, MemType, Mode, Prot, TlbEntry, TlbType};
@@ -29,25 +28,6 @@ pub const DEFAULT_MAX_INPUT_BYTES: usize = 1 << 20;
 
 /// Initial stack pointer (guest ABI v1).
 pub const STACK_TOP: u32 = GUEST_WINDOW_END - 16;
-
-/// Limits of one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobLimits {
-    /// Instructions (plus syscall costs) the job may use. Exact: a job that
-    /// needs N cycles succeeds with N and fails with N - 1.
-    pub max_cycles: u64,
-    /// Guest memory (image plus touched pages) the job may use.
-    pub max_memory_bytes: u64,
-    /// Bytes the job may write to its output (inclusive).
-    pub max_output_bytes: usize,
-}
-
-impl Default for JobLimits {
-    /// The engine defaults: 10^9 cycles, 256 MiB, 1 MiB of output.
-    fn default() -> Self {
-        JobLimits { max_cycles: 1_000_000_000, max_memory_bytes: 256 << 20, max_output_bytes: 1 << 20 }
-    }
-}
 
 /// An engine-side error: the job could not be run at all. A guest's own
 /// failure is a [`Failure`] in the [`JobOutcome`] instead.

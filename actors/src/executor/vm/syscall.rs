@@ -1,7 +1,7 @@
 //! The guest's syscalls (`ecall`, number in `a7`).
 
 use super::memory::{AccessError, GuestMemory};
-use super::outcome::Failure;
+use crate::job::Failure;
 use sha2::Digest;
 
 /// `exit(a0 = code)`.

@@ -6,8 +6,9 @@ mod metering;
 mod semantics;
 mod unicorn_patches;
 
-use super::{Failure, JobLimits, JobOutcome, Vm};
-use crate::registry::elf::ProgramImage;
+use super::Vm;
+use crate::job::{Failure, JobLimits, JobOutcome};
+use crate::program::ProgramImage;
 use asm::Asm;
 
 /// Runs `program` once with `limits`.

@@ -3,7 +3,7 @@
 
 use super::asm::{i, r, Asm, TEXT_BASE};
 use super::run;
-use crate::executor::vm::Failure;
+use crate::job::Failure;
 
 /// Runs two nops, then `word`, then exit(0).
 fn run_word(word: u32) -> (Option<Failure>, u64) {

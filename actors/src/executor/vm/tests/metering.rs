@@ -2,7 +2,8 @@
 
 use super::asm::{Asm, DATA_BASE, TEXT_BASE};
 use super::{limits, vm};
-use crate::executor::vm::{Failure, JobLimits, OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR, STACK_TOP};
+use crate::executor::vm::{OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR, STACK_TOP};
+use crate::job::{Failure, JobLimits};
 use unicorn_engine::unicorn_const::{Arch, Mode, Prot};
 use unicorn_engine::{RegisterRISCV, Unicorn};
 

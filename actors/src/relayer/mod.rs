@@ -1,4 +1,4 @@
-//! The relayer: the submitter's chain half. It sends each successful
+//! The relayer: settles results onchain. It sends each successful
 //! result to the JobManager (`submitResult` for onchain jobs,
 //! `submitResultForOffchainJob` for offchain ones), from one relayer
 //! account whose nonce it manages itself, and waits `confirmations`.
@@ -18,43 +18,45 @@
 //! `DeadLettered`, `Retried`); at start-up the supervisor hands back every
 //! job that is `Done` or `Submitted`.
 
-pub mod lanes;
+mod lanes;
 mod send;
 
 use crate::chain::{Backoff, Chain};
 use crate::config;
-use crate::metrics::{ActorMetrics, Metrics};
-use crate::protocol::abi::OffchainJobRequest;
+use crate::job::{DeadLetter, JobId, JobSpec, Origin, Settlement, Status};
+use crate::metrics::{ActorMetrics, ActorName, Metrics};
+use crate::pool::Handle;
 use crate::protocol::eip191::Signer;
-use crate::store::{DeadLetter, JobId, JobSpec, Origin, Settlement, Status, Store, StoreError, Write};
+use crate::store::{ResultRecord, Store, StoreError, Write};
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
 use alloy::network::EthereumWallet;
-use alloy::primitives::{keccak256, Address, Bytes, B256};
+use alloy::primitives::{Address, Bytes, B256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{SolCall, SolValue};
-use lanes::{LaneView, Lanes};
+use alloy::sol_types::SolCall;
+use lanes::Lanes;
 use send::{Account, Event, Plan, Settled};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub(crate) use lanes::LaneView;
+
 /// An executed job whose signed result should go onchain.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Relay {
+pub(crate) struct Relay {
     /// The job.
-    pub spec: Arc<JobSpec>,
-    /// `abi.encode(ResultWithMetadata)` or the offchain variant.
-    pub result_with_metadata: Vec<u8>,
-    /// The operator's signature over it.
-    pub signature: Vec<u8>,
+    pub(crate) spec: Arc<JobSpec>,
+    /// Its recorded result: `abi.encode(ResultWithMetadata)` (or the
+    /// offchain variant) and the operator's signature over it.
+    pub(crate) result: Arc<ResultRecord>,
 }
 
 /// A job was cancelled onchain: drop it unless its transaction is out.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct CancelRelay {
+pub(crate) struct CancelRelay {
     /// The job.
     pub id: JobId,
 }
@@ -62,24 +64,24 @@ pub struct CancelRelay {
 /// Push a dead-lettered job again.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), RetryError>")]
-pub struct Retry {
+pub(crate) struct Retry {
     /// The job.
     pub id: JobId,
 }
 
 /// Why a job could not be retried.
 #[derive(Debug, thiserror::Error)]
-pub enum RetryError {
+pub(crate) enum RetryError {
     /// No such job.
-    #[error("no job 0x{0}")]
-    Unknown(String),
+    #[error("no job {0}")]
+    Unknown(JobId),
     /// The job is not dead-lettered.
-    #[error("job 0x{id} is {status}, not dead-lettered")]
+    #[error("job {id} is {status}, not dead-lettered")]
     NotDeadLettered {
-        /// The job, as hex.
-        id: String,
+        /// The job.
+        id: JobId,
         /// Its status.
-        status: &'static str,
+        status: Status,
     },
     /// The store failed.
     #[error(transparent)]
@@ -89,9 +91,9 @@ pub enum RetryError {
 /// A consumer's ordered-relay lane.
 #[derive(Debug, Message)]
 #[rtype(result = "LaneView")]
-pub struct LaneQuery {
+pub(crate) struct LaneQuery {
     /// The consumer.
-    pub consumer: [u8; 20],
+    pub consumer: Address,
 }
 
 #[derive(Debug)]
@@ -114,13 +116,13 @@ struct Job {
 
 impl Job {
     fn ordered(&self) -> bool {
-        matches!(self.spec.origin, Origin::Offchain { ordered: true, .. })
+        self.spec.is_ordered()
     }
 }
 
 /// What the relayer needs.
 #[derive(Debug, Clone)]
-pub struct RelayerSetup {
+pub(crate) struct RelayerSetup {
     /// The node.
     pub chain: Chain,
     /// The `[chain]` section.
@@ -135,7 +137,7 @@ pub struct RelayerSetup {
 
 /// The relayer actor.
 #[derive(Debug)]
-pub struct Relayer {
+pub(crate) struct Relayer {
     account: Account,
     setup: RelayerSetup,
     actor: Arc<ActorMetrics>,
@@ -149,8 +151,18 @@ pub struct Relayer {
 }
 
 impl Relayer {
+    /// Starts the relayer on `arbiter` (the chain thread).
+    pub(crate) fn start(
+        setup: RelayerSetup,
+        arbiter: &actix::ArbiterHandle,
+    ) -> Result<Handle<Relayer>, crate::chain::ChainError> {
+        let relayer = Relayer::new(setup)?;
+        let counters = Arc::clone(&relayer.actor);
+        Ok(Handle::new(Relayer::start_in_arbiter(arbiter, |_| relayer), counters))
+    }
+
     /// A relayer for `setup` (it starts working once started as an actor).
-    pub fn new(setup: RelayerSetup) -> Result<Relayer, crate::chain::ChainError> {
+    fn new(setup: RelayerSetup) -> Result<Relayer, crate::chain::ChainError> {
         let signer = PrivateKeySigner::from_bytes(&B256::from(setup.key.secret_bytes()))
             .map_err(|err| crate::chain::ChainError::Config(format!("relayer key: {err}")))?;
         let account = Account {
@@ -159,7 +171,7 @@ impl Relayer {
             wallet: EthereumWallet::from(signer),
             confirmations: setup.config.confirmations,
         };
-        let actor = setup.metrics.actor("relayer");
+        let actor = Arc::clone(setup.metrics.actor(ActorName::Relayer));
         Ok(Relayer {
             account,
             actor,
@@ -174,16 +186,11 @@ impl Relayer {
         })
     }
 
-    /// The relayer account's address.
-    pub fn address(&self) -> Address {
-        self.account.address
-    }
-
-    fn add(&mut self, spec: Arc<JobSpec>, result_with_metadata: Vec<u8>, signature: Vec<u8>) {
+    fn add(&mut self, spec: Arc<JobSpec>, result: &ResultRecord) {
         if self.jobs.contains_key(&spec.id) {
             return;
         }
-        let calldata = calldata(&spec, result_with_metadata, signature);
+        let calldata = calldata(&spec, result);
         let mut job = Job { spec, calldata, attempts: 0, phase: Phase::Ready(Instant::now()) };
         let id = job.spec.id;
         if job.ordered() {
@@ -252,7 +259,7 @@ impl Relayer {
                 }
                 Event::Unreachable(reason) => {
                     reachable = false;
-                    self.actor.handled(Duration::ZERO, false);
+                    self.actor.failed();
                     let pause = self.backoff.failed();
                     tracing::warn!(%reason, retry_in_ms = pause.as_millis() as u64, "relayer: node unreachable");
                 }
@@ -273,7 +280,7 @@ impl Relayer {
         match how {
             Settled::Confirmed { tx, block } => {
                 engine.relayed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(job = %hex::encode(id), %tx, block, "result confirmed onchain");
+                tracing::debug!(job = %id, %tx, block, "result confirmed onchain");
                 self.log(id, Settlement::Confirmed { tx_hash: tx.0, block });
             }
             Settled::Cancelled => {
@@ -281,7 +288,6 @@ impl Relayer {
                 self.log(id, Settlement::Cancelled);
             }
         }
-        self.actor.handled(Duration::ZERO, true);
         if job.ordered() {
             self.lanes.settled(job.spec.consumer, job.spec.nonce);
         }
@@ -292,7 +298,7 @@ impl Relayer {
         engine.relay_failures.fetch_add(1, Ordering::Relaxed);
         let Some(job) = self.jobs.get_mut(&id) else { return };
         job.attempts += 1;
-        tracing::warn!(job = %hex::encode(id), attempt = job.attempts, %reason, "result submission failed");
+        tracing::warn!(job = %id, attempt = job.attempts, %reason, "result submission failed");
         if job.attempts < self.setup.config.max_relay_attempts {
             // 1 s, 2 s, 4 s … between attempts, at most 30 s.
             let wait = Duration::from_secs(1 << job.attempts.min(5).saturating_sub(1)).min(Duration::from_secs(30));
@@ -303,8 +309,8 @@ impl Relayer {
         let attempts = job.attempts;
         let Some(job) = self.jobs.remove(&id) else { return };
         engine.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        self.actor.handled(Duration::ZERO, false);
-        tracing::error!(job = %hex::encode(id), attempts, %reason, "dead-lettered; `coprocessor job retry` pushes it again");
+        self.actor.failed();
+        tracing::error!(job = %id, attempts, %reason, "dead-lettered; `coprocessor job retry` pushes it again");
         self.log(id, Settlement::DeadLettered(DeadLetter { attempts, reason }));
         if job.ordered() {
             self.lanes.stalled(job.spec.consumer, job.spec.nonce);
@@ -318,7 +324,7 @@ impl Relayer {
             vec![Write::settle(id, step)],
             Box::new(move |result| {
                 if let Err(err) = result {
-                    tracing::error!(job = %hex::encode(id), %err, "settlement step not recorded");
+                    tracing::error!(job = %id, %err, "settlement step not recorded");
                 }
             }),
         );
@@ -342,15 +348,15 @@ impl Relayer {
 
     fn retry(&mut self, id: JobId) -> Result<(), RetryError> {
         let store = &self.setup.store;
-        let entry = store.job(&id)?.ok_or_else(|| RetryError::Unknown(hex::encode(id)))?;
+        let entry = store.job(&id)?.ok_or(RetryError::Unknown(id))?;
         if entry.status != Status::DeadLettered {
-            return Err(RetryError::NotDeadLettered { id: hex::encode(id), status: entry.status.as_str() });
+            return Err(RetryError::NotDeadLettered { id, status: entry.status });
         }
-        let spec = store.spec(&entry)?.ok_or_else(|| RetryError::Unknown(hex::encode(id)))?;
-        let result = store.result(&id)?.ok_or_else(|| RetryError::Unknown(hex::encode(id)))?;
+        let spec = store.spec(&entry)?.ok_or(RetryError::Unknown(id))?;
+        let result = store.result(&id)?.ok_or(RetryError::Unknown(id))?;
         self.log(id, Settlement::Retried);
-        tracing::info!(job = %hex::encode(id), "retrying a dead-lettered job");
-        self.add(Arc::new(spec), result.result_with_metadata, result.signature);
+        tracing::info!(job = %id, "retrying a dead-lettered job");
+        self.add(Arc::new(spec), &result);
         Ok(())
     }
 }
@@ -359,31 +365,21 @@ fn poll_interval(config: &config::Chain) -> Duration {
     Duration::from_millis(config.poll_interval_ms)
 }
 
-/// The JobManager call that settles a job.
-fn calldata(spec: &JobSpec, result_with_metadata: Vec<u8>, signature: Vec<u8>) -> Bytes {
-    use crate::chain::bindings::IJobManager::{submitResultCall, submitResultForOffchainJobCall};
+/// The JobManager call that settles a job. An offchain job settles with
+/// the request bytes its consumer's signer signed, exactly as received.
+fn calldata(spec: &JobSpec, result: &ResultRecord) -> Bytes {
+    use crate::protocol::bindings::IJobManager::{submitResultCall, submitResultForOffchainJobCall};
+    let result_with_metadata = Bytes::copy_from_slice(&result.result_with_metadata);
+    let signature = Bytes::copy_from_slice(&result.signature);
     let calldata = match &spec.origin {
-        Origin::Onchain => {
-            submitResultCall { resultWithMetadata: result_with_metadata.into(), signature: signature.into() }
-                .abi_encode()
+        Origin::Onchain => submitResultCall { resultWithMetadata: result_with_metadata, signature }.abi_encode(),
+        Origin::Offchain { request, signature: request_signature, .. } => submitResultForOffchainJobCall {
+            offchainResultWithMetadata: result_with_metadata,
+            signatureOnResult: signature,
+            jobRequest: Bytes::copy_from_slice(request),
+            signatureOnRequest: Bytes::copy_from_slice(request_signature),
         }
-        Origin::Offchain { signature: request_signature, .. } => {
-            let request = OffchainJobRequest {
-                nonce: spec.nonce,
-                maxCycles: spec.max_cycles,
-                consumer: Address::from(spec.consumer),
-                programID: Bytes::copy_from_slice(&spec.program_id.0),
-                onchainInput: Bytes::copy_from_slice(&spec.onchain_input),
-                offchainInputHash: keccak256(&spec.offchain_input),
-            };
-            submitResultForOffchainJobCall {
-                offchainResultWithMetadata: result_with_metadata.into(),
-                signatureOnResult: signature.into(),
-                jobRequest: request.abi_encode().into(),
-                signatureOnRequest: request_signature.clone().into(),
-            }
-            .abi_encode()
-        }
+        .abi_encode(),
     };
     calldata.into()
 }
@@ -401,9 +397,10 @@ impl Handler<Relay> for Relayer {
     type Result = ();
 
     fn handle(&mut self, msg: Relay, ctx: &mut Context<Self>) {
-        self.actor.received();
-        self.add(msg.spec, msg.result_with_metadata, msg.signature);
+        let start = Instant::now();
+        self.add(msg.spec, &msg.result);
         self.round(ctx);
+        self.actor.handled(start.elapsed(), true);
     }
 }
 
@@ -411,6 +408,7 @@ impl Handler<CancelRelay> for Relayer {
     type Result = ();
 
     fn handle(&mut self, msg: CancelRelay, _: &mut Context<Self>) {
+        self.actor.handled(Duration::ZERO, true);
         let Some(job) = self.jobs.get(&msg.id) else { return };
         if matches!(job.phase, Phase::InFlight { .. }) {
             // Its receipt tells: a revert on a cancelled job settles it as such.
@@ -428,7 +426,10 @@ impl Handler<Retry> for Relayer {
     type Result = Result<(), RetryError>;
 
     fn handle(&mut self, msg: Retry, ctx: &mut Context<Self>) -> Self::Result {
-        self.retry(msg.id)?;
+        let start = Instant::now();
+        let retried = self.retry(msg.id);
+        self.actor.handled(start.elapsed(), retried.is_ok());
+        retried?;
         self.round(ctx);
         Ok(())
     }
@@ -438,6 +439,7 @@ impl Handler<LaneQuery> for Relayer {
     type Result = actix::MessageResult<LaneQuery>;
 
     fn handle(&mut self, msg: LaneQuery, _: &mut Context<Self>) -> Self::Result {
+        self.actor.handled(Duration::ZERO, true);
         actix::MessageResult(self.lanes.view(&msg.consumer))
     }
 }

@@ -1,4 +1,4 @@
-//! What a job run produces.
+//! What a job may use, and what a run produces.
 
 use serde::{Deserialize, Serialize};
 
@@ -64,5 +64,24 @@ impl JobOutcome {
     /// Whether the job finished with exit code 0.
     pub fn is_done(&self) -> bool {
         self.failure.is_none()
+    }
+}
+
+/// Limits of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Instructions (plus syscall costs) the job may use. Exact: a job that
+    /// needs N cycles succeeds with N and fails with N - 1.
+    pub max_cycles: u64,
+    /// Guest memory (image plus touched pages) the job may use.
+    pub max_memory_bytes: u64,
+    /// Bytes the job may write to its output (inclusive).
+    pub max_output_bytes: usize,
+}
+
+impl Default for JobLimits {
+    /// The engine defaults: 10^9 cycles, 256 MiB, 1 MiB of output.
+    fn default() -> Self {
+        JobLimits { max_cycles: 1_000_000_000, max_memory_bytes: 256 << 20, max_output_bytes: 1 << 20 }
     }
 }

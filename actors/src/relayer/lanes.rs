@@ -8,7 +8,8 @@
 //! it — that is the "blocked" state — until the nonce is submitted again
 //! and succeeds.
 
-use crate::store::JobId;
+use crate::job::JobId;
+use alloy::primitives::Address;
 use std::collections::{BTreeMap, HashMap};
 
 /// One consumer's lane.
@@ -24,7 +25,7 @@ struct Lane {
 
 /// What a consumer's lane looks like, for `coproc_getPendingJobs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LaneView {
+pub(crate) struct LaneView {
     /// Nonces executed and waiting (including the one in flight).
     pub awaiting: Vec<u64>,
     /// The nonce the lane waits for while later ones are ready.
@@ -33,23 +34,23 @@ pub struct LaneView {
 
 /// Every consumer's lane.
 #[derive(Debug, Default)]
-pub struct Lanes {
-    lanes: HashMap<[u8; 20], Lane>,
+pub(super) struct Lanes {
+    lanes: HashMap<Address, Lane>,
 }
 
 impl Lanes {
     /// Adds an executed ordered job.
-    pub fn add(&mut self, consumer: [u8; 20], nonce: u64, id: JobId) {
+    pub(super) fn add(&mut self, consumer: Address, nonce: u64, id: JobId) {
         self.lanes.entry(consumer).or_default().waiting.insert(nonce, id);
     }
 
     /// Consumers whose first nonce must still be read from the chain.
-    pub fn unstarted(&self) -> Vec<[u8; 20]> {
+    pub(super) fn unstarted(&self) -> Vec<Address> {
         self.lanes.iter().filter(|(_, lane)| lane.next.is_none()).map(|(consumer, _)| *consumer).collect()
     }
 
     /// Sets a lane's next nonce (read from `Consumer.getNextNonce()`).
-    pub fn start(&mut self, consumer: [u8; 20], next: u64) {
+    pub(super) fn start(&mut self, consumer: Address, next: u64) {
         if let Some(lane) = self.lanes.get_mut(&consumer) {
             lane.next.get_or_insert(next);
         }
@@ -58,7 +59,7 @@ impl Lanes {
     /// Jobs whose turn has come. Each is released once, until settled.
     /// A job whose nonce is already behind the lane (settled before a
     /// restart, say) is released too: the chain tells it is settled.
-    pub fn release(&mut self) -> Vec<JobId> {
+    pub(super) fn release(&mut self) -> Vec<JobId> {
         let mut ready = Vec::new();
         for lane in self.lanes.values_mut() {
             let Some(next) = lane.next else { continue };
@@ -81,7 +82,7 @@ impl Lanes {
     }
 
     /// A released job settled (confirmed or cancelled): the lane moves on.
-    pub fn settled(&mut self, consumer: [u8; 20], nonce: u64) {
+    pub(super) fn settled(&mut self, consumer: Address, nonce: u64) {
         if let Some(lane) = self.lanes.get_mut(&consumer) {
             lane.waiting.remove(&nonce);
             if lane.released == Some(nonce) {
@@ -93,7 +94,7 @@ impl Lanes {
 
     /// A released job left the relay without settling (dead-lettered): the
     /// lane stays on its nonce, blocked, until the job is retried.
-    pub fn stalled(&mut self, consumer: [u8; 20], nonce: u64) {
+    pub(super) fn stalled(&mut self, consumer: Address, nonce: u64) {
         if let Some(lane) = self.lanes.get_mut(&consumer) {
             lane.waiting.remove(&nonce);
             if lane.released == Some(nonce) {
@@ -103,13 +104,13 @@ impl Lanes {
     }
 
     /// A consumer's lane.
-    pub fn view(&self, consumer: &[u8; 20]) -> LaneView {
+    pub(super) fn view(&self, consumer: &Address) -> LaneView {
         let Some(lane) = self.lanes.get(consumer) else { return LaneView::default() };
         LaneView { awaiting: lane.waiting.keys().copied().collect(), blocked_on: blocked_on(lane) }
     }
 
     /// Consumers whose lane is blocked.
-    pub fn blocked(&self) -> usize {
+    pub(super) fn blocked(&self) -> usize {
         self.lanes.values().filter(|lane| blocked_on(lane).is_some()).count()
     }
 }
@@ -124,10 +125,10 @@ fn blocked_on(lane: &Lane) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const C: [u8; 20] = [7; 20];
+    const C: Address = Address::repeat_byte(7);
 
     fn id(n: u8) -> JobId {
-        [n; 32]
+        JobId([n; 32])
     }
 
     #[test]

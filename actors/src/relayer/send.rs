@@ -4,7 +4,7 @@
 //! state never changes across an `await`.
 
 use crate::chain::{job_state, Chain, ChainError};
-use crate::store::JobId;
+use crate::job::JobId;
 use alloy::eips::Encodable2718;
 use alloy::network::{Ethereum, EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, B256};
@@ -19,7 +19,7 @@ pub(super) struct Plan {
     /// The relayer account's next nonce, if the actor trusts its count.
     pub(super) nonce: Option<u64>,
     /// Consumers whose ordered lane needs its first nonce.
-    pub(super) start_lanes: Vec<[u8; 20]>,
+    pub(super) start_lanes: Vec<Address>,
     /// Transactions in flight: the job, its transaction, and whether it
     /// is past the drop timeout.
     pub(super) check: Vec<(JobId, B256, bool)>,
@@ -46,7 +46,7 @@ pub(super) enum Event {
     /// The relayer's next nonce (`None`: re-read it before sending).
     Nonce(Option<u64>),
     /// An ordered lane's first nonce.
-    LaneStart([u8; 20], u64),
+    LaneStart(Address, u64),
     /// A result transaction went out.
     Sent { id: JobId, tx: B256 },
     /// A job settled.
@@ -92,11 +92,11 @@ async fn run(account: &Account, plan: &Plan, events: &mut Vec<Event>, sent: &mut
         }
     };
     for consumer in &plan.start_lanes {
-        let next = match chain.next_nonce(Address::from(*consumer)).await {
+        let next = match chain.next_nonce(*consumer).await {
             Ok(next) => next,
             Err(err) if err.is_transient() => return Err(err),
             Err(err) => {
-                tracing::warn!(consumer = %Address::from(*consumer), %err, "getNextNonce failed; ordered relay starts at 0");
+                tracing::warn!(consumer = %*consumer, %err, "getNextNonce failed; ordered relay starts at 0");
                 0
             }
         };
@@ -126,7 +126,7 @@ async fn check(account: &Account, plan: &Plan, events: &mut Vec<Event>) -> Resul
             None => {
                 let known = chain.rpc(chain.provider().get_transaction_by_hash(tx)).await?.is_some();
                 if !known || overdue {
-                    tracing::warn!(job = %hex::encode(id), %tx, known, "result transaction dropped; sending again");
+                    tracing::warn!(job = %id, %tx, known, "result transaction dropped; sending again");
                     events.push(Event::Nonce(None));
                     events.push(Event::Again { id });
                 }
@@ -215,7 +215,7 @@ async fn send(
 /// The node refused a job's submission: the chain's view of the job
 /// decides whether that settles it or counts as a failure.
 async fn after_refusal(chain: &Chain, id: JobId, reason: String) -> Result<Event, ChainError> {
-    Ok(match chain.job_state(B256::from(id)).await? {
+    Ok(match chain.job_state(id.to_b256()).await? {
         job_state::COMPLETED => Event::Settled { id, how: Settled::Confirmed { tx: B256::ZERO, block: 0 } },
         job_state::CANCELLED => Event::Settled { id, how: Settled::Cancelled },
         _ => Event::Failed { id, reason },

@@ -6,20 +6,26 @@
 //! bounds the queue in front of the executors (by jobs and by input bytes).
 
 use crate::config::Queue;
-use crate::store::{JobId, JobSpec, Status, Store, StoreError};
+use crate::job::{JobId, JobSpec, Status};
+use crate::store::{ResultRecord, Store, StoreError};
+use alloy::primitives::Address;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// What a waiter is told once a job's result is durable: the result, as the
+/// submitter recorded it, so `wait: true` answers without a store read.
+pub(crate) type Finished = Arc<ResultRecord>;
 
 /// Why a job was not admitted.
 #[derive(Debug, thiserror::Error)]
-pub enum AdmitError {
+pub(crate) enum AdmitError {
     /// The consumer already used this nonce.
-    #[error("nonce {nonce} already used by consumer 0x{consumer}")]
+    #[error("nonce {nonce} already used by consumer 0x{}", hex::encode(.consumer))]
     NonceUsed {
         /// The nonce.
         nonce: u64,
-        /// The consumer, as hex.
-        consumer: String,
+        /// The consumer.
+        consumer: Address,
     },
     /// The queue is full.
     #[error("busy: {jobs} jobs ({bytes} input bytes) queued; retry later")]
@@ -37,9 +43,9 @@ pub enum AdmitError {
 #[derive(Debug)]
 struct Active {
     /// Told when the job's result is durable.
-    waiter: Option<tokio::sync::oneshot::Sender<()>>,
+    waiter: Option<tokio::sync::oneshot::Sender<Finished>>,
     status: Status,
-    consumer: [u8; 20],
+    consumer: Address,
     nonce: u64,
     bytes: usize,
 }
@@ -49,12 +55,12 @@ struct Inner {
     active: HashMap<JobId, Active>,
     bytes: usize,
     /// Per consumer, one past the highest nonce seen.
-    next_nonce: HashMap<[u8; 20], u64>,
+    next_nonce: HashMap<Address, u64>,
 }
 
 /// The jobs in flight.
 #[derive(Debug)]
-pub struct JobBoard {
+pub(crate) struct JobBoard {
     inner: Mutex<Inner>,
     limits: Queue,
 }
@@ -62,7 +68,7 @@ pub struct JobBoard {
 impl JobBoard {
     /// An empty board with the queue limits. `next_nonce` is rebuilt from
     /// the store's job entries.
-    pub fn new(limits: Queue, store: &Store) -> Result<JobBoard, StoreError> {
+    pub(crate) fn new(limits: Queue, store: &Store) -> Result<JobBoard, StoreError> {
         let mut inner = Inner::default();
         for item in store.jobs() {
             let (_, entry) = item?;
@@ -78,7 +84,7 @@ impl JobBoard {
     }
 
     /// Whether a job of `bytes` input bytes would find room now.
-    pub fn has_room(&self, bytes: usize) -> Result<(), AdmitError> {
+    pub(crate) fn has_room(&self, bytes: usize) -> Result<(), AdmitError> {
         let inner = self.lock();
         self.room(&inner, bytes)
     }
@@ -94,11 +100,11 @@ impl JobBoard {
     /// room. The caller then commits its `Pending` record. A nonce whose
     /// job failed may be used again (as in InfinityVM): a failed result is
     /// never relayed, so the nonce is still free onchain.
-    pub fn admit(&self, spec: &JobSpec, store: &Store) -> Result<(), AdmitError> {
+    pub(crate) fn admit(&self, spec: &JobSpec, store: &Store) -> Result<(), AdmitError> {
         let mut inner = self.lock();
         let reusable = |entry: crate::store::JobEntry| entry.status == Status::Failed;
         if inner.active.contains_key(&spec.id) || store.job(&spec.id)?.is_some_and(|entry| !reusable(entry)) {
-            return Err(AdmitError::NonceUsed { nonce: spec.nonce, consumer: hex::encode(spec.consumer) });
+            return Err(AdmitError::NonceUsed { nonce: spec.nonce, consumer: spec.consumer });
         }
         self.room(&inner, spec.input_bytes())?;
         insert(&mut inner, spec);
@@ -106,18 +112,18 @@ impl JobBoard {
     }
 
     /// Whether a job is in flight.
-    pub fn contains(&self, id: &JobId) -> bool {
+    pub(crate) fn contains(&self, id: &JobId) -> bool {
         self.lock().active.contains_key(id)
     }
 
     /// Puts back a job found unfinished at start-up (no limits apply).
-    pub fn restore(&self, spec: &JobSpec) {
+    pub(crate) fn restore(&self, spec: &JobSpec) {
         insert(&mut self.lock(), spec);
     }
 
     /// Marks a job as running. False if it is no longer in flight (it was
     /// cancelled), so it must not run.
-    pub fn set_running(&self, id: &JobId) -> bool {
+    pub(crate) fn set_running(&self, id: &JobId) -> bool {
         match self.lock().active.get_mut(id) {
             Some(job) => {
                 job.status = Status::Running;
@@ -127,21 +133,31 @@ impl JobBoard {
         }
     }
 
-    /// Removes a job whose result is durable, or whose admission failed,
-    /// and wakes whoever waits for it.
-    pub fn remove(&self, id: &JobId) {
-        let mut inner = self.lock();
-        if let Some(job) = inner.active.remove(id) {
-            inner.bytes -= job.bytes;
-            if let Some(waiter) = job.waiter {
-                let _ = waiter.send(());
-            }
+    /// Removes a job whose result is durable and hands the result to
+    /// whoever waits for it.
+    pub(crate) fn finish(&self, id: &JobId, result: Finished) {
+        if let Some(Some(waiter)) = self.take(id) {
+            let _ = waiter.send(result);
         }
     }
 
-    /// A receiver that resolves once the job leaves the board (its result
-    /// is durable). `None` if the job is not in flight.
-    pub fn wait(&self, id: &JobId) -> Option<tokio::sync::oneshot::Receiver<()>> {
+    /// Removes a job that will not finish here (cancelled, or its admission
+    /// or its result failed to be recorded): a waiter sees its channel
+    /// closed and reads the store instead.
+    pub(crate) fn remove(&self, id: &JobId) {
+        self.take(id);
+    }
+
+    fn take(&self, id: &JobId) -> Option<Option<tokio::sync::oneshot::Sender<Finished>>> {
+        let mut inner = self.lock();
+        let job = inner.active.remove(id)?;
+        inner.bytes -= job.bytes;
+        Some(job.waiter)
+    }
+
+    /// A receiver that resolves with the job's result once it is durable.
+    /// `None` if the job is not in flight.
+    pub(crate) fn wait(&self, id: &JobId) -> Option<tokio::sync::oneshot::Receiver<Finished>> {
         let mut inner = self.lock();
         let job = inner.active.get_mut(id)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -150,12 +166,12 @@ impl JobBoard {
     }
 
     /// The status of a job in flight.
-    pub fn status(&self, id: &JobId) -> Option<Status> {
+    pub(crate) fn status(&self, id: &JobId) -> Option<Status> {
         self.lock().active.get(id).map(|job| job.status)
     }
 
     /// Nonces of the consumer's jobs in flight, ascending.
-    pub fn pending_nonces(&self, consumer: &[u8; 20]) -> Vec<u64> {
+    pub(crate) fn pending_nonces(&self, consumer: &Address) -> Vec<u64> {
         let inner = self.lock();
         let mut nonces: Vec<u64> =
             inner.active.values().filter(|job| &job.consumer == consumer).map(|job| job.nonce).collect();
@@ -164,18 +180,13 @@ impl JobBoard {
     }
 
     /// One past the highest nonce the consumer has used (0 if none).
-    pub fn next_nonce(&self, consumer: &[u8; 20]) -> u64 {
+    pub(crate) fn next_nonce(&self, consumer: &Address) -> u64 {
         self.lock().next_nonce.get(consumer).copied().unwrap_or(0)
     }
 
     /// Jobs in flight.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().active.len()
-    }
-
-    /// Whether no job is in flight.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -195,7 +206,19 @@ mod tests {
     use crate::store::Write;
 
     fn spec(nonce: u64, bytes: usize) -> JobSpec {
-        crate::store::records::test_spec(nonce, bytes)
+        crate::job::test_spec(nonce, bytes)
+    }
+
+    fn result(output: &[u8]) -> Finished {
+        Arc::new(ResultRecord {
+            exit_code: Some(0),
+            cycles: 1,
+            peak_memory_bytes: 0,
+            output: output.to_vec(),
+            failure: None,
+            result_with_metadata: vec![],
+            signature: vec![],
+        })
     }
 
     #[test]
@@ -208,8 +231,9 @@ mod tests {
         assert!(matches!(board.admit(&spec(2, 91), &store), Err(AdmitError::Busy { jobs: 1, bytes: 10 })));
         board.admit(&spec(2, 90), &store).unwrap();
         assert!(matches!(board.admit(&spec(3, 0), &store), Err(AdmitError::Busy { jobs: 2, .. })));
-        assert_eq!(board.pending_nonces(&[1; 20]), vec![1, 2]);
-        assert_eq!(board.next_nonce(&[1; 20]), 3);
+        let consumer = Address::repeat_byte(1);
+        assert_eq!(board.pending_nonces(&consumer), vec![1, 2]);
+        assert_eq!(board.next_nonce(&consumer), 3);
         board.remove(&spec(1, 0).id);
         board.admit(&spec(3, 0), &store).unwrap();
     }
@@ -222,7 +246,24 @@ mod tests {
         store.commit(vec![Write::admit(&spec(5, 1))], Box::new(move |r| tx.send(r).unwrap()));
         rx.recv().unwrap().unwrap();
         let board = JobBoard::new(Queue { max_jobs: 10, max_bytes: 100 }, &store).unwrap();
-        assert_eq!(board.next_nonce(&[1; 20]), 6);
+        assert_eq!(board.next_nonce(&Address::repeat_byte(1)), 6);
         assert!(matches!(board.admit(&spec(5, 1), &store), Err(AdmitError::NonceUsed { .. })));
+    }
+
+    #[test]
+    fn a_waiter_gets_the_result_from_memory_and_a_removed_job_closes_its_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let board = JobBoard::new(Queue { max_jobs: 10, max_bytes: 100 }, &store).unwrap();
+        let (done, cancelled) = (spec(1, 1), spec(2, 1));
+        board.admit(&done, &store).unwrap();
+        board.admit(&cancelled, &store).unwrap();
+        let mut waiting = board.wait(&done.id).unwrap();
+        let mut closed = board.wait(&cancelled.id).unwrap();
+        board.finish(&done.id, result(b"out"));
+        board.remove(&cancelled.id);
+        assert_eq!(waiting.try_recv().unwrap().output, b"out");
+        assert!(closed.try_recv().is_err());
+        assert!(board.len() == 0 && board.wait(&done.id).is_none());
     }
 }
