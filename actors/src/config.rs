@@ -48,6 +48,8 @@ pub struct Config {
     pub api: Api,
     /// The bounded queue in front of the executors.
     pub queue: Queue,
+    /// The sled store.
+    pub store: StoreConfig,
     /// Who may submit offchain jobs.
     pub offchain: Offchain,
     /// Metrics export.
@@ -88,6 +90,21 @@ pub struct Api {
     pub max_connections: usize,
     /// Requests one connection may have in flight (pipelining depth).
     pub max_requests_in_flight: usize,
+}
+
+/// The sled store.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Bytes sled may keep cached in memory (its page cache). This bounds
+    /// the store's share of the engine's memory whatever the number of jobs.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { cache_bytes: 128 << 20 }
+    }
 }
 
 /// The bounded job queue.
@@ -176,6 +193,7 @@ impl Default for Config {
             limits: Limits::default(),
             api: Api::default(),
             queue: Queue::default(),
+            store: StoreConfig::default(),
             offchain: Offchain::default(),
             metrics: Metrics::default(),
             chain: None,
@@ -267,6 +285,9 @@ impl Config {
         if self.queue.max_jobs == 0 || self.queue.max_bytes == 0 {
             return invalid("queue.max_jobs and queue.max_bytes must be positive");
         }
+        if self.store.cache_bytes < 1 << 20 {
+            return invalid("store.cache_bytes must be at least 1 MiB (1048576)");
+        }
         for (name, addr) in [("api.tcp", self.api.tcp), ("metrics.prometheus", self.metrics.prometheus)] {
             if let Some(addr) = addr {
                 if !addr.ip().is_loopback() {
@@ -345,5 +366,7 @@ mod tests {
         assert_eq!(err.to_string(), "invalid config: chain.job_manager: \"0x12\" is not an address");
         let err = Config::parse("[offchain]\nallowed_signers = [\"0x12\"]\n", "f.toml").unwrap_err();
         assert!(err.to_string().contains("is not an address"), "{err}");
+        let err = Config::parse("[store]\ncache_bytes = 1000\n", "f.toml").unwrap_err();
+        assert_eq!(err.to_string(), "invalid config: store.cache_bytes must be at least 1 MiB (1048576)");
     }
 }

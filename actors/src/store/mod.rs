@@ -49,7 +49,29 @@ pub enum StoreError {
     /// A group commit failed.
     #[error(transparent)]
     Commit(#[from] CommitError),
+    /// The data was written in another store format; it is refused rather
+    /// than misread.
+    #[error(
+        "{dir} holds store format {found}, this engine reads format {expected}: \
+         move the data dir aside (or replay it with the engine that wrote it)"
+    )]
+    Format {
+        /// The store's directory.
+        dir: String,
+        /// The format found.
+        found: u32,
+        /// The format this build reads and writes.
+        expected: u32,
+    },
 }
+
+/// The layout of the records this build reads and writes. A data dir of
+/// another format is refused at open. Format 1 (before job IDs, addresses
+/// and settlement steps got their own types) recorded no format at all.
+pub(crate) const FORMAT: u32 = 2;
+
+/// The `meta` key that holds the format, as a big-endian u32.
+const FORMAT_KEY: &str = "store.format";
 
 /// The engine's sled database.
 #[derive(Clone)]
@@ -81,16 +103,23 @@ pub(crate) struct JobTrees {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir`. Fails if another process
-    /// has it open.
+    /// Opens (or creates) the store under `dir` with the default cache.
+    /// Fails if another process has it open.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        Store::open_with_cache(dir, crate::config::StoreConfig::default().cache_bytes)
+    }
+
+    /// Opens (or creates) the store under `dir`, with at most `cache_bytes`
+    /// of it cached in memory. Fails if another process has it open.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).cache_capacity(cache_bytes).open()?;
         let programs = db.open_tree("programs")?;
         let jobs = db.open_tree("jobs")?;
         let log = db.open_tree("log")?;
         let results = db.open_tree("results")?;
         let dead_letters = db.open_tree("dead_letters")?;
         let meta = db.open_tree("meta")?;
+        check_format(dir, &meta, &jobs)?;
         let next_seq = match log.last()? {
             Some((key, _)) => seq_of(&key).map_or(0, |seq| seq + 1),
             None => 0,
@@ -281,6 +310,23 @@ impl Store {
     }
 }
 
+/// Refuses a store of another format; stamps a new one with [`FORMAT`].
+fn check_format(dir: &Path, meta: &sled::Tree, jobs: &sled::Tree) -> Result<(), StoreError> {
+    let found = match meta.get(FORMAT_KEY)? {
+        Some(bytes) => <[u8; 4]>::try_from(bytes.as_ref()).map(u32::from_be_bytes).unwrap_or(0),
+        None if jobs.is_empty() => {
+            meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+            meta.flush()?;
+            return Ok(());
+        }
+        None => 1,
+    };
+    if found != FORMAT {
+        return Err(StoreError::Format { dir: dir.display().to_string(), found, expected: FORMAT });
+    }
+    Ok(())
+}
+
 fn seq_of(key: &[u8]) -> Option<u64> {
     key.try_into().ok().map(u64::from_be_bytes)
 }
@@ -330,6 +376,21 @@ mod tests {
         }
     }
 
+    /// Why a store just closed in this process refuses to open, once sled's
+    /// background threads have let go of its lock.
+    fn refused(dir: &Path) -> StoreError {
+        let start = std::time::Instant::now();
+        loop {
+            match Store::open(dir) {
+                Err(StoreError::Sled(_)) if start.elapsed() < std::time::Duration::from_secs(5) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Ok(_) => panic!("{} opened", dir.display()),
+                Err(err) => return err,
+            }
+        }
+    }
+
     fn commit(store: &Store, writes: Vec<Write>) {
         let (tx, rx) = std::sync::mpsc::channel();
         store.commit(writes, Box::new(move |r| tx.send(r).unwrap()));
@@ -366,6 +427,42 @@ mod tests {
         assert_eq!(store.log_len().unwrap(), 2);
         assert_eq!(store.result(&a.id).unwrap().unwrap().output, b"one");
         assert_eq!(store.commit_stats().duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_store_of_another_format_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit(&store, vec![Write::admit(&spec(1))]);
+            store.set_meta(FORMAT_KEY, &1u32.to_be_bytes()).unwrap();
+        }
+        let err = refused(dir.path());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} holds store format 1, this engine reads format {FORMAT}: move the data dir aside \
+                 (or replay it with the engine that wrote it)",
+                dir.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_store_with_jobs_and_no_format_is_format_1() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit(&store, vec![Write::admit(&spec(1))]);
+            store.meta.remove(FORMAT_KEY).unwrap();
+            store.meta.flush().unwrap();
+        }
+        let err = refused(dir.path());
+        assert!(matches!(err, StoreError::Format { found: 1, expected: FORMAT, .. }), "{err}");
+        // A fresh store is stamped, so it opens again.
+        let fresh = tempfile::tempdir().unwrap();
+        drop(Store::open(fresh.path()).unwrap());
+        let _ = reopen(fresh.path());
     }
 
     #[test]
