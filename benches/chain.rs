@@ -55,6 +55,7 @@
 //! (hardhat executes one call at a time); both low means time is lost
 //! waiting (block time, the listener's and relayer's poll interval).
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use alloy::primitives::{Address, Bytes, B256, U256};

@@ -1,8 +1,10 @@
 //! End-to-end engine throughput, latency and replay speed.
 //!
-//! The engine is the real binary (`coprocessor run`, bench profile) on a
-//! temp data dir; the load generator pipelines pre-signed `square-root`
-//! jobs over a few bincode fast-path connections. Every acknowledged job is
+//! The engine runs in this process (`coprocessor_actors::run` on its own
+//! thread, bench profile, through the tests' shared harness:
+//! `Engine::in_process`) on a temp data dir; the load generator pipelines
+//! pre-signed `square-root` jobs over a few bincode fast-path connections
+//! on the engine's socket, as any client would. Every acknowledged job is
 //! durable. Baselines run in the same process: the signature work alone
 //! (one recovery and one signing per job, the floor DESIGN.md sets) and the
 //! bare VM for replay.
@@ -10,23 +12,22 @@
 //! `cargo bench --bench engine`. Figures: criterion's medians (elements/s),
 //! then a summary with the latency percentiles at half the measured rate.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::engine::Engine;
 use common::{abi_u64, guest_elf, pipeline};
-use coprocessor::client::{Client, FastClient};
+use coprocessor::client::FastClient;
 use coprocessor::request::JobRequest;
 use coprocessor_actors::job::JobLimits;
-use coprocessor_actors::keys;
 use coprocessor_actors::program::{ProgramId, ProgramImage};
 use coprocessor_actors::protocol::eip191::{recover, Signer};
-use coprocessor_actors::wire::{Call, NoParams, ProgramIdReply, Reply, SubmitJob, SubmitProgram};
-use coprocessor_actors::MetricsSnapshot;
+use coprocessor_actors::wire::{Call, Reply, SubmitJob};
 use coprocessor_actors::Store;
 use coprocessor_actors::{replay, ReplayRange as Range};
 use coprocessor_actors::{Vm, DEFAULT_MAX_INPUT_BYTES};
 use criterion::{Criterion, Throughput};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -35,40 +36,25 @@ const WINDOW: usize = 512;
 const BATCH: u64 = 10_000;
 const REPLAY_JOBS: u64 = 100_000;
 
-struct Engine {
-    child: Child,
-    data_dir: PathBuf,
+/// An in-process engine with `square-root` registered, and the dev
+/// consumer's signer for its requests.
+struct Bench {
+    engine: Engine,
     program: ProgramId,
     signer: Signer,
     next_nonce: AtomicU64,
 }
 
-impl Engine {
-    fn start(data_dir: &Path) -> Engine {
-        let child = Command::new(env!("CARGO_BIN_EXE_coprocessor"))
-            .args(["run", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the engine");
-        let socket = data_dir.join("coprocessor.ipc");
-        let start = Instant::now();
-        while Client::connect(&socket).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "engine did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let elf = guest_elf("square-root");
-        let reply: ProgramIdReply = Client::connect(&socket)
-            .and_then(|mut c| c.call(Call::SubmitProgram(SubmitProgram { elf: elf.into() })))
-            .expect("submit program");
-        let program = ProgramId(reply.program_id.0.try_into().expect("id"));
-        let signer = keys::load(&data_dir.join(keys::DEV_CONSUMER_KEY)).expect("dev key");
-        Engine { child, data_dir: data_dir.to_owned(), program, signer, next_nonce: AtomicU64::new(0) }
+impl Bench {
+    fn start(data_dir: &Path) -> Bench {
+        let engine = Engine::in_process(data_dir);
+        let program = engine.submit_program("square-root");
+        let signer = engine.dev_signer();
+        Bench { engine, program, signer, next_nonce: AtomicU64::new(0) }
     }
 
     fn socket(&self) -> PathBuf {
-        self.data_dir.join("coprocessor.ipc")
+        self.engine.socket()
     }
 
     /// `count` signed requests with fresh nonces (signed outside any timing).
@@ -91,35 +77,28 @@ impl Engine {
             .collect()
     }
 
-    fn metrics(&self) -> MetricsSnapshot {
-        Client::connect(&self.socket()).and_then(|mut c| c.call(Call::Metrics(NoParams {}))).expect("metrics")
-    }
-
+    /// Waits until `executed` jobs are done or failed in all.
     fn wait_idle(&self, executed: u64) {
-        while {
-            let e = self.metrics().engine;
-            e.jobs_done + e.jobs_failed < executed
-        } {
+        while self.executed() < executed {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
 
     fn executed(&self) -> u64 {
-        let e = self.metrics().engine;
+        let e = self.engine.metrics().engine;
         e.jobs_done + e.jobs_failed
     }
-}
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+    /// Stops the engine and checks that it stopped cleanly.
+    fn stop(self) {
+        let status = self.engine.terminate();
+        assert!(status.success(), "the engine stopped with {status}");
     }
 }
 
 /// Paced submissions with `wait`: each answer is the durable result.
 /// Returns the submit-to-result latencies.
-fn paced_latencies(engine: &Engine, rate: f64, seconds: f64) -> Vec<Duration> {
+fn paced_latencies(engine: &Bench, rate: f64, seconds: f64) -> Vec<Duration> {
     let count = (rate * seconds) as u64;
     let per_connection = count / CONNECTIONS as u64;
     let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
@@ -177,7 +156,7 @@ fn selected(name: &str) -> bool {
 fn main() {
     let mut c = Criterion::default().configure_from_args().sample_size(10).measurement_time(Duration::from_secs(20));
     let dir = tempfile::tempdir().expect("temp dir");
-    let engine = Engine::start(&dir.path().join("data"));
+    let engine = Bench::start(&dir.path().join("data"));
 
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(BATCH));
@@ -243,7 +222,7 @@ fn main() {
             latencies.last().copied().unwrap_or_default()
         );
     }
-    drop(engine);
+    engine.stop();
 
     if selected("replay") {
         replay_bench(&mut c, &dir.path().join("replay"));
@@ -253,10 +232,10 @@ fn main() {
 
 /// Logs REPLAY_JOBS jobs on a fresh engine, stops it, and replays them all.
 fn replay_bench(c: &mut Criterion, data_dir: &Path) {
-    let engine = Engine::start(data_dir);
+    let engine = Bench::start(data_dir);
     pipeline(&engine.socket(), CONNECTIONS, WINDOW, engine.requests(REPLAY_JOBS, false));
     engine.wait_idle(REPLAY_JOBS);
-    drop(engine);
+    engine.stop();
     let store = Store::open(&data_dir.join("db")).expect("open store");
     let range = Range { from: 0, to: u64::MAX, program: None };
     let mut group = c.benchmark_group("replay");

@@ -6,6 +6,7 @@
 //! the ratio of medians printed at the end ("vm / native"), not an absolute
 //! time. Run with `make bench` (the guests must be built: `make guests`).
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::{abi_u64, guest_elf};

@@ -358,7 +358,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn a_client_that_never_reads_holds_bounded_memory_and_stalls_no_one() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::start(&dir.path().join("data"));
-    let before = rss_kib(engine.child.id());
+    let before = rss_kib(engine.pid());
     // 40,000 pipelined metrics requests (~1.3 KB answers, ~50 MB in all),
     // never read. The engine stops reading this client once its answers
     // fill the socket and its 1,024 request slots.
@@ -375,6 +375,6 @@ fn a_client_that_never_reads_holds_bounded_memory_and_stalls_no_one() {
     std::thread::sleep(Duration::from_millis(500));
     let mut other = Raw::connect(&engine);
     other.still_serves();
-    let grown = rss_kib(engine.child.id()).saturating_sub(before);
+    let grown = rss_kib(engine.pid()).saturating_sub(before);
     assert!(grown < 32 * 1024, "engine grew by {grown} KiB after {written} unread requests");
 }

@@ -145,3 +145,26 @@ fn a_second_engine_on_the_same_data_dir_is_refused() {
     // The first engine is unharmed.
     engine.operator();
 }
+
+/// The engine in the test's own process: `Engine::in_process` runs
+/// `coprocessor_actors::run` on a thread and stops it through its shutdown
+/// future; everything else is the socket, as with the binary.
+#[test]
+fn an_in_process_engine_runs_a_signed_job_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::in_process(&dir.path().join("data"));
+    let program = engine.submit_program("square-root");
+    let signer = engine.dev_signer();
+
+    // A request signed by the dev consumer; with `wait`, the answer is the
+    // job's durable result rather than its ID.
+    let mut params = u64_job(program, signer.address(), 0, 1_000_001).sign(&signer);
+    params.wait = true;
+    let result: JobResult = engine.client().call(Call::SubmitJob(params)).unwrap();
+
+    assert_eq!(result.status, "done");
+    // square-root outputs abi.encode(uint256 n, uint256 floor(sqrt(n))).
+    let expected = [common::abi_u64(1_000_001), common::abi_u64(1000)].concat();
+    assert_eq!(result.output.unwrap().0, expected);
+    assert!(engine.terminate().success());
+}

@@ -1,31 +1,75 @@
-//! A real engine process on a temp data dir, for black-box tests.
+//! An engine on a temp data dir, for the tests and the benchmarks.
+//!
+//! Two ways to run it, with one API:
+//!
+//! - [`Engine::start`]: the real binary (`coprocessor run`) as a child
+//!   process. The black-box tests use this one: they test the binary.
+//! - [`Engine::in_process`]: `coprocessor_actors::run` on a thread of the
+//!   calling process, stopped by a channel instead of a signal. Nothing
+//!   to spawn, and the engine shares the caller's address space (profilers,
+//!   benchmarks).
+//!
+//! ```ignore
+//! let engine = Engine::in_process(&dir.path().join("data"));
+//! let program = engine.submit_program("square-root");
+//! // ... engine.client(), engine.fast_client() ...
+//! assert!(engine.terminate().success());
+//! ```
 #![allow(dead_code, unreachable_pub)]
 
 use coprocessor::client::{Client, FastClient};
 use coprocessor::request::JobRequest;
+use coprocessor_actors::config::Config;
 use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{Call, HexBytes, JobResult, NoParams, ProgramIdReply, StatusReply, SubmitProgram};
+use coprocessor_actors::{EngineError, MetricsSnapshot};
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A running `coprocessor run`.
+/// A running engine: `coprocessor run` or `coprocessor_actors::run`.
 pub struct Engine {
-    pub child: Child,
     pub data_dir: PathBuf,
-    config: Option<PathBuf>,
-    env: Vec<(String, String)>,
+    socket: PathBuf,
+    mode: Mode,
 }
 
+/// How the engine runs.
+enum Mode {
+    /// The binary, with what it was started with (for a restart).
+    Binary { child: Child, config: Option<PathBuf>, env: Vec<(String, String)> },
+    /// A thread of this process.
+    InProcess(Box<InProcess>),
+}
+
+/// An engine on a thread of this process.
+struct InProcess {
+    config: Config,
+    /// Dropping or sending on it resolves the engine's shutdown future.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// `None` once joined.
+    thread: Option<JoinHandle<Result<(), EngineError>>>,
+}
+
+/// What [`Engine::kill9`] leaves for [`Engine::respawn`].
+pub type Killed = (PathBuf, Option<PathBuf>, Vec<(String, String)>);
+
+/// How long an engine has to open its socket, and to stop.
+const START_LIMIT: Duration = Duration::from_secs(30);
+const STOP_LIMIT: Duration = Duration::from_secs(60);
+
 impl Engine {
-    /// Starts the engine on `data_dir` with the embedded default config.
+    /// Starts the binary on `data_dir` with the embedded default config.
     pub fn start(data_dir: &Path) -> Engine {
         Engine::start_with(data_dir, None, &[])
     }
 
-    /// Starts the engine with a config file's text (written next to the
+    /// Starts the binary with a config file's text (written next to the
     /// data dir) and extra environment variables.
     pub fn start_with(data_dir: &Path, config: Option<&str>, env: &[(&str, &str)]) -> Engine {
         let config = config.map(|text| {
@@ -37,6 +81,25 @@ impl Engine {
         Engine::spawn(data_dir.to_owned(), config, env)
     }
 
+    /// Runs the engine in this process on `data_dir`, with the embedded
+    /// default config.
+    pub fn in_process(data_dir: &Path) -> Engine {
+        Engine::in_process_with(data_dir, None)
+    }
+
+    /// Runs the engine in this process with a config file's text (its
+    /// `data_dir` is replaced by `data_dir`). There are no environment
+    /// variables to pass: they would be the whole process's.
+    pub fn in_process_with(data_dir: &Path, config: Option<&str>) -> Engine {
+        let mut config = match config {
+            Some(text) => Config::parse(text, "test config"),
+            None => Config::embedded(),
+        }
+        .expect("engine config");
+        config.data_dir = data_dir.to_owned();
+        Engine::run_in_process(config)
+    }
+
     fn spawn(data_dir: PathBuf, config: Option<PathBuf>, env: Vec<(String, String)>) -> Engine {
         let mut command = Command::new(env!("CARGO_BIN_EXE_coprocessor"));
         command.arg("run").arg("--data-dir").arg(&data_dir);
@@ -44,46 +107,112 @@ impl Engine {
             command.arg("--config").arg(config);
         }
         command.envs(env.iter().map(|(k, v)| (k, v)));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.with_extension("log"))
-            .expect("engine log file");
-        command.env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        command.env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file(&data_dir));
         let child = command.spawn().expect("start coprocessor run");
-        let mut engine = Engine { child, data_dir, config, env };
+        let socket = data_dir.join("coprocessor.ipc");
+        let mut engine = Engine { data_dir, socket, mode: Mode::Binary { child, config, env } };
         engine.wait_ready();
         engine
     }
 
-    /// Starts it again on the same data dir and config.
-    pub fn restart(self) -> Engine {
-        let (data_dir, config, env) = (self.data_dir.clone(), self.config.clone(), self.env.clone());
-        drop(self);
-        Engine::spawn(data_dir, config, env)
+    /// Starts `coprocessor_actors::run` on a thread named `engine`, which
+    /// logs warnings and errors to the same file as the binary's stderr.
+    fn run_in_process(config: Config) -> Engine {
+        let data_dir = config.data_dir.clone();
+        let socket = config.socket_path();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let for_thread = config.clone();
+        let log_next_to = data_dir.clone();
+        let thread = std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                let subscriber = tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+                    .with_writer(std::sync::Mutex::new(log_file(&log_next_to)))
+                    .with_ansi(false)
+                    .finish();
+                let result = tracing::subscriber::with_default(subscriber, || {
+                    // A dropped sender stops the engine too.
+                    coprocessor_actors::run(for_thread, async move {
+                        let _ = stopped.await;
+                    })
+                });
+                if let Err(err) = &result {
+                    let _ = writeln!(log_file(&log_next_to), "error: {err}");
+                }
+                result
+            })
+            .expect("start the engine thread");
+        let in_process = InProcess { config, stop: Some(stop), thread: Some(thread) };
+        let mut engine = Engine { data_dir, socket, mode: Mode::InProcess(Box::new(in_process)) };
+        engine.wait_ready();
+        engine
     }
 
-    /// What the engine wrote to stderr.
+    /// Starts it again on the same data dir and config: the binary after
+    /// SIGKILL, the in-process engine after a clean stop.
+    pub fn restart(self) -> Engine {
+        match &self.mode {
+            Mode::Binary { config, env, .. } => {
+                let (data_dir, config, env) = (self.data_dir.clone(), config.clone(), env.clone());
+                drop(self);
+                Engine::spawn(data_dir, config, env)
+            }
+            Mode::InProcess(in_process) => {
+                let config = in_process.config.clone();
+                let status = self.terminate();
+                assert!(status.success(), "the engine stopped with {status} before its restart");
+                Engine::run_in_process(config)
+            }
+        }
+    }
+
+    /// The engine's process: the child's, or this one when in-process.
+    pub fn pid(&self) -> u32 {
+        match &self.mode {
+            Mode::Binary { child, .. } => child.id(),
+            Mode::InProcess(_) => std::process::id(),
+        }
+    }
+
+    /// What the engine logged: the binary's stderr, or the in-process
+    /// engine's warnings and errors from its own thread (its pools' threads
+    /// log to this process's subscriber, if any) and the error it stopped
+    /// with.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
 
     fn wait_ready(&mut self) {
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
+        while start.elapsed() < START_LIMIT {
             if Client::connect(&self.socket()).is_ok() {
                 return;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.exited() {
                 panic!("the engine exited with {status}: {}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("the engine did not open its socket within 30 s");
+        panic!("the engine did not open its socket within {} s", START_LIMIT.as_secs());
+    }
+
+    /// The exit status, if the engine has stopped on its own.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        match &mut self.mode {
+            Mode::Binary { child, .. } => child.try_wait().ok().flatten(),
+            Mode::InProcess(in_process) => {
+                if in_process.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+                    in_process.join(Duration::ZERO)
+                } else {
+                    None
+                }
+            }
+        }
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.data_dir.join("coprocessor.ipc")
+        self.socket.clone()
     }
 
     pub fn client(&self) -> Client {
@@ -104,32 +233,55 @@ impl Engine {
         alloy::primitives::Address::from_slice(&status.operator.0)
     }
 
+    /// `coproc_metrics`.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.client().call(Call::Metrics(NoParams {})).expect("metrics")
+    }
+
     pub fn submit_program(&self, guest: &str) -> ProgramId {
-        let elf = std::fs::read(super::guest(guest)).expect("read guest");
+        let elf = super::guest_elf(guest);
         let reply: ProgramIdReply =
             self.client().call(Call::SubmitProgram(SubmitProgram { elf: HexBytes(elf) })).expect("submit program");
         ProgramId(reply.program_id.0.try_into().expect("32-byte id"))
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Stops the engine the way its operator would (SIGTERM for the binary,
+    /// the shutdown future for the in-process engine) and waits for its
+    /// exit status. In-process, a clean stop is status 0, an error 1 and a
+    /// panic 101 (what the binary would exit with).
     pub fn terminate(mut self) -> ExitStatus {
-        signal(&self.child, libc_sigterm());
-        let status = wait_timeout(&mut self.child, Duration::from_secs(60)).expect("engine exits after SIGTERM");
-        std::mem::forget(self);
-        status
+        match &mut self.mode {
+            Mode::Binary { child, .. } => {
+                signal(child, libc_sigterm());
+                let status = wait_timeout(child, STOP_LIMIT).expect("engine exits after SIGTERM");
+                std::mem::forget(self);
+                status
+            }
+            Mode::InProcess(in_process) => {
+                in_process.stop(STOP_LIMIT).expect("the engine stops and releases its store within 60 s")
+            }
+        }
     }
 
-    /// Kills with SIGKILL and reaps.
-    pub fn kill9(mut self) -> (PathBuf, Option<PathBuf>, Vec<(String, String)>) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let parts = (self.data_dir.clone(), self.config.clone(), self.env.clone());
+    /// Kills the binary with SIGKILL and reaps it.
+    ///
+    /// # Panics
+    ///
+    /// In-process: a SIGKILL would take the test with it (use
+    /// [`Engine::start`] for crash tests).
+    pub fn kill9(mut self) -> Killed {
+        let Mode::Binary { child, config, env } = &mut self.mode else {
+            panic!("kill9 needs the engine binary (Engine::start): an in-process engine cannot be killed alone");
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let parts = (self.data_dir.clone(), config.clone(), env.clone());
         std::mem::forget(self);
         parts
     }
 
-    /// Starts an engine again after [`Engine::kill9`].
-    pub fn respawn(parts: (PathBuf, Option<PathBuf>, Vec<(String, String)>)) -> Engine {
+    /// Starts the binary again after [`Engine::kill9`].
+    pub fn respawn(parts: Killed) -> Engine {
         Engine::spawn(parts.0, parts.1, parts.2)
     }
 
@@ -150,10 +302,78 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// Kills the binary; stops the in-process engine (it cannot be killed)
+    /// and waits for it, but not forever.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.mode {
+            Mode::Binary { child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Mode::InProcess(in_process) => {
+                if in_process.thread.is_some() && in_process.stop(STOP_LIMIT).is_none() {
+                    eprintln!("the in-process engine did not stop and release its store within 60 s");
+                }
+            }
+        }
     }
+}
+
+impl InProcess {
+    /// Resolves the shutdown future and waits for the thread, then for the
+    /// store's lock: `run` returns once the store is flushed, but the
+    /// engine's pool threads may hold it a moment longer, and whoever opens
+    /// the data dir next (a restart, a replay) must find it free, as after
+    /// the binary exits. `None` if that takes longer than `limit`.
+    fn stop(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let status = self.join(limit)?;
+        store_released(&self.config.data_dir, limit.saturating_sub(start.elapsed())).then_some(status)
+    }
+
+    /// Joins the thread if it ends within `limit`; `None` if it does not
+    /// (it stays joinable) or was joined already.
+    fn join(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while !self.thread.as_ref()?.is_finished() {
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let code = match self.thread.take()?.join() {
+            Ok(Ok(())) => 0,
+            Ok(Err(_)) => 1,
+            Err(_) => 101,
+        };
+        Some(ExitStatus::from_raw(code << 8))
+    }
+}
+
+/// Waits up to `limit` until no one holds the lock sled takes on the store
+/// (`flock` on `db/db`); true if it is free, or there is no store.
+fn store_released(data_dir: &Path, limit: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(data_dir.join("db").join("db")) else { return true };
+    let start = Instant::now();
+    loop {
+        // SAFETY: flock on a descriptor `file` owns; the lock goes with it.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The engine's log, next to its data dir, opened for appending.
+fn log_file(data_dir: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new().create(true).append(true).open(data_dir.with_extension("log")).expect("engine log file")
 }
 
 fn libc_sigterm() -> i32 {

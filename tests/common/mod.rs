@@ -1,7 +1,10 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests and the benchmarks (which
+//! include this module with `#[path = "../tests/common/mod.rs"]`).
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
+use coprocessor::client::FastClient;
+use coprocessor_actors::wire::{Call, Reply, SubmitJob};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Path of a built example guest (`make guests` builds them).
@@ -11,7 +14,13 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
-/// `abi.encode(uint64 n)`.
+/// The ELF of a built example guest.
+pub fn guest_elf(name: &str) -> Vec<u8> {
+    let path = guest(name);
+    std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// `abi.encode(uint64 n)`: one big-endian 32-byte word.
 pub fn abi_u64(n: u64) -> Vec<u8> {
     let mut word = vec![0u8; 32];
     word[24..].copy_from_slice(&n.to_be_bytes());
@@ -37,6 +46,39 @@ pub fn exec_json(elf: &str, args: &[&str]) -> (i32, serde_json::Value) {
     let json = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|err| panic!("not JSON ({err}): {}", String::from_utf8_lossy(&out.stdout)));
     (out.status.code().expect("exit code"), json)
+}
+
+/// Sends `requests` over `connections` pipelined fast-path connections,
+/// with at most `window` outstanding on each; returns when every answer is
+/// in (each must be a job ID or a result).
+pub fn pipeline(socket: &Path, connections: usize, window: usize, requests: Vec<SubmitJob>) {
+    let per = requests.len().div_ceil(connections);
+    let mut chunks: Vec<Vec<SubmitJob>> = Vec::new();
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() {
+        chunks.push(requests.by_ref().take(per).collect());
+    }
+    std::thread::scope(|scope| {
+        for chunk in chunks {
+            scope.spawn(move || {
+                let mut client = FastClient::connect(socket).expect("connect");
+                let total = chunk.len();
+                let (mut sent, mut received) = (0, 0);
+                let mut chunk = chunk.into_iter();
+                while received < total {
+                    while sent < total && sent - received < window {
+                        let Some(params) = chunk.next() else { break };
+                        client.send(Call::SubmitJob(params)).expect("send");
+                        sent += 1;
+                    }
+                    client.flush().expect("flush");
+                    let (_, reply) = client.recv().expect("recv");
+                    assert!(matches!(reply, Ok(Reply::JobId(_) | Reply::Result(_))), "{reply:?}");
+                    received += 1;
+                }
+            });
+        }
+    });
 }
 
 pub mod chain;
