@@ -11,12 +11,17 @@
 //!
 //! `cargo bench --bench engine`. Figures: criterion's medians (elements/s),
 //! then a summary with the latency percentiles at half the measured rate.
+//!
+//! `cargo bench --bench engine -- growth`: the cost of a growing store. The
+//! engine binary (so its memory is its own) takes `ENGINE_BENCH_GROWTH_JOBS`
+//! jobs (1,000,000 by default) in ten chunks into one store; after each
+//! chunk: completed jobs/s, disk bytes per job and the engine's RSS.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::engine::Engine;
-use common::{abi_u64, guest_elf, pipeline};
+use common::{abi_u64, disk_bytes, guest_elf, pipeline, rss_kib};
 use coprocessor::client::FastClient;
 use coprocessor::request::JobRequest;
 use coprocessor_actors::job::JobLimits;
@@ -47,7 +52,10 @@ struct Bench {
 
 impl Bench {
     fn start(data_dir: &Path) -> Bench {
-        let engine = Engine::in_process(data_dir);
+        Bench::on(Engine::in_process(data_dir))
+    }
+
+    fn on(engine: Engine) -> Bench {
         let program = engine.submit_program("square-root");
         let signer = engine.dev_signer();
         Bench { engine, program, signer, next_nonce: AtomicU64::new(0) }
@@ -227,7 +235,39 @@ fn main() {
     if selected("replay") {
         replay_bench(&mut c, &dir.path().join("replay"));
     }
+    if selected("growth") {
+        growth(&dir.path().join("growth"));
+    }
     c.final_summary();
+}
+
+/// Fills one store in ten chunks and reports, after each, the completion
+/// rate of that chunk, the disk bytes per stored job and the engine's RSS.
+fn growth(data_dir: &Path) {
+    let bench_mode = std::env::args().any(|arg| arg == "--bench");
+    let total: u64 = std::env::var("ENGINE_BENCH_GROWTH_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if bench_mode { 1_000_000 } else { 20_000 });
+    let chunk = (total / 10).max(1);
+    let engine = Bench::on(Engine::start(data_dir));
+    println!("
+growth: {total} square-root jobs into one store, in chunks of {chunk}");
+    println!("{:>10} {:>12} {:>12} {:>10}", "stored", "jobs/s", "disk B/job", "RSS MiB");
+    let mut stored = 0;
+    while stored < total {
+        let requests = engine.requests(chunk, false);
+        let before = engine.executed();
+        let start = Instant::now();
+        pipeline(&engine.socket(), CONNECTIONS, WINDOW, requests);
+        engine.wait_idle(before + chunk);
+        let rate = chunk as f64 / start.elapsed().as_secs_f64();
+        stored += chunk;
+        let per_job = disk_bytes(&data_dir.join("db")) / stored;
+        let rss = rss_kib(engine.engine.pid()) / 1024;
+        println!("{stored:>10} {rate:>12.0} {per_job:>12} {rss:>10}");
+    }
+    engine.stop();
 }
 
 /// Logs REPLAY_JOBS jobs on a fresh engine, stops it, and replays them all.

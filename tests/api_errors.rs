@@ -4,6 +4,7 @@
 mod common;
 
 use common::engine::{u64_job, Engine};
+use common::rss_kib;
 use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{codes, Call, HexBytes, SubmitJob};
@@ -348,12 +349,6 @@ fn the_same_protocol_is_served_on_loopback_tcp() {
 }
 
 /// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_client_that_never_reads_holds_bounded_memory_and_stalls_no_one() {
     let dir = tempfile::tempdir().unwrap();

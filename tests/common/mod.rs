@@ -81,5 +81,25 @@ pub fn pipeline(socket: &Path, connections: usize, window: usize, requests: Vec<
     });
 }
 
+/// A process's resident memory, in KiB (`VmRSS` in `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
+}
+
+/// Bytes a directory takes on disk (allocated blocks, not file lengths).
+pub fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
+            Ok(meta) => std::os::unix::fs::MetadataExt::blocks(&meta) * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 pub mod chain;
 pub mod engine;

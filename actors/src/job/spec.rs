@@ -3,9 +3,10 @@
 use super::{JobId, JobLimits};
 use crate::config::Limits;
 use crate::program::ProgramId;
-use crate::protocol::abi::OffchainJobRequest;
+use crate::protocol::abi::{OffchainJobRequest, OffchainResultWithMetadata, ResultWithMetadata};
 use crate::protocol::bindings::IJobManager::JobCreated;
-use alloy::primitives::{keccak256, Address};
+use alloy::primitives::{keccak256, Address, Bytes, B256};
+use alloy::sol_types::SolValue;
 use serde::{Deserialize, Serialize};
 
 /// Where a job came from.
@@ -179,6 +180,35 @@ impl JobSpec {
         }
     }
 
+    /// What the operator signs for this job's `output`:
+    /// `abi.encode(ResultWithMetadata)` for an onchain job, the offchain
+    /// variant (no blobs) for an offchain one. Deterministic, so the store
+    /// rebuilds it rather than keeping it.
+    pub fn result_with_metadata(&self, output: &[u8]) -> Vec<u8> {
+        let program_id = Bytes::copy_from_slice(&self.program_id.0);
+        let result = Bytes::copy_from_slice(output);
+        match self.origin {
+            Origin::Onchain => ResultWithMetadata {
+                jobID: self.id.to_b256(),
+                onchainInputHash: keccak256(&self.onchain_input),
+                maxCycles: self.max_cycles,
+                programID: program_id,
+                result,
+            }
+            .abi_encode(),
+            Origin::Offchain { offchain_input_hash, .. } => OffchainResultWithMetadata {
+                jobID: self.id.to_b256(),
+                onchainInputHash: keccak256(&self.onchain_input),
+                offchainInputHash: B256::from(offchain_input_hash),
+                maxCycles: self.max_cycles,
+                programID: program_id,
+                result,
+                versionedBlobHashes: Vec::new(),
+            }
+            .abi_encode(),
+        }
+    }
+
     /// Whether its result is relayed in the consumer's nonce order.
     pub fn is_ordered(&self) -> bool {
         matches!(self.origin, Origin::Offchain { ordered: true, .. })
@@ -207,8 +237,6 @@ pub(crate) fn test_spec(nonce: u64, input_bytes: usize) -> JobSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy::primitives::{Bytes, B256};
-    use alloy::sol_types::SolValue;
 
     fn limits() -> Limits {
         Limits { max_input_bytes: 8, max_job_cycles: 1000, ..Limits::default() }

@@ -5,20 +5,27 @@
 //! | `programs` | program ID | the ELF |
 //! | `jobs` | job ID | [`JobEntry`]: status and log positions |
 //! | `log` | big-endian u64 sequence | [`LogRecord`]: one state transition |
-//! | `results` | job ID | [`ResultRecord`]: outcome and signed result |
 //! | `dead_letters` | job ID | [`DeadLetter`]: jobs whose submission kept failing |
-//! | `meta` | name | engine metadata (e.g. the listener's block cursor) |
+//! | `meta` | name | engine metadata (the format, the listener's block cursor) |
+//!
+//! A job costs four records: its `Pending` log record (the spec, inputs
+//! and signed request included) and its entry when it is admitted, its
+//! `Executed` log record (output, exit code, cycles, failure, the
+//! operator's signature) and its entry again when it has run. A result is
+//! served by rebuilding its `ResultWithMetadata` from the spec, never
+//! stored twice. sled compresses its pages (zstd): ABI words are mostly
+//! padding.
 //!
 //! Job writes go through one writer thread ([`writer`]) that groups every
 //! write waiting at that moment into one sled transaction over `log`,
-//! `results`, `jobs` and `dead_letters`, flushes once, and then tells each writer. A job is
-//! acknowledged only after that flush.
+//! `jobs` and `dead_letters`, flushes once, and then tells each writer. A
+//! job is acknowledged only after that flush.
 
 mod records;
 mod writer;
 
 pub(crate) use records::JobEntry;
-pub use records::{LogRecord, ResultRecord, ResultSummary, Transition};
+pub use records::{Execution, LogRecord, ResultRecord, Transition};
 pub(crate) use writer::{CommitError, CommitStats, Done, Write};
 
 use crate::job::{DeadLetter, JobId, JobSpec, Status};
@@ -67,8 +74,9 @@ pub enum StoreError {
 
 /// The layout of the records this build reads and writes. A data dir of
 /// another format is refused at open. Format 1 (before job IDs, addresses
-/// and settlement steps got their own types) recorded no format at all.
-pub(crate) const FORMAT: u32 = 2;
+/// and settlement steps got their own types) recorded no format at all;
+/// format 2 kept results in a tree of their own.
+pub(crate) const FORMAT: u32 = 3;
 
 /// The `meta` key that holds the format, as a big-endian u32.
 const FORMAT_KEY: &str = "store.format";
@@ -80,10 +88,11 @@ pub struct Store {
     programs: sled::Tree,
     jobs: sled::Tree,
     log: sled::Tree,
-    results: sled::Tree,
     dead_letters: sled::Tree,
     meta: sled::Tree,
     writer: writer::Handle,
+    /// One count per handle, so [`Store::close`] can wait for the others.
+    handles: Arc<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -98,7 +107,6 @@ pub(crate) struct JobTrees {
     pub(crate) db: sled::Db,
     pub(crate) jobs: sled::Tree,
     pub(crate) log: sled::Tree,
-    pub(crate) results: sled::Tree,
     pub(crate) dead_letters: sled::Tree,
 }
 
@@ -112,11 +120,15 @@ impl Store {
     /// Opens (or creates) the store under `dir`, with at most `cache_bytes`
     /// of it cached in memory. Fails if another process has it open.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).cache_capacity(cache_bytes).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_bytes)
+            .use_compression(true)
+            .open()?;
         let programs = db.open_tree("programs")?;
         let jobs = db.open_tree("jobs")?;
         let log = db.open_tree("log")?;
-        let results = db.open_tree("results")?;
         let dead_letters = db.open_tree("dead_letters")?;
         let meta = db.open_tree("meta")?;
         check_format(dir, &meta, &jobs)?;
@@ -124,15 +136,10 @@ impl Store {
             Some((key, _)) => seq_of(&key).map_or(0, |seq| seq + 1),
             None => 0,
         };
-        let trees = JobTrees {
-            db: db.clone(),
-            jobs: jobs.clone(),
-            log: log.clone(),
-            results: results.clone(),
-            dead_letters: dead_letters.clone(),
-        };
+        let trees =
+            JobTrees { db: db.clone(), jobs: jobs.clone(), log: log.clone(), dead_letters: dead_letters.clone() };
         let writer = writer::spawn(trees, next_seq);
-        Ok(Store { db, programs, jobs, log, results, dead_letters, meta, writer })
+        Ok(Store { db, programs, jobs, log, dead_letters, meta, writer, handles: Arc::new(()) })
     }
 
     /// Queues job writes for the next group commit; `done` runs once they
@@ -190,14 +197,36 @@ impl Store {
 
     /// A job's result.
     pub fn result(&self, id: &JobId) -> Result<Option<ResultRecord>, StoreError> {
-        self.results.get(id)?.map(|bytes| decoded("results", &id.0, &bytes)).transpose()
+        let Some(entry) = self.job(id)? else { return Ok(None) };
+        let (Some(spec), Some((_, execution))) = (self.spec(&entry)?, self.execution(&entry)?) else {
+            return Ok(None);
+        };
+        Ok(Some(ResultRecord::rebuild(&spec, execution)))
     }
 
-    /// Overwrites a job's stored result (for repair tools and tests).
-    pub fn overwrite_result(&self, id: &JobId, record: &ResultRecord) -> Result<(), StoreError> {
-        self.results.insert(id.0, records::encode(record))?;
-        self.results.flush()?;
-        Ok(())
+    /// A job's `Executed` record and where it is in the log.
+    fn execution(&self, entry: &JobEntry) -> Result<Option<(u64, Execution)>, StoreError> {
+        let Some(seq) = entry.executed_seq else { return Ok(None) };
+        Ok(match self.log_record(seq)? {
+            Some(LogRecord { transition: Transition::Executed(execution), .. }) => Some((seq, execution)),
+            _ => None,
+        })
+    }
+
+    /// Overwrites the recorded execution of a job (for repair tools, and
+    /// for tests that corrupt a result on purpose). False if the job has
+    /// not been executed.
+    pub fn overwrite_result(&self, id: &JobId, result: &ResultRecord) -> Result<bool, StoreError> {
+        let Some(entry) = self.job(id)? else { return Ok(false) };
+        let Some((seq, _)) = self.execution(&entry)? else { return Ok(false) };
+        let record = records::LogRecordRef {
+            job_id: *id,
+            unix_ms: records::unix_ms(),
+            transition: records::TransitionRef::Executed(result.execution()),
+        };
+        self.log.insert(seq.to_be_bytes(), records::encode(&record))?;
+        self.log.flush()?;
+        Ok(true)
     }
 
     /// The log record at `seq`.
@@ -268,8 +297,9 @@ impl Store {
         }
         entries.sort_unstable_by_key(|(_, entry)| entry.pending_seq);
         let mut jobs = Vec::with_capacity(entries.len());
-        for (id, entry) in entries {
-            if let (Some(spec), Some(result)) = (self.spec(&entry)?, self.result(&id)?) {
+        for (_, entry) in entries {
+            if let (Some(spec), Some((_, execution))) = (self.spec(&entry)?, self.execution(&entry)?) {
+                let result = ResultRecord::rebuild(&spec, execution);
                 jobs.push((spec, result));
             }
         }
@@ -300,6 +330,22 @@ impl Store {
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Flushes everything, waits up to `limit` for every other handle to
+    /// be dropped (actors' threads let go of theirs as they stop), then
+    /// drops this one, which stops the writer thread. False if others still
+    /// hold the store after `limit` (it stays open until they drop it).
+    pub fn close(self, limit: std::time::Duration) -> Result<bool, StoreError> {
+        self.flush()?;
+        let start = std::time::Instant::now();
+        while Arc::strong_count(&self.handles) > 1 {
+            if start.elapsed() >= limit {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(true)
     }
 
     /// Flushes everything to disk.
@@ -410,9 +456,14 @@ mod tests {
         assert_eq!(store.log_len().unwrap(), 3);
         let entry = store.job(&a.id).unwrap().unwrap();
         assert_eq!((entry.status, entry.pending_seq, entry.executed_seq), (Status::Done, 0, Some(2)));
-        assert_eq!(store.result(&a.id).unwrap().unwrap().output, b"out");
+        // The served result is rebuilt from the spec and the `Executed` record.
+        let served = store.result(&a.id).unwrap().unwrap();
+        assert_eq!((served.output.as_slice(), served.cycles), (&b"out"[..], 7));
+        assert_eq!(served.result_with_metadata, a.result_with_metadata(b"out"));
+        assert_eq!(store.result(&b.id).unwrap(), None);
         let record = store.log_record(2).unwrap().unwrap();
-        assert_eq!(record.transition, Transition::Executed(result(b"out", None).summary()));
+        let Transition::Executed(execution) = record.transition else { panic!("{record:?}") };
+        assert_eq!((execution.output, execution.cycles), (b"out".to_vec(), 7));
         // b is unfinished: start-up recovery gets its full spec back.
         assert_eq!(store.unfinished().unwrap(), vec![b]);
     }

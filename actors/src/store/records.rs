@@ -1,12 +1,18 @@
-//! What the store holds: state transitions, job entries, results. All
-//! bincode-encoded (standard config); the job log's keys are big-endian u64.
+//! What the store holds: state transitions and job entries, and the result
+//! served from them. All bincode-encoded (standard config); the job log's
+//! keys are big-endian u64.
 
 use crate::job::{Failure, JobId, JobSpec, Settlement, Status};
 use alloy::primitives::Address;
 use serde::{Deserialize, Serialize};
 
-/// The outcome of a job as stored and served, with its signed result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The outcome of a job as served, with its signed result.
+///
+/// It is not stored as such: the log's [`Execution`] record keeps what the
+/// run produced and the operator's signature, and the signed bytes
+/// (`ResultWithMetadata`) are rebuilt from the job's spec, since ABI
+/// encoding is deterministic.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultRecord {
     /// The guest's exit code, if it exited.
     pub exit_code: Option<u32>,
@@ -35,28 +41,61 @@ impl ResultRecord {
         }
     }
 
-    /// What the job log keeps of it: enough to check a replay.
-    pub fn summary(&self) -> ResultSummary {
-        ResultSummary {
+    /// The served result of `spec` from its log record.
+    pub fn rebuild(spec: &JobSpec, execution: Execution) -> ResultRecord {
+        let result_with_metadata =
+            if execution.failure.is_none() { spec.result_with_metadata(&execution.output) } else { Vec::new() };
+        ResultRecord {
+            exit_code: execution.exit_code,
+            cycles: execution.cycles,
+            peak_memory_bytes: execution.peak_memory_bytes,
+            output: execution.output,
+            failure: execution.failure,
+            result_with_metadata,
+            signature: execution.signature,
+        }
+    }
+
+    /// What the log keeps of it, by reference.
+    pub(crate) fn execution(&self) -> ExecutionRef<'_> {
+        ExecutionRef {
             exit_code: self.exit_code,
             cycles: self.cycles,
-            output_hash: alloy::primitives::keccak256(&self.output).0,
-            failure: self.failure.clone(),
+            peak_memory_bytes: self.peak_memory_bytes,
+            output: &self.output,
+            failure: &self.failure,
+            signature: &self.signature,
         }
     }
 }
 
-/// The job log's record of an execution.
+/// The job log's record of an execution: what the run produced, and the
+/// operator's signature over the result (empty for a failed job).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResultSummary {
+pub struct Execution {
     /// The guest's exit code, if it exited.
     pub exit_code: Option<u32>,
     /// Cycles used.
     pub cycles: u64,
-    /// keccak256 of the output.
-    pub output_hash: [u8; 32],
+    /// Guest memory used.
+    pub peak_memory_bytes: u64,
+    /// The guest's output.
+    pub output: Vec<u8>,
     /// Why the job failed, if it did.
     pub failure: Option<Failure>,
+    /// The operator's EIP-191 signature over the result.
+    pub signature: Vec<u8>,
+}
+
+/// An [`Execution`] by reference (same fields, same encoding).
+#[derive(Serialize)]
+pub(crate) struct ExecutionRef<'a> {
+    exit_code: Option<u32>,
+    cycles: u64,
+    peak_memory_bytes: u64,
+    output: &'a [u8],
+    failure: &'a Option<Failure>,
+    signature: &'a [u8],
 }
 
 /// One state transition in the job log.
@@ -65,7 +104,7 @@ pub enum Transition {
     /// Accepted and durable.
     Pending(JobSpec),
     /// Executed (done or failed).
-    Executed(ResultSummary),
+    Executed(Execution),
     /// A step of its settlement onchain.
     Settled(Settlement),
 }
@@ -111,7 +150,7 @@ pub(crate) struct LogRecordRef<'a> {
 #[derive(Serialize)]
 pub(crate) enum TransitionRef<'a> {
     Pending(&'a JobSpec),
-    Executed(&'a ResultSummary),
+    Executed(ExecutionRef<'a>),
     Settled(&'a Settlement),
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Callers queue [`Write`]s with a [`Done`] callback. The thread takes every
 //! commit waiting at that moment, applies them as one sled transaction over
-//! `log`, `results` and `jobs` (so a crash never leaves one tree ahead of
-//! another), flushes once, and then runs the callbacks. Being the only
+//! `log`, `jobs` and `dead_letters` (so a crash never leaves one tree ahead
+//! of another), flushes once, and then runs the callbacks. Being the only
 //! writer, it also guarantees that a job is recorded as executed at most
 //! once: a second result for a job is dropped, never appended.
 
@@ -36,7 +36,7 @@ pub enum Write {
         /// The encoded `Pending` log record.
         record: Vec<u8>,
     },
-    /// A job's result: its `Executed` log record, the result, its entry.
+    /// A job's result: its `Executed` log record and its entry.
     Executed {
         /// The job.
         id: JobId,
@@ -44,8 +44,6 @@ pub enum Write {
         status: Status,
         /// The encoded `Executed` log record.
         record: Vec<u8>,
-        /// The encoded [`ResultRecord`].
-        result: Vec<u8>,
     },
     /// A settlement step of an executed (or cancelled) job.
     Settle {
@@ -67,9 +65,9 @@ impl Write {
 
     /// The writes that record `result` for job `id`.
     pub fn executed(id: JobId, result: &ResultRecord) -> Write {
-        let summary = result.summary();
-        let record = LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: TransitionRef::Executed(&summary) };
-        Write::Executed { id, status: result.status(), record: encode(&record), result: encode(result) }
+        let record =
+            LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: TransitionRef::Executed(result.execution()) };
+        Write::Executed { id, status: result.status(), record: encode(&record) }
     }
 
     /// The write that records settlement `step` for job `id`.
@@ -177,7 +175,6 @@ fn run(trees: &JobTrees, mut next_seq: u64, rx: &Receiver<Commit>, stats: &Commi
 fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitStats) -> Result<(), CommitError> {
     let mut seq = *next_seq;
     let mut log = sled::Batch::default();
-    let mut results = sled::Batch::default();
     let mut jobs = sled::Batch::default();
     let mut dead_letters = sled::Batch::default();
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
@@ -197,7 +194,7 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
                 entries.insert(*id, entry);
                 seq += 1;
             }
-            Write::Executed { id, status, record, result } => {
+            Write::Executed { id, status, record } => {
                 let Some(mut entry) = entry_of(trees, &entries, id)? else {
                     tracing::error!(job = %id, "result for an unknown job dropped");
                     continue;
@@ -207,7 +204,6 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
                     continue;
                 }
                 log.insert(&seq.to_be_bytes(), record.as_slice());
-                results.insert(&id.0, result.as_slice());
                 entry.status = *status;
                 entry.executed_seq = Some(seq);
                 jobs.insert(&id.0, encode(&entry));
@@ -240,10 +236,9 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
         }
     }
     if group.iter().any(|commit| !commit.writes.is_empty()) {
-        (&trees.log, &trees.results, &trees.jobs, &trees.dead_letters)
-            .transaction(|(log_tx, results_tx, jobs_tx, dead_tx)| {
+        (&trees.log, &trees.jobs, &trees.dead_letters)
+            .transaction(|(log_tx, jobs_tx, dead_tx)| {
                 log_tx.apply_batch(&log)?;
-                results_tx.apply_batch(&results)?;
                 jobs_tx.apply_batch(&jobs)?;
                 dead_tx.apply_batch(&dead_letters)?;
                 Ok::<(), ConflictableTransactionError<()>>(())

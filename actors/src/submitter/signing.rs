@@ -1,44 +1,16 @@
-//! Builds a job's signed result: `abi.encode(ResultWithMetadata)` (or the
-//! offchain variant) signed EIP-191 by the operator.
+//! Signs a job's result: `abi.encode(ResultWithMetadata)` (or the offchain
+//! variant, see `JobSpec::result_with_metadata`) signed EIP-191 by the
+//! operator.
 
-use crate::job::{JobOutcome, JobSpec, Origin};
-use crate::protocol::abi::{OffchainResultWithMetadata, ResultWithMetadata};
+use crate::job::{JobOutcome, JobSpec};
 use crate::protocol::eip191::Signer;
 use crate::store::ResultRecord;
-use alloy::primitives::{keccak256, Bytes, B256};
-use alloy::sol_types::SolValue;
 
-/// The ABI bytes the operator signs for a successful job.
-fn result_bytes(spec: &JobSpec, output: &[u8]) -> Vec<u8> {
-    let program_id = Bytes::copy_from_slice(&spec.program_id.0);
-    let result = Bytes::copy_from_slice(output);
-    match spec.origin {
-        Origin::Onchain => ResultWithMetadata {
-            jobID: spec.id.to_b256(),
-            onchainInputHash: keccak256(&spec.onchain_input),
-            maxCycles: spec.max_cycles,
-            programID: program_id,
-            result,
-        }
-        .abi_encode(),
-        Origin::Offchain { .. } => OffchainResultWithMetadata {
-            jobID: spec.id.to_b256(),
-            onchainInputHash: keccak256(&spec.onchain_input),
-            offchainInputHash: B256::from(spec.offchain_input_hash()),
-            maxCycles: spec.max_cycles,
-            programID: program_id,
-            result,
-            versionedBlobHashes: Vec::new(),
-        }
-        .abi_encode(),
-    }
-}
-
-/// The stored result of an executed job. A failed job is not signed: like
+/// The result of an executed job, signed. A failed job is not signed: like
 /// InfinityVM, the coprocessor relays only successful results.
 pub(crate) fn sign_result(spec: &JobSpec, outcome: JobOutcome, operator: &Signer) -> ResultRecord {
     let (result_with_metadata, signature) = if outcome.is_done() {
-        let bytes = result_bytes(spec, &outcome.output);
+        let bytes = spec.result_with_metadata(&outcome.output);
         let signature = operator.sign(&bytes).to_vec();
         (bytes, signature)
     } else {
@@ -58,10 +30,12 @@ pub(crate) fn sign_result(spec: &JobSpec, outcome: JobOutcome, operator: &Signer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{Failure, JobId};
+    use crate::job::{Failure, JobId, Origin};
     use crate::program::ProgramId;
+    use crate::protocol::abi::{OffchainResultWithMetadata, ResultWithMetadata};
     use crate::protocol::eip191::recover;
     use alloy::primitives::Address;
+    use alloy::primitives::{keccak256, B256};
     use alloy::sol_types::SolType;
 
     fn spec(origin: Origin) -> JobSpec {

@@ -30,6 +30,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long `run` waits, once the actors have stopped, for their threads to
+/// let go of the store.
+const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a drain waits for jobs in flight before leaving them to
 /// start-up recovery (they are durable either way).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -231,7 +235,11 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
     started?;
     tracing::info!(executors = threads, data_dir = %data_dir.display(), "engine running");
     system.run()?;
-    store.flush()?;
+    // Actors' pool threads drop their store handles as they wind down; the
+    // data dir is free for the next engine once `run` returns.
+    if !store.close(STORE_CLOSE_TIMEOUT)? {
+        tracing::warn!("store still held by a stopping thread; it closes when that thread ends");
+    }
     tracing::info!("engine stopped");
     Ok(())
 }
