@@ -251,8 +251,7 @@ fn growth(data_dir: &Path) {
         .unwrap_or(if bench_mode { 1_000_000 } else { 20_000 });
     let chunk = (total / 10).max(1);
     let engine = Bench::on(Engine::start(data_dir));
-    println!("
-growth: {total} square-root jobs into one store, in chunks of {chunk}");
+    println!("\ngrowth: {total} square-root jobs into one store, in chunks of {chunk}");
     println!("{:>10} {:>12} {:>12} {:>10}", "stored", "jobs/s", "disk B/job", "RSS MiB");
     let mut stored = 0;
     while stored < total {
