@@ -3,8 +3,8 @@
 //! The engine runs in this process (`coprocessor_actors::run` on its own
 //! thread, bench profile, through the tests' shared harness:
 //! `Engine::in_process`) on a temp data dir; the load generator pipelines
-//! pre-signed `square-root` jobs over a few bincode fast-path connections
-//! on the engine's socket, as any client would. Every acknowledged job is
+//! pre-signed `square-root` jobs over a few connections on the engine's
+//! socket, in JSON-RPC and on the bincode fast path, as any client would. Every acknowledged job is
 //! durable. Baselines run in the same process: the signature work alone
 //! (one recovery and one signing per job, the floor DESIGN.md sets) and the
 //! bare VM for replay.
@@ -21,7 +21,7 @@
 mod common;
 
 use common::engine::Engine;
-use common::{abi_u64, disk_bytes, guest_elf, pipeline, rss_kib};
+use common::{abi_u64, disk_bytes, guest_elf, pipeline, pipeline_as, rss_kib, Encoding};
 use coprocessor::client::FastClient;
 use coprocessor::request::JobRequest;
 use coprocessor_actors::job::JobLimits;
@@ -169,8 +169,13 @@ fn main() {
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(BATCH));
     // Acknowledged (durable) and executed: the clock stops at the last
-    // answer, or when the last job's result is durable.
-    for (name, until_executed) in [("submit_ack_square_root", false), ("submit_to_executed_square_root", true)] {
+    // answer, or when the last job's result is durable. Both encodings.
+    for (name, until_executed, encoding) in [
+        ("submit_ack_square_root", false, Encoding::Fast),
+        ("submit_to_executed_square_root", true, Encoding::Fast),
+        ("submit_ack_square_root_json", false, Encoding::Json),
+        ("submit_to_executed_square_root_json", true, Encoding::Json),
+    ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -178,7 +183,7 @@ fn main() {
                     let requests = engine.requests(BATCH, false);
                     let before = engine.executed();
                     let start = Instant::now();
-                    pipeline(&engine.socket(), CONNECTIONS, WINDOW, requests);
+                    pipeline_as(encoding, &engine.socket(), CONNECTIONS, WINDOW, requests);
                     if until_executed {
                         engine.wait_idle(before + BATCH);
                     }

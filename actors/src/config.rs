@@ -99,11 +99,13 @@ pub struct StoreConfig {
     /// Bytes sled may keep cached in memory (its page cache). This bounds
     /// the store's share of the engine's memory whatever the number of jobs.
     pub cache_bytes: u64,
+    /// Days the log keeps the records of finished jobs; 0 keeps them all.
+    pub retain_days: u32,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { cache_bytes: 128 << 20 }
+        StoreConfig { cache_bytes: 128 << 20, retain_days: 0 }
     }
 }
 

@@ -5,7 +5,9 @@
 //! and its output, exit code, cycles and failure must equal what the log's
 //! `Executed` record holds.
 //! Replay reads the store only; it works on a running engine's store (over
-//! the socket) and on a stopped engine's data dir alike.
+//! the socket) and on a stopped engine's data dir alike. It covers what the
+//! log retains, and says where that starts (`store.retain_days` prunes the
+//! records of old finished jobs).
 
 use crate::executor::WarmVms;
 use crate::job::JobId;
@@ -36,6 +38,9 @@ pub struct ReplayReport {
     pub mismatched: Vec<JobId>,
     /// Jobs in the range not yet executed (nothing to compare).
     pub skipped: u64,
+    /// The first log record the store still holds: a range that starts
+    /// before it was pruned (`store.retain_days`) and is not covered.
+    pub first_retained: u64,
 }
 
 /// Why a replay could not run.
@@ -64,18 +69,20 @@ pub fn replay(
     max_input_bytes: usize,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReplayReport, ReplayError> {
+    let first_retained = store.log_start()?;
+    let from = range.from.max(first_retained);
     let end = store.log_len()?.min(range.to.saturating_add(1));
-    let total = end.saturating_sub(range.from);
-    let mut report = ReplayReport::default();
+    let total = end.saturating_sub(from);
+    let mut report = ReplayReport { first_retained, ..ReplayReport::default() };
     let mut images: HashMap<ProgramId, Arc<ProgramImage>> = HashMap::new();
     let mut vms = WarmVms::new(max_input_bytes);
     if total == 0 {
         return Ok(report);
     }
-    for item in store.log_range(range.from, end - 1) {
+    for item in store.log_range(from, end - 1) {
         let (seq, record) = item?;
         if seq % 256 == 0 {
-            progress(seq - range.from, total);
+            progress(seq - from, total);
         }
         let LogRecord { transition: Transition::Pending(spec), .. } = record else { continue };
         if range.program.is_some_and(|program| program != spec.program_id) {
@@ -124,4 +131,37 @@ pub fn replay(
     }
     progress(total, total);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ResultRecord, Write};
+
+    fn commit(store: &Store, writes: Vec<Write>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.commit(writes, Box::new(move |r| tx.send(r).unwrap()));
+        rx.recv().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_replay_says_where_the_retained_log_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let spec = crate::job::test_spec(1, 3);
+        let result = ResultRecord {
+            exit_code: Some(0),
+            cycles: 1,
+            peak_memory_bytes: 0,
+            output: vec![],
+            failure: None,
+            result_with_metadata: vec![],
+            signature: vec![],
+        };
+        commit(&store, vec![Write::admit(&spec), Write::executed(spec.id, &result)]);
+        assert_eq!(store.prune(crate::store::unix_ms() + 60_000, |status| status.is_executed()).unwrap(), 2);
+        let everything = Range { from: 0, to: u64::MAX, program: None };
+        let report = replay(&store, &everything, 1024, |_, _| {}).unwrap();
+        assert_eq!(report, ReplayReport { first_retained: 2, ..ReplayReport::default() });
+    }
 }

@@ -36,6 +36,12 @@ pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, String> {
         Err(ClientError::Connect { .. }) => offline(&args, program)?,
         Err(err) => return Err(describe(err)),
     };
+    if reply.first_retained > args.from.unwrap_or(0) {
+        println!(
+            "log records before {} were pruned (store.retain_days): replay covers {} on",
+            reply.first_retained, reply.first_retained
+        );
+    }
     println!("replayed {}  matched {}  mismatched {}", reply.replayed, reply.matched, reply.mismatched.len());
     for id in &reply.mismatched {
         println!("mismatch 0x{}", hex::encode(&id.0));
@@ -82,5 +88,6 @@ fn offline(args: &ReplayArgs, program: Option<ProgramId>) -> Result<ReplayReply,
         replayed: report.replayed,
         matched: report.matched,
         mismatched: report.mismatched.into_iter().map(|id| HexBytes(id.0.to_vec())).collect(),
+        first_retained: report.first_retained,
     })
 }

@@ -48,37 +48,97 @@ pub fn exec_json(elf: &str, args: &[&str]) -> (i32, serde_json::Value) {
     (out.status.code().expect("exit code"), json)
 }
 
-/// Sends `requests` over `connections` pipelined fast-path connections,
-/// with at most `window` outstanding on each; returns when every answer is
-/// in (each must be a job ID or a result).
-pub fn pipeline(socket: &Path, connections: usize, window: usize, requests: Vec<SubmitJob>) {
-    let per = requests.len().div_ceil(connections);
+/// The two encodings of the socket API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// JSON-RPC 2.0, one request per line.
+    Json,
+    /// The bincode fast path.
+    Fast,
+}
+
+/// Splits `requests` into one chunk per connection.
+fn chunked(requests: Vec<SubmitJob>, connections: usize) -> Vec<Vec<SubmitJob>> {
+    let per = requests.len().div_ceil(connections.max(1)).max(1);
     let mut chunks: Vec<Vec<SubmitJob>> = Vec::new();
     let mut requests = requests.into_iter().peekable();
     while requests.peek().is_some() {
         chunks.push(requests.by_ref().take(per).collect());
     }
+    chunks
+}
+
+/// Sends `requests` over `connections` pipelined fast-path connections,
+/// with at most `window` outstanding on each; returns when every answer is
+/// in (each must be a job ID or a result).
+pub fn pipeline(socket: &Path, connections: usize, window: usize, requests: Vec<SubmitJob>) {
+    pipeline_as(Encoding::Fast, socket, connections, window, requests);
+}
+
+/// [`pipeline`] in either encoding. JSON lines are encoded before the
+/// first is sent, as an independent client would have them ready.
+pub fn pipeline_as(encoding: Encoding, socket: &Path, connections: usize, window: usize, requests: Vec<SubmitJob>) {
     std::thread::scope(|scope| {
-        for chunk in chunks {
-            scope.spawn(move || {
-                let mut client = FastClient::connect(socket).expect("connect");
-                let total = chunk.len();
-                let (mut sent, mut received) = (0, 0);
-                let mut chunk = chunk.into_iter();
-                while received < total {
-                    while sent < total && sent - received < window {
-                        let Some(params) = chunk.next() else { break };
-                        client.send(Call::SubmitJob(params)).expect("send");
-                        sent += 1;
-                    }
-                    client.flush().expect("flush");
-                    let (_, reply) = client.recv().expect("recv");
-                    assert!(matches!(reply, Ok(Reply::JobId(_) | Reply::Result(_))), "{reply:?}");
-                    received += 1;
-                }
-            });
+        for chunk in chunked(requests, connections) {
+            match encoding {
+                Encoding::Fast => scope.spawn(move || pipeline_fast(socket, window, chunk)),
+                Encoding::Json => scope.spawn(move || pipeline_json(socket, window, chunk)),
+            };
         }
     });
+}
+
+fn pipeline_fast(socket: &Path, window: usize, chunk: Vec<SubmitJob>) {
+    let mut client = FastClient::connect(socket).expect("connect");
+    let total = chunk.len();
+    let (mut sent, mut received) = (0, 0);
+    let mut chunk = chunk.into_iter();
+    while received < total {
+        while sent < total && sent - received < window {
+            let Some(params) = chunk.next() else { break };
+            client.send(Call::SubmitJob(params)).expect("send");
+            sent += 1;
+        }
+        client.flush().expect("flush");
+        let (_, reply) = client.recv().expect("recv");
+        assert!(matches!(reply, Ok(Reply::JobId(_) | Reply::Result(_))), "{reply:?}");
+        received += 1;
+    }
+}
+
+fn pipeline_json(socket: &Path, window: usize, chunk: Vec<SubmitJob>) {
+    use std::io::{BufRead, Write};
+    let lines: Vec<Vec<u8>> = chunk
+        .into_iter()
+        .enumerate()
+        .map(|(id, params)| {
+            let (method, params) = coprocessor_actors::wire::Method::encode(&Call::SubmitJob(params));
+            let mut line = serde_json::to_vec(
+                &serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+            )
+            .expect("encode");
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    let stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let mut writer = std::io::BufWriter::new(stream.try_clone().expect("clone"));
+    let mut reader = std::io::BufReader::new(stream);
+    let total = lines.len();
+    let (mut sent, mut received) = (0, 0);
+    let mut answer = String::new();
+    while received < total {
+        while sent < total && sent - received < window {
+            writer.write_all(&lines[sent]).expect("send");
+            sent += 1;
+        }
+        writer.flush().expect("flush");
+        answer.clear();
+        reader.read_line(&mut answer).expect("recv");
+        let reply: serde_json::Value = serde_json::from_str(&answer).expect("a JSON answer");
+        assert!(reply["result"].is_object(), "{answer}");
+        received += 1;
+    }
 }
 
 /// A process's resident memory, in KiB (`VmRSS` in `/proc/PID/status`).

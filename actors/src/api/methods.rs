@@ -346,6 +346,7 @@ async fn replay(ctx: &ApiContext, p: ReplayParams) -> Result<Reply, RpcError> {
         replayed: report.replayed,
         matched: report.matched,
         mismatched: report.mismatched.into_iter().map(|id| HexBytes(id.0.to_vec())).collect(),
+        first_retained: report.first_retained,
     }))
 }
 

@@ -241,6 +241,10 @@ pub struct ReplayReply {
     pub matched: u64,
     /// Jobs that did not match.
     pub mismatched: Vec<HexBytes>,
+    /// The first log record the store still holds; records before it were
+    /// pruned (`store.retain_days`) and were not replayed.
+    #[serde(default)]
+    pub first_retained: u64,
 }
 
 /// `debug_panic` params (only with fault injection on).

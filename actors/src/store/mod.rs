@@ -24,6 +24,7 @@
 mod records;
 mod writer;
 
+pub(crate) use records::unix_ms;
 pub(crate) use records::JobEntry;
 pub use records::{Execution, LogRecord, ResultRecord, Transition};
 pub(crate) use writer::{CommitError, CommitStats, Done, Write};
@@ -81,6 +82,9 @@ pub(crate) const FORMAT: u32 = 3;
 /// The `meta` key that holds the format, as a big-endian u32.
 const FORMAT_KEY: &str = "store.format";
 
+/// The `meta` key of the first sequence number the log holds, big-endian.
+const LOG_START_KEY: &str = "store.log_start";
+
 /// The engine's sled database.
 #[derive(Clone)]
 pub struct Store {
@@ -132,10 +136,12 @@ impl Store {
         let dead_letters = db.open_tree("dead_letters")?;
         let meta = db.open_tree("meta")?;
         check_format(dir, &meta, &jobs)?;
+        let log_start = log_start_of(meta.get(LOG_START_KEY)?.as_deref());
         let next_seq = match log.last()? {
             Some((key, _)) => seq_of(&key).map_or(0, |seq| seq + 1),
             None => 0,
-        };
+        }
+        .max(log_start);
         let trees =
             JobTrees { db: db.clone(), jobs: jobs.clone(), log: log.clone(), dead_letters: dead_letters.clone() };
         let writer = writer::spawn(trees, next_seq);
@@ -245,10 +251,12 @@ impl Store {
 
     /// The next sequence number the log will use.
     pub fn log_len(&self) -> Result<u64, StoreError> {
-        Ok(match self.log.last()? {
+        let after_last = match self.log.last()? {
             Some((key, _)) => seq_of(&key).ok_or_else(|| corrupt_key("log", &key))? + 1,
             None => 0,
-        })
+        };
+        // A log pruned to nothing still continues where it was.
+        Ok(after_last.max(self.log_start()?))
     }
 
     /// Jobs accepted but not executed (`Pending` or `Running` at a crash),
@@ -315,6 +323,44 @@ impl Store {
         })
     }
 
+    /// The first sequence number the log still holds: records before it
+    /// were pruned (`store.retain_days`).
+    pub fn log_start(&self) -> Result<u64, StoreError> {
+        Ok(log_start_of(self.meta(LOG_START_KEY)?.as_deref()))
+    }
+
+    /// Removes the log's oldest records, those written before `cutoff_ms`
+    /// (ms since the Unix epoch), from the start of the log up to the first
+    /// record of a job that is not `finished`: recovery and settlement
+    /// still need every record of such a job. Job entries stay, so a pruned
+    /// job's nonce stays used and its status is still served; its spec and
+    /// result are gone. Returns how many records went.
+    pub(crate) fn prune(&self, cutoff_ms: u64, finished: impl Fn(Status) -> bool) -> Result<u64, StoreError> {
+        let start = self.log_start()?;
+        let mut removed = 0;
+        let mut next = start;
+        for item in self.log_range(start, u64::MAX) {
+            let (seq, record) = item?;
+            let done = match self.job(&record.job_id)? {
+                Some(entry) => finished(entry.status),
+                None => true,
+            };
+            if record.unix_ms >= cutoff_ms || !done {
+                break;
+            }
+            self.log.remove(seq.to_be_bytes())?;
+            removed += 1;
+            next = seq + 1;
+            if removed % 4096 == 0 {
+                self.set_meta(LOG_START_KEY, &next.to_be_bytes())?;
+            }
+        }
+        if next != start {
+            self.set_meta(LOG_START_KEY, &next.to_be_bytes())?;
+        }
+        Ok(removed)
+    }
+
     /// A metadata value.
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(name)?.map(|v| v.to_vec()))
@@ -371,6 +417,11 @@ fn check_format(dir: &Path, meta: &sled::Tree, jobs: &sled::Tree) -> Result<(), 
         return Err(StoreError::Format { dir: dir.display().to_string(), found, expected: FORMAT });
     }
     Ok(())
+}
+
+/// The log's start from its `meta` value (0 when never pruned).
+fn log_start_of(value: Option<&[u8]>) -> u64 {
+    value.and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()).map_or(0, u64::from_be_bytes)
 }
 
 fn seq_of(key: &[u8]) -> Option<u64> {
@@ -466,6 +517,38 @@ mod tests {
         assert_eq!((execution.output, execution.cycles), (b"out".to_vec(), 7));
         // b is unfinished: start-up recovery gets its full spec back.
         assert_eq!(store.unfinished().unwrap(), vec![b]);
+    }
+
+    #[test]
+    fn pruning_removes_old_records_of_finished_jobs_up_to_the_first_unfinished_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b, c) = (spec(1), spec(2), spec(3));
+        commit(&store, vec![Write::admit(&a), Write::admit(&b), Write::executed(a.id, &result(b"a", None))]);
+        commit(&store, vec![Write::admit(&c), Write::executed(c.id, &result(b"c", None))]);
+        // Log: 0 Pending(a), 1 Pending(b), 2 Executed(a), 3 Pending(c), 4 Executed(c).
+        let done = |status: Status| status.is_executed();
+        // Nothing is older than a cutoff in the past.
+        assert_eq!(store.prune(0, done).unwrap(), 0);
+        // b has not run: the log stops before its Pending record.
+        let future = records::unix_ms() + 60_000;
+        assert_eq!(store.prune(future, done).unwrap(), 1);
+        assert_eq!(store.log_start().unwrap(), 1);
+        assert!(store.log_record(0).unwrap().is_none());
+        // a's entry stays: its nonce is used, its status served, its result gone.
+        assert_eq!(store.job(&a.id).unwrap().unwrap().status, Status::Done);
+        assert_eq!(store.result(&a.id).unwrap(), None);
+        // Once b has run, everything goes; c's result went with its records.
+        commit(&store, vec![Write::executed(b.id, &result(b"b", None))]);
+        assert_eq!(store.prune(records::unix_ms() + 60_000, done).unwrap(), 5);
+        assert_eq!((store.log_start().unwrap(), store.log_len().unwrap()), (6, 6));
+        assert_eq!(store.result(&c.id).unwrap(), None);
+        assert!(store.contains_job(&c.id).unwrap());
+        // A log pruned to nothing goes on from where it was, after a reopen too.
+        drop(store);
+        let store = reopen(dir.path());
+        commit(&store, vec![Write::admit(&spec(4))]);
+        assert!(store.log_record(6).unwrap().is_some());
     }
 
     #[test]

@@ -224,8 +224,14 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 }
             });
         }
-        let supervisor =
-            Supervisor { api, board: Arc::clone(&board), metrics: Arc::clone(&metrics), shutting_down }.start();
+        let supervisor = Supervisor {
+            api,
+            board: Arc::clone(&board),
+            metrics: Arc::clone(&metrics),
+            shutting_down,
+            retention: Retention::new(store.clone(), config.store.retain_days, config.chain.is_some()),
+        }
+        .start();
         actix_rt::spawn(async move {
             shutdown.await;
             supervisor.do_send(Shutdown);
@@ -286,6 +292,57 @@ struct Supervisor {
     board: Arc<JobBoard>,
     metrics: Arc<Metrics>,
     shutting_down: Arc<AtomicBool>,
+    retention: Option<Retention>,
+}
+
+/// How often settled jobs past `store.retain_days` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// `store.retain_days`: the log records of finished jobs older than that
+/// are pruned, on a thread of their own, at start-up and every
+/// [`PRUNE_EVERY`].
+#[derive(Debug, Clone)]
+struct Retention {
+    store: Store,
+    days: u32,
+    settles_onchain: bool,
+    running: Arc<AtomicBool>,
+}
+
+impl Retention {
+    /// `None` when everything is kept (`retain_days = 0`).
+    fn new(store: Store, days: u32, settles_onchain: bool) -> Option<Retention> {
+        (days > 0).then(|| Retention { store, days, settles_onchain, running: Arc::default() })
+    }
+
+    /// A finished job takes no further step: confirmed, cancelled or failed,
+    /// or done when nothing is settled onchain.
+    fn finished(settles_onchain: bool, status: crate::job::Status) -> bool {
+        use crate::job::Status::*;
+        matches!(status, Confirmed | Cancelled | Failed) || (status == Done && !settles_onchain)
+    }
+
+    /// Starts a pass unless one is running.
+    fn prune(&self) {
+        if self.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let this = self.clone();
+        let spawned = std::thread::Builder::new().name("pruner".into()).spawn(move || {
+            let cutoff = crate::store::unix_ms().saturating_sub(u64::from(this.days) * 86_400_000);
+            let settles_onchain = this.settles_onchain;
+            match this.store.prune(cutoff, |status| Retention::finished(settles_onchain, status)) {
+                Ok(0) => {}
+                Ok(records) => tracing::info!(records, retain_days = this.days, "pruned the log"),
+                Err(err) => tracing::error!(%err, "pruning the log failed; it is tried again later"),
+            }
+            this.running.store(false, Ordering::SeqCst);
+        });
+        if let Err(err) = spawned {
+            tracing::error!(%err, "cannot start the pruner thread");
+            self.running.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Begin a graceful shutdown.
@@ -299,6 +356,10 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let metrics = Arc::clone(&self.metrics);
         ctx.run_interval(Duration::from_secs(1), move |_, _| metrics.sample());
+        if let Some(retention) = self.retention.clone() {
+            retention.prune();
+            ctx.run_interval(PRUNE_EVERY, move |_, _| retention.prune());
+        }
     }
 }
 
@@ -322,5 +383,20 @@ impl Handler<Shutdown> for Supervisor {
                 actix::System::current().stop();
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Retention;
+    use crate::job::Status;
+
+    #[test]
+    fn only_jobs_that_take_no_further_step_are_pruned() {
+        let finished = |onchain| Status::ALL.into_iter().filter(move |s| Retention::finished(onchain, *s)).collect();
+        let with_chain: Vec<Status> = finished(true);
+        assert_eq!(with_chain, [Status::Failed, Status::Confirmed, Status::Cancelled]);
+        let without_chain: Vec<Status> = finished(false);
+        assert_eq!(without_chain, [Status::Done, Status::Failed, Status::Confirmed, Status::Cancelled]);
     }
 }
