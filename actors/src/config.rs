@@ -101,11 +101,13 @@ pub struct StoreConfig {
     pub cache_bytes: u64,
     /// Days the log keeps the records of finished jobs; 0 keeps them all.
     pub retain_days: u32,
+    /// Compress the store's pages (zstd). Fixed when the store is created.
+    pub compression: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { cache_bytes: 128 << 20, retain_days: 0 }
+        StoreConfig { cache_bytes: 128 << 20, retain_days: 0, compression: false }
     }
 }
 

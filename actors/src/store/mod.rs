@@ -13,8 +13,9 @@
 //! `Executed` log record (output, exit code, cycles, failure, the
 //! operator's signature) and its entry again when it has run. A result is
 //! served by rebuilding its `ResultWithMetadata` from the spec, never
-//! stored twice. sled compresses its pages (zstd): ABI words are mostly
-//! padding.
+//! stored twice. With `store.compression`, sled compresses its pages (zstd
+//! level 1): ABI words are mostly padding, so a job takes about half the
+//! disk, for about a quarter of the throughput.
 //!
 //! Job writes go through one writer thread ([`writer`]) that groups every
 //! write waiting at that moment into one sled transaction over `log`,
@@ -115,20 +116,24 @@ pub(crate) struct JobTrees {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir` with the default cache.
+    /// Opens (or creates) the store under `dir` with the default settings.
     /// Fails if another process has it open.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        Store::open_with_cache(dir, crate::config::StoreConfig::default().cache_bytes)
+        Store::open_with(dir, &crate::config::StoreConfig::default())
     }
 
-    /// Opens (or creates) the store under `dir`, with at most `cache_bytes`
-    /// of it cached in memory. Fails if another process has it open.
-    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+    /// Opens (or creates) the store under `dir` with `config`: at most
+    /// `cache_bytes` of it cached in memory, its pages compressed or not.
+    /// Fails if another process has it open, or if it was created with the
+    /// other compression setting (sled fixes that at creation).
+    pub fn open_with(dir: &Path, config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
+        let (cache_bytes, compression) = (config.cache_bytes, config.compression);
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(cache_bytes)
-            .use_compression(true)
+            .use_compression(compression)
+            .compression_factor(1)
             .open()?;
         let programs = db.open_tree("programs")?;
         let jobs = db.open_tree("jobs")?;
@@ -597,6 +602,29 @@ mod tests {
         let fresh = tempfile::tempdir().unwrap();
         drop(Store::open(fresh.path()).unwrap());
         let _ = reopen(fresh.path());
+    }
+
+    #[test]
+    fn compression_is_fixed_when_the_store_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let compressed = crate::config::StoreConfig { compression: true, ..Default::default() };
+        let start = std::time::Instant::now();
+        let err = loop {
+            match Store::open_with(dir.path(), &compressed) {
+                Err(err) if err.to_string().contains("could not acquire lock") => {
+                    assert!(start.elapsed() < std::time::Duration::from_secs(5), "{err}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(err) => break err,
+                Ok(_) => panic!("a store made without compression opened with it"),
+            }
+        };
+        assert!(err.to_string().contains("use_compression"), "{err}");
+        let made_compressed = tempfile::tempdir().unwrap();
+        let store = Store::open_with(made_compressed.path(), &compressed).unwrap();
+        commit(&store, vec![Write::admit(&spec(1))]);
+        assert_eq!(store.unfinished().unwrap(), vec![spec(1)]);
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
     let data_dir = config.data_dir.clone();
     create_data_dir(&data_dir)
         .map_err(|source| EngineError::DataDir { path: data_dir.display().to_string(), source })?;
-    let store = Store::open_with_cache(&data_dir.join("db"), config.store.cache_bytes)?;
+    let store = Store::open_with(&data_dir.join("db"), &config.store)?;
     let operator = keys::load_or_generate(&data_dir.join(keys::OPERATOR_KEY))?;
     let dev_signer = if config.offchain.dev_signer {
         Some(keys::load_or_generate(&data_dir.join(keys::DEV_CONSUMER_KEY))?.address())
