@@ -103,7 +103,11 @@ impl JobBoard {
     pub(crate) fn admit(&self, spec: &JobSpec, store: &Store) -> Result<(), AdmitError> {
         let mut inner = self.lock();
         let reusable = |entry: crate::store::JobEntry| entry.status == Status::Failed;
-        if inner.active.contains_key(&spec.id) || store.job(&spec.id)?.is_some_and(|entry| !reusable(entry)) {
+        // A nonce past every nonce the consumer has used was never stored:
+        // the common case (nonces counting up) needs no store read.
+        let fresh = inner.next_nonce.get(&spec.consumer).is_none_or(|next| spec.nonce >= *next && *next != u64::MAX);
+        if inner.active.contains_key(&spec.id) || (!fresh && store.job(&spec.id)?.is_some_and(|entry| !reusable(entry)))
+        {
             return Err(AdmitError::NonceUsed { nonce: spec.nonce, consumer: spec.consumer });
         }
         self.room(&inner, spec.input_bytes())?;
@@ -248,6 +252,24 @@ mod tests {
         let board = JobBoard::new(Queue { max_jobs: 10, max_bytes: 100 }, &store).unwrap();
         assert_eq!(board.next_nonce(&Address::repeat_byte(1)), 6);
         assert!(matches!(board.admit(&spec(5, 1), &store), Err(AdmitError::NonceUsed { .. })));
+    }
+
+    #[test]
+    fn nonces_past_the_highest_are_fresh_and_lower_ones_are_checked_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.commit(
+            vec![Write::admit(&spec(7, 1)), Write::admit(&spec(u64::MAX, 1))],
+            Box::new(move |r| tx.send(r).unwrap()),
+        );
+        rx.recv().unwrap().unwrap();
+        let board = JobBoard::new(Queue { max_jobs: 10, max_bytes: 100 }, &store).unwrap();
+        // 3 is below the highest nonce but was never used; 7 and u64::MAX were.
+        board.admit(&spec(3, 1), &store).unwrap();
+        assert!(matches!(board.admit(&spec(7, 1), &store), Err(AdmitError::NonceUsed { nonce: 7, .. })));
+        let max = board.admit(&spec(u64::MAX, 1), &store);
+        assert!(matches!(max, Err(AdmitError::NonceUsed { nonce: u64::MAX, .. })), "{max:?}");
     }
 
     #[test]

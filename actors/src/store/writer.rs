@@ -151,7 +151,21 @@ pub(super) fn spawn(trees: JobTrees, next_seq: u64) -> Handle {
     Handle { tx, stats, _joiner: Arc::new(Joiner(thread)) }
 }
 
-fn run(trees: &JobTrees, mut next_seq: u64, rx: &Receiver<Commit>, stats: &CommitStats) {
+/// What the writer thread keeps between groups.
+#[derive(Default)]
+struct State {
+    /// The next log sequence number.
+    next_seq: u64,
+    /// Entries of the jobs admitted since the writer started and not yet
+    /// executed: their result finds its entry here, not with a sled read,
+    /// so a growing `jobs` tree costs the hot path nothing. The writer is
+    /// the only writer of the tree, so these are exact; a job admitted
+    /// before a restart is read from sled.
+    unexecuted: HashMap<JobId, JobEntry>,
+}
+
+fn run(trees: &JobTrees, next_seq: u64, rx: &Receiver<Commit>, stats: &CommitStats) {
+    let mut state = State { next_seq, ..State::default() };
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < MAX_COMMITS_PER_BATCH {
@@ -160,7 +174,7 @@ fn run(trees: &JobTrees, mut next_seq: u64, rx: &Receiver<Commit>, stats: &Commi
                 Err(_) => break,
             }
         }
-        let result = apply(trees, &mut next_seq, &group, stats);
+        let result = apply(trees, &mut state, &group, stats);
         if let Err(err) = &result {
             tracing::error!(%err, "group commit failed");
         }
@@ -170,10 +184,10 @@ fn run(trees: &JobTrees, mut next_seq: u64, rx: &Receiver<Commit>, stats: &Commi
     }
 }
 
-/// Applies a group as one transaction and flushes. On failure the sequence
-/// counter is left as it was.
-fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitStats) -> Result<(), CommitError> {
-    let mut seq = *next_seq;
+/// Applies a group as one transaction and flushes. On failure the state is
+/// left as it was.
+fn apply(trees: &JobTrees, state: &mut State, group: &[Commit], stats: &CommitStats) -> Result<(), CommitError> {
+    let mut seq = state.next_seq;
     let mut log = sled::Batch::default();
     let mut jobs = sled::Batch::default();
     let mut dead_letters = sled::Batch::default();
@@ -195,7 +209,7 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
                 seq += 1;
             }
             Write::Executed { id, status, record } => {
-                let Some(mut entry) = entry_of(trees, &entries, id)? else {
+                let Some(mut entry) = entry_of(trees, state, &entries, id)? else {
                     tracing::error!(job = %id, "result for an unknown job dropped");
                     continue;
                 };
@@ -211,7 +225,7 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
                 seq += 1;
             }
             Write::Settle { id, step, record } => {
-                let Some(mut entry) = entry_of(trees, &entries, id)? else {
+                let Some(mut entry) = entry_of(trees, state, &entries, id)? else {
                     tracing::error!(job = %id, "settlement of an unknown job dropped");
                     continue;
                 };
@@ -246,13 +260,26 @@ fn apply(trees: &JobTrees, next_seq: &mut u64, group: &[Commit], stats: &CommitS
             .map_err(|err: TransactionError<()>| CommitError(format!("{err:?}")))?;
     }
     trees.db.flush().map_err(|err| CommitError(err.to_string()))?;
-    *next_seq = seq;
+    state.next_seq = seq;
+    for (id, entry) in entries {
+        if entry.status.is_executed() {
+            state.unexecuted.remove(&id);
+        } else {
+            state.unexecuted.insert(id, entry);
+        }
+    }
     Ok(())
 }
 
-/// A job's entry as this group leaves it so far, or as stored.
-fn entry_of(trees: &JobTrees, entries: &HashMap<JobId, JobEntry>, id: &JobId) -> Result<Option<JobEntry>, CommitError> {
-    match entries.get(id) {
+/// A job's entry as this group leaves it so far, as the writer knows it,
+/// or as stored.
+fn entry_of(
+    trees: &JobTrees,
+    state: &State,
+    entries: &HashMap<JobId, JobEntry>,
+    id: &JobId,
+) -> Result<Option<JobEntry>, CommitError> {
+    match entries.get(id).or_else(|| state.unexecuted.get(id)) {
         Some(entry) => Ok(Some(*entry)),
         None => current_entry(trees, id),
     }
