@@ -16,6 +16,7 @@
 //! engine binary (so its memory is its own) takes `ENGINE_BENCH_GROWTH_JOBS`
 //! jobs (1,000,000 by default) in ten chunks into one store; after each
 //! chunk: completed jobs/s, disk bytes per job and the engine's RSS.
+//! `ENGINE_BENCH_GROWTH_CONFIG` is TOML for the engine (`[store]` settings).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -255,7 +256,9 @@ fn growth(data_dir: &Path) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if bench_mode { 1_000_000 } else { 20_000 });
     let chunk = (total / 10).max(1);
-    let engine = Bench::on(Engine::start(data_dir));
+    // A config for the engine, e.g. "[store]\ncache_bytes = 1073741824".
+    let config = std::env::var("ENGINE_BENCH_GROWTH_CONFIG").ok();
+    let engine = Bench::on(Engine::start_with(data_dir, config.as_deref(), &[]));
     println!("\ngrowth: {total} square-root jobs into one store, in chunks of {chunk}");
     println!("{:>10} {:>12} {:>12} {:>10}", "stored", "jobs/s", "disk B/job", "RSS MiB");
     let mut stored = 0;
