@@ -63,8 +63,8 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
+use common::engine::Engine;
 use common::{abi_u64, guest_elf, pipeline};
-use coprocessor::client::Client;
 use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::keys;
@@ -73,15 +73,10 @@ use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::{JobComp
 use coprocessor_actors::protocol::bindings::square_root_consumer::SquareRootConsumer::requestSquareRootCall;
 use coprocessor_actors::protocol::bindings::{IJobManager, SquareRootConsumer};
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::wire::{
-    Call, ConsumerParams, HexBytes, NoParams, NonceReply, ProgramIdReply, SubmitJob, SubmitProgram,
-};
-use coprocessor_actors::MetricsSnapshot;
+use coprocessor_actors::wire::{Call, ConsumerParams, HexBytes, NonceReply, ProgramIdReply, SubmitJob, SubmitProgram};
 use std::collections::BTreeSet;
 use std::future::IntoFuture;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Hardhat default accounts (1..=SENDERS) that send onchain requests.
@@ -159,102 +154,6 @@ fn group_cpu(pgid: Option<u32>) -> Duration {
         }
     }
     Duration::from_secs_f64(total as f64 / ticks)
-}
-
-/// The engine binary in its own process group; dropping it stops the group.
-struct EngineProcess {
-    child: Option<Child>,
-    data_dir: PathBuf,
-    log: PathBuf,
-}
-
-impl EngineProcess {
-    fn start(data_dir: &Path, config: &Path, log: &Path) -> EngineProcess {
-        let log_file = std::fs::File::create(log).expect("engine log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_coprocessor"));
-        command
-            .arg("run")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", std::env::var("CHAIN_BENCH_ENGINE_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .process_group(0);
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
-        // SIGTERM the engine if this (main) thread dies first.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let child = command.spawn().expect("start the engine");
-        let mut engine = EngineProcess { child: Some(child), data_dir: data_dir.to_owned(), log: log.to_owned() };
-        let start = Instant::now();
-        while Client::connect(&engine.socket()).is_err() {
-            if let Some(Ok(Some(status))) = engine.child.as_mut().map(Child::try_wait) {
-                panic!("the engine exited with {status}:\n{}", engine.log_tail());
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "the engine did not open its socket in 30 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        engine
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.data_dir.join("coprocessor.ipc")
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(&self.socket()).expect("connect to the engine")
-    }
-
-    fn metrics(&self) -> MetricsSnapshot {
-        self.client().call(Call::Metrics(NoParams {})).expect("metrics")
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn signal(pid: u32, signal: i32) {
-        // SAFETY: signals the process group this value started and owns.
-        unsafe {
-            libc::kill(-(pid as i32), signal);
-        }
-    }
-
-    /// SIGTERM to the group, SIGKILL after 15 s.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let pid = child.id();
-        EngineProcess::signal(pid, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                EngineProcess::signal(pid, libc::SIGKILL);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        EngineProcess::signal(pid, libc::SIGKILL);
-        let _ = child.wait();
-    }
-}
-
-impl Drop for EngineProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// The node as the bench sees it: RPC, the deployment, the senders.
@@ -433,12 +332,12 @@ fn baseline_run(chain: &mut Chain, jobs: usize) -> Sample {
 }
 
 /// N onchain requests with the engine running, until all are completed.
-fn onchain_run(chain: &mut Chain, engine: &EngineProcess, jobs: usize) -> Sample {
+fn onchain_run(chain: &mut Chain, engine: &Engine, jobs: usize) -> Sample {
     let inputs = chain.inputs(jobs);
-    let (node_cpu, engine_cpu) = (group_cpu(chain.node_pgid), group_cpu(engine.pid()));
+    let (node_cpu, engine_cpu) = (group_cpu(chain.node_pgid), group_cpu(Some(engine.pid())));
     let (requests_in, total, from) = chain.onchain_requests(&inputs, true);
     let node_cpu = group_cpu(chain.node_pgid).saturating_sub(node_cpu);
-    let engine_cpu = group_cpu(engine.pid()).saturating_sub(engine_cpu);
+    let engine_cpu = group_cpu(Some(engine.pid())).saturating_sub(engine_cpu);
     let created = chain.job_ids(JobCreated::SIGNATURE_HASH, from);
     assert_eq!(created.len(), jobs, "exactly N jobs created");
     chain.check_settled(from, &created, inputs[0]);
@@ -446,7 +345,7 @@ fn onchain_run(chain: &mut Chain, engine: &EngineProcess, jobs: usize) -> Sample
 }
 
 /// N signed offchain requests over the socket, until all are completed onchain.
-fn offchain_run(chain: &mut Chain, engine: &EngineProcess, program: ProgramId, signer: &Signer, jobs: usize) -> Sample {
+fn offchain_run(chain: &mut Chain, engine: &Engine, program: ProgramId, signer: &Signer, jobs: usize) -> Sample {
     let consumer = chain.deployment.square_root_consumer;
     let params = ConsumerParams { consumer: HexBytes(consumer.to_vec()) };
     let first_nonce = engine.client().call::<NonceReply>(Call::NextNonce(params)).expect("coproc_nextNonce").nonce;
@@ -467,7 +366,7 @@ fn offchain_run(chain: &mut Chain, engine: &EngineProcess, program: ProgramId, s
     assert_eq!(expected.len(), jobs, "distinct job IDs");
     let signed: Vec<SubmitJob> = requests.iter().map(|r| r.sign(signer)).collect();
     let from = chain.head() + 1;
-    let (node_cpu, engine_cpu) = (group_cpu(chain.node_pgid), group_cpu(engine.pid()));
+    let (node_cpu, engine_cpu) = (group_cpu(chain.node_pgid), group_cpu(Some(engine.pid())));
     let socket = engine.socket();
     let start = Instant::now();
     // A detached thread: if the run times out, the panic stops the engine,
@@ -478,7 +377,7 @@ fn offchain_run(chain: &mut Chain, engine: &EngineProcess, program: ProgramId, s
     });
     let (_, total) = chain.block_on(chain.watch(from, 0, jobs, start));
     let node_cpu = group_cpu(chain.node_pgid).saturating_sub(node_cpu);
-    let engine_cpu = group_cpu(engine.pid()).saturating_sub(engine_cpu);
+    let engine_cpu = group_cpu(Some(engine.pid())).saturating_sub(engine_cpu);
     let requests_in = submitter.join().expect("submitter");
     chain.check_settled(from, &expected, inputs[0]);
     Sample { total, requests_in, node_cpu, engine_cpu }
@@ -616,22 +515,20 @@ fn main() {
     }
     chain.set_block_time(None);
 
-    let config = dir.path().join("engine.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[chain]\nrpc_url = \"{}\"\njob_manager = \"{}\"\nconfirmations = 1\npoll_interval_ms = {ENGINE_POLL_MS}\nstart_block = {}\n",
-            node.url(),
-            deployment.job_manager,
-            chain.head() + 1
-        ),
-    )
-    .expect("engine config");
-    let engine = EngineProcess::start(&data_dir, &config, &log_dir.join("engine.log"));
+    let config = format!(
+        "[chain]\nrpc_url = \"{}\"\njob_manager = \"{}\"\nconfirmations = 1\npoll_interval_ms = {ENGINE_POLL_MS}\nstart_block = {}\n",
+        node.url(),
+        deployment.job_manager,
+        chain.head() + 1
+    );
+    // The engine binary in its own process group (the shared harness), so
+    // its CPU time is read apart from the node's.
+    let log_level = std::env::var("CHAIN_BENCH_ENGINE_LOG").unwrap_or_else(|_| "warn".into());
+    let engine = Engine::start_with(&data_dir, Some(&config), &[("RUST_LOG", &log_level)]);
     let reply: ProgramIdReply =
         engine.client().call(Call::SubmitProgram(SubmitProgram { elf: HexBytes(elf) })).expect("register square-root");
     assert_eq!(reply.program_id.0, program.0.to_vec(), "program ID");
-    println!("engine pid {:?}, square-root registered; setup took {:.1?}", engine.pid(), bench_start.elapsed());
+    println!("engine pid {}, square-root registered; setup took {:.1?}", engine.pid(), bench_start.elapsed());
 
     for (i, &(mode, block_time)) in modes.iter().enumerate() {
         chain.set_block_time(block_time);
@@ -658,7 +555,12 @@ fn main() {
     chain.set_block_time(None);
 
     let metrics = engine.metrics().engine;
-    drop(engine);
+    let engine_log = engine.log();
+    let status = engine.terminate();
+    assert!(status.success(), "the engine stopped with {status}:\n{engine_log}");
+    if log_dir != dir.path() {
+        std::fs::write(log_dir.join("engine.log"), engine_log).expect("engine.log");
+    }
     drop(node);
 
     println!("\nmedians of {} runs (rate = jobs/s; vs node = rate / the same mode's node-alone rate)", settings.runs);

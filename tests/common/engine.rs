@@ -26,7 +26,7 @@ use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{Call, HexBytes, JobResult, NoParams, ProgramIdReply, StatusReply, SubmitProgram};
 use coprocessor_actors::{EngineError, MetricsSnapshot};
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
@@ -70,7 +70,8 @@ impl Engine {
     }
 
     /// Starts the binary with a config file's text (written next to the
-    /// data dir) and extra environment variables.
+    /// data dir) and extra environment variables (`RUST_LOG` is `warn`
+    /// unless they set it).
     pub fn start_with(data_dir: &Path, config: Option<&str>, env: &[(&str, &str)]) -> Engine {
         let config = config.map(|text| {
             let path = data_dir.with_extension("toml");
@@ -106,8 +107,20 @@ impl Engine {
         if let Some(config) = &config {
             command.arg("--config").arg(config);
         }
-        command.envs(env.iter().map(|(k, v)| (k, v)));
-        command.env("RUST_LOG", "warn").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file(&data_dir));
+        command.env("RUST_LOG", "warn").envs(env.iter().map(|(k, v)| (k, v)));
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file(&data_dir));
+        // Its own process group, so its CPU time can be read on its own (the
+        // chain bench does); and it is sent SIGTERM if this process dies
+        // first, so no engine outlives its test.
+        command.process_group(0);
+        // SAFETY: prctl is async-signal-safe and only asks the kernel to
+        // signal the child when its parent thread exits.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         let child = command.spawn().expect("start coprocessor run");
         let socket = data_dir.join("coprocessor.ipc");
         let mut engine = Engine { data_dir, socket, mode: Mode::Binary { child, config, env } };
