@@ -3,16 +3,19 @@
 //! For each `Pending` record in the range (optionally of one program) whose
 //! job has been executed, the job runs again with the limits it ran with,
 //! and its output, exit code, cycles and failure must equal what the log's
-//! `Executed` record holds.
+//! `Executed` record holds. It reads the log once, in order, and nothing
+//! else (no index lookups, so its speed does not depend on the store's
+//! cache); every attempt of a nonce that was used again after a failure is
+//! replayed against its own record.
 //! Replay reads the store only; it works on a running engine's store (over
 //! the socket) and on a stopped engine's data dir alike. It covers what the
 //! log retains, and says where that starts (`store.retain_days` prunes the
 //! records of old finished jobs).
 
 use crate::executor::WarmVms;
-use crate::job::JobId;
+use crate::job::{JobId, JobSpec, Settlement};
 use crate::program::{ProgramId, ProgramImage};
-use crate::store::{LogRecord, Store, StoreError, Transition};
+use crate::store::{Store, StoreError, Transition};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -34,7 +37,7 @@ pub struct ReplayReport {
     pub replayed: u64,
     /// Jobs that matched.
     pub matched: u64,
-    /// Jobs that did not match, in log order.
+    /// Jobs that did not match, in the order they were executed.
     pub mismatched: Vec<JobId>,
     /// Jobs in the range not yet executed (nothing to compare).
     pub skipped: u64,
@@ -79,29 +82,38 @@ pub fn replay(
     if total == 0 {
         return Ok(report);
     }
-    for item in store.log_range(from, end - 1) {
+    // One pass in log order, with no index lookups: a job's `Pending`
+    // record (in the range) waits here until its `Executed` record, which
+    // is the next one for that job ID (a failed job's nonce may be used
+    // again, so one ID can have several attempts, each replayed).
+    let mut waiting: HashMap<JobId, JobSpec> = HashMap::new();
+    for item in store.log_range(from, u64::MAX) {
         let (seq, record) = item?;
+        if seq >= end && waiting.is_empty() {
+            break;
+        }
         if seq % 256 == 0 {
-            progress(seq - from, total);
+            progress((seq - from).min(total), total);
         }
-        let LogRecord { transition: Transition::Pending(spec), .. } = record else { continue };
-        if range.program.is_some_and(|program| program != spec.program_id) {
-            continue;
-        }
-        let Some(entry) = store.job(&spec.id)? else { continue };
-        if entry.pending_seq != seq {
-            // A failed job whose nonce was used again: the log keeps the
-            // earlier attempt, the store only the latest one's result.
-            report.skipped += 1;
-            continue;
-        }
-        let recorded = match entry.executed_seq {
-            Some(seq) => store.log_record(seq)?,
-            None => None,
-        };
-        let Some(LogRecord { transition: Transition::Executed(recorded), .. }) = recorded else {
-            report.skipped += 1;
-            continue;
+        let (spec, recorded) = match record.transition {
+            Transition::Pending(spec) => {
+                if seq < end && range.program.is_none_or(|program| program == spec.program_id) {
+                    waiting.insert(spec.id, spec);
+                }
+                continue;
+            }
+            Transition::Settled(Settlement::Cancelled) => {
+                // Cancelled before it ran: nothing to compare.
+                if waiting.remove(&record.job_id).is_some() {
+                    report.skipped += 1;
+                }
+                continue;
+            }
+            Transition::Settled(_) => continue,
+            Transition::Executed(recorded) => match waiting.remove(&record.job_id) {
+                Some(spec) => (spec, recorded),
+                None => continue,
+            },
         };
         let image = match images.get(&spec.program_id) {
             Some(image) => Arc::clone(image),
@@ -129,6 +141,8 @@ pub fn replay(
             report.mismatched.push(spec.id);
         }
     }
+    // Not executed (yet): nothing to compare.
+    report.skipped += waiting.len() as u64;
     progress(total, total);
     Ok(report)
 }
