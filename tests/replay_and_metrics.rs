@@ -70,7 +70,7 @@ fn replay_matches_every_job_and_finds_a_corrupted_result() {
         let store = Store::open(&copy.join("db")).unwrap();
         let mut result = store.result(&victim).unwrap().unwrap();
         result.output[0] ^= 1;
-        store.overwrite_result(&victim, &result).unwrap();
+        assert!(store.overwrite_result(&victim, &result).unwrap(), "the victim was executed");
         store.flush().unwrap();
     }
     let (code, text) = replay(&copy, &[]);

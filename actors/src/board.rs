@@ -214,15 +214,7 @@ mod tests {
     }
 
     fn result(output: &[u8]) -> Finished {
-        Arc::new(ResultRecord {
-            exit_code: Some(0),
-            cycles: 1,
-            peak_memory_bytes: 0,
-            output: output.to_vec(),
-            failure: None,
-            result_with_metadata: vec![],
-            signature: vec![],
-        })
+        Arc::new(crate::store::test_result(output, None))
     }
 
     #[test]
@@ -246,9 +238,7 @@ mod tests {
     fn a_nonce_in_the_store_stays_used_after_the_job_leaves_the_board() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        store.commit(vec![Write::admit(&spec(5, 1))], Box::new(move |r| tx.send(r).unwrap()));
-        rx.recv().unwrap().unwrap();
+        store.commit_and_wait(vec![Write::admit(&spec(5, 1))]).unwrap();
         let board = JobBoard::new(Queue { max_jobs: 10, max_bytes: 100 }, &store).unwrap();
         assert_eq!(board.next_nonce(&Address::repeat_byte(1)), 6);
         assert!(matches!(board.admit(&spec(5, 1), &store), Err(AdmitError::NonceUsed { .. })));
@@ -258,12 +248,7 @@ mod tests {
     fn nonces_past_the_highest_are_fresh_and_lower_ones_are_checked_in_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        store.commit(
-            vec![Write::admit(&spec(7, 1)), Write::admit(&spec(u64::MAX, 1))],
-            Box::new(move |r| tx.send(r).unwrap()),
-        );
-        rx.recv().unwrap().unwrap();
+        store.commit_and_wait(vec![Write::admit(&spec(7, 1)), Write::admit(&spec(u64::MAX, 1))]).unwrap();
         let board = JobBoard::new(Queue { max_jobs: 10, max_bytes: 100 }, &store).unwrap();
         // 3 is below the highest nonce but was never used; 7 and u64::MAX were.
         board.admit(&spec(3, 1), &store).unwrap();

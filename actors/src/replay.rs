@@ -150,29 +150,15 @@ pub fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ResultRecord, Write};
-
-    fn commit(store: &Store, writes: Vec<Write>) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        store.commit(writes, Box::new(move |r| tx.send(r).unwrap()));
-        rx.recv().unwrap().unwrap();
-    }
+    use crate::store::Write;
 
     #[test]
     fn a_replay_says_where_the_retained_log_starts() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let spec = crate::job::test_spec(1, 3);
-        let result = ResultRecord {
-            exit_code: Some(0),
-            cycles: 1,
-            peak_memory_bytes: 0,
-            output: vec![],
-            failure: None,
-            result_with_metadata: vec![],
-            signature: vec![],
-        };
-        commit(&store, vec![Write::admit(&spec), Write::executed(spec.id, &result)]);
+        let result = crate::store::test_result(b"", None);
+        store.commit_and_wait(vec![Write::admit(&spec), Write::executed(spec.id, &result)]).unwrap();
         assert_eq!(store.prune(crate::store::unix_ms() + 60_000, |status| status.is_executed()).unwrap(), 2);
         let everything = Range { from: 0, to: u64::MAX, program: None };
         let report = replay(&store, &everything, 1024, |_, _| {}).unwrap();

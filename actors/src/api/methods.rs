@@ -305,27 +305,25 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
     let mut reply = empty_reply(id, ctx.rejections.get(&id));
     // A job in flight has no result or transaction yet: the board answers
     // without a store read.
-    let status = match ctx.board.status(&id) {
-        Some(status) => status,
-        None => match ctx.store.job(&id).map_err(internal)? {
-            Some(entry) => {
-                reply.tx_hash = entry.tx_hash.map(|tx| HexBytes(tx.to_vec()));
-                entry.status
-            }
-            None if reply.rejection.is_some() => {
-                reply.status = "rejected".to_owned();
-                return Ok(Reply::Result(Box::new(reply)));
-            }
-            None => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}"))),
-        },
+    if let Some(status) = ctx.board.status(&id) {
+        reply.status = status.as_str().to_owned();
+        return Ok(Reply::Result(Box::new(reply)));
+    }
+    let Some(entry) = ctx.store.job(&id).map_err(internal)? else {
+        if reply.rejection.is_none() {
+            return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}")));
+        }
+        reply.status = "rejected".to_owned();
+        return Ok(Reply::Result(Box::new(reply)));
     };
-    if status == Status::DeadLettered {
+    reply.status = entry.status.as_str().to_owned();
+    reply.tx_hash = entry.tx_hash.map(|tx| HexBytes(tx.to_vec()));
+    if entry.status == Status::DeadLettered {
         reply.relay_error = ctx.store.dead_letter(&id).map_err(internal)?.map(|letter| letter.reason);
     }
-    reply.status = status.as_str().to_owned();
-    if status.is_executed() {
-        if let Some(result) = ctx.store.result(&id).map_err(internal)? {
-            fill_result(&mut reply, status, &result);
+    if entry.status.is_executed() {
+        if let Some((_, result)) = ctx.store.executed(&entry).map_err(internal)? {
+            fill_result(&mut reply, entry.status, &result);
         }
     }
     Ok(Reply::Result(Box::new(reply)))

@@ -114,12 +114,6 @@ struct Job {
     phase: Phase,
 }
 
-impl Job {
-    fn ordered(&self) -> bool {
-        self.spec.is_ordered()
-    }
-}
-
 /// What the relayer needs.
 #[derive(Debug, Clone)]
 pub(crate) struct RelayerSetup {
@@ -193,7 +187,7 @@ impl Relayer {
         let calldata = calldata(&spec, result);
         let mut job = Job { spec, calldata, attempts: 0, phase: Phase::Ready(Instant::now()) };
         let id = job.spec.id;
-        if job.ordered() {
+        if job.spec.is_ordered() {
             job.phase = Phase::Waiting;
             self.lanes.add(job.spec.consumer, job.spec.nonce, id);
         } else {
@@ -288,7 +282,7 @@ impl Relayer {
                 self.log(id, Settlement::Cancelled);
             }
         }
-        if job.ordered() {
+        if job.spec.is_ordered() {
             self.lanes.settled(job.spec.consumer, job.spec.nonce);
         }
     }
@@ -312,7 +306,7 @@ impl Relayer {
         self.actor.failed();
         tracing::error!(job = %id, attempts, %reason, "dead-lettered; `coprocessor job retry` pushes it again");
         self.log(id, Settlement::DeadLettered(DeadLetter { attempts, reason }));
-        if job.ordered() {
+        if job.spec.is_ordered() {
             self.lanes.stalled(job.spec.consumer, job.spec.nonce);
         }
     }
@@ -352,8 +346,7 @@ impl Relayer {
         if entry.status != Status::DeadLettered {
             return Err(RetryError::NotDeadLettered { id, status: entry.status });
         }
-        let spec = store.spec(&entry)?.ok_or(RetryError::Unknown(id))?;
-        let result = store.result(&id)?.ok_or(RetryError::Unknown(id))?;
+        let (spec, result) = store.executed(&entry)?.ok_or(RetryError::Unknown(id))?;
         self.log(id, Settlement::Retried);
         tracing::info!(job = %id, "retrying a dead-lettered job");
         self.add(Arc::new(spec), &result);
@@ -415,7 +408,7 @@ impl Handler<CancelRelay> for Relayer {
             return;
         }
         if let Some(job) = self.jobs.remove(&msg.id) {
-            if job.ordered() {
+            if job.spec.is_ordered() {
                 self.lanes.settled(job.spec.consumer, job.spec.nonce);
             }
         }

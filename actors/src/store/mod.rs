@@ -25,6 +25,8 @@
 mod records;
 mod writer;
 
+#[cfg(test)]
+pub(crate) use records::test_result;
 pub(crate) use records::unix_ms;
 pub(crate) use records::JobEntry;
 pub use records::{Execution, LogRecord, ResultRecord, Transition};
@@ -161,8 +163,14 @@ impl Store {
 
     /// Waits until everything committed so far is durable.
     pub fn sync(&self) -> Result<(), StoreError> {
+        self.commit_and_wait(Vec::new())
+    }
+
+    /// Queues job writes and waits until they are durable (for callers on
+    /// a thread of their own, and tests).
+    pub(crate) fn commit_and_wait(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.commit(Vec::new(), Box::new(move |result| drop(tx.send(result))));
+        self.commit(writes, Box::new(move |result| drop(tx.send(result))));
         Ok(rx.recv().map_err(|_| StoreError::Closed)??)
     }
 
@@ -209,10 +217,18 @@ impl Store {
     /// A job's result.
     pub fn result(&self, id: &JobId) -> Result<Option<ResultRecord>, StoreError> {
         let Some(entry) = self.job(id)? else { return Ok(None) };
-        let (Some(spec), Some((_, execution))) = (self.spec(&entry)?, self.execution(&entry)?) else {
+        Ok(self.executed(&entry)?.map(|(_, result)| result))
+    }
+
+    /// The spec and the result of an executed job whose entry the caller
+    /// has: one read of each log record. `None` if the job has not been
+    /// executed, or its records were pruned.
+    pub(crate) fn executed(&self, entry: &JobEntry) -> Result<Option<(JobSpec, ResultRecord)>, StoreError> {
+        let (Some(spec), Some((_, execution))) = (self.spec(entry)?, self.execution(entry)?) else {
             return Ok(None);
         };
-        Ok(Some(ResultRecord::rebuild(&spec, execution)))
+        let result = ResultRecord::rebuild(&spec, execution);
+        Ok(Some((spec, result)))
     }
 
     /// A job's `Executed` record and where it is in the log.
@@ -311,10 +327,7 @@ impl Store {
         entries.sort_unstable_by_key(|(_, entry)| entry.pending_seq);
         let mut jobs = Vec::with_capacity(entries.len());
         for (_, entry) in entries {
-            if let (Some(spec), Some((_, execution))) = (self.spec(&entry)?, self.execution(&entry)?) {
-                let result = ResultRecord::rebuild(&spec, execution);
-                jobs.push((spec, result));
-            }
+            jobs.extend(self.executed(&entry)?);
         }
         Ok(jobs)
     }
@@ -451,52 +464,35 @@ mod tests {
     }
 
     fn result(output: &[u8], failure: Option<Failure>) -> ResultRecord {
-        ResultRecord {
-            exit_code: Some(0),
-            cycles: 7,
-            peak_memory_bytes: 4096,
-            output: output.to_vec(),
-            failure,
-            result_with_metadata: vec![],
-            signature: vec![],
-        }
+        records::test_result(output, failure)
     }
 
-    /// Opens a store just closed in this process. sled's own background
-    /// threads let go of the directory lock shortly after the last handle.
-    fn reopen(dir: &Path) -> Store {
+    /// Opens a store just closed in this process: sled's own background
+    /// threads let go of the directory lock shortly after the last handle,
+    /// so a lock error is retried for up to 5 s; any other result is final.
+    fn open_after_close(dir: &Path, config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
         let start = std::time::Instant::now();
         loop {
-            match Store::open(dir) {
-                Ok(store) => return store,
-                Err(err) if start.elapsed() < std::time::Duration::from_secs(5) => {
-                    assert!(err.to_string().contains("could not acquire lock"), "{err}");
+            match Store::open_with(dir, config) {
+                Err(err) if err.to_string().contains("could not acquire lock") => {
+                    assert!(start.elapsed() < std::time::Duration::from_secs(5), "{err}");
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                Err(err) => panic!("{err}"),
+                opened => return opened,
             }
         }
     }
 
-    /// Why a store just closed in this process refuses to open, once sled's
-    /// background threads have let go of its lock.
+    fn reopen(dir: &Path) -> Store {
+        open_after_close(dir, &Default::default()).unwrap()
+    }
+
     fn refused(dir: &Path) -> StoreError {
-        let start = std::time::Instant::now();
-        loop {
-            match Store::open(dir) {
-                Err(StoreError::Sled(_)) if start.elapsed() < std::time::Duration::from_secs(5) => {
-                    std::thread::sleep(std::time::Duration::from_millis(10))
-                }
-                Ok(_) => panic!("{} opened", dir.display()),
-                Err(err) => return err,
-            }
-        }
+        open_after_close(dir, &Default::default()).expect_err("the store opened")
     }
 
     fn commit(store: &Store, writes: Vec<Write>) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        store.commit(writes, Box::new(move |r| tx.send(r).unwrap()));
-        rx.recv().unwrap().unwrap();
+        store.commit_and_wait(writes).unwrap();
     }
 
     #[test]
@@ -609,17 +605,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(Store::open(dir.path()).unwrap());
         let compressed = crate::config::StoreConfig { compression: true, ..Default::default() };
-        let start = std::time::Instant::now();
-        let err = loop {
-            match Store::open_with(dir.path(), &compressed) {
-                Err(err) if err.to_string().contains("could not acquire lock") => {
-                    assert!(start.elapsed() < std::time::Duration::from_secs(5), "{err}");
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(err) => break err,
-                Ok(_) => panic!("a store made without compression opened with it"),
-            }
-        };
+        let err =
+            open_after_close(dir.path(), &compressed).expect_err("a store made without compression opened with it");
         assert!(err.to_string().contains("use_compression"), "{err}");
         let made_compressed = tempfile::tempdir().unwrap();
         let store = Store::open_with(made_compressed.path(), &compressed).unwrap();

@@ -169,3 +169,18 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
 pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
+
+/// A done job's result for tests: exit code 0, 7 cycles, 4 KiB of memory,
+/// no signature.
+#[cfg(test)]
+pub(crate) fn test_result(output: &[u8], failure: Option<Failure>) -> ResultRecord {
+    ResultRecord {
+        exit_code: Some(0),
+        cycles: 7,
+        peak_memory_bytes: 4096,
+        output: output.to_vec(),
+        failure,
+        result_with_metadata: vec![],
+        signature: vec![],
+    }
+}
