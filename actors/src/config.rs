@@ -156,11 +156,33 @@ pub struct Chain {
     /// Failed submissions (reverts, rejections) before a job is
     /// dead-lettered. An unreachable node is retried without limit.
     pub max_relay_attempts: u32,
-    /// Transactions the relayer keeps in flight at once.
+    /// Transactions each relayer key keeps in flight (sent, not yet
+    /// mined) at once.
     pub max_in_flight: usize,
-    /// A transaction with no receipt after this many ms is treated as
-    /// dropped and sent again.
-    pub drop_timeout_ms: u64,
+    /// Results settled by one transaction (`submitResults`); 1 sends each
+    /// result on its own with InfinityVM's `submitResult` /
+    /// `submitResultForOffchainJob`.
+    pub max_batch_items: usize,
+    /// Gas one settlement transaction may use; 0 means a tenth of the block
+    /// gas limit. Never more than half the block gas limit.
+    pub max_batch_gas: u64,
+    /// Gas one result (its checks and the consumer's callback) may use
+    /// inside a batch; a callback that needs more is skipped.
+    pub max_gas_per_result: u64,
+    /// Blocks a transaction may stay unmined before it is sent again with
+    /// the same nonce and higher fees (+12.5% at least).
+    pub replace_after_blocks: u64,
+    /// The fee ceiling, in wei per gas: no transaction offers more, however
+    /// high the base fee goes (sending waits until it falls back).
+    pub max_fee_per_gas_wei: u64,
+    /// The tip: this percentile of the tips paid in recent blocks
+    /// (`eth_feeHistory`)...
+    pub priority_fee_percentile: u8,
+    /// ... and at least this many wei per gas.
+    pub min_priority_fee_wei: u64,
+    /// Warn when a relayer key's balance covers fewer than this many full
+    /// batches at the current fees.
+    pub low_balance_batches: u64,
     /// Every RPC call gives up after this many ms (then backs off).
     pub rpc_timeout_ms: u64,
     /// The first block the listener reads when it has no cursor yet.
@@ -169,6 +191,10 @@ pub struct Chain {
     pub max_log_range: u64,
     /// The relayer's key file, relative to `data_dir`; generated if absent.
     pub relayer_key: PathBuf,
+    /// More relayer key files, each with its own nonce lane (generated if
+    /// absent). They settle offchain jobs; onchain ones too once the
+    /// JobManager's owner authorizes them (`setRelayerAuthorized`).
+    pub relayer_keys: Vec<PathBuf>,
 }
 
 impl Default for Chain {
@@ -180,11 +206,19 @@ impl Default for Chain {
             poll_interval_ms: 250,
             max_relay_attempts: 5,
             max_in_flight: 256,
-            drop_timeout_ms: 60_000,
+            max_batch_items: 64,
+            max_batch_gas: 0,
+            max_gas_per_result: 2_000_000,
+            replace_after_blocks: 3,
+            max_fee_per_gas_wei: 500_000_000_000,
+            priority_fee_percentile: 50,
+            min_priority_fee_wei: 1_000_000,
+            low_balance_batches: 20,
             rpc_timeout_ms: 5_000,
             start_block: 0,
             max_log_range: 2_000,
             relayer_key: PathBuf::from(crate::keys::RELAYER_KEY),
+            relayer_keys: Vec::new(),
         }
     }
 }
@@ -324,6 +358,20 @@ impl Config {
                     "chain.poll_interval_ms, chain.max_log_range and chain.rpc_timeout_ms must be positive",
                 );
             }
+            if chain.max_batch_items == 0 || chain.max_batch_items > 1024 {
+                return invalid("chain.max_batch_items must be between 1 and 1024");
+            }
+            if chain.max_gas_per_result < 50_000 || chain.replace_after_blocks == 0 {
+                return invalid(
+                    "chain.max_gas_per_result must be at least 50000 and chain.replace_after_blocks positive",
+                );
+            }
+            if chain.priority_fee_percentile > 100 {
+                return invalid("chain.priority_fee_percentile must be between 0 and 100");
+            }
+            if u128::from(chain.min_priority_fee_wei) > u128::from(chain.max_fee_per_gas_wei) {
+                return invalid("chain.min_priority_fee_wei must not exceed chain.max_fee_per_gas_wei");
+            }
         }
         Ok(())
     }
@@ -372,5 +420,25 @@ mod tests {
         assert!(err.to_string().contains("is not an address"), "{err}");
         let err = Config::parse("[store]\ncache_bytes = 1000\n", "f.toml").unwrap_err();
         assert_eq!(err.to_string(), "invalid config: store.cache_bytes must be at least 1 MiB (1048576)");
+    }
+
+    #[test]
+    fn relay_settings_are_checked() {
+        let chain = |line: &str| {
+            let text = format!("[chain]\njob_manager = \"0x{}\"\n{line}\n", "11".repeat(20));
+            Config::parse(&text, "f.toml").map(|config| config.chain.map(|chain| chain.max_batch_items))
+        };
+        assert_eq!(chain("max_batch_items = 1").unwrap(), Some(1));
+        let err = chain("max_batch_items = 0").unwrap_err();
+        assert_eq!(err.to_string(), "invalid config: chain.max_batch_items must be between 1 and 1024");
+        let err = chain("priority_fee_percentile = 101").unwrap_err();
+        assert_eq!(err.to_string(), "invalid config: chain.priority_fee_percentile must be between 0 and 100");
+        let err = chain("max_fee_per_gas_wei = 10\nmin_priority_fee_wei = 11").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid config: chain.min_priority_fee_wei must not exceed chain.max_fee_per_gas_wei"
+        );
+        let err = chain("drop_timeout_ms = 60000").unwrap_err();
+        assert!(err.to_string().contains("unknown field `drop_timeout_ms`"), "{err}");
     }
 }

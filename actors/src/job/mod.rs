@@ -39,11 +39,14 @@ pub enum Status {
     /// Its submission failed `chain.max_relay_attempts` times; it waits in
     /// the dead-letter tree for `coprocessor job retry`.
     DeadLettered,
+    /// Settled onchain by someone else (another engine on the same
+    /// JobManager) before this engine's result landed; never sent again.
+    AlreadySettled,
 }
 
 impl Status {
     /// Every status, in the order a job may meet them.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Pending,
         Status::Running,
         Status::Done,
@@ -52,6 +55,7 @@ impl Status {
         Status::Confirmed,
         Status::Cancelled,
         Status::DeadLettered,
+        Status::AlreadySettled,
     ];
 
     /// The lowercase name the API uses.
@@ -65,6 +69,7 @@ impl Status {
             Status::Confirmed => "confirmed",
             Status::Cancelled => "cancelled",
             Status::DeadLettered => "dead-lettered",
+            Status::AlreadySettled => "already-settled",
         }
     }
 
@@ -76,7 +81,7 @@ impl Status {
 
     /// Whether nothing more happens to the job onchain.
     pub fn is_settled(self) -> bool {
-        matches!(self, Status::Confirmed | Status::Cancelled)
+        matches!(self, Status::Confirmed | Status::Cancelled | Status::AlreadySettled)
     }
 }
 

@@ -26,6 +26,15 @@ pub enum Settlement {
     DeadLettered(DeadLetter),
     /// Pushed again from the dead-letter tree.
     Retried,
+    /// Found settled onchain by a transaction that is not this engine's
+    /// (another engine on the same JobManager won the race).
+    AlreadySettled {
+        /// The transaction that settled it (zero when only the job's
+        /// onchain state told).
+        tx_hash: [u8; 32],
+        /// The block that included it (0 when unknown).
+        block: u64,
+    },
 }
 
 /// Why a job is in the dead-letter tree.
@@ -47,12 +56,13 @@ impl Settlement {
     pub fn next(&self, from: Status) -> Option<Status> {
         use Status::*;
         match (self, from) {
-            (_, Confirmed | Cancelled) => None,
+            (_, Confirmed | Cancelled | AlreadySettled) => None,
             (Settlement::Cancelled, _) => Some(Cancelled),
             (Settlement::Submitted { .. }, Done | Submitted) => Some(Submitted),
             (Settlement::Confirmed { .. }, Done | Submitted | DeadLettered) => Some(Confirmed),
             (Settlement::DeadLettered(_), Done | Submitted) => Some(DeadLettered),
             (Settlement::Retried, DeadLettered) => Some(Done),
+            (Settlement::AlreadySettled { .. }, Done | Submitted | DeadLettered) => Some(AlreadySettled),
             _ => None,
         }
     }
@@ -60,7 +70,9 @@ impl Settlement {
     /// The transaction this step names, if any.
     pub fn tx_hash(&self) -> Option<[u8; 32]> {
         match self {
-            Settlement::Submitted { tx_hash } | Settlement::Confirmed { tx_hash, .. } => Some(*tx_hash),
+            Settlement::Submitted { tx_hash }
+            | Settlement::Confirmed { tx_hash, .. }
+            | Settlement::AlreadySettled { tx_hash, .. } => Some(*tx_hash),
             _ => None,
         }
     }
@@ -71,13 +83,14 @@ mod tests {
     use super::*;
     use Status::*;
 
-    fn steps() -> [Settlement; 5] {
+    fn steps() -> [Settlement; 6] {
         [
             Settlement::Submitted { tx_hash: [1; 32] },
             Settlement::Confirmed { tx_hash: [1; 32], block: 9 },
             Settlement::Cancelled,
             Settlement::DeadLettered(DeadLetter { attempts: 3, reason: "reverted".into() }),
             Settlement::Retried,
+            Settlement::AlreadySettled { tx_hash: [2; 32], block: 10 },
         ]
     }
 
@@ -85,15 +98,19 @@ mod tests {
     /// order of [`steps`]; `None` means the step is refused.
     #[test]
     fn the_transition_table() {
-        let table: [(Status, [Option<Status>; 5]); 8] = [
-            (Pending, [None, None, Some(Cancelled), None, None]),
-            (Running, [None, None, Some(Cancelled), None, None]),
-            (Done, [Some(Submitted), Some(Confirmed), Some(Cancelled), Some(DeadLettered), None]),
-            (Failed, [None, None, Some(Cancelled), None, None]),
-            (Submitted, [Some(Submitted), Some(Confirmed), Some(Cancelled), Some(DeadLettered), None]),
-            (Confirmed, [None, None, None, None, None]),
-            (Cancelled, [None, None, None, None, None]),
-            (DeadLettered, [None, Some(Confirmed), Some(Cancelled), None, Some(Done)]),
+        let table: [(Status, [Option<Status>; 6]); 9] = [
+            (Pending, [None, None, Some(Cancelled), None, None, None]),
+            (Running, [None, None, Some(Cancelled), None, None, None]),
+            (Done, [Some(Submitted), Some(Confirmed), Some(Cancelled), Some(DeadLettered), None, Some(AlreadySettled)]),
+            (Failed, [None, None, Some(Cancelled), None, None, None]),
+            (
+                Submitted,
+                [Some(Submitted), Some(Confirmed), Some(Cancelled), Some(DeadLettered), None, Some(AlreadySettled)],
+            ),
+            (Confirmed, [None, None, None, None, None, None]),
+            (Cancelled, [None, None, None, None, None, None]),
+            (DeadLettered, [None, Some(Confirmed), Some(Cancelled), None, Some(Done), Some(AlreadySettled)]),
+            (AlreadySettled, [None, None, None, None, None, None]),
         ];
         assert_eq!(table.map(|(from, _)| from), Status::ALL);
         for (from, expected) in table {
@@ -113,6 +130,6 @@ mod tests {
     #[test]
     fn only_sends_and_confirmations_name_a_transaction() {
         let named: Vec<bool> = steps().iter().map(|step| step.tx_hash().is_some()).collect();
-        assert_eq!(named, [true, true, false, false, false]);
+        assert_eq!(named, [true, true, false, false, false, true]);
     }
 }

@@ -161,8 +161,26 @@ pub(crate) struct EngineCounters {
     pub dead_lettered: AtomicU64,
     /// Jobs found cancelled onchain.
     pub cancelled: AtomicU64,
-    /// Result transactions sent and not yet confirmed (a gauge).
+    /// Settlement transactions sent and not yet mined (a gauge).
     pub relay_in_flight: AtomicU64,
+    /// Jobs found settled onchain by someone else (`already-settled`).
+    pub already_settled: AtomicU64,
+    /// Settlement transactions sent (replacements not counted).
+    pub relay_transactions: AtomicU64,
+    /// Results those transactions carried (over `relay_transactions`: the
+    /// average batch size).
+    pub relay_batched_results: AtomicU64,
+    /// Stuck transactions replaced with higher fees.
+    pub relay_replacements: AtomicU64,
+    /// Fees paid by mined settlement transactions, in gwei.
+    pub relay_fee_gwei: AtomicU64,
+    /// Gas used by mined settlement transactions.
+    pub relay_gas_used: AtomicU64,
+    /// The lowest relayer key balance, in gwei (a gauge).
+    pub relay_balance_gwei: AtomicU64,
+    /// 1 while that balance covers fewer than `chain.low_balance_batches`
+    /// full batches at current fees (a gauge).
+    pub relay_low_balance: AtomicU64,
     /// Consumers whose ordered relay waits on a missing or failed nonce
     /// (a gauge).
     pub relay_blocked_consumers: AtomicU64,
@@ -177,6 +195,7 @@ pub(crate) struct EngineCounters {
 struct Sample {
     at: Instant,
     executed: u64,
+    settled: u64,
     cycles: u64,
     busy_micros: u64,
 }
@@ -263,9 +282,37 @@ pub struct EngineSnapshot {
     /// Jobs cancelled onchain.
     #[serde(default)]
     pub jobs_cancelled: u64,
-    /// Result transactions in flight.
+    /// Settlement transactions sent and not yet mined.
     #[serde(default)]
     pub relay_in_flight: u64,
+    /// Results confirmed onchain per second over the last few seconds.
+    #[serde(default)]
+    pub settled_per_second: f64,
+    /// Jobs found settled onchain by someone else.
+    #[serde(default)]
+    pub jobs_already_settled: u64,
+    /// Settlement transactions sent (replacements not counted).
+    #[serde(default)]
+    pub relay_transactions: u64,
+    /// Average results per settlement transaction.
+    #[serde(default)]
+    pub relay_average_batch: f64,
+    /// Stuck transactions replaced with higher fees.
+    #[serde(default)]
+    pub relay_replacements: u64,
+    /// Fees paid per confirmed result, in gwei.
+    #[serde(default)]
+    pub relay_fee_per_result_gwei: f64,
+    /// Gas used per confirmed result.
+    #[serde(default)]
+    pub relay_gas_per_result: f64,
+    /// The lowest relayer key balance, in gwei.
+    #[serde(default)]
+    pub relay_balance_gwei: u64,
+    /// Whether that balance covers fewer than `chain.low_balance_batches`
+    /// full batches.
+    #[serde(default)]
+    pub relay_low_balance: bool,
     /// Consumers whose ordered relay is blocked.
     #[serde(default)]
     pub relay_blocked_consumers: u64,
@@ -286,7 +333,13 @@ impl Metrics {
             engine: EngineCounters::default(),
             started: now,
             executors,
-            samples: Mutex::new(VecDeque::from([Sample { at: now, executed: 0, cycles: 0, busy_micros: 0 }])),
+            samples: Mutex::new(VecDeque::from([Sample {
+                at: now,
+                executed: 0,
+                settled: 0,
+                cycles: 0,
+                busy_micros: 0,
+            }])),
         }
     }
 
@@ -305,6 +358,7 @@ impl Metrics {
         Sample {
             at: Instant::now(),
             executed: load(&self.engine.done) + load(&self.engine.failed),
+            settled: load(&self.engine.relayed),
             cycles: load(&self.engine.cycles),
             busy_micros: load(&self.engine.executor_busy_micros),
         }
@@ -351,11 +405,32 @@ impl Metrics {
                 jobs_dead_lettered: load(&self.engine.dead_lettered),
                 jobs_cancelled: load(&self.engine.cancelled),
                 relay_in_flight: load(&self.engine.relay_in_flight),
+                settled_per_second: per_second(now.settled, oldest.settled),
+                jobs_already_settled: load(&self.engine.already_settled),
+                relay_transactions: load(&self.engine.relay_transactions),
+                relay_average_batch: ratio(
+                    load(&self.engine.relay_batched_results),
+                    load(&self.engine.relay_transactions),
+                ),
+                relay_replacements: load(&self.engine.relay_replacements),
+                relay_fee_per_result_gwei: ratio(load(&self.engine.relay_fee_gwei), load(&self.engine.relayed)),
+                relay_gas_per_result: ratio(load(&self.engine.relay_gas_used), load(&self.engine.relayed)),
+                relay_balance_gwei: load(&self.engine.relay_balance_gwei),
+                relay_low_balance: load(&self.engine.relay_low_balance) != 0,
                 relay_blocked_consumers: load(&self.engine.relay_blocked_consumers),
                 onchain_jobs: load(&self.engine.onchain_jobs),
                 listener_block: load(&self.engine.listener_block),
             },
         }
+    }
+}
+
+/// `total / count`, 0 when nothing was counted.
+fn ratio(total: u64, count: u64) -> f64 {
+    if count == 0 {
+        0.0
+    } else {
+        total as f64 / count as f64
     }
 }
 

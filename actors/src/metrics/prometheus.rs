@@ -28,7 +28,7 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
         }
     }
     let engine = &snapshot.engine;
-    let engine_series: [(&str, &str, f64); 11] = [
+    let engine_series: [(&str, &str, f64); 26] = [
         ("coprocessor_jobs_accepted_total", "counter", engine.jobs_accepted as f64),
         ("coprocessor_jobs_done_total", "counter", engine.jobs_done as f64),
         ("coprocessor_jobs_failed_total", "counter", engine.jobs_failed as f64),
@@ -40,6 +40,21 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
         ("coprocessor_executors", "gauge", engine.executors as f64),
         ("coprocessor_sled_bytes", "gauge", engine.sled_bytes as f64),
         ("coprocessor_uptime_seconds", "gauge", engine.uptime_seconds as f64),
+        ("coprocessor_jobs_relayed_total", "counter", engine.jobs_relayed as f64),
+        ("coprocessor_relay_failures_total", "counter", engine.relay_failures as f64),
+        ("coprocessor_jobs_dead_lettered_total", "counter", engine.jobs_dead_lettered as f64),
+        ("coprocessor_jobs_cancelled_total", "counter", engine.jobs_cancelled as f64),
+        ("coprocessor_jobs_already_settled_total", "counter", engine.jobs_already_settled as f64),
+        ("coprocessor_settled_per_second", "gauge", engine.settled_per_second),
+        ("coprocessor_relay_in_flight", "gauge", engine.relay_in_flight as f64),
+        ("coprocessor_relay_transactions_total", "counter", engine.relay_transactions as f64),
+        ("coprocessor_relay_average_batch", "gauge", engine.relay_average_batch),
+        ("coprocessor_relay_replacements_total", "counter", engine.relay_replacements as f64),
+        ("coprocessor_relay_fee_per_result_gwei", "gauge", engine.relay_fee_per_result_gwei),
+        ("coprocessor_relay_gas_per_result", "gauge", engine.relay_gas_per_result),
+        ("coprocessor_relay_balance_gwei", "gauge", engine.relay_balance_gwei as f64),
+        ("coprocessor_relay_low_balance", "gauge", f64::from(u8::from(engine.relay_low_balance))),
+        ("coprocessor_relay_blocked_consumers", "gauge", engine.relay_blocked_consumers as f64),
     ];
     for (name, kind, value) in engine_series {
         let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");

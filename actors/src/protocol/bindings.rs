@@ -15,6 +15,28 @@ pub mod i_job_manager {
         "../contracts/out/IJobManager.json"
     );
 }
+/// `IBatchSettlement`: our additions to the JobManager (batched
+/// settlement, job statuses in one call, several relayers).
+pub mod i_batch_settlement {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug)]
+        interface IBatchSettlement {
+            struct ResultItem {
+                bytes resultWithMetadata;
+                bytes signature;
+                bytes jobRequest;
+                bytes signatureOnRequest;
+            }
+            event ResultSkipped(bytes32 indexed jobID, string reason);
+            event RelayerAuthorized(address indexed relayer, bool authorized);
+            function submitResults(ResultItem[] calldata items, uint256 gasPerItem) external returns (uint256 settled);
+            function getJobStatuses(bytes32[] calldata jobIDs) external view returns (uint8[] memory statuses);
+            function setRelayerAuthorized(address relayer, bool authorized) external;
+            function isRelayer(address account) external view returns (bool);
+        }
+    );
+}
 /// `JobManager`: the implementation, deployed behind [`erc1967_proxy`].
 pub mod job_manager {
     alloy::sol!(
@@ -82,6 +104,7 @@ pub mod clob_consumer {
 pub use clob_consumer::ClobConsumer;
 pub use consumer::Consumer;
 pub use erc1967_proxy::ERC1967Proxy;
+pub use i_batch_settlement::IBatchSettlement;
 pub use i_job_manager::IJobManager;
 pub use job_manager::JobManager;
 pub use offchain_requester::OffchainRequester;

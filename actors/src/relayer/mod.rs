@@ -1,41 +1,57 @@
-//! The relayer: settles results onchain. It sends each successful
-//! result to the JobManager (`submitResult` for onchain jobs,
-//! `submitResultForOffchainJob` for offchain ones), from one relayer
-//! account whose nonce it manages itself, and waits `confirmations`.
+//! The relayer: settles results onchain as fast as the chain takes them.
 //!
-//! - Every round ([`send::round`]) first checks the transactions in
-//!   flight, then sends what is ready, up to `max_in_flight`.
-//! - An unreachable node pauses the relayer with a growing backoff (up to
-//!   5 s) and nothing is counted; a revert or a refusal counts as a failed
-//!   attempt, and after `max_relay_attempts` the job is dead-lettered
-//!   (`coprocessor job retry` brings it back).
-//! - Before a job is counted as failed, the chain is asked about it: a job
-//!   already completed onchain (our own transaction from before a crash,
-//!   say) is confirmed, never sent again; a cancelled one is cancelled.
+//! - **Pipelined**: each relayer key (`relayer_key`, plus any
+//!   `relayer_keys`) is a nonce lane ([`senders`]); nonces are assigned
+//!   locally and up to `max_in_flight` transactions are out per key, none
+//!   waiting for another to be mined.
+//! - **Batched**: results are packed into `submitResults` calls
+//!   ([`batch`]), each item isolated onchain; with `max_batch_items = 1`
+//!   each goes alone through InfinityVM's single-result functions.
+//! - **Gas without a simulation per result**: [`gas`] learns each kind of
+//!   settlement from one `eth_estimateGas`, then predicts.
+//! - **Fees**: EIP-1559 from `eth_feeHistory` under a ceiling ([`fees`]);
+//!   a transaction unmined after `replace_after_blocks` is replaced with
+//!   higher fees, a dropped one (a nonce gap) sent again.
+//! - **Confirmed from events**: `JobCompleted` and `ResultSkipped`,
+//!   `confirmations` deep, say what settled; one receipt per mined
+//!   transaction gives the fee paid and a verdict for any job it did not
+//!   settle (a transaction that succeeded without settling is not counted).
+//! - **Several engines on one JobManager**: a job is checked onchain before
+//!   it is sent; one completed by someone else is `already-settled`.
+//! - **Failures**: a refusal or a skipped item counts as a failed attempt
+//!   (with the reason); at `max_relay_attempts` the job is dead-lettered
+//!   until `coprocessor job retry`. An unreachable node pauses the relayer
+//!   (backoff up to 5 s) and counts nothing.
 //! - Ordered jobs go through [`lanes`], one nonce at a time per consumer.
 //!
-//! Each step is logged (`Submitted`, `Confirmed`, `Cancelled`,
-//! `DeadLettered`, `Retried`); at start-up the supervisor hands back every
-//! job that is `Done` or `Submitted`.
+//! The I/O of a round is in [`io`]; this actor plans rounds and applies
+//! what they found, so its state never changes across an `await`.
 
+mod batch;
+mod fees;
+mod gas;
+mod io;
 mod lanes;
-mod send;
+mod senders;
 
-use crate::chain::{Backoff, Chain};
+use crate::chain::{job_state, Backoff, Chain};
 use crate::config;
-use crate::job::{DeadLetter, JobId, JobSpec, Origin, Settlement, Status};
+use crate::job::{DeadLetter, JobId, JobSpec, Settlement, Status};
 use crate::metrics::{ActorMetrics, ActorName, Metrics};
 use crate::pool::Handle;
 use crate::protocol::eip191::Signer;
 use crate::store::{ResultRecord, Store, StoreError, Write};
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, Bytes, B256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
+use batch::Item;
+use fees::{FeeError, FeePolicy, Fees};
+use gas::GasBook;
+use io::{Event, Mined, Plan, Settings};
 use lanes::Lanes;
-use send::{Account, Event, Plan, Settled};
-use std::collections::{HashMap, VecDeque};
+use senders::{Sender, Tx};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +67,16 @@ pub(crate) struct Relay {
     /// Its recorded result: `abi.encode(ResultWithMetadata)` (or the
     /// offchain variant) and the operator's signature over it.
     pub(crate) result: Arc<ResultRecord>,
+    /// Set when start-up hands back a job from before the last stop.
+    pub(crate) resumed: Option<Resumed>,
+}
+
+/// A job handed back at start-up: it may have settled while the engine
+/// was down, by a transaction this run never sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resumed {
+    /// The last transaction logged for it (`Submitted`), if any.
+    pub(crate) tx: Option<B256>,
 }
 
 /// A job was cancelled onchain: drop it unless its transaction is out.
@@ -100,18 +126,32 @@ pub(crate) struct LaneQuery {
 enum Phase {
     /// In an ordered lane, waiting for its turn.
     Waiting,
+    /// Handed back at start-up while transactions from before the stop may
+    /// still be mined: held until `held_until` (a head).
+    Held,
     /// To be sent, not before the instant.
     Ready(Instant),
-    /// Its transaction is out.
-    InFlight { tx: B256, sent: Instant },
+    /// Carried by the transaction with this nonce from this key.
+    InFlight { sender: usize, nonce: u64 },
+    /// Its transaction did not settle it: its onchain state decides
+    /// (completed, cancelled, or a failed attempt with the reason); with
+    /// `simulate`, a simulation finds the reason first.
+    Verdict { reason: String, simulate: bool },
 }
 
 #[derive(Debug)]
 struct Job {
     spec: Arc<JobSpec>,
-    calldata: Bytes,
+    item: Item,
     attempts: u32,
     phase: Phase,
+    /// Every transaction that carried it in this run.
+    hashes: Vec<B256>,
+    /// Handed back at start-up (its settlement may be an earlier run's).
+    resumed: Option<Resumed>,
+    /// Send it alone with the whole per-item gas share (it ran short in a
+    /// batch).
+    solo: bool,
 }
 
 /// What the relayer needs.
@@ -121,27 +161,40 @@ pub(crate) struct RelayerSetup {
     pub chain: Chain,
     /// The `[chain]` section.
     pub config: config::Chain,
-    /// The relayer account's key (it pays gas).
-    pub key: Signer,
+    /// The relayer keys (they pay gas); the first is `relayer_key`.
+    pub keys: Vec<Signer>,
     /// Where settlement steps are logged.
     pub store: Store,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
 
+/// What the chain looked like at the last round.
+#[derive(Debug, Default)]
+struct View {
+    chain_id: Option<u64>,
+    block_gas_limit: Option<u64>,
+    head: Option<u64>,
+    cursor: Option<u64>,
+    fees: Option<Result<Fees, FeeError>>,
+    /// Heads seen since start-up (resumed jobs are held for a few).
+    heads_seen: u64,
+}
+
 /// The relayer actor.
 #[derive(Debug)]
 pub(crate) struct Relayer {
-    account: Account,
     setup: RelayerSetup,
     actor: Arc<ActorMetrics>,
+    senders: Vec<Sender>,
     jobs: HashMap<JobId, Job>,
     queue: VecDeque<JobId>,
     lanes: Lanes,
-    chain_id: Option<u64>,
-    nonce: Option<u64>,
+    book: GasBook,
+    view: View,
     backoff: Backoff,
     in_round: bool,
+    warned_low_balance: bool,
 }
 
 impl Relayer {
@@ -157,47 +210,74 @@ impl Relayer {
 
     /// A relayer for `setup` (it starts working once started as an actor).
     fn new(setup: RelayerSetup) -> Result<Relayer, crate::chain::ChainError> {
-        let signer = PrivateKeySigner::from_bytes(&B256::from(setup.key.secret_bytes()))
-            .map_err(|err| crate::chain::ChainError::Config(format!("relayer key: {err}")))?;
-        let account = Account {
-            chain: setup.chain.clone(),
-            address: signer.address(),
-            wallet: EthereumWallet::from(signer),
-            confirmations: setup.config.confirmations,
-        };
+        let mut senders = Vec::new();
+        let mut seen = HashSet::new();
+        for key in &setup.keys {
+            let signer = PrivateKeySigner::from_bytes(&B256::from(key.secret_bytes()))
+                .map_err(|err| crate::chain::ChainError::Config(format!("relayer key: {err}")))?;
+            if !seen.insert(signer.address()) {
+                return Err(crate::chain::ChainError::Config(format!(
+                    "relayer key {} is listed twice: two nonce lanes on one account would collide",
+                    signer.address()
+                )));
+            }
+            senders.push(Sender::new(signer.address(), EthereumWallet::from(signer)));
+        }
+        if senders.is_empty() {
+            return Err(crate::chain::ChainError::Config("no relayer key".into()));
+        }
         let actor = Arc::clone(setup.metrics.actor(ActorName::Relayer));
         Ok(Relayer {
-            account,
+            senders,
             actor,
             jobs: HashMap::new(),
             queue: VecDeque::new(),
             lanes: Lanes::default(),
-            chain_id: None,
-            nonce: None,
+            book: GasBook::default(),
+            view: View::default(),
             backoff: Backoff::new(poll_interval(&setup.config)),
             in_round: false,
+            warned_low_balance: false,
             setup,
         })
     }
 
-    fn add(&mut self, spec: Arc<JobSpec>, result: &ResultRecord) {
+    fn add(&mut self, spec: Arc<JobSpec>, result: &ResultRecord, resumed: Option<Resumed>) {
         if self.jobs.contains_key(&spec.id) {
             return;
         }
-        let calldata = calldata(&spec, result);
-        let mut job = Job { spec, calldata, attempts: 0, phase: Phase::Ready(Instant::now()) };
-        let id = job.spec.id;
-        if job.spec.is_ordered() {
-            job.phase = Phase::Waiting;
-            self.lanes.add(job.spec.consumer, job.spec.nonce, id);
+        let item = Item::new(&spec, result);
+        let id = spec.id;
+        let phase = if spec.is_ordered() {
+            self.lanes.add(spec.consumer, spec.nonce, id);
+            Phase::Waiting
+        } else if resumed.is_some_and(|resumed| resumed.tx.is_some()) {
+            Phase::Held
         } else {
             self.queue.push_back(id);
-        }
-        self.jobs.insert(id, job);
+            Phase::Ready(Instant::now())
+        };
+        let hashes = resumed.and_then(|resumed| resumed.tx).into_iter().collect();
+        self.jobs.insert(id, Job { spec, item, attempts: 0, phase, hashes, resumed, solo: false });
     }
 
-    /// Plans a round: releases ordered jobs, lists the transactions to
-    /// check, and takes ready jobs up to the in-flight limit.
+    fn settings(&self) -> Settings {
+        let config = &self.setup.config;
+        Settings {
+            confirmations: config.confirmations,
+            max_log_range: config.max_log_range,
+            max_in_flight: config.max_in_flight,
+            replace_after_blocks: config.replace_after_blocks,
+            max_batch_items: config.max_batch_items,
+            max_batch_gas: config.max_batch_gas,
+            max_gas_per_result: config.max_gas_per_result,
+            policy: FeePolicy::new(config),
+        }
+    }
+
+    /// Plans a round: releases ordered and held jobs, and lists the jobs to
+    /// send and those awaiting a verdict. Jobs stay `Ready` during the
+    /// round; the events move them.
     fn plan(&mut self) -> Plan {
         let now = Instant::now();
         for id in self.lanes.release() {
@@ -206,50 +286,109 @@ impl Relayer {
                 self.queue.push_back(id);
             }
         }
-        let drop_timeout = Duration::from_millis(self.setup.config.drop_timeout_ms);
-        let check: Vec<_> = self
-            .jobs
-            .iter()
-            .filter_map(|(id, job)| match job.phase {
-                Phase::InFlight { tx, sent } => Some((*id, tx, now.duration_since(sent) > drop_timeout)),
-                _ => None,
-            })
-            .collect();
-        let room = self.setup.config.max_in_flight.saturating_sub(check.len());
-        let mut send = Vec::new();
+        // Transactions from before a restart get a few blocks to be mined
+        // before their jobs are sent again (they are checked onchain first).
+        if self.view.heads_seen > self.setup.config.replace_after_blocks {
+            for (id, job) in self.jobs.iter_mut().filter(|(_, job)| matches!(job.phase, Phase::Held)) {
+                job.phase = Phase::Ready(now);
+                self.queue.push_back(*id);
+            }
+        }
+        let mut ready = Vec::new();
+        let mut solo = HashSet::new();
         let mut later = VecDeque::new();
+        let mut seen = HashSet::new();
         while let Some(id) = self.queue.pop_front() {
             let Some(job) = self.jobs.get(&id) else { continue };
             match job.phase {
-                Phase::Ready(at) if at <= now && send.len() < room => send.push((id, job.calldata.clone())),
-                Phase::Ready(_) => later.push_back(id),
+                Phase::Ready(at) if at <= now && seen.insert(id) => {
+                    if job.solo {
+                        solo.insert(id);
+                    }
+                    ready.push(job.item.clone());
+                    later.push_back(id);
+                }
+                Phase::Ready(_) if !seen.contains(&id) => {
+                    seen.insert(id);
+                    later.push_back(id);
+                }
                 _ => {}
             }
         }
         self.queue = later;
-        Plan { chain_id: self.chain_id, nonce: self.nonce, start_lanes: self.lanes.unstarted(), check, send }
+        let verdicts = self
+            .jobs
+            .iter()
+            .filter_map(|(id, job)| match &job.phase {
+                Phase::Verdict { simulate, .. } => Some((*id, *simulate, job.item.clone())),
+                _ => None,
+            })
+            .collect();
+        Plan {
+            chain_id: self.view.chain_id,
+            block_gas_limit: self.view.block_gas_limit,
+            cursor: self.view.cursor,
+            last_head: self.view.head,
+            fees: self.view.fees.clone(),
+            senders: self.senders.clone(),
+            start_lanes: self.lanes.unstarted(),
+            verdicts,
+            ready,
+            solo,
+            book: self.book.clone(),
+            settings: self.settings(),
+        }
     }
 
     fn apply(&mut self, events: Vec<Event>) {
         let mut reachable = true;
         for event in events {
             match event {
-                Event::ChainId(id) => self.chain_id = Some(id),
-                Event::Nonce(nonce) => self.nonce = nonce,
-                Event::LaneStart(consumer, next) => self.lanes.start(consumer, next),
-                Event::Sent { id, tx } => {
-                    if let Some(job) = self.jobs.get_mut(&id) {
-                        job.phase = Phase::InFlight { tx, sent: Instant::now() };
-                        self.log(id, Settlement::Submitted { tx_hash: tx.0 });
+                Event::ChainId(id) => self.view.chain_id = Some(id),
+                Event::Setup { block_gas_limit, onchain } => {
+                    self.view.block_gas_limit = Some(block_gas_limit);
+                    for (sender, onchain) in self.senders.iter_mut().zip(onchain) {
+                        sender.onchain = onchain;
                     }
                 }
-                Event::Settled { id, how } => self.settled(id, how),
-                Event::Failed { id, reason } => self.failed(id, reason),
-                Event::Again { id } => {
-                    if let Some(job) = self.jobs.get_mut(&id) {
-                        job.phase = Phase::Ready(Instant::now());
-                        self.queue.push_back(id);
+                Event::Head(head) => {
+                    if self.view.head != Some(head) {
+                        self.view.heads_seen += 1;
                     }
+                    self.view.head = Some(head);
+                }
+                Event::Cursor(cursor) => self.view.cursor = Some(cursor),
+                Event::Fees(fees) => self.view.fees = Some(fees),
+                Event::Completed { id, tx, block } => self.completed(id, tx, block),
+                Event::Skipped { id, tx, reason } => self.skipped(id, tx, reason),
+                Event::Counts { sender, head, latest, pending, balance } => {
+                    if let Some(lane) = self.senders.get_mut(sender) {
+                        lane.observe(head, latest, pending);
+                        lane.balance = Some(balance);
+                    }
+                }
+                Event::Receipt { sender, nonce, receipt } => self.receipt(sender, nonce, receipt),
+                Event::LaneStart(consumer, next) => self.lanes.start(consumer, next),
+                Event::State { id, state } => self.state(id, state),
+                Event::Learned { key, estimate, calldata, item_bytes } => {
+                    self.book.learn(key, estimate, &calldata, item_bytes);
+                }
+                Event::Failed { id, reason } => self.failed(id, reason),
+                Event::Sent { sender, nonce, tx, replaced } => self.sent(sender, nonce, tx, replaced),
+                Event::SendRefused { sender, jobs, reason, nonce_too_low } => {
+                    if nonce_too_low {
+                        if let Some(lane) = self.senders.get_mut(sender) {
+                            lane.resync();
+                        }
+                    } else {
+                        // Out of funds, say: an operator's problem, not the
+                        // jobs'; they wait, nothing is counted.
+                        self.backoff.failed();
+                    }
+                    tracing::warn!(jobs = jobs.len(), %reason, "relayer: the node refused a settlement transaction");
+                }
+                Event::AtCeiling { sender, nonce } => {
+                    tracing::warn!(sender, nonce, "relayer: a stuck transaction is at the fee ceiling; not replaced");
                 }
                 Event::Unreachable(reason) => {
                     reachable = false;
@@ -262,22 +401,179 @@ impl Relayer {
         if reachable {
             self.backoff.succeeded();
         }
-        let engine = &self.setup.metrics.engine;
-        let in_flight = self.jobs.values().filter(|job| matches!(job.phase, Phase::InFlight { .. })).count();
-        engine.relay_in_flight.store(in_flight as u64, Ordering::Relaxed);
-        engine.relay_blocked_consumers.store(self.lanes.blocked() as u64, Ordering::Relaxed);
+        self.gauges();
     }
 
-    fn settled(&mut self, id: JobId, how: Settled) {
+    fn gauges(&mut self) {
+        let engine = &self.setup.metrics.engine;
+        let in_flight: usize = self.senders.iter().map(Sender::in_flight).sum();
+        engine.relay_in_flight.store(in_flight as u64, Ordering::Relaxed);
+        engine.relay_blocked_consumers.store(self.lanes.blocked() as u64, Ordering::Relaxed);
+        let lowest = self.senders.iter().filter_map(|sender| sender.balance).min();
+        if let Some(lowest) = lowest {
+            engine.relay_balance_gwei.store(gwei(lowest), Ordering::Relaxed);
+            // A full batch at the current fee ceiling for this block.
+            let batch_gas = self.setup.config.max_batch_gas.max(self.setup.config.max_gas_per_result);
+            let per_batch = match self.view.fees {
+                Some(Ok(fees)) => fees.max_cost(batch_gas),
+                _ => 0,
+            };
+            let needed = U256::from(per_batch) * U256::from(self.setup.config.low_balance_batches);
+            let low = per_batch > 0 && lowest < needed;
+            engine.relay_low_balance.store(u64::from(low), Ordering::Relaxed);
+            if low && !self.warned_low_balance {
+                tracing::warn!(balance_wei = %lowest, needed_wei = %needed, "relayer balance covers fewer than chain.low_balance_batches batches; fund it");
+            }
+            self.warned_low_balance = low;
+        }
+    }
+
+    /// A transaction (or a new version of one) is out.
+    fn sent(&mut self, sender: usize, nonce: u64, tx: Tx, replaced: bool) {
+        let engine = &self.setup.metrics.engine;
+        let hash = tx.hashes.last().copied().unwrap_or_default();
+        let jobs = match self.senders[sender].tx(nonce) {
+            Some(out) => out.jobs.clone(),
+            None => tx.jobs.clone(),
+        };
+        if replaced {
+            engine.relay_replacements.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%hash, nonce, jobs = jobs.len(), "replaced a stuck settlement transaction with higher fees");
+        } else if self.senders[sender].tx(nonce).is_none() {
+            engine.relay_transactions.fetch_add(1, Ordering::Relaxed);
+            engine.relay_batched_results.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        }
+        self.senders[sender].sent(nonce, tx);
+        for id in jobs {
+            let Some(job) = self.jobs.get_mut(&id) else { continue };
+            if !job.hashes.contains(&hash) {
+                job.hashes.push(hash);
+            }
+            if !matches!(job.phase, Phase::InFlight { .. }) {
+                job.phase = Phase::InFlight { sender, nonce };
+                job.solo = false;
+                self.log(id, Settlement::Submitted { tx_hash: hash.0 });
+            }
+        }
+    }
+
+    /// `JobCompleted`: by one of our transactions, or someone else's.
+    fn completed(&mut self, id: JobId, tx: B256, block: u64) {
+        let Some(job) = self.jobs.get(&id) else { return };
+        let ours = job.hashes.contains(&tx);
+        let how = if ours { Outcome::Confirmed { tx, block } } else { Outcome::AlreadySettled { tx, block } };
+        self.finish(id, how);
+    }
+
+    /// `ResultSkipped` in one of our batches.
+    fn skipped(&mut self, id: JobId, tx: B256, reason: String) {
+        let Some(job) = self.jobs.get_mut(&id) else { return };
+        if !job.hashes.contains(&tx) {
+            return; // another engine's batch
+        }
+        if let Phase::InFlight { sender, nonce } = job.phase {
+            self.senders[sender].resolve(nonce, id);
+        }
+        if reason.contains(BATCH_OUT_OF_GAS) {
+            // Our gas figure was short: not the job's fault.
+            self.book.raise(&job.item.key);
+            job.solo = true;
+            job.phase = Phase::Ready(Instant::now());
+            self.queue.push_back(id);
+            return;
+        }
+        job.phase = Phase::Verdict { reason, simulate: false };
+    }
+
+    /// A mined transaction's receipt: fees, and a verdict for each job it
+    /// did not settle.
+    fn receipt(&mut self, sender: usize, nonce: u64, receipt: Option<Mined>) {
+        let Some(tx) = self.senders.get_mut(sender).and_then(|lane| lane.remove(nonce)) else { return };
+        let engine = &self.setup.metrics.engine;
+        let Some(mined) = receipt else {
+            tracing::warn!(
+                nonce,
+                "no version of a mined settlement transaction is known to the node (a reorg?); its jobs go again"
+            );
+            for id in tx.jobs {
+                self.again(id);
+            }
+            return;
+        };
+        let fee = u128::from(mined.gas_used).saturating_mul(mined.price);
+        engine.relay_fee_gwei.fetch_add(gwei(U256::from(fee)), Ordering::Relaxed);
+        engine.relay_gas_used.fetch_add(mined.gas_used, Ordering::Relaxed);
+        let single = self.setup.config.max_batch_items == 1;
+        let out_of_gas = !mined.success && mined.gas_used >= tx.gas.saturating_sub(tx.gas / 50);
+        for id in tx.jobs {
+            let Some(job) = self.jobs.get_mut(&id) else { continue };
+            if single && out_of_gas && tx.gas < self.setup.config.max_gas_per_result {
+                // Our gas figure was short: raise it, nothing counted.
+                self.book.raise(&job.item.key);
+                self.again(id);
+                continue;
+            }
+            let (reason, simulate) = if mined.success {
+                (format!("transaction {} succeeded but did not settle the job", mined.tx), false)
+            } else if out_of_gas {
+                (format!("transaction {} ran out of gas ({} gas)", mined.tx, mined.gas_used), false)
+            } else {
+                (format!("transaction {} reverted", mined.tx), true)
+            };
+            job.phase = Phase::Verdict { reason, simulate };
+        }
+    }
+
+    /// A job's onchain state, read before sending it or for a verdict.
+    fn state(&mut self, id: JobId, state: u8) {
+        let Some(job) = self.jobs.get(&id) else { return };
+        let open = if job.item.onchain() { job_state::PENDING } else { job_state::NONE };
+        match state {
+            job_state::COMPLETED => {
+                // Settled by a transaction whose event was not seen: one of
+                // an earlier run's (a resumed job), or someone else's.
+                let how = match job.resumed {
+                    Some(resumed) => Outcome::Confirmed { tx: resumed.tx.unwrap_or_default(), block: 0 },
+                    None => Outcome::AlreadySettled { tx: B256::ZERO, block: 0 },
+                };
+                self.finish(id, how);
+            }
+            job_state::CANCELLED => self.finish(id, Outcome::Cancelled),
+            state if state == open => {
+                if let Phase::Verdict { reason, simulate: false } = &job.phase {
+                    let reason = reason.clone();
+                    self.failed(id, reason);
+                }
+            }
+            state => {
+                let reason = format!(
+                    "the job's onchain state is {state}, expected {open} for an {} job",
+                    if job.item.onchain() { "onchain" } else { "offchain" }
+                );
+                self.failed(id, reason);
+            }
+        }
+    }
+
+    /// The job leaves the relayer, settled.
+    fn finish(&mut self, id: JobId, how: Outcome) {
         let Some(job) = self.jobs.remove(&id) else { return };
+        if let Phase::InFlight { sender, nonce } = job.phase {
+            self.senders[sender].resolve(nonce, id);
+        }
         let engine = &self.setup.metrics.engine;
         match how {
-            Settled::Confirmed { tx, block } => {
+            Outcome::Confirmed { tx, block } => {
                 engine.relayed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(job = %id, %tx, block, "result confirmed onchain");
                 self.log(id, Settlement::Confirmed { tx_hash: tx.0, block });
             }
-            Settled::Cancelled => {
+            Outcome::AlreadySettled { tx, block } => {
+                engine.already_settled.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(job = %id, %tx, block, "job already settled onchain by someone else");
+                self.log(id, Settlement::AlreadySettled { tx_hash: tx.0, block });
+            }
+            Outcome::Cancelled => {
                 engine.cancelled.fetch_add(1, Ordering::Relaxed);
                 self.log(id, Settlement::Cancelled);
             }
@@ -287,10 +583,21 @@ impl Relayer {
         }
     }
 
+    /// Back to the queue, nothing counted.
+    fn again(&mut self, id: JobId) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.phase = Phase::Ready(Instant::now());
+            self.queue.push_back(id);
+        }
+    }
+
     fn failed(&mut self, id: JobId, reason: String) {
         let engine = &self.setup.metrics.engine;
         engine.relay_failures.fetch_add(1, Ordering::Relaxed);
         let Some(job) = self.jobs.get_mut(&id) else { return };
+        if let Phase::InFlight { sender, nonce } = job.phase {
+            self.senders[sender].resolve(nonce, id);
+        }
         job.attempts += 1;
         tracing::warn!(job = %id, attempt = job.attempts, %reason, "result submission failed");
         if job.attempts < self.setup.config.max_relay_attempts {
@@ -328,13 +635,14 @@ impl Relayer {
         if self.in_round || self.backoff.paused() {
             return;
         }
-        let plan = self.plan();
-        if plan.check.is_empty() && plan.send.is_empty() && plan.start_lanes.is_empty() {
+        let idle = self.jobs.is_empty() && self.senders.iter().all(|sender| sender.in_flight() == 0);
+        if idle && self.view.head.is_some() {
             return;
         }
+        let plan = self.plan();
         self.in_round = true;
-        let account = self.account.clone();
-        ctx.spawn(send::round(account, plan).into_actor(self).map(|events, this, _| {
+        let chain = self.setup.chain.clone();
+        ctx.spawn(io::round(chain, plan).into_actor(self).map(|events, this, _| {
             this.in_round = false;
             this.apply(events);
         }));
@@ -349,39 +657,39 @@ impl Relayer {
         let (spec, result) = store.executed(&entry)?.ok_or(RetryError::Unknown(id))?;
         self.log(id, Settlement::Retried);
         tracing::info!(job = %id, "retrying a dead-lettered job");
-        self.add(Arc::new(spec), &result);
+        self.add(Arc::new(spec), &result, None);
         Ok(())
     }
+}
+
+/// The reason `submitResults` gives an item it had no gas left for.
+const BATCH_OUT_OF_GAS: &str = "batch out of gas";
+
+/// How a job left the relayer, settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// By our transaction.
+    Confirmed { tx: B256, block: u64 },
+    /// By someone else's.
+    AlreadySettled { tx: B256, block: u64 },
+    /// Cancelled onchain.
+    Cancelled,
+}
+
+fn gwei(wei: U256) -> u64 {
+    u64::try_from(wei / U256::from(1_000_000_000u64)).unwrap_or(u64::MAX)
 }
 
 fn poll_interval(config: &config::Chain) -> Duration {
     Duration::from_millis(config.poll_interval_ms)
 }
 
-/// The JobManager call that settles a job. An offchain job settles with
-/// the request bytes its consumer's signer signed, exactly as received.
-fn calldata(spec: &JobSpec, result: &ResultRecord) -> Bytes {
-    use crate::protocol::bindings::IJobManager::{submitResultCall, submitResultForOffchainJobCall};
-    let result_with_metadata = Bytes::copy_from_slice(&result.result_with_metadata);
-    let signature = Bytes::copy_from_slice(&result.signature);
-    let calldata = match &spec.origin {
-        Origin::Onchain => submitResultCall { resultWithMetadata: result_with_metadata, signature }.abi_encode(),
-        Origin::Offchain { request, signature: request_signature, .. } => submitResultForOffchainJobCall {
-            offchainResultWithMetadata: result_with_metadata,
-            signatureOnResult: signature,
-            jobRequest: Bytes::copy_from_slice(request),
-            signatureOnRequest: Bytes::copy_from_slice(request_signature),
-        }
-        .abi_encode(),
-    };
-    calldata.into()
-}
-
 impl Actor for Relayer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        tracing::info!(relayer = %self.account.address, job_manager = %self.account.chain.job_manager(), "relayer started");
+        let keys: Vec<Address> = self.senders.iter().map(|sender| sender.address).collect();
+        tracing::info!(relayers = ?keys, job_manager = %self.setup.chain.job_manager(), "relayer started");
         ctx.run_interval(poll_interval(&self.setup.config), |this, ctx| this.round(ctx));
     }
 }
@@ -391,7 +699,7 @@ impl Handler<Relay> for Relayer {
 
     fn handle(&mut self, msg: Relay, ctx: &mut Context<Self>) {
         let start = Instant::now();
-        self.add(msg.spec, &msg.result);
+        self.add(msg.spec, &msg.result, msg.resumed);
         self.round(ctx);
         self.actor.handled(start.elapsed(), true);
     }
@@ -404,7 +712,8 @@ impl Handler<CancelRelay> for Relayer {
         self.actor.handled(Duration::ZERO, true);
         let Some(job) = self.jobs.get(&msg.id) else { return };
         if matches!(job.phase, Phase::InFlight { .. }) {
-            // Its receipt tells: a revert on a cancelled job settles it as such.
+            // Its transaction's events tell: a skipped cancelled job is
+            // found cancelled by its verdict.
             return;
         }
         if let Some(job) = self.jobs.remove(&msg.id) {

@@ -315,8 +315,9 @@ impl Store {
     }
 
     /// Jobs executed successfully but not settled onchain (`Done` or
-    /// `Submitted`), in log order: start-up hands them to the relayer.
-    pub fn unsettled(&self) -> Result<Vec<(JobSpec, ResultRecord)>, StoreError> {
+    /// `Submitted`, with the last transaction sent for it), in log order:
+    /// start-up hands them to the relayer.
+    pub fn unsettled(&self) -> Result<Vec<(JobSpec, ResultRecord, Option<[u8; 32]>)>, StoreError> {
         let mut entries = Vec::new();
         for item in self.jobs() {
             let (id, entry) = item?;
@@ -327,7 +328,9 @@ impl Store {
         entries.sort_unstable_by_key(|(_, entry)| entry.pending_seq);
         let mut jobs = Vec::with_capacity(entries.len());
         for (_, entry) in entries {
-            jobs.extend(self.executed(&entry)?);
+            if let Some((spec, result)) = self.executed(&entry)? {
+                jobs.push((spec, result, entry.tx_hash));
+            }
         }
         Ok(jobs)
     }

@@ -73,7 +73,9 @@ impl Submitter {
         let (board, metrics, id) = (Arc::clone(&self.setup.board), Arc::clone(&self.setup.metrics), spec.id);
         // Only a successful result is relayed (as in InfinityVM).
         let relay = match (&self.setup.relayer, status) {
-            (Some(relayer), Status::Done) => Some((relayer.clone(), Relay { spec, result: Arc::clone(&record) })),
+            (Some(relayer), Status::Done) => {
+                Some((relayer.clone(), Relay { spec, result: Arc::clone(&record), resumed: None }))
+            }
             _ => None,
         };
         self.setup.store.commit(

@@ -18,7 +18,7 @@ use crate::metrics::{ActorName, Metrics};
 use crate::pool::{Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::Registry;
-use crate::relayer::{Relay, Relayer, RelayerSetup};
+use crate::relayer::{Relay, Relayer, RelayerSetup, Resumed};
 use crate::store::{ResultRecord, Store, StoreError};
 use crate::submitter::{Submitter, SubmitterSetup};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
@@ -121,9 +121,13 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
     let unfinished = store.unfinished()?;
     let chain = match &config.chain {
         Some(section) => {
-            let key = keys::load_or_generate(&data_dir.join(&section.relayer_key))?;
-            tracing::info!(relayer = %key.address(), rpc = %section.rpc_url, job_manager = %section.job_manager, "settling onchain");
-            Some((Chain::new(section)?, section.clone(), key, store.unsettled()?))
+            let mut relayer_keys = vec![keys::load_or_generate(&data_dir.join(&section.relayer_key))?];
+            for path in &section.relayer_keys {
+                relayer_keys.push(keys::load_or_generate(&data_dir.join(path))?);
+            }
+            let addresses: Vec<Address> = relayer_keys.iter().map(|key| key.address()).collect();
+            tracing::info!(relayers = ?addresses, rpc = %section.rpc_url, job_manager = %section.job_manager, "settling onchain");
+            Some((Chain::new(section)?, section.clone(), relayer_keys, store.unsettled()?))
         }
         None => None,
     };
@@ -135,11 +139,11 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
         // The relayer and the listener share one thread: chain I/O waits on
         // the node, never on a core.
         let relayer = match &chain {
-            Some((chain, section, key, _)) => Some(Relayer::start(
+            Some((chain, section, keys, _)) => Some(Relayer::start(
                 RelayerSetup {
                     chain: chain.clone(),
                     config: section.clone(),
-                    key: key.clone(),
+                    keys: keys.clone(),
                     store: store.clone(),
                     metrics: Arc::clone(&metrics),
                 },
@@ -263,13 +267,17 @@ fn chain_runtime() -> tokio::runtime::Runtime {
 
 /// Hands results executed but not settled at the last stop to the relayer.
 /// Those already settled onchain are found so by the relayer, not sent.
-fn resubmit(unsettled: &[(JobSpec, ResultRecord)], relayer: &Mailbox<Relay>) {
+fn resubmit(unsettled: &[(JobSpec, ResultRecord, Option<[u8; 32]>)], relayer: &Mailbox<Relay>) {
     if unsettled.is_empty() {
         return;
     }
     tracing::info!(jobs = unsettled.len(), "resubmitting unsettled results");
-    for (spec, result) in unsettled {
-        relayer.do_send(Relay { spec: Arc::new(spec.clone()), result: Arc::new(result.clone()) });
+    for (spec, result, tx) in unsettled {
+        relayer.do_send(Relay {
+            spec: Arc::new(spec.clone()),
+            result: Arc::new(result.clone()),
+            resumed: Some(Resumed { tx: tx.map(alloy::primitives::B256::from) }),
+        });
     }
 }
 
@@ -315,11 +323,13 @@ impl Retention {
         (days > 0).then(|| Retention { store, days, settles_onchain, running: Arc::default() })
     }
 
-    /// A finished job takes no further step: confirmed, cancelled or failed,
-    /// or done when nothing is settled onchain.
+    /// A finished job takes no further step: settled (confirmed, cancelled,
+    /// already settled by another engine) or failed, or done when nothing is
+    /// settled onchain.
     fn finished(settles_onchain: bool, status: crate::job::Status) -> bool {
-        use crate::job::Status::*;
-        matches!(status, Confirmed | Cancelled | Failed) || (status == Done && !settles_onchain)
+        status.is_settled()
+            || status == crate::job::Status::Failed
+            || (status == crate::job::Status::Done && !settles_onchain)
     }
 
     /// Starts a pass unless one is running.
@@ -395,8 +405,11 @@ mod tests {
     fn only_jobs_that_take_no_further_step_are_pruned() {
         let finished = |onchain| Status::ALL.into_iter().filter(move |s| Retention::finished(onchain, *s)).collect();
         let with_chain: Vec<Status> = finished(true);
-        assert_eq!(with_chain, [Status::Failed, Status::Confirmed, Status::Cancelled]);
+        assert_eq!(with_chain, [Status::Failed, Status::Confirmed, Status::Cancelled, Status::AlreadySettled]);
         let without_chain: Vec<Status> = finished(false);
-        assert_eq!(without_chain, [Status::Done, Status::Failed, Status::Confirmed, Status::Cancelled]);
+        assert_eq!(
+            without_chain,
+            [Status::Done, Status::Failed, Status::Confirmed, Status::Cancelled, Status::AlreadySettled]
+        );
     }
 }
