@@ -166,6 +166,9 @@ pub struct Chain {
     /// Gas one settlement transaction may use; 0 means a tenth of the block
     /// gas limit. Never more than half the block gas limit.
     pub max_batch_gas: u64,
+    /// How long a result waits for others to share its transaction (a
+    /// full batch goes at once).
+    pub batch_wait_ms: u64,
     /// Gas one result (its checks and the consumer's callback) may use
     /// inside a batch; a callback that needs more is skipped.
     pub max_gas_per_result: u64,
@@ -208,6 +211,7 @@ impl Default for Chain {
             max_in_flight: 256,
             max_batch_items: 64,
             max_batch_gas: 0,
+            batch_wait_ms: 50,
             max_gas_per_result: 2_000_000,
             replace_after_blocks: 3,
             max_fee_per_gas_wei: 500_000_000_000,

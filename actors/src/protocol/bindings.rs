@@ -21,20 +21,8 @@ pub mod i_batch_settlement {
     alloy::sol!(
         #[sol(rpc)]
         #[derive(Debug)]
-        interface IBatchSettlement {
-            struct ResultItem {
-                bytes resultWithMetadata;
-                bytes signature;
-                bytes jobRequest;
-                bytes signatureOnRequest;
-            }
-            event ResultSkipped(bytes32 indexed jobID, string reason);
-            event RelayerAuthorized(address indexed relayer, bool authorized);
-            function submitResults(ResultItem[] calldata items, uint256 gasPerItem) external returns (uint256 settled);
-            function getJobStatuses(bytes32[] calldata jobIDs) external view returns (uint8[] memory statuses);
-            function setRelayerAuthorized(address relayer, bool authorized) external;
-            function isRelayer(address account) external view returns (bool);
-        }
+        IBatchSettlement,
+        "../contracts/out/IBatchSettlement.json"
     );
 }
 /// `JobManager`: the implementation, deployed behind [`erc1967_proxy`].

@@ -5,7 +5,7 @@
 //! InfinityVM's `submitResult` / `submitResultForOffchainJob`, so the
 //! engine also settles on a JobManager without our additions.
 
-use super::gas::{gas_limit, GasBook, GasKey, BATCH_BASE_GAS, BATCH_ITEM_GAS};
+use super::gas::{batch_exec, gas_limit, GasBook, GasKey, SHARE_MARGIN};
 use crate::job::{JobId, JobSpec, Origin};
 use crate::protocol::bindings::IBatchSettlement::{submitResultsCall, ResultItem};
 use crate::protocol::bindings::IJobManager::{submitResultCall, submitResultForOffchainJobCall};
@@ -95,6 +95,12 @@ pub(super) struct Batch {
     pub(super) calldata: Bytes,
     /// Its gas limit.
     pub(super) gas: u64,
+    /// The gas each item runs with (`gasPerItem`; the gas limit for a
+    /// single-result call).
+    pub(super) share: u64,
+    /// The kind and size of its result when it carries one (its receipt
+    /// then teaches what that kind costs).
+    pub(super) single: Option<(GasKey, usize)>,
 }
 
 /// How transactions are packed.
@@ -104,67 +110,83 @@ pub(super) struct Packing {
     pub(super) max_items: usize,
     /// Gas per transaction.
     pub(super) max_gas: u64,
-    /// Gas each item may use inside a batch.
+    /// The most gas one item may run with inside a batch.
     pub(super) gas_per_item: u64,
 }
 
 impl Packing {
-    /// A transaction that settles `item` alone with the whole per-item
-    /// share (after it ran short in a batch), or through InfinityVM's call.
+    /// A transaction that settles `item` alone: through InfinityVM's call
+    /// with the predicted gas, or (after it ran short in a batch) as a batch
+    /// of one with the whole per-item share.
     pub(super) fn solo(&self, item: &Item, book: &GasBook) -> Batch {
+        let single = Some((item.key, item.bytes()));
         if self.max_items == 1 {
             let calldata = item.single_call();
-            let exec = book.exec_gas(&item.key, item.bytes()).unwrap_or(self.gas_per_item);
-            return Batch { jobs: vec![item.id], gas: gas_limit(&calldata, exec), calldata };
+            let exec = book.exec_gas(&item.key, item.bytes()).unwrap_or(self.gas_per_item).min(self.gas_per_item);
+            return Batch { jobs: vec![item.id], gas: gas_limit(&calldata, exec), share: exec, calldata, single };
         }
         let calldata = batch_call(&[item], self.gas_per_item);
-        let exec = BATCH_BASE_GAS + BATCH_ITEM_GAS + self.gas_per_item + self.gas_per_item / 63;
-        Batch { jobs: vec![item.id], gas: gas_limit(&calldata, exec), calldata }
+        let exec = batch_exec(1, self.gas_per_item, item.bytes() as u64);
+        Batch { jobs: vec![item.id], gas: gas_limit(&calldata, exec), share: self.gas_per_item, calldata, single }
     }
 
-    /// Packs `items` (in order, all with a learned figure in `book`) into
-    /// transactions of at most `max_items` and `max_gas` each. An item
-    /// that does not fit an empty transaction goes alone ([`Packing::solo`]).
+    /// The share an item needs inside a batch, if it fits one.
+    fn share_of(&self, item: &Item, book: &GasBook) -> Option<u64> {
+        let share = book.exec_gas(&item.key, item.bytes())?.saturating_add(SHARE_MARGIN);
+        (share <= self.gas_per_item).then_some(share)
+    }
+
+    /// Packs `items` (in order, all with a figure in `book`) into
+    /// transactions of at most `max_items` and `max_gas` each: every item
+    /// of a batch runs with the largest share any of them needs. An item
+    /// that needs more than `gas_per_item`, or does not fit an empty
+    /// transaction, goes alone ([`Packing::solo`]).
     pub(super) fn pack(&self, items: &[&Item], book: &GasBook) -> Vec<Batch> {
         let mut batches = Vec::new();
         let mut current: Vec<&Item> = Vec::new();
-        let mut exec = BATCH_BASE_GAS;
-        // An upper bound of the calldata's intrinsic gas: 16 per byte, with
-        // the ABI's offsets and padding (at most 8 words per item).
-        let mut calldata_gas = 21_000 + 16 * 4 * 32;
+        let mut share = 0;
+        let mut bytes = 0u64;
         for &item in items {
-            let item_exec = book.exec_gas(&item.key, item.bytes()).unwrap_or(self.gas_per_item) + BATCH_ITEM_GAS;
-            let item_calldata = 16 * (item.bytes() as u64 + 8 * 32);
-            if self.max_items == 1 || item_exec > self.gas_per_item {
+            let Some(needs) = self.share_of(item, book).filter(|_| self.max_items > 1) else {
+                batches.push(self.solo(item, book));
+                continue;
+            };
+            let fits = |count: usize, share: u64, bytes: u64| {
+                // An upper bound of the calldata's intrinsic gas: 16 per
+                // byte, with the ABI's offsets and padding.
+                let calldata = 21_000 + 16 * (bytes + 8 * 32 * count as u64 + 128);
+                count <= self.max_items && calldata + batch_exec(count as u64, share, bytes) <= self.max_gas
+            };
+            let item_bytes = item.bytes() as u64;
+            if !current.is_empty() && !fits(current.len() + 1, share.max(needs), bytes + item_bytes) {
+                batches.push(self.seal(&current, share));
+                current.clear();
+                (share, bytes) = (0, 0);
+            }
+            if current.is_empty() && !fits(1, needs, item_bytes) {
                 batches.push(self.solo(item, book));
                 continue;
             }
-            let fits =
-                current.len() < self.max_items && exec + item_exec + calldata_gas + item_calldata <= self.max_gas;
-            if !fits && !current.is_empty() {
-                batches.push(self.seal(&current, book));
-                current.clear();
-                exec = BATCH_BASE_GAS;
-                calldata_gas = 21_000 + 16 * 4 * 32;
-            }
             current.push(item);
-            exec += item_exec;
-            calldata_gas += item_calldata;
+            share = share.max(needs);
+            bytes += item_bytes;
         }
         if !current.is_empty() {
-            batches.push(self.seal(&current, book));
+            batches.push(self.seal(&current, share));
         }
         batches
     }
 
-    fn seal(&self, items: &[&Item], book: &GasBook) -> Batch {
-        let calldata = batch_call(items, self.gas_per_item);
-        let exec: u64 = BATCH_BASE_GAS
-            + items
-                .iter()
-                .map(|item| book.exec_gas(&item.key, item.bytes()).unwrap_or(self.gas_per_item) + BATCH_ITEM_GAS)
-                .sum::<u64>();
-        Batch { jobs: items.iter().map(|item| item.id).collect(), gas: gas_limit(&calldata, exec), calldata }
+    fn seal(&self, items: &[&Item], share: u64) -> Batch {
+        let calldata = batch_call(items, share);
+        let bytes: u64 = items.iter().map(|item| item.bytes() as u64).sum();
+        let exec = batch_exec(items.len() as u64, share, bytes);
+        let single = match items {
+            [item] => Some((item.key, item.bytes())),
+            _ => None,
+        };
+        let jobs = items.iter().map(|item| item.id).collect();
+        Batch { jobs, gas: gas_limit(&calldata, exec), share, calldata, single }
     }
 }
 
@@ -213,7 +235,9 @@ mod tests {
         for batch in &batches {
             let call = submitResultsCall::abi_decode(&batch.calldata).unwrap();
             assert_eq!(call.items.len(), batch.jobs.len());
-            assert_eq!(call.gasPerItem, U256::from(1_000_000u64));
+            // 100k learned, +25%, + the margin.
+            assert_eq!(call.gasPerItem, U256::from(145_000u64));
+            assert_eq!(batch.share, 145_000);
             assert!(batch.gas <= PACKING.max_gas, "{}", batch.gas);
         }
     }
@@ -221,21 +245,22 @@ mod tests {
     #[test]
     fn the_gas_limit_bounds_a_batch() {
         let items: Vec<Item> = (0..6).map(|n| item(n, true)).collect();
-        let book = book(&items, 800_000);
+        let book = book(&items, 650_000);
         let refs: Vec<&Item> = items.iter().collect();
-        let batches = Packing { gas_per_item: 2_000_000, ..PACKING }.pack(&refs, &book);
-        // 800k x 1.25 + 15k per item: two fit under 3M, not three.
-        assert_eq!(batches.iter().map(|batch| batch.jobs.len()).collect::<Vec<_>>(), [2, 2, 2]);
-        assert!(batches.iter().all(|batch| batch.gas <= 3_000_000 && batch.gas > 2_000_000));
+        let batches = PACKING.pack(&refs, &book);
+        // A share of 832.5k (+1/63, +40k per item): three fit under 3M, not four.
+        assert_eq!(batches.iter().map(|batch| batch.jobs.len()).collect::<Vec<_>>(), [3, 3]);
+        assert!(batches.iter().all(|batch| batch.gas <= 3_000_000 && batch.gas > 2_800_000), "{batches:?}");
     }
 
     #[test]
     fn an_item_above_the_per_item_share_goes_alone() {
         let items: Vec<Item> = (0..3).map(|n| item(n, true)).collect();
-        let book = book(&items, 900_000);
+        let book = book(&items, 800_000);
         let refs: Vec<&Item> = items.iter().collect();
         let batches = PACKING.pack(&refs, &book);
         assert_eq!(batches, refs.iter().map(|item| PACKING.solo(item, &book)).collect::<Vec<_>>());
+        assert!(batches.iter().all(|batch| batch.share == 1_000_000));
     }
 
     #[test]
@@ -248,6 +273,7 @@ mod tests {
         assert!(submitResultCall::abi_decode(&batches[0].calldata).is_ok());
         assert!(submitResultForOffchainJobCall::abi_decode(&batches[1].calldata).is_ok());
         assert_eq!(batches[0].gas, gas_limit(&batches[0].calldata, 125_000));
+        assert_eq!(batches[0].share, 125_000);
     }
 
     #[test]
@@ -256,6 +282,7 @@ mod tests {
         let solo = PACKING.solo(&items[0], &GasBook::default());
         let call = submitResultsCall::abi_decode(&solo.calldata).unwrap();
         assert_eq!(call.items.len(), 1);
-        assert!(solo.gas > 1_000_000 + 1_000_000 / 63, "{}", solo.gas);
+        assert_eq!(call.gasPerItem, U256::from(1_000_000u64));
+        assert!(solo.gas > 1_000_000 + 1_000_000 / 63 + 140_000, "{}", solo.gas);
     }
 }

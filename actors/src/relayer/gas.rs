@@ -1,11 +1,14 @@
 //! The gas a settlement needs, learned instead of estimated per result.
 //!
-//! The first result of a kind (a consumer, onchain or offchain) is
-//! simulated once with `eth_estimateGas` on its single-result function;
-//! from then on its results' gas is predicted from that figure, scaled up
-//! for larger results and with a margin. A batch that ran short (an item
-//! skipped with "batch out of gas") raises the figure, so the book
-//! corrects itself without a simulation per result.
+//! The first result of a kind (onchain or offchain) is simulated once with
+//! `eth_estimateGas` on its single-result function; from then on results'
+//! gas is predicted from the figure of their consumer (or, for a consumer
+//! not seen yet, the largest of their kind), scaled up for larger results
+//! and with a margin. A result that ran short in a batch (skipped with
+//! "batch out of gas") raises its consumer's figure and goes alone with the
+//! whole per-item share; a result settled alone teaches its consumer's
+//! figure from the receipt. So the book corrects itself without a
+//! simulation per result.
 
 use alloy::primitives::Address;
 use std::collections::HashMap;
@@ -34,16 +37,41 @@ pub(super) struct GasBook {
     learned: HashMap<GasKey, Learned>,
 }
 
-/// Gas of `submitResults` beyond its items: the call, the array's decoding.
-pub(super) const BATCH_BASE_GAS: u64 = 40_000;
-/// Gas a batch spends per item beyond the item's own work: the self-call,
-/// the try/catch, copying the item.
-pub(super) const BATCH_ITEM_GAS: u64 = 15_000;
+/// Gas of `submitResults` beyond its items: the call, the array's decoding
+/// (the JobManager's documented allowance).
+pub(super) const BATCH_BASE_GAS: u64 = 100_000;
+/// Gas a batch keeps per item beyond the item's share: the loop, the call,
+/// a skip's event (the JobManager's documented allowance).
+pub(super) const BATCH_ITEM_GAS: u64 = 40_000;
+/// Added to the largest predicted figure of a batch's items to make the
+/// share each item runs with: an item's call inside a batch decodes its
+/// item on top of what the single-result call does.
+pub(super) const SHARE_MARGIN: u64 = 20_000;
+
+/// The gas `submitResults` needs for `items` items running with `share`
+/// gas each and `item_bytes` bytes of items in all, beyond the calldata's
+/// intrinsic gas: the JobManager checks this much is left before each item.
+pub(super) fn batch_exec(items: u64, share: u64, item_bytes: u64) -> u64 {
+    let per_item = share.saturating_add(share / 63).saturating_add(BATCH_ITEM_GAS);
+    BATCH_BASE_GAS.saturating_add(per_item.saturating_mul(items)).saturating_add(item_bytes.saturating_sub(10_000))
+}
 
 impl GasBook {
-    /// Whether results of `key` have a figure yet.
+    /// Whether results of `key` have a figure yet (their consumer's, or
+    /// one of their kind's).
     pub(super) fn knows(&self, key: &GasKey) -> bool {
-        self.learned.contains_key(key)
+        self.figure(key).is_some()
+    }
+
+    /// The consumer's figure, or the largest of its kind.
+    fn figure(&self, key: &GasKey) -> Option<Learned> {
+        self.learned.get(key).copied().or_else(|| {
+            self.learned
+                .iter()
+                .filter(|(other, _)| other.offchain == key.offchain)
+                .map(|(_, learned)| *learned)
+                .max_by_key(|learned| per_byte(*learned))
+        })
     }
 
     /// Records the node's estimate for one result of `key` sent alone with
@@ -59,10 +87,11 @@ impl GasBook {
     }
 
     /// An item of `key` ran short inside a batch: raise its figure by a
-    /// quarter.
+    /// quarter (its consumer gets a figure of its own).
     pub(super) fn raise(&mut self, key: &GasKey) {
-        if let Some(learned) = self.learned.get_mut(key) {
+        if let Some(mut learned) = self.figure(key) {
             learned.exec = learned.exec.saturating_add(learned.exec / 4);
+            self.learned.insert(*key, learned);
         }
     }
 
@@ -70,7 +99,7 @@ impl GasBook {
     /// long: the learned figure, scaled up (never down) for a larger
     /// result, plus a quarter.
     pub(super) fn exec_gas(&self, key: &GasKey, bytes: usize) -> Option<u64> {
-        let learned = self.learned.get(key)?;
+        let learned = self.figure(key)?;
         let scaled = if bytes > learned.bytes {
             (u128::from(learned.exec) * bytes as u128 / learned.bytes as u128).min(u128::from(u64::MAX)) as u64
         } else {
@@ -127,6 +156,20 @@ mod tests {
         assert_eq!(book.exec_gas(&KEY, 500), Some(250_000));
         assert_eq!(book.exec_gas(&KEY, 100), Some(250_000), "smaller results get no discount");
         assert_eq!(book.exec_gas(&KEY, 1000), Some(500_000));
+    }
+
+    #[test]
+    fn a_new_consumer_starts_from_the_largest_figure_of_its_kind() {
+        let mut book = GasBook::default();
+        let other = GasKey { consumer: Address::repeat_byte(2), offchain: true };
+        let onchain = GasKey { consumer: Address::repeat_byte(2), offchain: false };
+        book.learn(KEY, 21_000 + 200_000, &[], 500);
+        assert!(book.knows(&other));
+        assert!(!book.knows(&onchain), "onchain results cost differently: learned apart");
+        assert_eq!(book.exec_gas(&other, 500), Some(250_000));
+        book.raise(&other);
+        assert_eq!(book.exec_gas(&other, 500), Some(312_500));
+        assert_eq!(book.exec_gas(&KEY, 500), Some(250_000), "raising one consumer leaves the others");
     }
 
     #[test]

@@ -92,8 +92,10 @@ pub(super) enum Event {
     Cursor(u64),
     /// The fees to offer at this head.
     Fees(Result<Fees, FeeError>),
-    /// A key's mined and pending transaction counts at `head`.
-    Counts { sender: usize, head: u64, latest: u64, pending: u64, balance: U256 },
+    /// A key's mined transaction count at `head` (and pending count, when
+    /// read), whether the node knows its first unmined transaction, and its
+    /// balance.
+    Counts { sender: usize, head: u64, latest: u64, pending: Option<u64>, known: bool, balance: U256 },
     /// A mined transaction's receipt (`None`: no version of it is known to
     /// the node any more, e.g. after a reorg).
     Receipt { sender: usize, nonce: u64, receipt: Option<Mined> },
@@ -167,14 +169,23 @@ async fn run(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -> Result<
         events.push(Event::Fees(fees));
     }
     for (index, sender) in plan.senders.iter_mut().enumerate() {
-        if !new_head && sender.ready() {
-            continue;
-        }
         let latest = chain.rpc(provider.get_transaction_count(sender.address).number(head)).await?;
-        let pending = chain.rpc(provider.get_transaction_count(sender.address).pending()).await?;
-        let balance = chain.rpc(provider.get_balance(sender.address).number(head)).await?;
-        sender.observe(head, latest, pending);
-        events.push(Event::Counts { sender: index, head, latest, pending, balance });
+        let pending = match sender.needs_pending() {
+            true => Some(chain.rpc(provider.get_transaction_count(sender.address).pending()).await?),
+            false => None,
+        };
+        let balance = match (new_head, sender.balance) {
+            (false, Some(balance)) => balance,
+            _ => chain.rpc(provider.get_balance(sender.address).number(head)).await?,
+        };
+        // The first unmined transaction: does the node still have it?
+        sender.observe(head, latest, pending, true);
+        let known = match sender.head_of_line().and_then(|(_, tx)| tx.hashes.last().copied()) {
+            Some(hash) => chain.rpc(provider.get_transaction_by_hash(hash)).await?.is_some(),
+            None => true,
+        };
+        sender.observe(head, latest, pending, known);
+        events.push(Event::Counts { sender: index, head, latest, pending, known, balance });
     }
     for (index, sender) in plan.senders.iter().enumerate() {
         for nonce in sender.finished(cursor) {
@@ -432,7 +443,13 @@ async fn send_all(
             } else {
                 tx.fees
             };
-            let batch = Batch { jobs: tx.jobs.clone(), calldata: tx.calldata.clone(), gas: tx.gas };
+            let batch = Batch {
+                jobs: tx.jobs.clone(),
+                calldata: tx.calldata.clone(),
+                gas: tx.gas,
+                share: tx.share,
+                single: tx.single,
+            };
             let raw = (!bump).then(|| tx.raw.clone());
             outgoing[index].push(Outgoing { nonce, batch, fees, replaced: bump, raw });
         }
@@ -527,6 +544,8 @@ async fn send_in_order(
         };
         let tx = Tx {
             jobs: out.batch.jobs.clone(),
+            single: out.batch.single,
+            share: out.batch.share,
             calldata: out.batch.calldata,
             gas: out.batch.gas,
             fees: out.fees,

@@ -126,8 +126,9 @@ pub(crate) struct LaneQuery {
 enum Phase {
     /// In an ordered lane, waiting for its turn.
     Waiting,
-    /// Handed back at start-up while transactions from before the stop may
-    /// still be mined: held until `held_until` (a head).
+    /// Handed back at start-up with a transaction out: held while the
+    /// node still has our unmined transactions from before the stop (for
+    /// `replace_after_blocks` blocks at most).
     Held,
     /// To be sent, not before the instant.
     Ready(Instant),
@@ -145,6 +146,9 @@ struct Job {
     item: Item,
     attempts: u32,
     phase: Phase,
+    /// When it last joined the queue (it waits up to `batch_wait_ms` from
+    /// then for others to share its transaction).
+    queued_at: Instant,
     /// Every transaction that carried it in this run.
     hashes: Vec<B256>,
     /// Handed back at start-up (its settlement may be an earlier run's).
@@ -258,7 +262,8 @@ impl Relayer {
             Phase::Ready(Instant::now())
         };
         let hashes = resumed.and_then(|resumed| resumed.tx).into_iter().collect();
-        self.jobs.insert(id, Job { spec, item, attempts: 0, phase, hashes, resumed, solo: false });
+        let queued_at = Instant::now();
+        self.jobs.insert(id, Job { spec, item, attempts: 0, phase, queued_at, hashes, resumed, solo: false });
     }
 
     fn settings(&self) -> Settings {
@@ -281,17 +286,17 @@ impl Relayer {
     fn plan(&mut self) -> Plan {
         let now = Instant::now();
         for id in self.lanes.release() {
-            if let Some(job) = self.jobs.get_mut(&id) {
-                job.phase = Phase::Ready(now);
-                self.queue.push_back(id);
-            }
+            self.enqueue(id, now);
         }
-        // Transactions from before a restart get a few blocks to be mined
-        // before their jobs are sent again (they are checked onchain first).
-        if self.view.heads_seen > self.setup.config.replace_after_blocks {
-            for (id, job) in self.jobs.iter_mut().filter(|(_, job)| matches!(job.phase, Phase::Held)) {
-                job.phase = Phase::Ready(now);
-                self.queue.push_back(*id);
+        // Transactions from before a restart are left to be mined (or to
+        // fail) before their jobs are sent again, for a few blocks at most;
+        // each job is checked onchain before it goes.
+        let drained = self.senders.iter().all(Sender::drained);
+        if drained || self.view.heads_seen > self.setup.config.replace_after_blocks {
+            let held: Vec<JobId> =
+                self.jobs.iter().filter(|(_, job)| matches!(job.phase, Phase::Held)).map(|(id, _)| *id).collect();
+            for id in held {
+                self.enqueue(id, now);
             }
         }
         let mut ready = Vec::new();
@@ -316,6 +321,14 @@ impl Relayer {
             }
         }
         self.queue = later;
+        // A result waits up to `batch_wait_ms` for others to share its
+        // transaction, unless a full batch is ready.
+        let wait = Duration::from_millis(self.setup.config.batch_wait_ms);
+        let oldest = ready.iter().filter_map(|item| self.jobs.get(&item.id)).map(|job| job.queued_at).min();
+        if oldest.is_some_and(|oldest| oldest + wait > now) && ready.len() < self.setup.config.max_batch_items {
+            ready.clear();
+            solo.clear();
+        }
         let verdicts = self
             .jobs
             .iter()
@@ -361,9 +374,9 @@ impl Relayer {
                 Event::Fees(fees) => self.view.fees = Some(fees),
                 Event::Completed { id, tx, block } => self.completed(id, tx, block),
                 Event::Skipped { id, tx, reason } => self.skipped(id, tx, reason),
-                Event::Counts { sender, head, latest, pending, balance } => {
+                Event::Counts { sender, head, latest, pending, known, balance } => {
                     if let Some(lane) = self.senders.get_mut(sender) {
-                        lane.observe(head, latest, pending);
+                        lane.observe(head, latest, pending, known);
                         lane.balance = Some(balance);
                     }
                 }
@@ -471,15 +484,19 @@ impl Relayer {
         if !job.hashes.contains(&tx) {
             return; // another engine's batch
         }
+        let mut share = None;
         if let Phase::InFlight { sender, nonce } = job.phase {
+            share = self.senders[sender].tx(nonce).map(|tx| tx.share);
             self.senders[sender].resolve(nonce, id);
         }
-        if reason.contains(BATCH_OUT_OF_GAS) {
-            // Our gas figure was short: not the job's fault.
+        // Our gas figure was short (the batch's limit, or a share below the
+        // whole `max_gas_per_result`): not the job's fault. It goes alone
+        // with the whole share, nothing counted.
+        let short_share = share.is_some_and(|share| share < self.setup.config.max_gas_per_result);
+        if reason == BATCH_OUT_OF_GAS || (reason == ITEM_OUT_OF_GAS && short_share) {
             self.book.raise(&job.item.key);
             job.solo = true;
-            job.phase = Phase::Ready(Instant::now());
-            self.queue.push_back(id);
+            self.again(id);
             return;
         }
         job.phase = Phase::Verdict { reason, simulate: false };
@@ -505,6 +522,10 @@ impl Relayer {
         engine.relay_gas_used.fetch_add(mined.gas_used, Ordering::Relaxed);
         let single = self.setup.config.max_batch_items == 1;
         let out_of_gas = !mined.success && mined.gas_used >= tx.gas.saturating_sub(tx.gas / 50);
+        if let (Some((key, bytes)), true) = (tx.single, mined.success) {
+            // A result settled alone teaches what its kind costs.
+            self.book.learn(key, mined.gas_used, &tx.calldata, bytes);
+        }
         for id in tx.jobs {
             let Some(job) = self.jobs.get_mut(&id) else { continue };
             if single && out_of_gas && tx.gas < self.setup.config.max_gas_per_result {
@@ -585,8 +606,14 @@ impl Relayer {
 
     /// Back to the queue, nothing counted.
     fn again(&mut self, id: JobId) {
+        self.enqueue(id, Instant::now());
+    }
+
+    /// Queues a job to be sent, not before `not_before`.
+    fn enqueue(&mut self, id: JobId, not_before: Instant) {
         if let Some(job) = self.jobs.get_mut(&id) {
-            job.phase = Phase::Ready(Instant::now());
+            job.phase = Phase::Ready(not_before);
+            job.queued_at = Instant::now();
             self.queue.push_back(id);
         }
     }
@@ -603,8 +630,7 @@ impl Relayer {
         if job.attempts < self.setup.config.max_relay_attempts {
             // 1 s, 2 s, 4 s … between attempts, at most 30 s.
             let wait = Duration::from_secs(1 << job.attempts.min(5).saturating_sub(1)).min(Duration::from_secs(30));
-            job.phase = Phase::Ready(Instant::now() + wait);
-            self.queue.push_back(id);
+            self.enqueue(id, Instant::now() + wait);
             return;
         }
         let attempts = job.attempts;
@@ -663,7 +689,9 @@ impl Relayer {
 }
 
 /// The reason `submitResults` gives an item it had no gas left for.
-const BATCH_OUT_OF_GAS: &str = "batch out of gas";
+const BATCH_OUT_OF_GAS: &str = "JobManager.submitResults: batch out of gas";
+/// The reason `submitResults` gives an item that used up its share.
+const ITEM_OUT_OF_GAS: &str = "JobManager.submitResults: item ran out of gas";
 
 /// How a job left the relayer, settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,14 +1,18 @@
 //! A relayer key's nonce lane: the transactions it has out, by nonce.
 //!
-//! Nonces are assigned here, not read from the node per transaction. The
-//! node's two counts for the account, read once a round at a known block,
-//! tell the rest:
-//! - `latest` (mined): every transaction below it is mined; its outcome is
-//!   read from the JobManager's events once the event cursor has passed
-//!   the block where the count first showed it;
-//! - `pending` (mined + queued without a gap): a value below our next
-//!   nonce points at the first missing transaction — dropped by the node,
-//!   or never accepted — which is sent again (or the nonce is reused).
+//! Nonces are assigned here, not read from the node per transaction. What
+//! the node says, once a round, tells the rest:
+//! - the account's mined count at the round's head block: every
+//!   transaction below it is mined; its outcome is read from the
+//!   JobManager's events once the event cursor has passed the block where
+//!   the count first showed it;
+//! - whether the node still knows the first unmined transaction (the one
+//!   every later nonce waits for): if not, it was dropped, and it is sent
+//!   again as it was.
+//!
+//! The pending count (mined + queued) is read only at start-up and after
+//! a "nonce too low": asking for it makes some nodes build a pending block
+//! out of their whole mempool.
 
 use super::fees::Fees;
 use crate::job::JobId;
@@ -21,10 +25,14 @@ use std::collections::BTreeMap;
 pub(super) struct Tx {
     /// Its jobs not yet settled or given up.
     pub(super) jobs: Vec<JobId>,
+    /// The kind and size of its result when it carries one.
+    pub(super) single: Option<(super::gas::GasKey, usize)>,
     /// The call.
     pub(super) calldata: Bytes,
     /// Its gas limit.
     pub(super) gas: u64,
+    /// The gas each of its items runs with.
+    pub(super) share: u64,
     /// The fees of its latest version.
     pub(super) fees: Fees,
     /// Every version's hash (replacements add one).
@@ -53,6 +61,8 @@ pub(super) struct Sender {
     resync: bool,
     latest: u64,
     pending: u64,
+    /// Whether the node still knows the first unmined transaction.
+    head_of_line_known: bool,
     txs: BTreeMap<u64, Tx>,
 }
 
@@ -77,24 +87,42 @@ impl Sender {
             resync: false,
             latest: 0,
             pending: 0,
+            head_of_line_known: true,
             txs: BTreeMap::new(),
         }
     }
 
-    /// The node's counts for the account at block `head`.
-    pub(super) fn observe(&mut self, head: u64, latest: u64, pending: u64) {
+    /// Whether the pending count must be read this round (start-up, or
+    /// after a "nonce too low").
+    pub(super) fn needs_pending(&self) -> bool {
+        self.next.is_none() || self.resync
+    }
+
+    /// The first unmined transaction (the head of the line), if any.
+    pub(super) fn head_of_line(&self) -> Option<(u64, &Tx)> {
+        self.txs.range(self.latest..).find(|(_, tx)| tx.mined_at.is_none()).map(|(nonce, tx)| (*nonce, tx))
+    }
+
+    /// What the node said at block `head`: the account's mined count, its
+    /// pending count when read ([`Sender::needs_pending`]), and whether it
+    /// knows the head of the line.
+    pub(super) fn observe(&mut self, head: u64, latest: u64, pending: Option<u64>, head_of_line_known: bool) {
         self.latest = latest;
-        self.pending = pending.max(latest);
+        self.head_of_line_known = head_of_line_known;
         for (_, tx) in self.txs.range_mut(..latest) {
             tx.mined_at.get_or_insert(head);
         }
         let highest_out = self.txs.keys().next_back().map_or(0, |nonce| nonce + 1);
-        match self.next {
-            None => self.next = Some(self.pending.max(highest_out)),
-            Some(_) if self.resync => self.next = Some(self.pending.max(highest_out)),
-            Some(next) => self.next = Some(next.max(latest)),
+        match (self.next, pending) {
+            (None, Some(pending)) => self.next = Some(pending.max(latest).max(highest_out)),
+            (Some(_), Some(pending)) if self.resync => self.next = Some(pending.max(latest).max(highest_out)),
+            (Some(next), _) => self.next = Some(next.max(latest)),
+            (None, None) => {}
         }
-        self.resync = false;
+        if let Some(pending) = pending {
+            self.pending = pending.max(latest);
+            self.resync = false;
+        }
     }
 
     /// Whether the counts have been read at least once.
@@ -102,24 +130,30 @@ impl Sender {
         self.next.is_some()
     }
 
-    /// The nonces new transactions take, lowest first: a hole the node
-    /// reports (a transaction it never took), then the next ones.
+    /// Whether the node holds no unmined transaction of this key from
+    /// before start-up (the pending count read then is mined).
+    pub(super) fn drained(&self) -> bool {
+        self.ready() && self.pending <= self.latest
+    }
+
+    /// The nonces new transactions take, lowest first: a hole below our
+    /// next nonce (one whose send the node refused), then the next ones.
     pub(super) fn free_nonces(&self, count: usize) -> Vec<u64> {
         let Some(next) = self.next else { return Vec::new() };
-        let holes = (self.pending.min(next)..next).filter(|nonce| !self.txs.contains_key(nonce));
+        let holes = (self.latest.max(self.pending).min(next)..next).filter(|nonce| !self.txs.contains_key(nonce));
         holes.chain(next..).take(count).collect()
     }
 
-    /// Transactions to send again at `head`: the first missing one if the
+    /// Transactions to send again at `head`: the head of the line if the
     /// node dropped it, and those unmined for `after_blocks` blocks.
     pub(super) fn resends(&self, head: u64, after_blocks: u64) -> Vec<Resend> {
         let mut resends = Vec::new();
-        let gap = self.next.is_some_and(|next| self.pending < next);
+        let first = self.head_of_line().map(|(nonce, _)| nonce);
         for (&nonce, tx) in self.txs.range(self.latest..) {
             if tx.mined_at.is_some() {
                 continue;
             }
-            if gap && nonce == self.pending {
+            if !self.head_of_line_known && Some(nonce) == first {
                 resends.push(Resend::Dropped(nonce));
             } else if head >= tx.sent_head + after_blocks {
                 resends.push(Resend::Stuck(nonce));
@@ -135,6 +169,9 @@ impl Sender {
 
     /// A transaction (or a new version of one) went out with `nonce`.
     pub(super) fn sent(&mut self, nonce: u64, tx: Tx) {
+        if self.head_of_line().is_none_or(|(first, _)| first == nonce) {
+            self.head_of_line_known = true;
+        }
         self.next = Some(self.next.map_or(nonce + 1, |next| next.max(nonce + 1)));
         match self.txs.get_mut(&nonce) {
             Some(out) => {
@@ -190,8 +227,10 @@ mod tests {
     fn tx(job: u8, head: u64) -> Tx {
         Tx {
             jobs: vec![JobId([job; 32])],
+            single: None,
             calldata: Bytes::new(),
             gas: 100_000,
+            share: 100_000,
             fees: Fees::Legacy { gas_price: 1 },
             hashes: vec![B256::repeat_byte(job)],
             raw: Bytes::new(),
@@ -203,23 +242,29 @@ mod tests {
     #[test]
     fn nonces_come_from_the_node_once_then_from_the_lane() {
         let mut lane = sender();
+        assert!(lane.needs_pending());
         assert!(lane.free_nonces(2).is_empty(), "nothing before the first count");
-        lane.observe(10, 4, 6);
+        lane.observe(10, 4, Some(6), true);
+        assert!(!lane.needs_pending());
         assert_eq!(lane.free_nonces(3), [6, 7, 8], "transactions from before a restart are left alone");
+        assert!(!lane.drained(), "two of them are still out");
         lane.sent(6, tx(1, 10));
         lane.sent(7, tx(2, 10));
         assert_eq!(lane.free_nonces(1), [8]);
         assert_eq!(lane.in_flight(), 2);
+        lane.observe(11, 6, None, true);
+        assert!(lane.drained());
     }
 
     #[test]
     fn a_mined_transaction_is_finished_once_the_event_cursor_passes_it() {
         let mut lane = sender();
-        lane.observe(10, 0, 0);
+        lane.observe(10, 0, Some(0), true);
         lane.sent(0, tx(1, 10));
         lane.sent(1, tx(2, 10));
-        lane.observe(11, 1, 2);
+        lane.observe(11, 1, None, true);
         assert_eq!(lane.in_flight(), 1);
+        assert_eq!(lane.head_of_line().map(|(nonce, _)| nonce), Some(1));
         assert!(lane.finished(11).is_empty(), "block 11's events are not read yet");
         assert_eq!(lane.finished(12), [0]);
         let done = lane.remove(0).unwrap();
@@ -227,31 +272,35 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_transaction_is_sent_again_and_a_never_taken_nonce_is_reused() {
+    fn a_dropped_head_of_the_line_is_sent_again() {
         let mut lane = sender();
-        lane.observe(10, 0, 0);
+        lane.observe(10, 0, Some(0), true);
         lane.sent(0, tx(1, 10));
         lane.sent(1, tx(2, 10));
         lane.sent(2, tx(3, 10));
-        // The node lost nonce 1: pending stops at it.
-        lane.observe(11, 1, 1);
+        // Nonce 0 is mined; the node no longer knows nonce 1.
+        lane.observe(11, 1, None, false);
         assert_eq!(lane.resends(11, 3), [Resend::Dropped(1)]);
-        // A nonce the node never took (its send was refused) is a hole.
+        lane.sent(1, tx(2, 11));
+        assert!(lane.resends(11, 3).is_empty());
+    }
+
+    #[test]
+    fn a_nonce_whose_send_was_refused_is_reused() {
         let mut lane = sender();
-        lane.observe(10, 0, 0);
+        lane.observe(10, 0, Some(0), true);
         lane.sent(1, tx(2, 10));
-        lane.observe(11, 0, 0);
         assert_eq!(lane.free_nonces(2), [0, 2]);
     }
 
     #[test]
     fn a_transaction_unmined_for_n_blocks_is_replaced() {
         let mut lane = sender();
-        lane.observe(10, 0, 0);
+        lane.observe(10, 0, Some(0), true);
         lane.sent(0, tx(1, 10));
-        lane.observe(12, 0, 1);
+        lane.observe(12, 0, None, true);
         assert!(lane.resends(12, 3).is_empty());
-        lane.observe(13, 0, 1);
+        lane.observe(13, 0, None, true);
         assert_eq!(lane.resends(13, 3), [Resend::Stuck(0)]);
         let mut replacement = tx(1, 13);
         replacement.hashes = vec![B256::repeat_byte(9)];
@@ -261,12 +310,13 @@ mod tests {
     }
 
     #[test]
-    fn a_nonce_too_low_re_reads_the_counts() {
+    fn a_nonce_too_low_re_reads_the_pending_count() {
         let mut lane = sender();
-        lane.observe(10, 0, 0);
+        lane.observe(10, 0, Some(0), true);
         assert_eq!(lane.free_nonces(1), [0]);
         lane.resync();
-        lane.observe(11, 5, 5);
+        assert!(lane.needs_pending());
+        lane.observe(11, 5, Some(5), true);
         assert_eq!(lane.free_nonces(1), [5]);
     }
 }

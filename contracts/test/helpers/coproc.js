@@ -43,7 +43,9 @@ function artifact(name) {
 /** Provider plus the standard hardhat accounts, in the roles tests use. */
 function connect(url) {
   // cacheTimeout -1: never serve a cached eth_getTransactionCount (nonces).
-  const provider = new JsonRpcProvider(url, 31337, { staticNetwork: true, cacheTimeout: -1, pollingInterval: 20 });
+  // batchMaxCount 1: send each request at once (no JSON-RPC batches, which
+  // ethers would otherwise collect for 10 ms before every request).
+  const provider = new JsonRpcProvider(url, 31337, { staticNetwork: true, cacheTimeout: -1, pollingInterval: 20, batchMaxCount: 1 });
   const mnemonic = Mnemonic.fromPhrase(MNEMONIC);
   const account = (i) => HDNodeWallet.fromMnemonic(mnemonic, `m/44'/60'/0'/0/${i}`).connect(provider);
   return {
@@ -236,6 +238,55 @@ async function offchainJob({
   };
 }
 
+// --- batches (IBatchSettlement.submitResults) --------------------------------
+
+/** The ResultItem of an onchain job's signed result ({ encoded, signature } from signedResult). */
+function onchainItem({ encoded, signature }) {
+  return [encoded, signature, "0x", "0x"];
+}
+
+/** The ResultItem of an offchain job (what offchainJob returns). */
+function offchainItem(job) {
+  return [job.result, job.resultSignature, job.request, job.requestSignature];
+}
+
+/**
+ * A transaction gas limit under which submitResults(items, gasPerItem) tries
+ * every item (JobManager.submitResults, "Gas bound"): the calldata's
+ * intrinsic gas (16 per byte, an upper bound) + 100k + per item
+ * gasPerItem * 64/63 + 40k, + 1 per byte of items beyond the first 10 kB.
+ * eth_estimateGas is no substitute: it finds the cheapest limit that does
+ * not revert, and with too little gas submitResults skips items instead.
+ */
+function batchGasLimit(items, gasPerItem) {
+  const itemBytes = items.reduce((sum, item) => sum + item.reduce((s, b) => s + (b.length - 2) / 2, 0), 0);
+  const calldataBytes = itemBytes + items.length * (4 * 64 + 64) + 4 + 96; // + heads, lengths, padding
+  return (
+    21_000n +
+    16n * BigInt(calldataBytes) +
+    100_000n +
+    BigInt(items.length) * ((BigInt(gasPerItem) * 64n) / 63n + 40_000n) +
+    BigInt(Math.max(0, itemBytes - 10_000))
+  );
+}
+
+/**
+ * What a submitResults transaction did with each item, in order:
+ * { jobID, completed: true, result } or { jobID, completed: false, reason }.
+ */
+function batchOutcome(receipt, jobManager) {
+  const address = jobManager.target.toLowerCase();
+  return receipt.logs
+    .filter((log) => log.address.toLowerCase() === address)
+    .map((log) => jobManager.interface.parseLog(log))
+    .filter((ev) => ev && (ev.name === "JobCompleted" || ev.name === "ResultSkipped"))
+    .map((ev) =>
+      ev.name === "JobCompleted"
+        ? { jobID: ev.args.jobID, completed: true, result: ev.args.result }
+        : { jobID: ev.args.jobID, completed: false, reason: ev.args.reason },
+    );
+}
+
 /** The same signature with s replaced by n - s (and v flipped): valid for raw ecrecover, rejected as malleable. */
 function highS(signature) {
   const sig = Signature.from(signature);
@@ -288,4 +339,8 @@ module.exports = {
   signedResult,
   offchainJob,
   highS,
+  onchainItem,
+  offchainItem,
+  batchGasLimit,
+  batchOutcome,
 };
