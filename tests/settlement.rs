@@ -341,3 +341,28 @@ fn two_engines_on_one_job_manager_settle_each_job_once() {
         assert_eq!(metrics.jobs_dead_lettered, 0, "no dead letter from the race");
     }
 }
+
+#[test]
+fn a_second_relayer_key_is_a_second_nonce_lane() {
+    // One result per transaction, so that the lanes have many to share.
+    let stack = Stack::start(Link::Direct, "max_batch_items = 1\nrelayer_keys = [\"relayer-2.key\"]\n");
+    let second = coprocessor_actors::keys::load_or_generate(&stack.engine.data_dir.join("relayer-2.key"))
+        .expect("the engine made the second key")
+        .address();
+    let owner = stack.fresh_owner();
+    stack.block_on(async {
+        let fund = TransactionRequest::default().with_to(second).with_value(U256::from(10u64).pow(U256::from(20u64)));
+        assert!(owner.send_transaction(fund).await.expect("fund").get_receipt().await.expect("receipt").status());
+    });
+    let consumer = stack.deployment.square_root_consumer;
+    let ids: Vec<B256> = (1..=60u64).map(|i| submit(&stack, &stack.engine, consumer, 500 + i, i)).collect();
+    for id in &ids {
+        stack.wait_status(id.as_slice(), "confirmed", SETTLE);
+        assert_eq!(stack.completions(*id), 1);
+    }
+    let first = coprocessor_actors::keys::load_or_generate(&stack.engine.data_dir.join("relayer.key"))
+        .expect("first key")
+        .address();
+    let sent = |account: Address| stack.block_on(owner.get_transaction_count(account)).expect("count");
+    assert!(sent(first) > 0 && sent(second) > 0, "both keys settled results: {} and {}", sent(first), sent(second));
+}

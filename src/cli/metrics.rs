@@ -65,5 +65,27 @@ pub(crate) fn table(snapshot: &MetricsSnapshot) -> String {
     let _ = writeln!(out, "executors  {}  utilization {:.1}%", e.executors, e.executor_utilization * 100.0);
     let _ = writeln!(out, "sled       {} bytes", e.sled_bytes);
     let _ = write!(out, "uptime     {} s  rejected requests {}", e.uptime_seconds, e.requests_rejected);
+    // Settlement, once anything went onchain.
+    if e.relay_transactions > 0 || e.jobs_relayed > 0 || e.relay_balance_gwei > 0 {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "settled    {} confirmed  {} already settled  {} cancelled  {} dead-lettered  {:.1}/s",
+            e.jobs_relayed, e.jobs_already_settled, e.jobs_cancelled, e.jobs_dead_lettered, e.settled_per_second
+        );
+        let _ = writeln!(
+            out,
+            "relay      {} transactions  {:.1} results each  {} in flight  {} replaced  {} failures",
+            e.relay_transactions, e.relay_average_batch, e.relay_in_flight, e.relay_replacements, e.relay_failures
+        );
+        let low = if e.relay_low_balance { "  LOW: fund the relayer" } else { "" };
+        let _ = write!(
+            out,
+            "fees       {:.0} gas and {:.0} gwei per result  balance {:.4} ETH{low}",
+            e.relay_gas_per_result,
+            e.relay_fee_per_result_gwei,
+            e.relay_balance_gwei as f64 / 1e9
+        );
+    }
     out
 }

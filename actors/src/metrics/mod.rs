@@ -447,6 +447,31 @@ mod tests {
     }
 
     #[test]
+    fn relay_figures_are_per_result_and_per_transaction() {
+        let metrics = Metrics::new(1);
+        let engine = &metrics.engine;
+        assert_eq!(metrics.snapshot(0).engine.relay_average_batch, 0.0, "nothing sent: no division by zero");
+        engine.relayed.store(10, Ordering::Relaxed);
+        engine.relay_transactions.store(2, Ordering::Relaxed);
+        engine.relay_batched_results.store(10, Ordering::Relaxed);
+        engine.relay_fee_gwei.store(5_000, Ordering::Relaxed);
+        engine.relay_gas_used.store(2_000_000, Ordering::Relaxed);
+        engine.relay_low_balance.store(1, Ordering::Relaxed);
+        engine.already_settled.store(3, Ordering::Relaxed);
+        let snapshot = metrics.snapshot(0);
+        let figures = &snapshot.engine;
+        assert_eq!(
+            (figures.relay_average_batch, figures.relay_fee_per_result_gwei, figures.relay_gas_per_result),
+            (5.0, 500.0, 200_000.0)
+        );
+        assert!(figures.relay_low_balance);
+        assert_eq!(figures.jobs_already_settled, 3);
+        let text = prometheus::render(&snapshot);
+        assert!(text.contains("coprocessor_relay_average_batch 5\n"), "{text}");
+        assert!(text.contains("coprocessor_jobs_already_settled_total 3\n"), "{text}");
+    }
+
+    #[test]
     fn mailbox_depth_is_received_minus_handled() {
         let metrics = Metrics::new(2);
         let executor = metrics.actor(ActorName::Executor);

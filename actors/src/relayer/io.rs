@@ -404,7 +404,7 @@ async fn learn(
 }
 
 /// The gas one transaction may use.
-fn batch_gas(settings: &Settings, block_gas_limit: u64) -> u64 {
+pub(super) fn batch_gas(settings: &Settings, block_gas_limit: u64) -> u64 {
     let cap = block_gas_limit / 2;
     match settings.max_batch_gas {
         0 => (block_gas_limit / 10).max(settings.max_gas_per_result * 2).min(cap),

@@ -299,6 +299,14 @@ impl Relayer {
                 self.enqueue(id, now);
             }
         }
+        // No more than the keys have room for: each job taken is checked
+        // onchain this round.
+        let room: usize = self
+            .senders
+            .iter()
+            .map(|sender| self.setup.config.max_in_flight.saturating_sub(sender.in_flight()))
+            .sum::<usize>()
+            .saturating_mul(self.setup.config.max_batch_items);
         let mut ready = Vec::new();
         let mut solo = HashSet::new();
         let mut later = VecDeque::new();
@@ -306,7 +314,7 @@ impl Relayer {
         while let Some(id) = self.queue.pop_front() {
             let Some(job) = self.jobs.get(&id) else { continue };
             match job.phase {
-                Phase::Ready(at) if at <= now && seen.insert(id) => {
+                Phase::Ready(at) if at <= now && ready.len() < room && seen.insert(id) => {
                     if job.solo {
                         solo.insert(id);
                     }
@@ -393,7 +401,7 @@ impl Relayer {
                         if let Some(lane) = self.senders.get_mut(sender) {
                             lane.resync();
                         }
-                    } else {
+                    } else if !jobs.is_empty() {
                         // Out of funds, say: an operator's problem, not the
                         // jobs'; they wait, nothing is counted.
                         self.backoff.failed();
@@ -425,8 +433,8 @@ impl Relayer {
         let lowest = self.senders.iter().filter_map(|sender| sender.balance).min();
         if let Some(lowest) = lowest {
             engine.relay_balance_gwei.store(gwei(lowest), Ordering::Relaxed);
-            // A full batch at the current fee ceiling for this block.
-            let batch_gas = self.setup.config.max_batch_gas.max(self.setup.config.max_gas_per_result);
+            // A full batch at the current fees.
+            let batch_gas = io::batch_gas(&self.settings(), self.view.block_gas_limit.unwrap_or(30_000_000));
             let per_batch = match self.view.fees {
                 Some(Ok(fees)) => fees.max_cost(batch_gas),
                 _ => 0,

@@ -117,6 +117,17 @@ pub(crate) struct JobTrees {
     pub(crate) dead_letters: sled::Tree,
 }
 
+/// A job executed successfully but not settled onchain.
+#[derive(Debug, Clone)]
+pub struct Unsettled {
+    /// The job.
+    pub spec: JobSpec,
+    /// Its result.
+    pub result: ResultRecord,
+    /// The last transaction sent for it, if any (`Submitted`).
+    pub tx_hash: Option<[u8; 32]>,
+}
+
 impl Store {
     /// Opens (or creates) the store under `dir` with the default settings.
     /// Fails if another process has it open.
@@ -315,9 +326,8 @@ impl Store {
     }
 
     /// Jobs executed successfully but not settled onchain (`Done` or
-    /// `Submitted`, with the last transaction sent for it), in log order:
-    /// start-up hands them to the relayer.
-    pub fn unsettled(&self) -> Result<Vec<(JobSpec, ResultRecord, Option<[u8; 32]>)>, StoreError> {
+    /// `Submitted`), in log order: start-up hands them to the relayer.
+    pub fn unsettled(&self) -> Result<Vec<Unsettled>, StoreError> {
         let mut entries = Vec::new();
         for item in self.jobs() {
             let (id, entry) = item?;
@@ -329,7 +339,7 @@ impl Store {
         let mut jobs = Vec::with_capacity(entries.len());
         for (_, entry) in entries {
             if let Some((spec, result)) = self.executed(&entry)? {
-                jobs.push((spec, result, entry.tx_hash));
+                jobs.push(Unsettled { spec, result, tx_hash: entry.tx_hash });
             }
         }
         Ok(jobs)

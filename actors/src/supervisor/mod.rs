@@ -19,7 +19,7 @@ use crate::pool::{Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::Registry;
 use crate::relayer::{Relay, Relayer, RelayerSetup, Resumed};
-use crate::store::{ResultRecord, Store, StoreError};
+use crate::store::{Store, StoreError, Unsettled};
 use crate::submitter::{Submitter, SubmitterSetup};
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use alloy::primitives::Address;
@@ -267,16 +267,16 @@ fn chain_runtime() -> tokio::runtime::Runtime {
 
 /// Hands results executed but not settled at the last stop to the relayer.
 /// Those already settled onchain are found so by the relayer, not sent.
-fn resubmit(unsettled: &[(JobSpec, ResultRecord, Option<[u8; 32]>)], relayer: &Mailbox<Relay>) {
+fn resubmit(unsettled: &[Unsettled], relayer: &Mailbox<Relay>) {
     if unsettled.is_empty() {
         return;
     }
     tracing::info!(jobs = unsettled.len(), "resubmitting unsettled results");
-    for (spec, result, tx) in unsettled {
+    for job in unsettled {
         relayer.do_send(Relay {
-            spec: Arc::new(spec.clone()),
-            result: Arc::new(result.clone()),
-            resumed: Some(Resumed { tx: tx.map(alloy::primitives::B256::from) }),
+            spec: Arc::new(job.spec.clone()),
+            result: Arc::new(job.result.clone()),
+            resumed: Some(Resumed { tx: job.tx_hash.map(alloy::primitives::B256::from) }),
         });
     }
 }
