@@ -199,6 +199,8 @@ pub(crate) struct Relayer {
     backoff: Backoff,
     in_round: bool,
     warned_low_balance: bool,
+    /// Stuck transactions already reported at the fee ceiling.
+    warned_at_ceiling: HashSet<(usize, u64)>,
 }
 
 impl Relayer {
@@ -242,6 +244,7 @@ impl Relayer {
             backoff: Backoff::new(poll_interval(&setup.config)),
             in_round: false,
             warned_low_balance: false,
+            warned_at_ceiling: HashSet::new(),
             setup,
         })
     }
@@ -409,7 +412,9 @@ impl Relayer {
                     tracing::warn!(jobs = jobs.len(), %reason, "relayer: the node refused a settlement transaction");
                 }
                 Event::AtCeiling { sender, nonce } => {
-                    tracing::warn!(sender, nonce, "relayer: a stuck transaction is at the fee ceiling; not replaced");
+                    if self.warned_at_ceiling.insert((sender, nonce)) {
+                        tracing::warn!(sender, nonce, "relayer: a stuck transaction is at the fee ceiling (chain.max_fee_per_gas_wei); not replaced");
+                    }
                 }
                 Event::Unreachable(reason) => {
                     reachable = false;
