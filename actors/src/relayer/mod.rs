@@ -519,6 +519,7 @@ impl Relayer {
     /// did not settle.
     fn receipt(&mut self, sender: usize, nonce: u64, receipt: Option<Mined>) {
         let Some(tx) = self.senders.get_mut(sender).and_then(|lane| lane.remove(nonce)) else { return };
+        self.warned_at_ceiling.remove(&(sender, nonce));
         let engine = &self.setup.metrics.engine;
         let Some(mined) = receipt else {
             tracing::warn!(
