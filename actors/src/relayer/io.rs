@@ -240,6 +240,16 @@ async fn setup(chain: &Chain, plan: &Plan, events: &mut Vec<Event>) -> Result<u6
         }
         onchain.push(allowed);
     }
+    if !onchain.contains(&true) {
+        // Nobody may settle onchain jobs: the first key sends them anyway,
+        // so that each fails with the JobManager's reason and is
+        // dead-lettered where an operator sees it, rather than waiting
+        // silently.
+        tracing::error!(%relayer, "no relayer key is the JobManager's relayer or authorized: onchain jobs will fail");
+        if let Some(first) = onchain.first_mut() {
+            *first = true;
+        }
+    }
     events.push(Event::Setup { block_gas_limit, onchain });
     Ok(block_gas_limit)
 }

@@ -183,7 +183,14 @@ struct View {
     fees: Option<Result<Fees, FeeError>>,
     /// Heads seen since start-up (resumed jobs are held for a few).
     heads_seen: u64,
+    /// When the block gas limit and the keys' onchain rights were read
+    /// (they are read again every [`SETUP_EVERY`]: an owner may authorize
+    /// a key while the engine runs).
+    setup_at: Option<Instant>,
 }
+
+/// How often the block gas limit and the keys' rights are read again.
+const SETUP_EVERY: Duration = Duration::from_secs(600);
 
 /// The relayer actor.
 #[derive(Debug)]
@@ -348,9 +355,10 @@ impl Relayer {
                 _ => None,
             })
             .collect();
+        let setup_due = self.view.setup_at.is_none_or(|at| at.elapsed() >= SETUP_EVERY);
         Plan {
             chain_id: self.view.chain_id,
-            block_gas_limit: self.view.block_gas_limit,
+            block_gas_limit: self.view.block_gas_limit.filter(|_| !setup_due),
             cursor: self.view.cursor,
             last_head: self.view.head,
             fees: self.view.fees.clone(),
@@ -371,6 +379,7 @@ impl Relayer {
                 Event::ChainId(id) => self.view.chain_id = Some(id),
                 Event::Setup { block_gas_limit, onchain } => {
                     self.view.block_gas_limit = Some(block_gas_limit);
+                    self.view.setup_at = Some(Instant::now());
                     for (sender, onchain) in self.senders.iter_mut().zip(onchain) {
                         sender.onchain = onchain;
                     }
