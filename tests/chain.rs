@@ -259,3 +259,117 @@ fn libc_sigstop() -> i32 {
 fn libc_sigcont() -> i32 {
     18
 }
+
+#[test]
+fn pipelined_offchain_requests_are_each_answered_for_themselves_and_the_accepted_ones_settle() {
+    use coprocessor_actors::protocol::bindings::IJobManager;
+    use coprocessor_actors::protocol::eip191::Signer;
+    use coprocessor_actors::wire::{codes, HexBytes, Reply, RpcError};
+
+    let mut stack = Stack::start(Link::Proxied, "");
+    let consumer = stack.deployment.square_root_consumer;
+    let signer = stack.engine.dev_signer();
+    let stranger = Signer::random();
+    // A nonce an onchain request took.
+    let used: u64 = stack.block_on(stack.square_root_consumer().getNextNonce().call()).expect("nonce");
+    let onchain = stack.request_square_root(2);
+    assert_eq!(onchain, coprocessor_actors::job::JobId::of(used, consumer).to_b256());
+
+    // 200 requests, a few of them bad, each expecting its own answer.
+    let mut requests = Vec::new();
+    let mut params_all = Vec::new();
+    let mut expected: Vec<Result<Reply, RpcError>> = Vec::new();
+    let refused = |code, message: String| Err(RpcError { code, message });
+    let rejected_by_consumer =
+        format!("bad request signature: consumer {consumer} rejects it (EIP-1271 isValidSignature)");
+    for i in 0..200u64 {
+        let n = 1_000 + i;
+        let nonce = if i % 50 == 23 { used } else { 1_000 + i };
+        let job = u64_job(stack.square_root, consumer, nonce, n);
+        let mut params = job.sign(if i % 40 == 7 { &stranger } else { &signer });
+        let outcome = match i {
+            // Refused locally: too short, the malleable twin, v = 0.
+            11 => {
+                params.signature.0.truncate(64);
+                refused(codes::BAD_SIGNATURE, "bad request signature: signature must be 65 bytes, got 64".into())
+            }
+            111 => {
+                params.signature = HexBytes(malleable_twin(&params.signature.0));
+                let message = "bad request signature: signature s is over half the curve order (a malleable signature)";
+                refused(codes::BAD_SIGNATURE, message.into())
+            }
+            191 => {
+                params.signature.0[64] -= 27;
+                let message =
+                    format!("bad request signature: signature v must be 27 or 28, got {}", params.signature.0[64]);
+                refused(codes::BAD_SIGNATURE, message)
+            }
+            // Refused by the consumer's isValidSignature.
+            _ if i % 40 == 7 => refused(codes::BAD_SIGNATURE, rejected_by_consumer.clone()),
+            // The nonce is used onchain.
+            _ if i % 50 == 23 => {
+                refused(codes::NONCE_USED, format!("nonce {used} already used onchain by consumer {consumer}"))
+            }
+            _ => Ok(Reply::JobId(JobIdParams { job_id: HexBytes(job.job_id().0.to_vec()) })),
+        };
+        requests.push((job, n));
+        params_all.push(params);
+        expected.push(outcome);
+    }
+    let answers = common::chain::pipeline_answers(&stack.engine.socket(), 4, 64, params_all);
+    assert_eq!(answers.len(), 200);
+    for (i, (answer, expected)) in answers.iter().zip(&expected).enumerate() {
+        assert_eq!(answer, expected, "request {i}");
+    }
+    assert_eq!(expected.iter().filter(|e| e.is_ok()).count(), 188);
+
+    // Each accepted job settles onchain and the consumer stores its root.
+    // (Fresh node clients: the node closes connections that idled through
+    // the wait.)
+    let accepted: Vec<_> = requests.iter().zip(&expected).filter(|(_, e)| e.is_ok()).map(|(r, _)| r).collect();
+    for (job, _) in &accepted {
+        stack.wait_status(job.job_id().0.as_slice(), "confirmed", SETTLE);
+    }
+    let manager = IJobManager::new(stack.deployment.job_manager, stack.fresh_owner());
+    let roots = stack.square_root_consumer();
+    for (job, n) in &accepted {
+        let state = stack.block_on(manager.getJobMetadata(job.job_id().to_b256()).call()).expect("getJobMetadata");
+        assert_eq!(state.status, 3, "COMPLETED");
+        let root = stack.block_on(roots.getSquareRoot(U256::from(*n)).call()).expect("getSquareRoot");
+        assert_eq!((root.known, root.root), (true, U256::from(n.isqrt())), "root of {n}");
+    }
+    // Refusals say why in job status.
+    for i in [7, 11] {
+        let status = status_of(&stack, requests[i].0.job_id().to_b256());
+        let message = expected[i].as_ref().expect_err("refused").message.as_str();
+        assert_eq!((status.status.as_str(), status.rejection.as_deref()), ("rejected", Some(message)));
+    }
+
+    // With the node gone, a malformed signature is still refused at once
+    // (the node is never asked), and a well-formed one cannot be checked.
+    stack.proxy.as_mut().expect("proxied").down();
+    let mut client = stack.engine.client();
+    let mut short = u64_job(stack.square_root, consumer, 5_000, 9).sign(&signer);
+    short.signature.0.truncate(64);
+    let err = client.call::<JobIdParams>(Call::SubmitJob(short)).expect_err("refused locally");
+    assert_eq!(
+        (err.code(), err.to_string()),
+        (Some(codes::BAD_SIGNATURE), "bad request signature: signature must be 65 bytes, got 64".into())
+    );
+    let good = u64_job(stack.square_root, consumer, 5_001, 9).sign(&signer);
+    let err = client.call::<JobIdParams>(Call::SubmitJob(good)).expect_err("chain unavailable");
+    assert_eq!(err.code(), Some(codes::CHAIN_UNAVAILABLE));
+    assert!(err.to_string().starts_with("cannot check the request onchain: node unreachable: "), "{err}");
+}
+
+/// The other valid signature of the same key over the same digest:
+/// `s' = n - s`, `v` flipped (ECDSA.tryRecover refuses it).
+fn malleable_twin(signature: &[u8]) -> Vec<u8> {
+    let order =
+        U256::from_str_radix("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16).expect("n");
+    let s = U256::from_be_slice(&signature[32..64]);
+    let mut twin = signature.to_vec();
+    twin[32..64].copy_from_slice(&(order - s).to_be_bytes::<32>());
+    twin[64] = if signature[64] == 27 { 28 } else { 27 };
+    twin
+}

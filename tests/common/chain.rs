@@ -180,12 +180,13 @@ impl Stack {
             .event_signature(JobCompleted::SIGNATURE_HASH)
             .topic1(id)
             .from_block(0);
-        self.block_on(self.owner.get_logs(&filter)).expect("logs").len()
+        // A fresh client: the node closes keep-alive connections that idle.
+        self.block_on(self.fresh_owner().get_logs(&filter)).expect("logs").len()
     }
 
     /// Raw JSON-RPC to the node (hardhat's `evm_*` methods).
     pub fn node_rpc(&self, method: &'static str, params: serde_json::Value) -> serde_json::Value {
-        self.block_on(self.owner.raw_request::<_, serde_json::Value>(method.into(), params)).expect(method)
+        self.block_on(self.fresh_owner().raw_request::<_, serde_json::Value>(method.into(), params)).expect(method)
     }
 
     pub fn bytes(data: &[u8]) -> Bytes {
@@ -271,4 +272,56 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
         let _ = std::io::copy(&mut from, &mut to);
         let _ = to.shutdown(Shutdown::Write);
     });
+}
+
+/// Sends `requests` over `connections` pipelined fast-path connections
+/// (request `i` on connection `i % connections`, at most `window`
+/// outstanding on each) and returns each request's answer, in request order.
+pub fn pipeline_answers(
+    socket: &std::path::Path,
+    connections: usize,
+    window: usize,
+    requests: Vec<coprocessor_actors::wire::SubmitJob>,
+) -> Vec<Result<coprocessor_actors::wire::Reply, coprocessor_actors::wire::RpcError>> {
+    use coprocessor::client::FastClient;
+    let total = requests.len();
+    let connections = connections.max(1);
+    let mut lanes: Vec<Vec<(usize, coprocessor_actors::wire::SubmitJob)>> =
+        (0..connections).map(|_| Vec::new()).collect();
+    for (i, request) in requests.into_iter().enumerate() {
+        lanes[i % connections].push((i, request));
+    }
+    let answered = std::thread::scope(|scope| {
+        let threads: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| {
+                scope.spawn(move || {
+                    let mut client = FastClient::connect(socket).expect("connect");
+                    let mut index = std::collections::HashMap::new();
+                    let mut answers = Vec::new();
+                    let mut lane = lane.into_iter();
+                    while answers.len() < index.len() || lane.len() > 0 {
+                        while index.len() - answers.len() < window {
+                            let Some((i, params)) = lane.next() else { break };
+                            index.insert(client.send(Call::SubmitJob(params)).expect("send"), i);
+                        }
+                        client.flush().expect("flush");
+                        let (id, reply) = client.recv().expect("recv");
+                        answers.push((index[&id], reply));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|thread| thread.join().expect("pipeline thread")).collect::<Vec<_>>()
+    });
+    let mut ordered: Vec<Option<_>> = (0..total).map(|_| None).collect();
+    for (i, answer) in answered {
+        assert!(ordered[i].replace(answer).is_none(), "request {i} answered twice");
+    }
+    ordered
+        .into_iter()
+        .enumerate()
+        .map(|(i, answer)| answer.unwrap_or_else(|| panic!("request {i} unanswered")))
+        .collect()
 }

@@ -9,7 +9,7 @@
 //! slow one (a byte a second) holds nothing but its own task.
 
 use super::wire::{codes, FastRequest, FastResponse, RpcError, FAST_PATH_MAGIC};
-use super::{jsonrpc, methods, ApiContext};
+use super::{jsonrpc, methods, Shared};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +24,7 @@ type Outgoing = (Vec<u8>, Option<OwnedSemaphorePermit>);
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Serves one connection until the client closes it.
-pub(crate) async fn serve<S>(stream: S, ctx: Rc<ApiContext>)
+pub(crate) async fn serve<S>(stream: S, shared: Rc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -36,9 +36,9 @@ where
         Ok(0) | Err(_) => {}
         Ok(_) if buf.first() == Some(&FAST_PATH_MAGIC) => {
             buf.remove(0);
-            serve_fast(&mut reader, buf, &ctx, &responses).await;
+            serve_fast(&mut reader, buf, &shared, &responses).await;
         }
-        Ok(_) => serve_json(&mut reader, buf, &ctx, &responses).await,
+        Ok(_) => serve_json(&mut reader, buf, &shared, &responses).await,
     }
     drop(responses);
     let _ = writing.await;
@@ -64,12 +64,12 @@ async fn write_responses<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::Unbo
 
 /// Runs `work` as its own task once the connection has a free slot; its
 /// answer, if any, is queued for writing with the slot.
-async fn dispatch<F>(slots: &Arc<Semaphore>, ctx: &Rc<ApiContext>, responses: &mpsc::UnboundedSender<Outgoing>, work: F)
+async fn dispatch<F>(slots: &Arc<Semaphore>, shared: &Shared, responses: &mpsc::UnboundedSender<Outgoing>, work: F)
 where
     F: std::future::Future<Output = Option<Vec<u8>>> + 'static,
 {
     let Ok(slot) = Arc::clone(slots).acquire_owned().await else { return };
-    let api = Arc::clone(ctx.metrics.actor(crate::metrics::ActorName::Api));
+    let api = Arc::clone(shared.ctx.metrics.actor(crate::metrics::ActorName::Api));
     api.received();
     let responses = responses.clone();
     actix_rt::spawn(async move {
@@ -83,18 +83,18 @@ where
 }
 
 /// Waits for every request of the connection to finish.
-async fn drain(slots: &Arc<Semaphore>, ctx: &ApiContext) {
-    let _ = slots.acquire_many(ctx.config.api.max_requests_in_flight as u32).await;
+async fn drain(slots: &Arc<Semaphore>, shared: &Shared) {
+    let _ = slots.acquire_many(shared.ctx.config.api.max_requests_in_flight as u32).await;
 }
 
 async fn serve_json<R: AsyncRead + Unpin>(
     reader: &mut R,
     mut buf: Vec<u8>,
-    ctx: &Rc<ApiContext>,
+    shared: &Rc<Shared>,
     responses: &mpsc::UnboundedSender<Outgoing>,
 ) {
-    let slots = Arc::new(Semaphore::new(ctx.config.api.max_requests_in_flight));
-    let max = ctx.config.api.max_frame_bytes;
+    let slots = Arc::new(Semaphore::new(shared.ctx.config.api.max_requests_in_flight));
+    let max = shared.ctx.config.api.max_frame_bytes;
     let mut framer = LineFramer::default();
     loop {
         while let Some(frame) = framer.next(&mut buf, max) {
@@ -106,8 +106,8 @@ async fn serve_json<R: AsyncRead + Unpin>(
                     continue;
                 }
             };
-            let ctx2 = Rc::clone(ctx);
-            dispatch(&slots, ctx, responses, async move { jsonrpc::handle_frame(&ctx2, &frame).await }).await;
+            let shared2 = Rc::clone(shared);
+            dispatch(&slots, shared, responses, async move { jsonrpc::handle_frame(&shared2, &frame).await }).await;
         }
         buf.reserve(READ_CHUNK);
         match reader.read_buf(&mut buf).await {
@@ -117,10 +117,10 @@ async fn serve_json<R: AsyncRead + Unpin>(
     }
     // A last request without a newline before the client closed its side.
     if !framer.discarding && buf.iter().any(|b| !b.is_ascii_whitespace()) {
-        let ctx2 = Rc::clone(ctx);
-        dispatch(&slots, ctx, responses, async move { jsonrpc::handle_frame(&ctx2, &buf).await }).await;
+        let shared2 = Rc::clone(shared);
+        dispatch(&slots, shared, responses, async move { jsonrpc::handle_frame(&shared2, &buf).await }).await;
     }
-    drain(&slots, ctx).await;
+    drain(&slots, shared).await;
 }
 
 enum Frame {
@@ -181,16 +181,16 @@ impl LineFramer {
 async fn serve_fast<R: AsyncRead + Unpin>(
     reader: &mut R,
     mut buf: Vec<u8>,
-    ctx: &Rc<ApiContext>,
+    shared: &Rc<Shared>,
     responses: &mpsc::UnboundedSender<Outgoing>,
 ) {
-    let slots = Arc::new(Semaphore::new(ctx.config.api.max_requests_in_flight));
-    let max = ctx.config.api.max_frame_bytes;
+    let slots = Arc::new(Semaphore::new(shared.ctx.config.api.max_requests_in_flight));
+    let max = shared.ctx.config.api.max_frame_bytes;
     loop {
         while buf.len() < 4 {
             buf.reserve(READ_CHUNK);
             match reader.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return drain(&slots, ctx).await,
+                Ok(0) | Err(_) => return drain(&slots, shared).await,
                 Ok(_) => {}
             }
         }
@@ -209,7 +209,7 @@ async fn serve_fast<R: AsyncRead + Unpin>(
                 }
                 buf.reserve(READ_CHUNK);
                 match reader.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => return drain(&slots, ctx).await,
+                    Ok(0) | Err(_) => return drain(&slots, shared).await,
                     Ok(_) => {}
                 }
             }
@@ -218,17 +218,17 @@ async fn serve_fast<R: AsyncRead + Unpin>(
         while buf.len() < 4 + len {
             buf.reserve((4 + len - buf.len()).min(max));
             match reader.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return drain(&slots, ctx).await,
+                Ok(0) | Err(_) => return drain(&slots, shared).await,
                 Ok(_) => {}
             }
         }
         let frame: Vec<u8> = buf.drain(..4 + len).skip(4).collect();
-        let ctx2 = Rc::clone(ctx);
-        dispatch(&slots, ctx, responses, async move {
+        let shared2 = Rc::clone(shared);
+        dispatch(&slots, shared, responses, async move {
             let response =
                 match bincode::serde::decode_from_slice::<FastRequest, _>(&frame, bincode::config::standard()) {
                     Ok((request, _)) => {
-                        FastResponse { id: request.id, result: methods::call(&ctx2, request.call).await }
+                        FastResponse { id: request.id, result: methods::call(&shared2, request.call).await }
                     }
                     Err(err) => {
                         let id = bincode::decode_from_slice::<u64, _>(&frame, bincode::config::standard())

@@ -1,7 +1,7 @@
 //! JSON-RPC 2.0: envelopes, batches, notifications and error objects.
 
 use super::wire::{codes, Method, RpcError};
-use super::{methods, ApiContext};
+use super::{methods, Shared};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -51,7 +51,7 @@ fn encode(id: &Value, outcome: Result<Value, &RpcError>) -> Vec<u8> {
 
 /// Handles one frame (a request or a batch) and returns the response line,
 /// or `None` when there is nothing to answer (notifications only).
-pub(crate) async fn handle_frame(ctx: &ApiContext, frame: &[u8]) -> Option<Vec<u8>> {
+pub(crate) async fn handle_frame(shared: &Shared, frame: &[u8]) -> Option<Vec<u8>> {
     let first = frame.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if first == Some(b'[') {
         let items: Vec<&RawValue> = match serde_json::from_slice(frame) {
@@ -63,7 +63,7 @@ pub(crate) async fn handle_frame(ctx: &ApiContext, frame: &[u8]) -> Option<Vec<u
         }
         let mut responses = Vec::new();
         for item in items {
-            if let Some(response) = handle_one(ctx, item.get().as_bytes()).await {
+            if let Some(response) = handle_one(shared, item.get().as_bytes()).await {
                 responses.push(response);
             }
         }
@@ -75,14 +75,14 @@ pub(crate) async fn handle_frame(ctx: &ApiContext, frame: &[u8]) -> Option<Vec<u
         line.push(b'\n');
         return Some(line);
     }
-    handle_one(ctx, frame).await
+    handle_one(shared, frame).await
 }
 
 fn parse_error(err: &serde_json::Error) -> RpcError {
     RpcError::new(codes::PARSE_ERROR, format!("parse error: {err}"))
 }
 
-async fn handle_one(ctx: &ApiContext, frame: &[u8]) -> Option<Vec<u8>> {
+async fn handle_one(shared: &Shared, frame: &[u8]) -> Option<Vec<u8>> {
     let envelope: Envelope<'_> = match serde_json::from_slice(frame) {
         Ok(envelope) => envelope,
         Err(err) if err.is_syntax() || err.is_eof() => return Some(error_line(&parse_error(&err))),
@@ -103,7 +103,7 @@ async fn handle_one(ctx: &ApiContext, frame: &[u8]) -> Option<Vec<u8>> {
     let outcome = match method {
         Err(reason) => Err(RpcError::new(codes::INVALID_REQUEST, format!("invalid request: {reason}"))),
         Ok(method) => match Method::parse(method, envelope.params) {
-            Ok(call) => methods::call(ctx, call).await,
+            Ok(call) => methods::call(shared, call).await,
             Err(error) => Err(error),
         },
     };

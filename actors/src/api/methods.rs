@@ -1,9 +1,11 @@
 //! What each method does. Both encodings land here with a typed [`Call`].
 
-use super::verifier::Verify;
+use super::onchain::{self, CheckError, OnchainChecks};
+use super::verifier::{Rules, Verify};
 use super::wire::*;
-use super::{ApiContext, ChainAccess};
+use super::{ApiContext, Shared};
 use crate::board::{AdmitError, Finished};
+use crate::chain::OffchainCheck;
 use crate::job::{JobId, JobSpec, Status};
 use crate::metrics::ActorName;
 use crate::pool::Panic;
@@ -18,8 +20,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Runs one call. Refusals other than `busy` count as rejected requests.
-pub(crate) async fn call(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
-    let result = dispatch(ctx, call).await;
+pub(crate) async fn call(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
+    let ctx = &shared.ctx;
+    let result = dispatch(shared, call).await;
     if let Err(err) = &result {
         if err.code != codes::BUSY {
             ctx.metrics.engine.rejected.fetch_add(1, Ordering::Relaxed);
@@ -28,7 +31,8 @@ pub(crate) async fn call(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError
     result
 }
 
-async fn dispatch(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
+async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
+    let ctx = &shared.ctx;
     match call {
         Call::SubmitProgram(p) => submit_program(ctx, p).await,
         Call::ContainsProgram(p) => {
@@ -38,7 +42,7 @@ async fn dispatch(ctx: &ApiContext, call: Call) -> Result<Reply, RpcError> {
         Call::ListPrograms(_) => Ok(Reply::Programs(ProgramsReply {
             program_ids: ctx.programs.ids().into_iter().map(|id| HexBytes(id.0.to_vec())).collect(),
         })),
-        Call::SubmitJob(p) => submit_job(ctx, p).await,
+        Call::SubmitJob(p) => submit_job(ctx, shared.onchain.as_ref(), p).await,
         Call::GetResult(p) => get_result(ctx, &p),
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
         Call::NextNonce(p) => next_nonce(ctx, &p).await,
@@ -97,10 +101,10 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
     }
 }
 
-/// `coproc_submitJob`: decode, check limits, verify the signer, admit
-/// (nonce and queue), dispatch, and answer once the `Pending` record is
-/// durable.
-async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
+/// `coproc_submitJob`: decode, check limits, verify the signer (with a
+/// chain, `onchain`), admit (nonce and queue), dispatch, and answer once the
+/// `Pending` record is durable.
+async fn submit_job(ctx: &ApiContext, onchain: Option<&OnchainChecks>, p: SubmitJob) -> Result<Reply, RpcError> {
     if ctx.shutting_down.load(Ordering::Relaxed) {
         return Err(RpcError::new(codes::SHUTTING_DOWN, "the engine is shutting down; retry after restart"));
     }
@@ -125,12 +129,13 @@ async fn submit_job(ctx: &ApiContext, p: SubmitJob) -> Result<Reply, RpcError> {
     ctx.board.has_room(spec.input_bytes()).map_err(|err| admit_error(ctx, err))?;
 
     let id = spec.id;
-    let checked = match &ctx.chain {
-        Some(chain) => check_onchain(chain, &decoded, &p.request.0, &p.signature.0, id).await,
+    let checked = match onchain {
+        Some(onchain) => check_onchain(ctx, onchain, &decoded, p.request.0, p.signature.0, id).await,
         None => check_signer(ctx, p.request.0, p.signature.0).await,
     };
     if let Err(err) = checked {
-        if err.code != codes::CHAIN_UNAVAILABLE {
+        // Worth retrying: not a refusal of the request.
+        if err.code != codes::CHAIN_UNAVAILABLE && err.code != codes::BUSY {
             ctx.rejections.record(id, err.message.clone());
         }
         return Err(err);
@@ -168,44 +173,46 @@ fn executed_reply(id: JobId, result: &Finished) -> JobResult {
 /// With no chain: the signer recovered from the EIP-191 signature must be
 /// in `offchain.allowed_signers` (or be the dev signer).
 async fn check_signer(ctx: &ApiContext, request: Vec<u8>, signature: Vec<u8>) -> Result<(), RpcError> {
-    let signer = ctx.verifier.send(Verify { request, signature }).await.map_err(internal)?;
-    let signer = signer.map_err(|err| RpcError::new(codes::BAD_SIGNATURE, format!("bad request signature: {err}")))?;
+    let recovered = ctx.verifier.send(Verify { request, signature, rules: Rules::Lenient }).await.map_err(internal)?;
+    let signer = recovered.map_err(bad_signature)?.signer;
     if !ctx.signers.allowed.contains(&signer) {
         return Err(RpcError::new(codes::BAD_SIGNATURE, format!("signer {signer} is not allowed for offchain jobs")));
     }
     Ok(())
 }
 
+fn bad_signature(err: impl std::fmt::Display) -> RpcError {
+    RpcError::new(codes::BAD_SIGNATURE, format!("bad request signature: {err}"))
+}
+
 /// With a chain, the chain decides, as the JobManager will at settlement:
 /// the consumer must accept the signature over the request's EIP-191
 /// digest (EIP-1271 `isValidSignature`), and the job ID (nonce and
-/// consumer) must be unused onchain.
+/// consumer) must be unused onchain. A signature that recovers to no key
+/// under `ECDSA.tryRecover`'s rules is refused first, on a verifier
+/// thread, without asking the node; the rest are checked in batches
+/// (`onchain.rs`).
 async fn check_onchain(
-    chain: &ChainAccess,
+    ctx: &ApiContext,
+    onchain: &OnchainChecks,
     request: &OffchainJobRequest,
-    request_bytes: &[u8],
-    signature: &[u8],
+    request_bytes: Vec<u8>,
+    signature: Vec<u8>,
     id: JobId,
 ) -> Result<(), RpcError> {
-    let unavailable = |err: crate::chain::ChainError| {
-        RpcError::new(codes::CHAIN_UNAVAILABLE, format!("cannot check the request onchain: {err}"))
-    };
-    let digest = crate::protocol::eip191::digest(request_bytes);
-    let accepted = chain.chain.accepts_signature(request.consumer, digest, signature).await.map_err(unavailable)?;
-    if !accepted {
-        return Err(RpcError::new(
-            codes::BAD_SIGNATURE,
-            format!("bad request signature: consumer {} rejects it (EIP-1271 isValidSignature)", request.consumer),
-        ));
-    }
-    let state = chain.chain.job_state(id.to_b256()).await.map_err(unavailable)?;
-    if state != crate::chain::job_state::NONE {
-        return Err(RpcError::new(
-            codes::NONCE_USED,
-            format!("nonce {} already used onchain by consumer {}", request.nonce, request.consumer),
-        ));
-    }
-    Ok(())
+    let verify = Verify { request: request_bytes, signature: signature.clone(), rules: Rules::Ecrecover };
+    let recovered = ctx.verifier.send(verify).await.map_err(internal)?;
+    let digest = recovered.map_err(bad_signature)?.digest;
+    let check = OffchainCheck { consumer: request.consumer, digest, signature: signature.into(), job_id: id.to_b256() };
+    let answer = onchain.check(check).await.map_err(|err| match err {
+        CheckError::Busy(_) => {
+            ctx.metrics.engine.busy.fetch_add(1, Ordering::Relaxed);
+            RpcError::new(codes::BUSY, err.to_string())
+        }
+        CheckError::Chain(err) => onchain::unavailable(err),
+        CheckError::Stopped => internal(err),
+    })?;
+    onchain::verdict(answer, request.consumer, request.nonce)
 }
 
 /// One past the highest nonce the engine has seen for the consumer and,

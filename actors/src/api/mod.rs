@@ -5,11 +5,14 @@
 //! - `jsonrpc`: JSON-RPC 2.0 envelopes, batches and notifications.
 //! - `methods`: what each method does.
 //! - `verifier`: request signature checks on their own threads.
+//! - `onchain`: with a chain, the onchain checks of offchain requests,
+//!   batched.
 //! - `rejections`: why recent requests were refused.
 
 mod connection;
 mod jsonrpc;
 mod methods;
+mod onchain;
 mod rejections;
 mod verifier;
 pub mod wire;
@@ -30,6 +33,7 @@ use crate::relayer::{LaneQuery, Retry};
 use crate::store::Store;
 use actix::{Actor, ActorContext, Addr, Context, Handler, Message};
 use alloy::primitives::Address;
+use onchain::OnchainChecks;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -92,6 +96,25 @@ pub(crate) struct ChainAccess {
     pub(crate) lanes: Mailbox<LaneQuery>,
 }
 
+/// What every connection shares: the supervisor's context, and what the
+/// api runs on it.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Shared state and the other actors.
+    pub(crate) ctx: ApiContext,
+    /// The batched onchain checks of offchain requests, with a chain.
+    pub(crate) onchain: Option<OnchainChecks>,
+}
+
+impl Shared {
+    /// Starts what the api runs beside its connections (on the current
+    /// arbiter).
+    fn start(ctx: ApiContext) -> Shared {
+        let onchain = ctx.chain.as_ref().map(|access| OnchainChecks::start(access.chain.clone()));
+        Shared { ctx, onchain }
+    }
+}
+
 /// The socket server actor.
 #[derive(Debug)]
 pub(crate) struct Api {
@@ -135,16 +158,16 @@ impl Api {
             None => None,
         };
         let (stop, stopped) = watch::channel(false);
-        let ctx = Rc::new(ctx);
         let connections = Arc::new(Semaphore::new(ctx.config.api.max_connections));
         tracing::info!(socket = %socket.display(), "api listening");
         let api = Api { socket, stop };
         Ok(Api::create(move |_| {
+            let shared = Rc::new(Shared::start(ctx));
             let unix = tokio::net::UnixListener::from_std(unix).map(Listener::Unix);
-            actix_rt::spawn(accept_loop(unix, Rc::clone(&ctx), Arc::clone(&connections), stopped.clone()));
+            actix_rt::spawn(accept_loop(unix, Rc::clone(&shared), Arc::clone(&connections), stopped.clone()));
             if let Some(tcp) = tcp {
                 let tcp = tokio::net::TcpListener::from_std(tcp).map(Listener::Tcp);
-                actix_rt::spawn(accept_loop(tcp, Rc::clone(&ctx), connections, stopped));
+                actix_rt::spawn(accept_loop(tcp, Rc::clone(&shared), connections, stopped));
             }
             api
         }))
@@ -161,15 +184,15 @@ impl Listener {
     /// Accepts one connection and serves it on its own task.
     async fn accept_and_serve(
         &self,
-        ctx: &Rc<ApiContext>,
+        shared: &Rc<Shared>,
         slot: tokio::sync::OwnedSemaphorePermit,
     ) -> std::io::Result<()> {
-        let ctx = Rc::clone(ctx);
+        let shared = Rc::clone(shared);
         match self {
             Listener::Unix(listener) => {
                 let (stream, _) = listener.accept().await?;
                 actix_rt::spawn(async move {
-                    connection::serve(stream, ctx).await;
+                    connection::serve(stream, shared).await;
                     drop(slot);
                 });
             }
@@ -177,7 +200,7 @@ impl Listener {
                 let (stream, _) = listener.accept().await?;
                 stream.set_nodelay(true)?;
                 actix_rt::spawn(async move {
-                    connection::serve(stream, ctx).await;
+                    connection::serve(stream, shared).await;
                     drop(slot);
                 });
             }
@@ -189,7 +212,7 @@ impl Listener {
 /// Accepts connections (each holding one of `connections`) until stopped.
 async fn accept_loop(
     listener: std::io::Result<Listener>,
-    ctx: Rc<ApiContext>,
+    shared: Rc<Shared>,
     connections: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -200,7 +223,7 @@ async fn accept_loop(
     loop {
         let Ok(slot) = Arc::clone(&connections).acquire_owned().await else { return };
         tokio::select! {
-            accepted = listener.accept_and_serve(&ctx, slot) => {
+            accepted = listener.accept_and_serve(&shared, slot) => {
                 if let Err(err) = accepted {
                     tracing::warn!(%err, "accept failed");
                 }

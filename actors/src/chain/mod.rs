@@ -4,10 +4,16 @@
 //! - [`Chain`]: a node connection where every call has a deadline and
 //!   every failure is classified, so callers know whether to back off
 //!   (the node is unreachable) or give up (the node said no).
+//! - `batch`: many `eth_call`s in one JSON-RPC batch, and the onchain
+//!   checks of offchain job requests built on it.
+
+mod batch;
+
+pub(crate) use batch::{OffchainAnswer, OffchainCheck};
 
 use crate::config;
-use crate::protocol::bindings::{Consumer, IJobManager, OffchainRequester};
-use alloy::primitives::{Address, Bytes, B256};
+use crate::protocol::bindings::{Consumer, IJobManager};
+use alloy::primitives::{Address, B256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::transports::{RpcError, TransportErrorKind};
 use std::future::IntoFuture;
@@ -109,6 +115,11 @@ impl Chain {
         self.job_manager
     }
 
+    /// How long any call may take (`rpc_timeout_ms`).
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Runs a transport call with the deadline.
     pub(crate) async fn rpc<T>(
         &self,
@@ -145,23 +156,6 @@ impl Chain {
     pub(crate) async fn job_state(&self, id: B256) -> Result<u8, ChainError> {
         let manager = IJobManager::new(self.job_manager, &self.provider);
         Ok(self.contract(manager.getJobMetadata(id).call()).await?.status)
-    }
-
-    /// Whether `consumer` accepts `signature` over the EIP-191 `digest`
-    /// (EIP-1271), as the JobManager asks it at settlement. A consumer
-    /// that reverts or has no such function does not accept it.
-    pub(crate) async fn accepts_signature(
-        &self,
-        consumer: Address,
-        digest: B256,
-        signature: &[u8],
-    ) -> Result<bool, ChainError> {
-        let requester = OffchainRequester::new(consumer, &self.provider);
-        match self.contract(requester.isValidSignature(digest, Bytes::copy_from_slice(signature)).call()).await {
-            Ok(magic) => Ok(magic.0 == EIP1271_MAGIC_VALUE),
-            Err(ChainError::Refused(_) | ChainError::BadAnswer(_)) => Ok(false),
-            Err(err) => Err(err),
-        }
     }
 
     /// The consumer's next nonce (`Consumer.getNextNonce()`).
