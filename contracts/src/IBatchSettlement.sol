@@ -24,6 +24,19 @@ interface IBatchSettlement {
         bytes signatureOnRequest;
     }
 
+    /// @notice An offchain job request to check before admitting it
+    ///         (`checkOffchainRequests`).
+    struct OffchainCheck {
+        /// @dev The consumer, whose isValidSignature decides (EIP-1271).
+        address consumer;
+        /// @dev The EIP-191 digest of abi.encode(OffchainJobRequest).
+        bytes32 digest;
+        /// @dev The request's signature.
+        bytes signature;
+        /// @dev The job ID the request takes (its nonce and consumer).
+        bytes32 jobID;
+    }
+
     /// @notice An item of `submitResults` was not settled; everything it did
     ///         was rolled back and the batch went on.
     /// @param jobID the job ID the item's resultWithMetadata claims (its bytes
@@ -48,6 +61,17 @@ interface IBatchSettlement {
     /// @notice The status of each job (0 none, 1 pending, 2 cancelled,
     ///         3 completed), in the order of `jobIDs`.
     function getJobStatuses(bytes32[] calldata jobIDs) external view returns (uint8[] memory statuses);
+
+    /// @notice The admission checks of many offchain job requests in one
+    ///         call, exactly as settlement will make them: whether each
+    ///         consumer accepts its signature over the digest (OpenZeppelin's
+    ///         SignatureChecker.isValidERC1271SignatureNow, as
+    ///         submitResultForOffchainJob asks it), and each job's status
+    ///         (0: the job ID is unused).
+    function checkOffchainRequests(OffchainCheck[] calldata checks)
+        external
+        view
+        returns (bool[] memory accepted, uint8[] memory statuses);
 
     /// @notice Authorizes (or revokes) an additional relayer. Owner only.
     function setRelayerAuthorized(address relayer, bool authorized) external;

@@ -150,6 +150,24 @@ contract JobManager is IJobManager, IBatchSettlement, Initializable, OwnableUpgr
         }
     }
 
+    /// @notice Admission checks of many offchain requests in one call: the
+    ///         consumer's EIP-1271 answer, exactly as settlement asks it, and
+    ///         the job's status (0 = unused).
+    function checkOffchainRequests(OffchainCheck[] calldata checks)
+        external
+        view
+        override
+        returns (bool[] memory accepted, uint8[] memory statuses)
+    {
+        accepted = new bool[](checks.length);
+        statuses = new uint8[](checks.length);
+        for (uint256 i = 0; i < checks.length; ++i) {
+            OffchainCheck calldata check = checks[i];
+            accepted[i] = SignatureChecker.isValidERC1271SignatureNow(check.consumer, check.digest, check.signature);
+            statuses[i] = jobIDToMetadata[check.jobID].status;
+        }
+    }
+
     // ------------------------------------------------------------------
     // Jobs
     // ------------------------------------------------------------------

@@ -4,13 +4,15 @@
 // submitResults settles many results, onchain and offchain, in one
 // transaction, each item isolated from the others: a failing item is rolled
 // back alone and reported with ResultSkipped(jobID, reason). Also: several
-// relayers (setRelayerAuthorized / isRelayer) and getJobStatuses.
+// relayers (setRelayerAuthorized / isRelayer), getJobStatuses, and the
+// admission checks of many offchain requests in one call
+// (checkOffchainRequests).
 
 "use strict";
 
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
-const { ZeroAddress, ZeroHash, getBytes, id, keccak256, toBeHex, zeroPadValue } = require("ethers");
+const { ZeroAddress, ZeroHash, getBytes, hashMessage, id, keccak256, toBeHex, zeroPadValue } = require("ethers");
 
 const {
   abi,
@@ -552,6 +554,37 @@ describe("getJobStatuses", () => {
     const unknown = { jobID: keccak256("0x") };
     assert.deepEqual(await statuses(unknown, pending, cancelled, done, pending), [NONE, PENDING, CANCELLED, COMPLETED, PENDING]);
     assert.deepEqual([...(await jobManager.getJobStatuses([]))], []);
+  });
+});
+
+describe("checkOffchainRequests", () => {
+  it("answers, for many requests in one call, whether each consumer accepts its signature and whether its job ID is used", async () => {
+    const app = await consumer();
+    const eip191 = (request) => hashMessage(getBytes(request));
+    const check = ({ job }, { consumer: to, signature = job.requestSignature } = {}) => [
+      to,
+      eip191(job.request),
+      signature,
+      job.jobID,
+    ];
+    const address = await app.getAddress();
+    const fresh = await offchain(app, 7n);
+    const used = await offchain(app, 8n);
+    await mined(jobManager.connect(chain.stranger).submitResultForOffchainJob(...used.job.args));
+    const stranger = await sign(chain.stranger, fresh.job.request);
+    const onchain = await onchainJob(app);
+    const [accepted, states] = await jobManager.checkOffchainRequests([
+      check(fresh, { consumer: address }),
+      check(used, { consumer: address }),
+      check(fresh, { consumer: address, signature: stranger }),
+      // An account with no code accepts nothing.
+      check(fresh, { consumer: chain.stranger.address }),
+      [address, eip191(fresh.job.request), fresh.job.requestSignature, onchain.jobID],
+    ]);
+    assert.deepEqual([...accepted], [true, true, false, false, true]);
+    assert.deepEqual([...states], [NONE, COMPLETED, NONE, NONE, PENDING]);
+    const [none, noStates] = await jobManager.checkOffchainRequests([]);
+    assert.deepEqual([[...none], [...noStates]], [[], []]);
   });
 });
 

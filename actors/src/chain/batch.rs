@@ -1,6 +1,7 @@
-//! JSON-RPC batches of `eth_call`s: many read-only calls in one HTTP
-//! request, each with its own answer, and the offchain-request checks built
-//! on them.
+//! The offchain-request checks of many requests at once: one
+//! `checkOffchainRequests` view call, or JSON-RPC batches of `eth_call`s
+//! (many read-only calls in one HTTP request, each with its own answer) on
+//! a JobManager without it.
 //!
 //! A node answers a batch with one response per call, so one call that
 //! reverts fails only itself; a transport failure (no connection, no answer
@@ -8,7 +9,7 @@
 //! than 1000 calls by default: callers keep theirs well under that.
 
 use super::{Chain, ChainError, EIP1271_MAGIC_VALUE};
-use crate::protocol::bindings::{IJobManager, OffchainRequester};
+use crate::protocol::bindings::{IBatchSettlement, IJobManager, OffchainRequester};
 use alloy::eips::BlockId;
 use alloy::network::{Ethereum, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, FixedBytes, B256};
@@ -91,13 +92,54 @@ impl Chain {
         Ok(answers)
     }
 
-    /// The onchain checks of offchain job requests, two calls each
+    /// The onchain checks of offchain job requests: one answer per check,
+    /// in order. One `checkOffchainRequests` call asks the JobManager for
+    /// all of them (it asks each consumer's `isValidSignature` exactly as
+    /// settlement will); on a JobManager without it, or when that call
+    /// fails (a consumer's check used up its gas, say), two calls per check
     /// (`isValidSignature` on the consumer, `getJobMetadata` on the
-    /// JobManager), all in one batch: one answer per check, in order.
+    /// JobManager) go in one JSON-RPC batch, each answered on its own.
     pub(crate) async fn offchain_checks(&self, checks: &[OffchainCheck]) -> Result<Vec<OffchainAnswer>, ChainError> {
+        if checks.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.offchain_checks_in_one_call(checks).await {
+            Ok(answers) => return Ok(answers),
+            Err(err) if err.is_transient() => return Err(err),
+            Err(_) => {}
+        }
         let calls = offchain_calls(self.job_manager, checks);
         let answers = self.call_batch(&calls).await?;
         Ok(offchain_answers(answers))
+    }
+
+    /// All the checks in one `checkOffchainRequests` call.
+    async fn offchain_checks_in_one_call(&self, checks: &[OffchainCheck]) -> Result<Vec<OffchainAnswer>, ChainError> {
+        let manager = IBatchSettlement::new(self.job_manager, &self.provider);
+        let asked = checks
+            .iter()
+            .map(|check| IBatchSettlement::OffchainCheck {
+                consumer: check.consumer,
+                digest: check.digest,
+                signature: check.signature.clone(),
+                jobID: check.job_id,
+            })
+            .collect();
+        let answer = self.contract(manager.checkOffchainRequests(asked).call()).await?;
+        if answer.accepted.len() != checks.len() || answer.statuses.len() != checks.len() {
+            return Err(ChainError::BadAnswer(format!(
+                "checkOffchainRequests answered {} and {} for {} requests",
+                answer.accepted.len(),
+                answer.statuses.len(),
+                checks.len()
+            )));
+        }
+        Ok(answer
+            .accepted
+            .into_iter()
+            .zip(answer.statuses)
+            .map(|(accepted, state)| OffchainAnswer { accepted: Ok(accepted), state: Ok(state) })
+            .collect())
     }
 }
 
