@@ -172,8 +172,9 @@ pub struct Chain {
     /// Gas one result (its checks and the consumer's callback) may use
     /// inside a batch; a callback that needs more is skipped.
     pub max_gas_per_result: u64,
-    /// Blocks a transaction may stay unmined before it is sent again with
-    /// the same nonce and higher fees (+12.5% at least).
+    /// Blocks without any of a key's transactions mined before its unmined
+    /// ones are sent again with the same nonces and higher fees (+12.5% at
+    /// least).
     pub replace_after_blocks: u64,
     /// The fee ceiling, in wei per gas: no transaction offers more, however
     /// high the base fee goes (sending waits until it falls back).

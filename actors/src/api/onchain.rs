@@ -1,15 +1,18 @@
 //! The onchain checks of offchain job requests, coalesced: the checks of
-//! requests that arrive together go to the node as one JSON-RPC batch
-//! (`Chain::offchain_checks`, two `eth_call`s per request) instead of two
-//! round trips per request.
+//! requests that arrive together go to the node together
+//! (`Chain::offchain_checks`: one `checkOffchainRequests` view call, or a
+//! JSON-RPC batch of two `eth_call`s per request) instead of two round
+//! trips per request.
 //!
 //! A request queues its check (at most [`Batching::max_waiting`] wait at
 //! once; beyond that it is refused as `busy`) and waits for its answer at
 //! most the chain's rpc timeout. One task takes the checks in batches: it
 //! waits for a first one, gathers more for at most [`Batching::linger`] or
 //! until [`Batching::max_batch`], and sends them while it gathers the next.
-//! At most [`Batching::in_flight`] batches are at the node at once; checks
-//! that arrive meanwhile make the next batch bigger. A batch that fails as
+//! At most [`Batching::in_flight`] batches are at the node at once (one:
+//! a node such as hardhat answers one call at a time, and checks that
+//! arrive meanwhile make the next batch bigger, so batches grow with the
+//! load). A batch that fails as
 //! a whole (no connection, no answer in time) answers each of its requests
 //! with that error; a call that fails answers only its own request.
 
@@ -39,7 +42,7 @@ pub(crate) struct Batching {
 impl Batching {
     /// The engine's batching.
     pub(crate) const DEFAULT: Batching =
-        Batching { max_batch: 256, max_waiting: 4096, linger: Duration::from_millis(1), in_flight: 4 };
+        Batching { max_batch: 256, max_waiting: 4096, linger: Duration::from_millis(1), in_flight: 1 };
 }
 
 /// What one check is answered with.

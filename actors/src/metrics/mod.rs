@@ -172,10 +172,13 @@ pub(crate) struct EngineCounters {
     pub relay_batched_results: AtomicU64,
     /// Stuck transactions replaced with higher fees.
     pub relay_replacements: AtomicU64,
-    /// Fees paid by mined settlement transactions, in gwei.
+    /// Fees paid by the settlement transactions whose receipts were read
+    /// (a sample: one a relay round, and every one with a failure), in gwei.
     pub relay_fee_gwei: AtomicU64,
-    /// Gas used by mined settlement transactions.
+    /// Gas used by those transactions.
     pub relay_gas_used: AtomicU64,
+    /// Results those transactions carried.
+    pub relay_sampled_results: AtomicU64,
     /// The lowest relayer key balance, in gwei (a gauge).
     pub relay_balance_gwei: AtomicU64,
     /// 1 while that balance covers fewer than `chain.low_balance_batches`
@@ -300,10 +303,10 @@ pub struct EngineSnapshot {
     /// Stuck transactions replaced with higher fees.
     #[serde(default)]
     pub relay_replacements: u64,
-    /// Fees paid per confirmed result, in gwei.
+    /// Fees paid per result settled, in gwei (from a sample of receipts).
     #[serde(default)]
     pub relay_fee_per_result_gwei: f64,
-    /// Gas used per confirmed result.
+    /// Gas used per result settled (from the same sample).
     #[serde(default)]
     pub relay_gas_per_result: f64,
     /// The lowest relayer key balance, in gwei.
@@ -413,8 +416,14 @@ impl Metrics {
                     load(&self.engine.relay_transactions),
                 ),
                 relay_replacements: load(&self.engine.relay_replacements),
-                relay_fee_per_result_gwei: ratio(load(&self.engine.relay_fee_gwei), load(&self.engine.relayed)),
-                relay_gas_per_result: ratio(load(&self.engine.relay_gas_used), load(&self.engine.relayed)),
+                relay_fee_per_result_gwei: ratio(
+                    load(&self.engine.relay_fee_gwei),
+                    load(&self.engine.relay_sampled_results),
+                ),
+                relay_gas_per_result: ratio(
+                    load(&self.engine.relay_gas_used),
+                    load(&self.engine.relay_sampled_results),
+                ),
                 relay_balance_gwei: load(&self.engine.relay_balance_gwei),
                 relay_low_balance: load(&self.engine.relay_low_balance) != 0,
                 relay_blocked_consumers: load(&self.engine.relay_blocked_consumers),
@@ -456,6 +465,7 @@ mod tests {
         engine.relay_batched_results.store(10, Ordering::Relaxed);
         engine.relay_fee_gwei.store(5_000, Ordering::Relaxed);
         engine.relay_gas_used.store(2_000_000, Ordering::Relaxed);
+        engine.relay_sampled_results.store(10, Ordering::Relaxed);
         engine.relay_low_balance.store(1, Ordering::Relaxed);
         engine.already_settled.store(3, Ordering::Relaxed);
         let snapshot = metrics.snapshot(0);

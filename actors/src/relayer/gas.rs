@@ -4,7 +4,7 @@
 //! `eth_estimateGas` on its single-result function; from then on results'
 //! gas is predicted from the figure of their consumer (or, for a consumer
 //! not seen yet, the largest of their kind), scaled up for larger results
-//! and with a margin. A result that ran short in a batch (skipped with
+//! and with a margin (an eighth). A result that ran short in a batch (skipped with
 //! "batch out of gas") raises its consumer's figure and goes alone with the
 //! whole per-item share; a result settled alone teaches its consumer's
 //! figure from the receipt. So the book corrects itself without a
@@ -97,7 +97,7 @@ impl GasBook {
 
     /// The execution gas to allow one result of `key` that is `bytes`
     /// long: the learned figure, scaled up (never down) for a larger
-    /// result, plus a quarter.
+    /// result, plus an eighth.
     pub(super) fn exec_gas(&self, key: &GasKey, bytes: usize) -> Option<u64> {
         let learned = self.figure(key)?;
         let scaled = if bytes > learned.bytes {
@@ -105,7 +105,7 @@ impl GasBook {
         } else {
             learned.exec
         };
-        Some(scaled.saturating_add(scaled / 4))
+        Some(scaled.saturating_add(scaled / 8))
     }
 }
 
@@ -153,9 +153,9 @@ mod tests {
         let calldata = [1u8; 100];
         book.learn(KEY, intrinsic(&calldata) + 200_000, &calldata, 500);
         assert!(book.knows(&KEY));
-        assert_eq!(book.exec_gas(&KEY, 500), Some(250_000));
-        assert_eq!(book.exec_gas(&KEY, 100), Some(250_000), "smaller results get no discount");
-        assert_eq!(book.exec_gas(&KEY, 1000), Some(500_000));
+        assert_eq!(book.exec_gas(&KEY, 500), Some(225_000));
+        assert_eq!(book.exec_gas(&KEY, 100), Some(225_000), "smaller results get no discount");
+        assert_eq!(book.exec_gas(&KEY, 1000), Some(450_000));
     }
 
     #[test]
@@ -166,10 +166,10 @@ mod tests {
         book.learn(KEY, 21_000 + 200_000, &[], 500);
         assert!(book.knows(&other));
         assert!(!book.knows(&onchain), "onchain results cost differently: learned apart");
-        assert_eq!(book.exec_gas(&other, 500), Some(250_000));
+        assert_eq!(book.exec_gas(&other, 500), Some(225_000));
         book.raise(&other);
-        assert_eq!(book.exec_gas(&other, 500), Some(312_500));
-        assert_eq!(book.exec_gas(&KEY, 500), Some(250_000), "raising one consumer leaves the others");
+        assert_eq!(book.exec_gas(&other, 500), Some(281_250));
+        assert_eq!(book.exec_gas(&KEY, 500), Some(225_000), "raising one consumer leaves the others");
     }
 
     #[test]
@@ -177,10 +177,10 @@ mod tests {
         let mut book = GasBook::default();
         book.learn(KEY, 21_000 + 200_000, &[], 500);
         book.learn(KEY, 21_000 + 100_000, &[], 500);
-        assert_eq!(book.exec_gas(&KEY, 500), Some(250_000));
+        assert_eq!(book.exec_gas(&KEY, 500), Some(225_000));
         book.learn(KEY, 21_000 + 300_000, &[], 500);
-        assert_eq!(book.exec_gas(&KEY, 500), Some(375_000));
+        assert_eq!(book.exec_gas(&KEY, 500), Some(337_500));
         book.raise(&KEY);
-        assert_eq!(book.exec_gas(&KEY, 500), Some(468_750));
+        assert_eq!(book.exec_gas(&KEY, 500), Some(421_875));
     }
 }

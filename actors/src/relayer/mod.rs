@@ -400,7 +400,7 @@ impl Relayer {
                         lane.balance = Some(balance);
                     }
                 }
-                Event::Receipt { sender, nonce, receipt } => self.receipt(sender, nonce, receipt),
+                Event::Receipt { sender, nonce, read, receipt } => self.receipt(sender, nonce, read, receipt),
                 Event::LaneStart(consumer, next) => self.lanes.start(consumer, next),
                 Event::State { id, state } => self.state(id, state),
                 Event::Learned { key, estimate, calldata, item_bytes } => {
@@ -526,10 +526,18 @@ impl Relayer {
 
     /// A mined transaction's receipt: fees, and a verdict for each job it
     /// did not settle.
-    fn receipt(&mut self, sender: usize, nonce: u64, receipt: Option<Mined>) {
+    fn receipt(&mut self, sender: usize, nonce: u64, read: bool, receipt: Option<Mined>) {
         let Some(tx) = self.senders.get_mut(sender).and_then(|lane| lane.remove(nonce)) else { return };
         self.warned_at_ceiling.remove(&(sender, nonce));
         let engine = &self.setup.metrics.engine;
+        if !read {
+            // Each of its jobs had its event; none is left (if one were, it
+            // goes again: the chain is checked before it is sent).
+            for id in tx.jobs {
+                self.again(id);
+            }
+            return;
+        }
         let Some(mined) = receipt else {
             tracing::warn!(
                 nonce,
@@ -543,10 +551,12 @@ impl Relayer {
         let fee = u128::from(mined.gas_used).saturating_mul(mined.price);
         engine.relay_fee_gwei.fetch_add(gwei(U256::from(fee)), Ordering::Relaxed);
         engine.relay_gas_used.fetch_add(mined.gas_used, Ordering::Relaxed);
+        engine.relay_sampled_results.fetch_add(tx.carried as u64, Ordering::Relaxed);
         let single = self.setup.config.max_batch_items == 1;
         let out_of_gas = !mined.success && mined.gas_used >= tx.gas.saturating_sub(tx.gas / 50);
-        if let (Some((key, bytes)), true) = (tx.single, mined.success) {
-            // A result settled alone teaches what its kind costs.
+        if let (Some((key, bytes)), true, true) = (tx.single, mined.success, single) {
+            // A result settled alone through InfinityVM's call teaches what
+            // its kind costs (a batch of one carries the batch's overhead).
             self.book.learn(key, mined.gas_used, &tx.calldata, bytes);
         }
         for id in tx.jobs {

@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 pub(super) struct Tx {
     /// Its jobs not yet settled or given up.
     pub(super) jobs: Vec<JobId>,
+    /// How many results it carried.
+    pub(super) carried: usize,
     /// The kind and size of its result when it carries one.
     pub(super) single: Option<(super::gas::GasKey, usize)>,
     /// The call.
@@ -63,6 +65,9 @@ pub(super) struct Sender {
     pending: u64,
     /// Whether the node still knows the first unmined transaction.
     head_of_line_known: bool,
+    /// The head at which the line last moved: a transaction of ours mined,
+    /// or the first one (or a replacement) sent.
+    progress_head: u64,
     txs: BTreeMap<u64, Tx>,
 }
 
@@ -88,6 +93,7 @@ impl Sender {
             latest: 0,
             pending: 0,
             head_of_line_known: true,
+            progress_head: 0,
             txs: BTreeMap::new(),
         }
     }
@@ -107,6 +113,9 @@ impl Sender {
     /// pending count when read ([`Sender::needs_pending`]), and whether it
     /// knows the head of the line.
     pub(super) fn observe(&mut self, head: u64, latest: u64, pending: Option<u64>, head_of_line_known: bool) {
+        if latest > self.latest {
+            self.progress_head = self.progress_head.max(head);
+        }
         self.latest = latest;
         self.head_of_line_known = head_of_line_known;
         for (_, tx) in self.txs.range_mut(..latest) {
@@ -145,17 +154,21 @@ impl Sender {
     }
 
     /// Transactions to send again at `head`: the head of the line if the
-    /// node dropped it, and those unmined for `after_blocks` blocks.
+    /// node dropped it; and when none of ours has been mined for
+    /// `after_blocks` blocks (the line is stuck: its fees are too low),
+    /// every unmined one, to be replaced with higher fees. Transactions
+    /// that merely wait behind others that are being mined are left alone.
     pub(super) fn resends(&self, head: u64, after_blocks: u64) -> Vec<Resend> {
         let mut resends = Vec::new();
         let first = self.head_of_line().map(|(nonce, _)| nonce);
+        let stuck = head >= self.progress_head + after_blocks;
         for (&nonce, tx) in self.txs.range(self.latest..) {
             if tx.mined_at.is_some() {
                 continue;
             }
             if !self.head_of_line_known && Some(nonce) == first {
                 resends.push(Resend::Dropped(nonce));
-            } else if head >= tx.sent_head + after_blocks {
+            } else if stuck && head >= tx.sent_head + after_blocks {
                 resends.push(Resend::Stuck(nonce));
             }
         }
@@ -169,8 +182,14 @@ impl Sender {
 
     /// A transaction (or a new version of one) went out with `nonce`.
     pub(super) fn sent(&mut self, nonce: u64, tx: Tx) {
-        if self.head_of_line().is_none_or(|(first, _)| first == nonce) {
+        let first = self.head_of_line().map(|(first, _)| first);
+        if first.is_none_or(|first| first == nonce) {
             self.head_of_line_known = true;
+        }
+        // The line starts moving now (a first transaction, or a stuck one
+        // replaced): it has `after_blocks` from here.
+        if first.is_none() || self.txs.contains_key(&nonce) {
+            self.progress_head = self.progress_head.max(tx.sent_head);
         }
         self.next = Some(self.next.map_or(nonce + 1, |next| next.max(nonce + 1)));
         match self.txs.get_mut(&nonce) {
@@ -227,6 +246,7 @@ mod tests {
     fn tx(job: u8, head: u64) -> Tx {
         Tx {
             jobs: vec![JobId([job; 32])],
+            carried: 1,
             single: None,
             calldata: Bytes::new(),
             gas: 100_000,
@@ -307,6 +327,24 @@ mod tests {
         lane.sent(0, replacement);
         assert_eq!(lane.tx(0).unwrap().hashes, [B256::repeat_byte(1), B256::repeat_byte(9)]);
         assert!(lane.resends(13, 3).is_empty());
+    }
+
+    #[test]
+    fn transactions_waiting_behind_mined_ones_are_not_replaced() {
+        let mut lane = sender();
+        lane.observe(10, 0, Some(0), true);
+        for nonce in 0..6 {
+            lane.sent(nonce, tx(nonce as u8, 10));
+        }
+        // Two mined at block 13: the line moves, nothing is stuck.
+        lane.observe(13, 2, None, true);
+        assert!(lane.resends(13, 3).is_empty());
+        lane.observe(15, 2, None, true);
+        assert!(lane.resends(15, 3).is_empty());
+        // Three blocks without one of ours: every unmined one is replaced.
+        lane.observe(16, 2, None, true);
+        let stuck: Vec<Resend> = (2..6).map(Resend::Stuck).collect();
+        assert_eq!(lane.resends(16, 3), stuck);
     }
 
     #[test]
