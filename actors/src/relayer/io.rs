@@ -44,8 +44,12 @@ pub(super) struct Plan {
     pub(super) cursor: Option<u64>,
     /// The head the last round read.
     pub(super) last_head: Option<u64>,
-    /// The fees of the last head.
+    /// The fees last read.
     pub(super) fees: Option<Result<Fees, FeeError>>,
+    /// Whether fees and balances are due to be read again (on a new head,
+    /// at most once a [`super::REFRESH_EVERY`]: a node that mines a block
+    /// per transaction would otherwise spend a third of its time on them).
+    pub(super) refresh: bool,
     /// Copies of the relayer's keys and their transactions.
     pub(super) senders: Vec<Sender>,
     /// Consumers whose ordered lane needs its first nonce.
@@ -161,7 +165,8 @@ async fn run(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -> Result<
 
     let cursor = read_events(chain, plan, head, events).await?;
 
-    if new_head || plan.fees.is_none() {
+    let refresh = new_head && plan.refresh;
+    if refresh || plan.fees.is_none() {
         let fees = fees(chain, &plan.settings.policy).await?;
         if let Err(err) = &fees {
             tracing::warn!(%err, "relayer: fees above the ceiling; results wait");
@@ -175,7 +180,7 @@ async fn run(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -> Result<
             true => Some(chain.rpc(provider.get_transaction_count(sender.address).pending()).await?),
             false => None,
         };
-        let balance = match (new_head, sender.balance) {
+        let balance = match (refresh, sender.balance) {
             (false, Some(balance)) => balance,
             _ => chain.rpc(provider.get_balance(sender.address).number(head)).await?,
         };

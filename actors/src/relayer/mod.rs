@@ -187,7 +187,12 @@ struct View {
     /// (they are read again every [`SETUP_EVERY`]: an owner may authorize
     /// a key while the engine runs).
     setup_at: Option<Instant>,
+    /// When fees (and balances) were last read.
+    refreshed_at: Option<Instant>,
 }
+
+/// Fees and balances are read on a new head, at most this often.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the block gas limit and the keys' rights are read again.
 const SETUP_EVERY: Duration = Duration::from_secs(600);
@@ -356,12 +361,17 @@ impl Relayer {
             })
             .collect();
         let setup_due = self.view.setup_at.is_none_or(|at| at.elapsed() >= SETUP_EVERY);
+        // A stuck line is replaced at the fees of the moment.
+        let after = self.setup.config.replace_after_blocks;
+        let replacing =
+            self.view.head.is_some_and(|head| self.senders.iter().any(|s| !s.resends(head + 1, after).is_empty()));
         Plan {
             chain_id: self.view.chain_id,
             block_gas_limit: self.view.block_gas_limit.filter(|_| !setup_due),
             cursor: self.view.cursor,
             last_head: self.view.head,
             fees: self.view.fees.clone(),
+            refresh: self.view.refreshed_at.is_none_or(|at| at.elapsed() >= REFRESH_EVERY) || replacing,
             senders: self.senders.clone(),
             start_lanes: self.lanes.unstarted(),
             verdicts,
@@ -391,7 +401,10 @@ impl Relayer {
                     self.view.head = Some(head);
                 }
                 Event::Cursor(cursor) => self.view.cursor = Some(cursor),
-                Event::Fees(fees) => self.view.fees = Some(fees),
+                Event::Fees(fees) => {
+                    self.view.fees = Some(fees);
+                    self.view.refreshed_at = Some(Instant::now());
+                }
                 Event::Completed { id, tx, block } => self.completed(id, tx, block),
                 Event::Skipped { id, tx, reason } => self.skipped(id, tx, reason),
                 Event::Counts { sender, head, latest, pending, known, balance } => {
