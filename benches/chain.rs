@@ -124,7 +124,6 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent, SolValue};
 use common::engine::Engine;
 use common::{abi_u64, guest_elf};
-use coprocessor::client::FastClient;
 use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::config::Limits;
@@ -138,7 +137,7 @@ use coprocessor_actors::protocol::bindings::IBatchSettlement::{submitResultsCall
 use coprocessor_actors::protocol::bindings::IJobManager::submitResultForOffchainJobCall;
 use coprocessor_actors::protocol::bindings::{IJobManager, SquareRootConsumer};
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::wire::{Call, Reply, SubmitJob};
+use coprocessor_actors::wire::SubmitJob;
 use coprocessor_actors::EngineSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::IntoFuture;
@@ -886,34 +885,7 @@ async fn send_lanes(p: &DynProvider, lanes: Vec<Vec<Bytes>>, start: Instant) -> 
 /// Sends `requests` over [`CONNECTIONS`] pipelined fast-path connections,
 /// at most [`WINDOW`] in flight on each, counting the acknowledgements.
 fn submit_all(socket: &Path, requests: Vec<SubmitJob>, acked: &AtomicUsize) {
-    let per = requests.len().div_ceil(CONNECTIONS).max(1);
-    let mut chunks: Vec<Vec<SubmitJob>> = Vec::new();
-    let mut requests = requests.into_iter().peekable();
-    while requests.peek().is_some() {
-        chunks.push(requests.by_ref().take(per).collect());
-    }
-    std::thread::scope(|scope| {
-        for chunk in chunks {
-            scope.spawn(move || {
-                let mut client = FastClient::connect(socket).expect("connect to the engine");
-                let total = chunk.len();
-                let (mut sent, mut received) = (0, 0);
-                let mut chunk = chunk.into_iter();
-                while received < total {
-                    while sent - received < WINDOW {
-                        let Some(params) = chunk.next() else { break };
-                        client.send(Call::SubmitJob(params)).expect("send a job");
-                        sent += 1;
-                    }
-                    client.flush().expect("flush");
-                    let (_, reply) = client.recv().expect("an answer");
-                    assert!(matches!(reply, Ok(Reply::JobId(_) | Reply::Result(_))), "job refused: {reply:?}");
-                    received += 1;
-                    acked.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-    });
+    common::pipeline_counting(socket, CONNECTIONS, WINDOW, requests, acked);
 }
 
 /// Node alone: `jobs` pre-signed settlements from `senders` accounts, until

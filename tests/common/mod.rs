@@ -78,17 +78,35 @@ pub fn pipeline(socket: &Path, connections: usize, window: usize, requests: Vec<
 /// [`pipeline`] in either encoding. JSON lines are encoded before the
 /// first is sent, as an independent client would have them ready.
 pub fn pipeline_as(encoding: Encoding, socket: &Path, connections: usize, window: usize, requests: Vec<SubmitJob>) {
+    let acked = std::sync::atomic::AtomicUsize::new(0);
+    let acked = &acked;
     std::thread::scope(|scope| {
         for chunk in chunked(requests, connections) {
             match encoding {
-                Encoding::Fast => scope.spawn(move || pipeline_fast(socket, window, chunk)),
+                Encoding::Fast => scope.spawn(move || pipeline_fast(socket, window, chunk, acked)),
                 Encoding::Json => scope.spawn(move || pipeline_json(socket, window, chunk)),
             };
         }
     });
 }
 
-fn pipeline_fast(socket: &Path, window: usize, chunk: Vec<SubmitJob>) {
+/// [`pipeline`], counting the answers into `acked` as they come (for a
+/// caller that watches progress from another thread).
+pub fn pipeline_counting(
+    socket: &Path,
+    connections: usize,
+    window: usize,
+    requests: Vec<SubmitJob>,
+    acked: &std::sync::atomic::AtomicUsize,
+) {
+    std::thread::scope(|scope| {
+        for chunk in chunked(requests, connections) {
+            scope.spawn(move || pipeline_fast(socket, window, chunk, acked));
+        }
+    });
+}
+
+fn pipeline_fast(socket: &Path, window: usize, chunk: Vec<SubmitJob>, acked: &std::sync::atomic::AtomicUsize) {
     let mut client = FastClient::connect(socket).expect("connect");
     let total = chunk.len();
     let (mut sent, mut received) = (0, 0);
@@ -103,6 +121,7 @@ fn pipeline_fast(socket: &Path, window: usize, chunk: Vec<SubmitJob>) {
         let (_, reply) = client.recv().expect("recv");
         assert!(matches!(reply, Ok(Reply::JobId(_) | Reply::Result(_))), "{reply:?}");
         received += 1;
+        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
