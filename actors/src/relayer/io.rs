@@ -5,135 +5,33 @@
 //! A round, against the head block it reads first:
 //! 1. the JobManager's `JobCompleted` and `ResultSkipped` events from the
 //!    event cursor up to `confirmations` deep (one `eth_getLogs`);
-//! 2. fees (`eth_feeHistory`) and each key's mined and pending counts and
-//!    balance, once per new head;
-//! 3. one receipt per mined transaction whose block the events now cover
-//!    (fees paid, and a verdict for any job it did not settle);
+//! 2. each key's mined count at that block and whether the node still
+//!    knows its first unmined transaction; fees (`eth_feeHistory`) and
+//!    balances on a new head, at most once a second;
+//! 3. receipts only where one must be read: a mined transaction that left
+//!    a job without an event (its verdict), and one a round as the fee and
+//!    gas sample;
 //! 4. the onchain state of the jobs to send and of those awaiting a
 //!    verdict, in one `getJobStatuses` call;
 //! 5. a simulation only where one must be: the first result of a kind
 //!    (to learn its gas) and a job whose transaction reverted (to learn
 //!    why);
-//! 6. the sends: dropped transactions again, stuck ones replaced with
-//!    higher fees, then the new batches, on nonces assigned locally, each
-//!    key's in nonce order. None waits for another to be mined.
+//! 6. the sends ([`super::send`]).
 
-use super::batch::{Batch, Item, Packing};
+use super::batch::{Item, Packing};
 use super::fees::{FeeError, FeePolicy, Fees};
-use super::gas::{GasBook, GasKey};
-use super::senders::{Resend, Sender, Tx};
+use super::gas::GasKey;
+use super::plan::{Event, Mined, Plan, Settings};
 use crate::chain::{job_state, Chain, ChainError};
 use crate::job::JobId;
 use crate::protocol::bindings::{IBatchSettlement, IJobManager};
-use alloy::eips::{BlockId, BlockNumberOrTag, Encodable2718};
-use alloy::network::{Ethereum, NetworkTransactionBuilder, ReceiptResponse, TransactionBuilder};
-use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::eips::{BlockId, BlockNumberOrTag};
+use alloy::network::{ReceiptResponse, TransactionBuilder};
+use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::sol_types::SolEvent;
 use std::collections::{HashMap, HashSet};
-
-/// What a round should do.
-#[derive(Debug)]
-pub(super) struct Plan {
-    /// The chain ID, once known.
-    pub(super) chain_id: Option<u64>,
-    /// The block gas limit, once known (with which keys settle onchain jobs).
-    pub(super) block_gas_limit: Option<u64>,
-    /// The next block whose events to read (`None`: start at the head).
-    pub(super) cursor: Option<u64>,
-    /// The head the last round read.
-    pub(super) last_head: Option<u64>,
-    /// The fees last read.
-    pub(super) fees: Option<Result<Fees, FeeError>>,
-    /// Whether fees and balances are due to be read again (on a new head,
-    /// at most once a [`super::REFRESH_EVERY`]: a node that mines a block
-    /// per transaction would otherwise spend a third of its time on them).
-    pub(super) refresh: bool,
-    /// Copies of the relayer's keys and their transactions.
-    pub(super) senders: Vec<Sender>,
-    /// Consumers whose ordered lane needs its first nonce.
-    pub(super) start_lanes: Vec<Address>,
-    /// Jobs awaiting a verdict: the state tells, or a simulation (`true`).
-    pub(super) verdicts: Vec<(JobId, bool, Item)>,
-    /// Jobs to send, in order.
-    pub(super) ready: Vec<Item>,
-    /// Of those, the ones that go alone with the whole per-item share.
-    pub(super) solo: HashSet<JobId>,
-    /// What settlements cost so far.
-    pub(super) book: GasBook,
-    /// Settings.
-    pub(super) settings: Settings,
-}
-
-/// The `[chain]` settings a round needs.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Settings {
-    pub(super) confirmations: u64,
-    pub(super) max_log_range: u64,
-    pub(super) max_in_flight: usize,
-    pub(super) replace_after_blocks: u64,
-    pub(super) max_batch_items: usize,
-    pub(super) max_batch_gas: u64,
-    pub(super) max_gas_per_result: u64,
-    pub(super) policy: FeePolicy,
-}
-
-/// What a round found or did, for the actor to apply in order.
-#[derive(Debug, Clone)]
-pub(super) enum Event {
-    /// The chain ID.
-    ChainId(u64),
-    /// The block gas limit, and which keys may settle onchain jobs.
-    Setup { block_gas_limit: u64, onchain: Vec<bool> },
-    /// The head block of this round.
-    Head(u64),
-    /// A job's result was accepted (`JobCompleted`) by transaction `tx`.
-    Completed { id: JobId, tx: B256, block: u64 },
-    /// A batch item was not settled (`ResultSkipped`).
-    Skipped { id: JobId, tx: B256, reason: String },
-    /// The events are read up to this block (exclusive).
-    Cursor(u64),
-    /// The fees to offer at this head.
-    Fees(Result<Fees, FeeError>),
-    /// A key's mined transaction count at `head` (and pending count, when
-    /// read), whether the node knows its first unmined transaction, and its
-    /// balance.
-    Counts { sender: usize, head: u64, latest: u64, pending: Option<u64>, known: bool, balance: U256 },
-    /// A mined transaction whose events are all read, with its receipt if
-    /// it was `read` (`None`: no version of it is known to the node any
-    /// more, e.g. after a reorg).
-    Receipt { sender: usize, nonce: u64, read: bool, receipt: Option<Mined> },
-    /// An ordered lane's first nonce.
-    LaneStart(Address, u64),
-    /// A job's onchain state ([`job_state`]).
-    State { id: JobId, state: u8 },
-    /// The node's estimate for one result of a kind sent alone.
-    Learned { key: GasKey, estimate: u64, calldata: Bytes, item_bytes: usize },
-    /// A submission or simulation was refused: counts towards dead-lettering.
-    Failed { id: JobId, reason: String },
-    /// A transaction (or a new version of one) went out.
-    Sent { sender: usize, nonce: u64, tx: Tx, replaced: bool },
-    /// The node refused a send; its jobs go back, nothing counted.
-    SendRefused { sender: usize, jobs: Vec<JobId>, reason: String, nonce_too_low: bool },
-    /// The base fee is above the ceiling: nothing can be replaced.
-    AtCeiling { sender: usize, nonce: u64 },
-    /// The node is unreachable: back off.
-    Unreachable(String),
-}
-
-/// What a mined transaction's receipt says.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Mined {
-    /// The version that was mined.
-    pub(super) tx: B256,
-    /// Whether it succeeded.
-    pub(super) success: bool,
-    /// Gas used.
-    pub(super) gas_used: u64,
-    /// Wei paid per gas.
-    pub(super) price: u128,
-}
 
 /// Runs one round; an unreachable node ends it early with
 /// [`Event::Unreachable`] (what was done so far is reported).
@@ -237,7 +135,7 @@ async fn run(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -> Result<
         max_gas: batch_gas(&plan.settings, block_gas_limit),
         gas_per_item: plan.settings.max_gas_per_result,
     };
-    send_all(chain, plan, chain_id, head, fees, packing, sendable, events).await
+    super::send::send_all(chain, plan, chain_id, head, fees, packing, sendable, events).await
 }
 
 /// The block gas limit, and which keys the JobManager takes results of
@@ -443,196 +341,4 @@ pub(super) fn batch_gas(settings: &Settings, block_gas_limit: u64) -> u64 {
         0 => (block_gas_limit / 10).max(settings.max_gas_per_result * 2).min(cap),
         configured => configured.min(cap),
     }
-}
-
-/// Resends, replacements, then new batches, each key's in nonce order.
-#[allow(clippy::too_many_arguments)]
-async fn send_all(
-    chain: &Chain,
-    plan: &Plan,
-    chain_id: u64,
-    head: u64,
-    fees: Fees,
-    packing: Packing,
-    items: Vec<Item>,
-    events: &mut Vec<Event>,
-) -> Result<(), ChainError> {
-    let mut outgoing: Vec<Vec<Outgoing>> = plan.senders.iter().map(|_| Vec::new()).collect();
-    for (index, sender) in plan.senders.iter().enumerate() {
-        for resend in sender.resends(head, plan.settings.replace_after_blocks) {
-            let (nonce, bump) = match resend {
-                Resend::Dropped(nonce) => (nonce, false),
-                Resend::Stuck(nonce) => (nonce, true),
-            };
-            let Some(tx) = sender.tx(nonce) else { continue };
-            let fees = if bump {
-                match plan.settings.policy.bump(tx.fees, fees) {
-                    Some(bumped) => bumped,
-                    None => {
-                        events.push(Event::AtCeiling { sender: index, nonce });
-                        continue;
-                    }
-                }
-            } else {
-                tx.fees
-            };
-            let batch = Batch {
-                jobs: tx.jobs.clone(),
-                calldata: tx.calldata.clone(),
-                gas: tx.gas,
-                share: tx.share,
-                single: tx.single,
-            };
-            let raw = (!bump).then(|| tx.raw.clone());
-            outgoing[index].push(Outgoing { nonce, batch, fees, replaced: bump, raw });
-        }
-    }
-    // New batches: onchain results only from keys the JobManager takes them
-    // from; each batch to the key with the most room.
-    let (solo, packed): (Vec<&Item>, Vec<&Item>) = items.iter().partition(|item| plan.solo.contains(&item.id));
-    let mixed_ok = plan.senders.iter().all(|sender| sender.onchain);
-    let mut batches: Vec<(bool, Batch)> =
-        solo.iter().map(|item| (item.onchain(), packing.solo(item, &plan.book))).collect();
-    if mixed_ok {
-        let any_onchain = |batch: &Batch| batch.jobs.iter().any(|id| items.iter().any(|i| i.id == *id && i.onchain()));
-        batches.extend(packing.pack(&packed, &plan.book).into_iter().map(|batch| (any_onchain(&batch), batch)));
-    } else {
-        let (onchain, offchain): (Vec<&Item>, Vec<&Item>) = packed.iter().partition(|item| item.onchain());
-        batches.extend(packing.pack(&onchain, &plan.book).into_iter().map(|batch| (true, batch)));
-        batches.extend(packing.pack(&offchain, &plan.book).into_iter().map(|batch| (false, batch)));
-    }
-    let mut room: Vec<usize> = plan
-        .senders
-        .iter()
-        .zip(&outgoing)
-        .map(|(sender, out)| {
-            let replacing = out.iter().filter(|o| sender.tx(o.nonce).is_some()).count();
-            plan.settings.max_in_flight.saturating_sub(sender.in_flight().max(replacing))
-        })
-        .collect();
-    let mut assigned: Vec<Vec<Batch>> = plan.senders.iter().map(|_| Vec::new()).collect();
-    for (onchain, batch) in batches {
-        let best = (0..plan.senders.len())
-            .filter(|&index| {
-                plan.senders[index].ready() && room[index] > 0 && (!onchain || plan.senders[index].onchain)
-            })
-            .max_by_key(|&index| room[index]);
-        let Some(index) = best else { continue };
-        room[index] -= 1;
-        assigned[index].push(batch);
-    }
-    for (index, batches) in assigned.into_iter().enumerate() {
-        let nonces = plan.senders[index].free_nonces(batches.len());
-        for (nonce, batch) in nonces.into_iter().zip(batches) {
-            outgoing[index].push(Outgoing { nonce, batch, fees, replaced: false, raw: None });
-        }
-        outgoing[index].sort_by_key(|out| out.nonce);
-    }
-    for (index, (sender, out)) in plan.senders.iter().zip(outgoing).enumerate() {
-        let (sent, err) = send_in_order(chain, sender, index, chain_id, head, out).await;
-        events.extend(sent);
-        if let Some(err) = err {
-            return Err(err);
-        }
-    }
-    Ok(())
-}
-
-/// A transaction to send.
-struct Outgoing {
-    nonce: u64,
-    batch: Batch,
-    fees: Fees,
-    replaced: bool,
-    /// The signed bytes to send again as they are (a dropped transaction).
-    raw: Option<Bytes>,
-}
-
-/// Signs and sends one key's transactions in nonce order; stops at the
-/// first refusal (a later nonce would wait behind the gap).
-async fn send_in_order(
-    chain: &Chain,
-    sender: &Sender,
-    index: usize,
-    chain_id: u64,
-    head: u64,
-    outgoing: Vec<Outgoing>,
-) -> (Vec<Event>, Option<ChainError>) {
-    let mut events = Vec::new();
-    for out in outgoing {
-        let (hash, raw) = match out.raw {
-            Some(raw) => (sender.tx(out.nonce).and_then(|tx| tx.hashes.last().copied()).unwrap_or_default(), raw),
-            None => match sign(chain, sender, chain_id, &out).await {
-                Ok(signed) => signed,
-                Err(reason) => {
-                    events.push(Event::SendRefused {
-                        sender: index,
-                        jobs: out.batch.jobs,
-                        reason,
-                        nonce_too_low: false,
-                    });
-                    break;
-                }
-            },
-        };
-        let tx = Tx {
-            carried: out.batch.jobs.len(),
-            jobs: out.batch.jobs.clone(),
-            single: out.batch.single,
-            share: out.batch.share,
-            calldata: out.batch.calldata,
-            gas: out.batch.gas,
-            fees: out.fees,
-            hashes: vec![hash],
-            raw: raw.clone(),
-            sent_head: head,
-            mined_at: None,
-        };
-        match chain.rpc(chain.provider().send_raw_transaction(&raw)).await {
-            Ok(_) => events.push(Event::Sent { sender: index, nonce: out.nonce, tx, replaced: out.replaced }),
-            Err(ChainError::Refused(reason)) if is_known(&reason) => {
-                events.push(Event::Sent { sender: index, nonce: out.nonce, tx, replaced: out.replaced });
-            }
-            Err(ChainError::Refused(reason)) => {
-                let nonce_too_low = reason.to_lowercase().contains("nonce too low");
-                tracing::warn!(key = %sender.address, nonce = out.nonce, %reason, "settlement transaction refused");
-                let jobs = if sender.tx(out.nonce).is_some() { Vec::new() } else { out.batch.jobs };
-                events.push(Event::SendRefused { sender: index, jobs, reason, nonce_too_low });
-                break;
-            }
-            Err(err) => {
-                // The node may have taken it: track it; a gap shows if not.
-                events.push(Event::Sent { sender: index, nonce: out.nonce, tx, replaced: out.replaced });
-                return (events, Some(err));
-            }
-        }
-    }
-    (events, None)
-}
-
-/// A node's answer for a transaction it already has.
-fn is_known(reason: &str) -> bool {
-    let reason = reason.to_lowercase();
-    reason.contains("already known") || reason.contains("known transaction") || reason.contains("already imported")
-}
-
-/// Signs `out` with the key: EIP-1559, or legacy without a base fee.
-async fn sign(chain: &Chain, sender: &Sender, chain_id: u64, out: &Outgoing) -> Result<(B256, Bytes), String> {
-    let request = TransactionRequest::default()
-        .with_from(sender.address)
-        .with_to(chain.job_manager())
-        .with_input(out.batch.calldata.clone())
-        .with_nonce(out.nonce)
-        .with_chain_id(chain_id)
-        .with_gas_limit(out.batch.gas);
-    let request = match out.fees {
-        Fees::Eip1559 { max_fee, priority } => {
-            request.with_max_fee_per_gas(max_fee).with_max_priority_fee_per_gas(priority)
-        }
-        Fees::Legacy { gas_price } => request.with_gas_price(gas_price),
-    };
-    let envelope = <TransactionRequest as NetworkTransactionBuilder<Ethereum>>::build(request, &sender.wallet)
-        .await
-        .map_err(|err| format!("signing the transaction: {err}"))?;
-    Ok((*envelope.tx_hash(), envelope.encoded_2718().into()))
 }

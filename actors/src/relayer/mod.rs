@@ -24,32 +24,37 @@
 //!   (backoff up to 5 s) and counts nothing.
 //! - Ordered jobs go through [`lanes`], one nonce at a time per consumer.
 //!
-//! The I/O of a round is in [`io`]; this actor plans rounds and applies
-//! what they found, so its state never changes across an `await`.
+//! The I/O of a round is in [`io`] (its sends in [`send`]); this actor
+//! plans rounds and applies what they found ([`verdicts`]), so its state
+//! never changes across an `await`. Its messages are in [`messages`].
 
 mod batch;
 mod fees;
 mod gas;
 mod io;
 mod lanes;
+mod messages;
+mod plan;
+mod send;
 mod senders;
+mod verdicts;
 
-use crate::chain::{job_state, Backoff, Chain};
+use crate::chain::{Backoff, Chain};
 use crate::config;
 use crate::job::{DeadLetter, JobId, JobSpec, Settlement, Status};
 use crate::metrics::{ActorMetrics, ActorName, Metrics};
 use crate::pool::Handle;
 use crate::protocol::eip191::Signer;
-use crate::store::{ResultRecord, Store, StoreError, Write};
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
+use crate::store::{ResultRecord, Store, Write};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use batch::Item;
 use fees::{FeeError, FeePolicy, Fees};
 use gas::GasBook;
-use io::{Event, Mined, Plan, Settings};
 use lanes::Lanes;
+use plan::{Event, Plan, Settings};
 use senders::{Sender, Tx};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -57,70 +62,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use lanes::LaneView;
-
-/// An executed job whose signed result should go onchain.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) struct Relay {
-    /// The job.
-    pub(crate) spec: Arc<JobSpec>,
-    /// Its recorded result: `abi.encode(ResultWithMetadata)` (or the
-    /// offchain variant) and the operator's signature over it.
-    pub(crate) result: Arc<ResultRecord>,
-    /// Set when start-up hands back a job from before the last stop.
-    pub(crate) resumed: Option<Resumed>,
-}
-
-/// A job handed back at start-up: it may have settled while the engine
-/// was down, by a transaction this run never sent.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Resumed {
-    /// The last transaction logged for it (`Submitted`), if any.
-    pub(crate) tx: Option<B256>,
-}
-
-/// A job was cancelled onchain: drop it unless its transaction is out.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) struct CancelRelay {
-    /// The job.
-    pub id: JobId,
-}
-
-/// Push a dead-lettered job again.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), RetryError>")]
-pub(crate) struct Retry {
-    /// The job.
-    pub id: JobId,
-}
-
-/// Why a job could not be retried.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum RetryError {
-    /// No such job.
-    #[error("no job {0}")]
-    Unknown(JobId),
-    /// The job is not dead-lettered.
-    #[error("job {id} is {status}, not dead-lettered")]
-    NotDeadLettered {
-        /// The job.
-        id: JobId,
-        /// Its status.
-        status: Status,
-    },
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// A consumer's ordered-relay lane.
-#[derive(Debug, Message)]
-#[rtype(result = "LaneView")]
-pub(crate) struct LaneQuery {
-    /// The consumer.
-    pub consumer: Address,
-}
+pub(crate) use messages::{CancelRelay, LaneQuery, Relay, Resumed, Retry, RetryError};
 
 #[derive(Debug)]
 enum Phase {
@@ -505,123 +447,6 @@ impl Relayer {
         }
     }
 
-    /// `JobCompleted`: by one of our transactions, or someone else's.
-    fn completed(&mut self, id: JobId, tx: B256, block: u64) {
-        let Some(job) = self.jobs.get(&id) else { return };
-        let ours = job.hashes.contains(&tx);
-        let how = if ours { Outcome::Confirmed { tx, block } } else { Outcome::AlreadySettled { tx, block } };
-        self.finish(id, how);
-    }
-
-    /// `ResultSkipped` in one of our batches.
-    fn skipped(&mut self, id: JobId, tx: B256, reason: String) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
-        if !job.hashes.contains(&tx) {
-            return; // another engine's batch
-        }
-        let mut share = None;
-        if let Phase::InFlight { sender, nonce } = job.phase {
-            share = self.senders[sender].tx(nonce).map(|tx| tx.share);
-            self.senders[sender].resolve(nonce, id);
-        }
-        // Our gas figure was short (the batch's limit, or a share below the
-        // whole `max_gas_per_result`): not the job's fault. It goes alone
-        // with the whole share, nothing counted.
-        let short_share = share.is_some_and(|share| share < self.setup.config.max_gas_per_result);
-        if reason == BATCH_OUT_OF_GAS || (reason == ITEM_OUT_OF_GAS && short_share) {
-            self.book.raise(&job.item.key);
-            job.solo = true;
-            self.again(id);
-            return;
-        }
-        job.phase = Phase::Verdict { reason, simulate: false };
-    }
-
-    /// A mined transaction's receipt: fees, and a verdict for each job it
-    /// did not settle.
-    fn receipt(&mut self, sender: usize, nonce: u64, read: bool, receipt: Option<Mined>) {
-        let Some(tx) = self.senders.get_mut(sender).and_then(|lane| lane.remove(nonce)) else { return };
-        self.warned_at_ceiling.remove(&(sender, nonce));
-        let engine = &self.setup.metrics.engine;
-        if !read {
-            // Each of its jobs had its event; none is left (if one were, it
-            // goes again: the chain is checked before it is sent).
-            for id in tx.jobs {
-                self.again(id);
-            }
-            return;
-        }
-        let Some(mined) = receipt else {
-            tracing::warn!(
-                nonce,
-                "no version of a mined settlement transaction is known to the node (a reorg?); its jobs go again"
-            );
-            for id in tx.jobs {
-                self.again(id);
-            }
-            return;
-        };
-        let fee = u128::from(mined.gas_used).saturating_mul(mined.price);
-        engine.relay_fee_gwei.fetch_add(gwei(U256::from(fee)), Ordering::Relaxed);
-        engine.relay_gas_used.fetch_add(mined.gas_used, Ordering::Relaxed);
-        engine.relay_sampled_results.fetch_add(tx.carried as u64, Ordering::Relaxed);
-        let single = self.setup.config.max_batch_items == 1;
-        let out_of_gas = !mined.success && mined.gas_used >= tx.gas.saturating_sub(tx.gas / 50);
-        if let (Some((key, bytes)), true, true) = (tx.single, mined.success, single) {
-            // A result settled alone through InfinityVM's call teaches what
-            // its kind costs (a batch of one carries the batch's overhead).
-            self.book.learn(key, mined.gas_used, &tx.calldata, bytes);
-        }
-        for id in tx.jobs {
-            let Some(job) = self.jobs.get_mut(&id) else { continue };
-            if single && out_of_gas && tx.gas < self.setup.config.max_gas_per_result {
-                // Our gas figure was short: raise it, nothing counted.
-                self.book.raise(&job.item.key);
-                self.again(id);
-                continue;
-            }
-            let (reason, simulate) = if mined.success {
-                (format!("transaction {} succeeded but did not settle the job", mined.tx), false)
-            } else if out_of_gas {
-                (format!("transaction {} ran out of gas ({} gas)", mined.tx, mined.gas_used), false)
-            } else {
-                (format!("transaction {} reverted", mined.tx), true)
-            };
-            job.phase = Phase::Verdict { reason, simulate };
-        }
-    }
-
-    /// A job's onchain state, read before sending it or for a verdict.
-    fn state(&mut self, id: JobId, state: u8) {
-        let Some(job) = self.jobs.get(&id) else { return };
-        let open = if job.item.onchain() { job_state::PENDING } else { job_state::NONE };
-        match state {
-            job_state::COMPLETED => {
-                // Settled by a transaction whose event was not seen: one of
-                // an earlier run's (a resumed job), or someone else's.
-                let how = match job.resumed {
-                    Some(resumed) => Outcome::Confirmed { tx: resumed.tx.unwrap_or_default(), block: 0 },
-                    None => Outcome::AlreadySettled { tx: B256::ZERO, block: 0 },
-                };
-                self.finish(id, how);
-            }
-            job_state::CANCELLED => self.finish(id, Outcome::Cancelled),
-            state if state == open => {
-                if let Phase::Verdict { reason, simulate: false } = &job.phase {
-                    let reason = reason.clone();
-                    self.failed(id, reason);
-                }
-            }
-            state => {
-                let reason = format!(
-                    "the job's onchain state is {state}, expected {open} for an {} job",
-                    if job.item.onchain() { "onchain" } else { "offchain" }
-                );
-                self.failed(id, reason);
-            }
-        }
-    }
-
     /// The job leaves the relayer, settled.
     fn finish(&mut self, id: JobId, how: Outcome) {
         let Some(job) = self.jobs.remove(&id) else { return };
@@ -765,57 +590,5 @@ impl Actor for Relayer {
         let keys: Vec<Address> = self.senders.iter().map(|sender| sender.address).collect();
         tracing::info!(relayers = ?keys, job_manager = %self.setup.chain.job_manager(), "relayer started");
         ctx.run_interval(poll_interval(&self.setup.config), |this, ctx| this.round(ctx));
-    }
-}
-
-impl Handler<Relay> for Relayer {
-    type Result = ();
-
-    fn handle(&mut self, msg: Relay, ctx: &mut Context<Self>) {
-        let start = Instant::now();
-        self.add(msg.spec, &msg.result, msg.resumed);
-        self.round(ctx);
-        self.actor.handled(start.elapsed(), true);
-    }
-}
-
-impl Handler<CancelRelay> for Relayer {
-    type Result = ();
-
-    fn handle(&mut self, msg: CancelRelay, _: &mut Context<Self>) {
-        self.actor.handled(Duration::ZERO, true);
-        let Some(job) = self.jobs.get(&msg.id) else { return };
-        if matches!(job.phase, Phase::InFlight { .. }) {
-            // Its transaction's events tell: a skipped cancelled job is
-            // found cancelled by its verdict.
-            return;
-        }
-        if let Some(job) = self.jobs.remove(&msg.id) {
-            if job.spec.is_ordered() {
-                self.lanes.settled(job.spec.consumer, job.spec.nonce);
-            }
-        }
-    }
-}
-
-impl Handler<Retry> for Relayer {
-    type Result = Result<(), RetryError>;
-
-    fn handle(&mut self, msg: Retry, ctx: &mut Context<Self>) -> Self::Result {
-        let start = Instant::now();
-        let retried = self.retry(msg.id);
-        self.actor.handled(start.elapsed(), retried.is_ok());
-        retried?;
-        self.round(ctx);
-        Ok(())
-    }
-}
-
-impl Handler<LaneQuery> for Relayer {
-    type Result = actix::MessageResult<LaneQuery>;
-
-    fn handle(&mut self, msg: LaneQuery, _: &mut Context<Self>) -> Self::Result {
-        self.actor.handled(Duration::ZERO, true);
-        actix::MessageResult(self.lanes.view(&msg.consumer))
     }
 }

@@ -1,0 +1,125 @@
+//! The relayer's messages and their handlers.
+
+use super::{LaneView, Phase, Relayer};
+use crate::job::{JobId, JobSpec, Status};
+use crate::store::{ResultRecord, StoreError};
+use actix::{Context, Handler, Message};
+use alloy::primitives::{Address, B256};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An executed job whose signed result should go onchain.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Relay {
+    /// The job.
+    pub(crate) spec: Arc<JobSpec>,
+    /// Its recorded result: `abi.encode(ResultWithMetadata)` (or the
+    /// offchain variant) and the operator's signature over it.
+    pub(crate) result: Arc<ResultRecord>,
+    /// Set when start-up hands back a job from before the last stop.
+    pub(crate) resumed: Option<Resumed>,
+}
+
+/// A job handed back at start-up: it may have settled while the engine
+/// was down, by a transaction this run never sent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resumed {
+    /// The last transaction logged for it (`Submitted`), if any.
+    pub(crate) tx: Option<B256>,
+}
+
+/// A job was cancelled onchain: drop it unless its transaction is out.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct CancelRelay {
+    /// The job.
+    pub id: JobId,
+}
+
+/// Push a dead-lettered job again.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RetryError>")]
+pub(crate) struct Retry {
+    /// The job.
+    pub id: JobId,
+}
+
+/// Why a job could not be retried.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RetryError {
+    /// No such job.
+    #[error("no job {0}")]
+    Unknown(JobId),
+    /// The job is not dead-lettered.
+    #[error("job {id} is {status}, not dead-lettered")]
+    NotDeadLettered {
+        /// The job.
+        id: JobId,
+        /// Its status.
+        status: Status,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A consumer's ordered-relay lane.
+#[derive(Debug, Message)]
+#[rtype(result = "LaneView")]
+pub(crate) struct LaneQuery {
+    /// The consumer.
+    pub consumer: Address,
+}
+
+impl Handler<Relay> for Relayer {
+    type Result = ();
+
+    fn handle(&mut self, msg: Relay, ctx: &mut Context<Self>) {
+        let start = Instant::now();
+        self.add(msg.spec, &msg.result, msg.resumed);
+        self.round(ctx);
+        self.actor.handled(start.elapsed(), true);
+    }
+}
+
+impl Handler<CancelRelay> for Relayer {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelRelay, _: &mut Context<Self>) {
+        self.actor.handled(Duration::ZERO, true);
+        let Some(job) = self.jobs.get(&msg.id) else { return };
+        if matches!(job.phase, Phase::InFlight { .. }) {
+            // Its transaction's events tell: a skipped cancelled job is
+            // found cancelled by its verdict.
+            return;
+        }
+        if let Some(job) = self.jobs.remove(&msg.id) {
+            if job.spec.is_ordered() {
+                self.lanes.settled(job.spec.consumer, job.spec.nonce);
+            }
+        }
+    }
+}
+
+impl Handler<Retry> for Relayer {
+    type Result = Result<(), RetryError>;
+
+    fn handle(&mut self, msg: Retry, ctx: &mut Context<Self>) -> Self::Result {
+        let start = Instant::now();
+        let retried = self.retry(msg.id);
+        self.actor.handled(start.elapsed(), retried.is_ok());
+        retried?;
+        self.round(ctx);
+        Ok(())
+    }
+}
+
+impl Handler<LaneQuery> for Relayer {
+    type Result = actix::MessageResult<LaneQuery>;
+
+    fn handle(&mut self, msg: LaneQuery, _: &mut Context<Self>) -> Self::Result {
+        self.actor.handled(Duration::ZERO, true);
+        actix::MessageResult(self.lanes.view(&msg.consumer))
+    }
+}
