@@ -1,7 +1,7 @@
 //! What each method does. Both encodings land here with a typed [`Call`].
 
 use super::onchain::{self, CheckError, OnchainChecks};
-use super::verifier::{Rules, Verify};
+use super::verifier::Verify;
 use super::wire::*;
 use super::{ApiContext, Shared};
 use crate::board::{AdmitError, Finished};
@@ -11,6 +11,7 @@ use crate::metrics::ActorName;
 use crate::pool::Panic;
 use crate::program::ProgramId;
 use crate::protocol::abi::OffchainJobRequest;
+use crate::protocol::eip191::Rules;
 use crate::registry::{RegistryError, SubmitProgram as RegisterProgram};
 use crate::relayer::{LaneQuery, Retry, RetryError};
 use crate::store::ResultRecord;
