@@ -56,7 +56,7 @@ pub(crate) struct OffchainCheck {
 
 /// The chain's two answers about one offchain job request, decoded as a
 /// contract binding's `.call()` decodes them (see [`accepted`]; `state` is
-/// what [`Chain::job_state`] reads).
+/// what [`Chain::job_states`] reads).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OffchainAnswer {
     /// Whether the consumer accepts the signature.
@@ -111,6 +111,32 @@ impl Chain {
         let calls = offchain_calls(self.job_manager, checks);
         let answers = self.call_batch(&calls).await?;
         Ok(offchain_answers(answers))
+    }
+
+    /// The onchain state of each job ([`super::job_state`]), in order:
+    /// `getJobStatuses` for up to 500 at a time, or, on a JobManager without
+    /// it, a JSON-RPC batch of one `getJobMetadata` each.
+    pub(crate) async fn job_states(&self, ids: &[B256]) -> Result<Vec<u8>, ChainError> {
+        let manager = IBatchSettlement::new(self.job_manager, &self.provider);
+        let mut states = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            match self.contract(manager.getJobStatuses(chunk.to_vec()).call()).await {
+                Ok(answer) if answer.len() == chunk.len() => states.extend(answer),
+                Err(err) if err.is_transient() => return Err(err),
+                _ => {
+                    let calls: Vec<ContractCall> = chunk
+                        .iter()
+                        .map(|id| ContractCall::new(self.job_manager, &IJobManager::getJobMetadataCall { jobID: *id }))
+                        .collect();
+                    for answer in self.call_batch(&calls).await? {
+                        let metadata =
+                            answer.and_then(|data| decode_returns::<IJobManager::getJobMetadataCall>(&data))?;
+                        states.push(metadata.status);
+                    }
+                }
+            }
+        }
+        Ok(states)
     }
 
     /// All the checks in one `checkOffchainRequests` call.

@@ -12,8 +12,8 @@ mod batch;
 pub(crate) use batch::{OffchainAnswer, OffchainCheck};
 
 use crate::config;
-use crate::protocol::bindings::{Consumer, IJobManager};
-use alloy::primitives::{Address, B256};
+use crate::protocol::bindings::Consumer;
+use alloy::primitives::Address;
 use alloy::providers::{Provider, RootProvider};
 use alloy::transports::{RpcError, TransportErrorKind};
 use std::future::IntoFuture;
@@ -150,12 +150,6 @@ impl Chain {
     /// The head block number.
     pub(crate) async fn head(&self) -> Result<u64, ChainError> {
         self.rpc(self.provider.get_block_number()).await
-    }
-
-    /// A job's onchain state ([`job_state`]).
-    pub(crate) async fn job_state(&self, id: B256) -> Result<u8, ChainError> {
-        let manager = IJobManager::new(self.job_manager, &self.provider);
-        Ok(self.contract(manager.getJobMetadata(id).call()).await?.status)
     }
 
     /// The consumer's next nonce (`Consumer.getNextNonce()`).

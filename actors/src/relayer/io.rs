@@ -21,13 +21,15 @@
 use super::batch::{Item, Packing};
 use super::fees::{FeeError, FeePolicy, Fees};
 use super::gas::GasKey;
-use super::plan::{Event, Mined, Plan, Settings};
+use super::plan::{Event, Mined, Plan};
+use super::senders::Sender;
 use crate::chain::{job_state, Chain, ChainError};
+use crate::config;
 use crate::job::JobId;
 use crate::protocol::bindings::{IBatchSettlement, IJobManager};
 use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::network::{ReceiptResponse, TransactionBuilder};
-use alloy::primitives::{Address, B256};
+use alloy::primitives::B256;
 use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::sol_types::SolEvent;
@@ -65,7 +67,7 @@ async fn run(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -> Result<
 
     let refresh = new_head && plan.refresh;
     if refresh || plan.fees.is_none() {
-        let fees = fees(chain, &plan.settings.policy).await?;
+        let fees = fees(chain, &FeePolicy::new(&plan.config)).await?;
         if let Err(err) = &fees {
             tracing::warn!(%err, "relayer: fees above the ceiling; results wait");
         }
@@ -83,8 +85,7 @@ async fn run(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -> Result<
             _ => chain.rpc(provider.get_balance(sender.address).number(head)).await?,
         };
         // The first unmined transaction: does the node still have it?
-        sender.observe(head, latest, pending, true);
-        let known = match sender.head_of_line().and_then(|(_, tx)| tx.hashes.last().copied()) {
+        let known = match sender.head_of_line_at(latest).and_then(|(_, tx)| tx.hashes.last().copied()) {
             Some(hash) => chain.rpc(provider.get_transaction_by_hash(hash)).await?.is_some(),
             None => true,
         };
@@ -131,9 +132,9 @@ async fn run(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -> Result<
     let sendable = learn(chain, plan, sendable, events).await?;
     let Some(Ok(fees)) = plan.fees else { return Ok(()) };
     let packing = Packing {
-        max_items: plan.settings.max_batch_items,
-        max_gas: batch_gas(&plan.settings, block_gas_limit),
-        gas_per_item: plan.settings.max_gas_per_result,
+        max_items: plan.config.max_batch_items,
+        max_gas: batch_gas(&plan.config, block_gas_limit),
+        gas_per_item: plan.config.max_gas_per_result,
     };
     super::send::send_all(chain, plan, chain_id, head, fees, packing, sendable, events).await
 }
@@ -178,14 +179,14 @@ async fn setup(chain: &Chain, plan: &Plan, events: &mut Vec<Event>) -> Result<u6
 /// `JobCompleted` and `ResultSkipped` from the cursor to `confirmations`
 /// deep; returns the new cursor.
 async fn read_events(chain: &Chain, plan: &Plan, head: u64, events: &mut Vec<Event>) -> Result<u64, ChainError> {
-    let deep = (head + 1).checked_sub(plan.settings.confirmations);
+    let deep = (head + 1).checked_sub(plan.config.confirmations);
     let Some(cursor) = plan.cursor else {
         let start = deep.map_or(0, |deep| deep + 1);
         events.push(Event::Cursor(start));
         return Ok(start);
     };
     let Some(deep) = deep.filter(|deep| *deep >= cursor) else { return Ok(cursor) };
-    let to = deep.min(cursor + plan.settings.max_log_range - 1);
+    let to = deep.min(cursor + plan.config.max_log_range - 1);
     let filter = Filter::new()
         .address(chain.job_manager())
         .event_signature(vec![
@@ -242,7 +243,7 @@ async fn check_states(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let states = job_states(chain, &ids).await?;
+    let states = chain.job_states(&ids.iter().map(|id| id.to_b256()).collect::<Vec<_>>()).await?;
     for (id, state) in ids.iter().zip(&states) {
         events.push(Event::State { id: *id, state: *state });
     }
@@ -252,8 +253,7 @@ async fn check_states(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -
     for (id, simulate, item) in std::mem::take(&mut plan.verdicts) {
         let open = matches!(states.get(&id), Some(&job_state::NONE | &job_state::PENDING));
         if simulate && open {
-            let from = plan.senders.iter().find(|sender| sender.onchain || !item.onchain()).map(|s| s.address);
-            let reason = match simulate_alone(chain, &item, from).await {
+            let reason = match simulate_alone(chain, &plan.senders, &item).await {
                 Ok(_) => "the result transaction reverted (a simulation now succeeds)".to_owned(),
                 Err(ChainError::Refused(reason)) => reason,
                 Err(err) => return Err(err),
@@ -270,31 +270,12 @@ async fn check_states(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -
         .collect())
 }
 
-/// Job states in one call (`getJobStatuses`), or one `getJobMetadata` each
-/// on a JobManager without it.
-async fn job_states(chain: &Chain, ids: &[JobId]) -> Result<Vec<u8>, ChainError> {
-    let batch = IBatchSettlement::new(chain.job_manager(), chain.provider());
-    let all: Vec<B256> = ids.iter().map(|id| id.to_b256()).collect();
-    let mut states = Vec::with_capacity(ids.len());
-    for chunk in all.chunks(1024) {
-        match chain.contract(batch.getJobStatuses(chunk.to_vec()).call()).await {
-            Ok(answer) if answer.len() == chunk.len() => states.extend(answer),
-            Err(err) if err.is_transient() => return Err(err),
-            _ => {
-                for id in chunk {
-                    states.push(chain.job_state(*id).await?);
-                }
-            }
-        }
-    }
-    Ok(states)
-}
-
-/// `eth_estimateGas` of one result through its single-result call.
-async fn simulate_alone(chain: &Chain, item: &Item, from: Option<Address>) -> Result<u64, ChainError> {
+/// `eth_estimateGas` of one result through its single-result call, from a
+/// key that may send it.
+async fn simulate_alone(chain: &Chain, senders: &[Sender], item: &Item) -> Result<u64, ChainError> {
     let mut request = TransactionRequest::default().with_to(chain.job_manager()).with_input(item.single_call());
-    if let Some(from) = from {
-        request = request.with_from(from);
+    if let Some(sender) = senders.iter().find(|sender| sender.onchain || !item.onchain()) {
+        request = request.with_from(sender.address);
     }
     // Against `latest`: the pending block makes some nodes re-run their
     // whole mempool for each estimate.
@@ -319,8 +300,7 @@ async fn learn(
         if !tried.insert(item.key) {
             continue; // the next round, once its kind is learned
         }
-        let from = plan.senders.iter().find(|sender| sender.onchain || !item.onchain()).map(|s| s.address);
-        match simulate_alone(chain, &item, from).await {
+        match simulate_alone(chain, &plan.senders, &item).await {
             Ok(estimate) => {
                 let calldata = item.single_call();
                 plan.book.learn(item.key, estimate, &calldata, item.bytes());
@@ -335,10 +315,10 @@ async fn learn(
 }
 
 /// The gas one transaction may use.
-pub(super) fn batch_gas(settings: &Settings, block_gas_limit: u64) -> u64 {
+pub(super) fn batch_gas(config: &config::Chain, block_gas_limit: u64) -> u64 {
     let cap = block_gas_limit / 2;
-    match settings.max_batch_gas {
-        0 => (block_gas_limit / 10).max(settings.max_gas_per_result * 2).min(cap),
+    match config.max_batch_gas {
+        0 => (block_gas_limit / 10).max(config.max_gas_per_result * 2).min(cap),
         configured => configured.min(cap),
     }
 }

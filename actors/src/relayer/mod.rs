@@ -51,10 +51,10 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use batch::Item;
-use fees::{FeeError, FeePolicy, Fees};
+use fees::{FeeError, Fees};
 use gas::GasBook;
 use lanes::Lanes;
-use plan::{Event, Plan, Settings};
+use plan::{Event, Plan};
 use senders::{Sender, Tx};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -143,6 +143,8 @@ const SETUP_EVERY: Duration = Duration::from_secs(600);
 #[derive(Debug)]
 pub(crate) struct Relayer {
     setup: RelayerSetup,
+    /// `setup.config`, shared with each round.
+    config: Arc<config::Chain>,
     actor: Arc<ActorMetrics>,
     senders: Vec<Sender>,
     jobs: HashMap<JobId, Job>,
@@ -188,6 +190,7 @@ impl Relayer {
         }
         let actor = Arc::clone(setup.metrics.actor(ActorName::Relayer));
         Ok(Relayer {
+            config: Arc::new(setup.config.clone()),
             senders,
             actor,
             jobs: HashMap::new(),
@@ -223,20 +226,6 @@ impl Relayer {
         self.jobs.insert(id, Job { spec, item, attempts: 0, phase, queued_at, hashes, resumed, solo: false });
     }
 
-    fn settings(&self) -> Settings {
-        let config = &self.setup.config;
-        Settings {
-            confirmations: config.confirmations,
-            max_log_range: config.max_log_range,
-            max_in_flight: config.max_in_flight,
-            replace_after_blocks: config.replace_after_blocks,
-            max_batch_items: config.max_batch_items,
-            max_batch_gas: config.max_batch_gas,
-            max_gas_per_result: config.max_gas_per_result,
-            policy: FeePolicy::new(config),
-        }
-    }
-
     /// Plans a round: releases ordered and held jobs, and lists the jobs to
     /// send and those awaiting a verdict. Jobs stay `Ready` during the
     /// round; the events move them.
@@ -249,7 +238,7 @@ impl Relayer {
         // fail) before their jobs are sent again, for a few blocks at most;
         // each job is checked onchain before it goes.
         let drained = self.senders.iter().all(Sender::drained);
-        if drained || self.view.heads_seen > self.setup.config.replace_after_blocks {
+        if drained || self.view.heads_seen > self.config.replace_after_blocks {
             let held: Vec<JobId> =
                 self.jobs.iter().filter(|(_, job)| matches!(job.phase, Phase::Held)).map(|(id, _)| *id).collect();
             for id in held {
@@ -261,9 +250,9 @@ impl Relayer {
         let room: usize = self
             .senders
             .iter()
-            .map(|sender| self.setup.config.max_in_flight.saturating_sub(sender.in_flight()))
+            .map(|sender| self.config.max_in_flight.saturating_sub(sender.in_flight()))
             .sum::<usize>()
-            .saturating_mul(self.setup.config.max_batch_items);
+            .saturating_mul(self.config.max_batch_items);
         let mut ready = Vec::new();
         let mut solo = HashSet::new();
         let mut later = VecDeque::new();
@@ -288,9 +277,9 @@ impl Relayer {
         self.queue = later;
         // A result waits up to `batch_wait_ms` for others to share its
         // transaction, unless a full batch is ready.
-        let wait = Duration::from_millis(self.setup.config.batch_wait_ms);
+        let wait = Duration::from_millis(self.config.batch_wait_ms);
         let oldest = ready.iter().filter_map(|item| self.jobs.get(&item.id)).map(|job| job.queued_at).min();
-        if oldest.is_some_and(|oldest| oldest + wait > now) && ready.len() < self.setup.config.max_batch_items {
+        if oldest.is_some_and(|oldest| oldest + wait > now) && ready.len() < self.config.max_batch_items {
             ready.clear();
             solo.clear();
         }
@@ -304,7 +293,7 @@ impl Relayer {
             .collect();
         let setup_due = self.view.setup_at.is_none_or(|at| at.elapsed() >= SETUP_EVERY);
         // A stuck line is replaced at the fees of the moment.
-        let after = self.setup.config.replace_after_blocks;
+        let after = self.config.replace_after_blocks;
         let replacing =
             self.view.head.is_some_and(|head| self.senders.iter().any(|s| !s.resends(head + 1, after).is_empty()));
         Plan {
@@ -320,7 +309,7 @@ impl Relayer {
             ready,
             solo,
             book: self.book.clone(),
-            settings: self.settings(),
+            config: Arc::clone(&self.config),
         }
     }
 
@@ -403,12 +392,12 @@ impl Relayer {
         if let Some(lowest) = lowest {
             engine.relay_balance_gwei.store(gwei(lowest), Ordering::Relaxed);
             // A full batch at the current fees.
-            let batch_gas = io::batch_gas(&self.settings(), self.view.block_gas_limit.unwrap_or(30_000_000));
+            let batch_gas = io::batch_gas(&self.config, self.view.block_gas_limit.unwrap_or(30_000_000));
             let per_batch = match self.view.fees {
                 Some(Ok(fees)) => fees.max_cost(batch_gas),
                 _ => 0,
             };
-            let needed = U256::from(per_batch) * U256::from(self.setup.config.low_balance_batches);
+            let needed = U256::from(per_batch) * U256::from(self.config.low_balance_batches);
             let low = per_batch > 0 && lowest < needed;
             engine.relay_low_balance.store(u64::from(low), Ordering::Relaxed);
             if low && !self.warned_low_balance {
@@ -447,29 +436,22 @@ impl Relayer {
         }
     }
 
-    /// The job leaves the relayer, settled.
-    fn finish(&mut self, id: JobId, how: Outcome) {
+    /// The job leaves the relayer, settled: `step` is `Confirmed`,
+    /// `AlreadySettled` or `Cancelled`.
+    fn finish(&mut self, id: JobId, step: Settlement) {
         let Some(job) = self.jobs.remove(&id) else { return };
         if let Phase::InFlight { sender, nonce } = job.phase {
             self.senders[sender].resolve(nonce, id);
         }
         let engine = &self.setup.metrics.engine;
-        match how {
-            Outcome::Confirmed { tx, block } => {
-                engine.relayed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(job = %id, %tx, block, "result confirmed onchain");
-                self.log(id, Settlement::Confirmed { tx_hash: tx.0, block });
-            }
-            Outcome::AlreadySettled { tx, block } => {
-                engine.already_settled.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(job = %id, %tx, block, "job already settled onchain by someone else");
-                self.log(id, Settlement::AlreadySettled { tx_hash: tx.0, block });
-            }
-            Outcome::Cancelled => {
-                engine.cancelled.fetch_add(1, Ordering::Relaxed);
-                self.log(id, Settlement::Cancelled);
-            }
-        }
+        let counter = match &step {
+            Settlement::Confirmed { .. } => &engine.relayed,
+            Settlement::AlreadySettled { .. } => &engine.already_settled,
+            _ => &engine.cancelled,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(job = %id, ?step, "settled");
+        self.log(id, step);
         if job.spec.is_ordered() {
             self.lanes.settled(job.spec.consumer, job.spec.nonce);
         }
@@ -498,7 +480,7 @@ impl Relayer {
         }
         job.attempts += 1;
         tracing::warn!(job = %id, attempt = job.attempts, %reason, "result submission failed");
-        if job.attempts < self.setup.config.max_relay_attempts {
+        if job.attempts < self.config.max_relay_attempts {
             // 1 s, 2 s, 4 s … between attempts, at most 30 s.
             let wait = Duration::from_secs(1 << job.attempts.min(5).saturating_sub(1)).min(Duration::from_secs(30));
             self.enqueue(id, Instant::now() + wait);
@@ -564,17 +546,6 @@ const BATCH_OUT_OF_GAS: &str = "JobManager.submitResults: batch out of gas";
 /// The reason `submitResults` gives an item that used up its share.
 const ITEM_OUT_OF_GAS: &str = "JobManager.submitResults: item ran out of gas";
 
-/// How a job left the relayer, settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// By our transaction.
-    Confirmed { tx: B256, block: u64 },
-    /// By someone else's.
-    AlreadySettled { tx: B256, block: u64 },
-    /// Cancelled onchain.
-    Cancelled,
-}
-
 fn gwei(wei: U256) -> u64 {
     u64::try_from(wei / U256::from(1_000_000_000u64)).unwrap_or(u64::MAX)
 }
@@ -589,6 +560,6 @@ impl Actor for Relayer {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let keys: Vec<Address> = self.senders.iter().map(|sender| sender.address).collect();
         tracing::info!(relayers = ?keys, job_manager = %self.setup.chain.job_manager(), "relayer started");
-        ctx.run_interval(poll_interval(&self.setup.config), |this, ctx| this.round(ctx));
+        ctx.run_interval(poll_interval(&self.config), |this, ctx| this.round(ctx));
     }
 }

@@ -3,12 +3,14 @@
 //! the sends ([`super::send`]) and the actor.
 
 use super::batch::Item;
-use super::fees::{FeeError, FeePolicy, Fees};
+use super::fees::{FeeError, Fees};
 use super::gas::{GasBook, GasKey};
 use super::senders::{Sender, Tx};
+use crate::config;
 use crate::job::JobId;
 use alloy::primitives::{Address, Bytes, B256, U256};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// What a round should do.
 #[derive(Debug)]
@@ -39,21 +41,8 @@ pub(super) struct Plan {
     pub(super) solo: HashSet<JobId>,
     /// What settlements cost so far.
     pub(super) book: GasBook,
-    /// Settings.
-    pub(super) settings: Settings,
-}
-
-/// The `[chain]` settings a round needs.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Settings {
-    pub(super) confirmations: u64,
-    pub(super) max_log_range: u64,
-    pub(super) max_in_flight: usize,
-    pub(super) replace_after_blocks: u64,
-    pub(super) max_batch_items: usize,
-    pub(super) max_batch_gas: u64,
-    pub(super) max_gas_per_result: u64,
-    pub(super) policy: FeePolicy,
+    /// The `[chain]` section.
+    pub(super) config: Arc<config::Chain>,
 }
 
 /// What a round found or did, for the actor to apply in order.

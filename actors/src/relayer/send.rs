@@ -4,15 +4,17 @@
 //! be mined.
 
 use super::batch::{Batch, Item, Packing};
-use super::fees::Fees;
+use super::fees::{FeePolicy, Fees};
 use super::plan::{Event, Plan};
 use super::senders::{Resend, Sender, Tx};
 use crate::chain::{Chain, ChainError};
+use crate::job::JobId;
 use alloy::eips::Encodable2718;
 use alloy::network::{Ethereum, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Bytes, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
+use std::collections::HashSet;
 
 /// Resends, replacements, then new batches, each key's in nonce order.
 #[allow(clippy::too_many_arguments)]
@@ -28,14 +30,14 @@ pub(super) async fn send_all(
 ) -> Result<(), ChainError> {
     let mut outgoing: Vec<Vec<Outgoing>> = plan.senders.iter().map(|_| Vec::new()).collect();
     for (index, sender) in plan.senders.iter().enumerate() {
-        for resend in sender.resends(head, plan.settings.replace_after_blocks) {
+        for resend in sender.resends(head, plan.config.replace_after_blocks) {
             let (nonce, bump) = match resend {
                 Resend::Dropped(nonce) => (nonce, false),
                 Resend::Stuck(nonce) => (nonce, true),
             };
             let Some(tx) = sender.tx(nonce) else { continue };
             let fees = if bump {
-                match plan.settings.policy.bump(tx.fees, fees) {
+                match FeePolicy::new(&plan.config).bump(tx.fees, fees) {
                     Some(bumped) => bumped,
                     None => {
                         events.push(Event::AtCeiling { sender: index, nonce });
@@ -63,7 +65,8 @@ pub(super) async fn send_all(
     let mut batches: Vec<(bool, Batch)> =
         solo.iter().map(|item| (item.onchain(), packing.solo(item, &plan.book))).collect();
     if mixed_ok {
-        let any_onchain = |batch: &Batch| batch.jobs.iter().any(|id| items.iter().any(|i| i.id == *id && i.onchain()));
+        let onchain: HashSet<JobId> = items.iter().filter(|item| item.onchain()).map(|item| item.id).collect();
+        let any_onchain = |batch: &Batch| batch.jobs.iter().any(|id| onchain.contains(id));
         batches.extend(packing.pack(&packed, &plan.book).into_iter().map(|batch| (any_onchain(&batch), batch)));
     } else {
         let (onchain, offchain): (Vec<&Item>, Vec<&Item>) = packed.iter().partition(|item| item.onchain());
@@ -76,7 +79,7 @@ pub(super) async fn send_all(
         .zip(&outgoing)
         .map(|(sender, out)| {
             let replacing = out.iter().filter(|o| sender.tx(o.nonce).is_some()).count();
-            plan.settings.max_in_flight.saturating_sub(sender.in_flight().max(replacing))
+            plan.config.max_in_flight.saturating_sub(sender.in_flight().max(replacing))
         })
         .collect();
     let mut assigned: Vec<Vec<Batch>> = plan.senders.iter().map(|_| Vec::new()).collect();

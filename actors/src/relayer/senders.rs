@@ -106,7 +106,12 @@ impl Sender {
 
     /// The first unmined transaction (the head of the line), if any.
     pub(super) fn head_of_line(&self) -> Option<(u64, &Tx)> {
-        self.txs.range(self.latest..).find(|(_, tx)| tx.mined_at.is_none()).map(|(nonce, tx)| (*nonce, tx))
+        self.head_of_line_at(self.latest)
+    }
+
+    /// The first transaction a mined count of `latest` leaves unmined.
+    pub(super) fn head_of_line_at(&self, latest: u64) -> Option<(u64, &Tx)> {
+        self.txs.range(latest..).find(|(_, tx)| tx.mined_at.is_none()).map(|(nonce, tx)| (*nonce, tx))
     }
 
     /// What the node said at block `head`: the account's mined count, its
@@ -197,7 +202,12 @@ impl Sender {
                 out.fees = tx.fees;
                 out.raw = tx.raw;
                 out.sent_head = tx.sent_head;
-                out.hashes.extend(tx.hashes);
+                // A dropped transaction sent again keeps its hash.
+                for hash in tx.hashes {
+                    if !out.hashes.contains(&hash) {
+                        out.hashes.push(hash);
+                    }
+                }
             }
             None => {
                 self.txs.insert(nonce, tx);
@@ -326,6 +336,8 @@ mod tests {
         replacement.hashes = vec![B256::repeat_byte(9)];
         lane.sent(0, replacement);
         assert_eq!(lane.tx(0).unwrap().hashes, [B256::repeat_byte(1), B256::repeat_byte(9)]);
+        lane.sent(0, tx(9, 13));
+        assert_eq!(lane.tx(0).unwrap().hashes.len(), 2, "the same signed bytes sent again add no hash");
         assert!(lane.resends(13, 3).is_empty());
     }
 

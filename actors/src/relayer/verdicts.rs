@@ -4,9 +4,9 @@
 //! counted) or awaiting a verdict that counts as a failed attempt.
 
 use super::plan::Mined;
-use super::{gwei, Outcome, Phase, Relayer, BATCH_OUT_OF_GAS, ITEM_OUT_OF_GAS};
+use super::{gwei, Phase, Relayer, BATCH_OUT_OF_GAS, ITEM_OUT_OF_GAS};
 use crate::chain::job_state;
-use crate::job::JobId;
+use crate::job::{JobId, Settlement};
 use alloy::primitives::{B256, U256};
 use std::sync::atomic::Ordering;
 
@@ -14,9 +14,12 @@ impl Relayer {
     /// `JobCompleted`: by one of our transactions, or someone else's.
     pub(super) fn completed(&mut self, id: JobId, tx: B256, block: u64) {
         let Some(job) = self.jobs.get(&id) else { return };
-        let ours = job.hashes.contains(&tx);
-        let how = if ours { Outcome::Confirmed { tx, block } } else { Outcome::AlreadySettled { tx, block } };
-        self.finish(id, how);
+        let step = if job.hashes.contains(&tx) {
+            Settlement::Confirmed { tx_hash: tx.0, block }
+        } else {
+            Settlement::AlreadySettled { tx_hash: tx.0, block }
+        };
+        self.finish(id, step);
     }
 
     /// `ResultSkipped` in one of our batches.
@@ -33,7 +36,7 @@ impl Relayer {
         // Our gas figure was short (the batch's limit, or a share below the
         // whole `max_gas_per_result`): not the job's fault. It goes alone
         // with the whole share, nothing counted.
-        let short_share = share.is_some_and(|share| share < self.setup.config.max_gas_per_result);
+        let short_share = share.is_some_and(|share| share < self.config.max_gas_per_result);
         if reason == BATCH_OUT_OF_GAS || (reason == ITEM_OUT_OF_GAS && short_share) {
             self.book.raise(&job.item.key);
             job.solo = true;
@@ -49,19 +52,15 @@ impl Relayer {
         let Some(tx) = self.senders.get_mut(sender).and_then(|lane| lane.remove(nonce)) else { return };
         self.warned_at_ceiling.remove(&(sender, nonce));
         let engine = &self.setup.metrics.engine;
-        if !read {
-            // Each of its jobs had its event; none is left (if one were, it
-            // goes again: the chain is checked before it is sent).
-            for id in tx.jobs {
-                self.again(id);
+        // Not read: each of its jobs had its event, so none is left (if one
+        // were, it goes again: the chain is checked before it is sent).
+        let Some(mined) = receipt.filter(|_| read) else {
+            if read {
+                tracing::warn!(
+                    nonce,
+                    "no version of a mined settlement transaction is known to the node (a reorg?); its jobs go again"
+                );
             }
-            return;
-        }
-        let Some(mined) = receipt else {
-            tracing::warn!(
-                nonce,
-                "no version of a mined settlement transaction is known to the node (a reorg?); its jobs go again"
-            );
             for id in tx.jobs {
                 self.again(id);
             }
@@ -71,7 +70,7 @@ impl Relayer {
         engine.relay_fee_gwei.fetch_add(gwei(U256::from(fee)), Ordering::Relaxed);
         engine.relay_gas_used.fetch_add(mined.gas_used, Ordering::Relaxed);
         engine.relay_sampled_results.fetch_add(tx.carried as u64, Ordering::Relaxed);
-        let single = self.setup.config.max_batch_items == 1;
+        let single = self.config.max_batch_items == 1;
         let out_of_gas = !mined.success && mined.gas_used >= tx.gas.saturating_sub(tx.gas / 50);
         if let (Some((key, bytes)), true, true) = (tx.single, mined.success, single) {
             // A result settled alone through InfinityVM's call teaches what
@@ -80,7 +79,7 @@ impl Relayer {
         }
         for id in tx.jobs {
             let Some(job) = self.jobs.get_mut(&id) else { continue };
-            if single && out_of_gas && tx.gas < self.setup.config.max_gas_per_result {
+            if single && out_of_gas && tx.gas < self.config.max_gas_per_result {
                 // Our gas figure was short: raise it, nothing counted.
                 self.book.raise(&job.item.key);
                 self.again(id);
@@ -105,13 +104,13 @@ impl Relayer {
             job_state::COMPLETED => {
                 // Settled by a transaction whose event was not seen: one of
                 // an earlier run's (a resumed job), or someone else's.
-                let how = match job.resumed {
-                    Some(resumed) => Outcome::Confirmed { tx: resumed.tx.unwrap_or_default(), block: 0 },
-                    None => Outcome::AlreadySettled { tx: B256::ZERO, block: 0 },
+                let step = match job.resumed {
+                    Some(resumed) => Settlement::Confirmed { tx_hash: resumed.tx.unwrap_or_default().0, block: 0 },
+                    None => Settlement::AlreadySettled { tx_hash: [0; 32], block: 0 },
                 };
-                self.finish(id, how);
+                self.finish(id, step);
             }
-            job_state::CANCELLED => self.finish(id, Outcome::Cancelled),
+            job_state::CANCELLED => self.finish(id, Settlement::Cancelled),
             state if state == open => {
                 if let Phase::Verdict { reason, simulate: false } = &job.phase {
                     let reason = reason.clone();
