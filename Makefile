@@ -11,13 +11,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # riscv32im target through -Zbuild-std) and link with lld.
 DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-config python3
 
-.PHONY: run test lint deps node-deps contracts guests build bench help
+.PHONY: run test lint deny tools deps node-deps contracts guests build bench fuzz soak help
 
 help:
 	@echo "make run    build everything and start the local stack: node, contracts, engine (./data)"
 	@echo "make test   build everything and run every test (lint included)"
 	@echo "make lint   rustfmt, clippy -D warnings, and the module-cycle check"
 	@echo "make bench  criterion benchmarks (slow; not part of make test)"
+	@echo "make fuzz   every fuzz target for FUZZ_SECONDS each (default 180); fails on a crash or disagreement"
+	@echo "make soak   faults under load for DURATION seconds each (default 600): kill -9 rounds, with and without a chain"
 	@echo "make guests build the example guests to programs/elf/"
 
 deps:
@@ -60,9 +62,22 @@ build: deps
 run: guests build node-deps
 	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor dev
 
+# Cargo tools the checks use, pinned; installed once into ~/.cargo/bin.
+CARGO_DENY_VERSION := 0.20.2
+tools:
+	@command -v cargo-deny >/dev/null && [ "$$(cargo-deny --version | cut -d' ' -f2)" = "$(CARGO_DENY_VERSION)" ] || \
+	  $(CARGO) install --locked cargo-deny@$(CARGO_DENY_VERSION)
+
+# Licences and duplicate versions (deny.toml; programs/deny.toml for the
+# guest side). Advisories are not checked: their database cannot be
+# fetched from these machines.
+deny: tools
+	cargo-deny check licenses bans
+	cargo-deny --manifest-path programs/Cargo.toml check licenses bans
+
 # Formatting, lints, and the engine's layering: no module may be part of a
 # cycle (.ci/module-cycles.py says which rule, and tests itself first).
-lint: deps
+lint: deps deny
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --manifest-path programs/Cargo.toml --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -77,3 +92,17 @@ bench: guests node-deps
 	$(CARGO) bench --bench vm
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench chain
+
+# Fuzzing (fuzz/README.md): installs cargo-fuzz if missing, then runs every
+# target for FUZZ_SECONDS each. A crash or a VM/reference disagreement
+# exits non-zero; its input belongs in fuzz/regressions/, which make test
+# replays.
+FUZZ_SECONDS ?= 180
+fuzz: guests
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+# Faults under load (tests/soak.rs) for DURATION seconds each; make test
+# runs the same tests for a few seconds.
+DURATION ?= 600
+soak: guests node-deps
+	SOAK_SECONDS=$(DURATION) $(CARGO) test --release --test soak -- --nocapture --test-threads=1
