@@ -3,11 +3,12 @@
 //! A job is in the board from admission until its result is durable. The
 //! board is what makes a nonce usable once (the check and the insert happen
 //! under one lock, against both the board and the `jobs` tree) and what
-//! bounds the queue in front of the executors (by jobs and by input bytes).
+//! bounds the queue in front of the executors (by jobs and by input bytes),
+//! and what refuses new jobs while the disk is below the store's reserve.
 
 use crate::config::Queue;
 use crate::job::{JobId, JobSpec, Status};
-use crate::store::{ResultRecord, Store, StoreError};
+use crate::store::{ResultRecord, Space, Store, StoreError};
 use alloy::primitives::Address;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,8 @@ pub(crate) enum AdmitError {
         /// Their input bytes.
         bytes: usize,
     },
-    /// The store could not be read.
+    /// The store could not be read, is broken, or its disk is below the
+    /// reserve (`StoreError::DiskFull`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,6 +65,7 @@ struct Inner {
 pub(crate) struct JobBoard {
     inner: Mutex<Inner>,
     limits: Queue,
+    space: Arc<Space>,
 }
 
 impl JobBoard {
@@ -75,7 +78,7 @@ impl JobBoard {
             let next = inner.next_nonce.entry(entry.consumer).or_default();
             *next = (*next).max(entry.nonce.saturating_add(1));
         }
-        Ok(JobBoard { inner: Mutex::new(inner), limits })
+        Ok(JobBoard { inner: Mutex::new(inner), limits, space: Arc::clone(store.space()) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -83,8 +86,10 @@ impl JobBoard {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether a job of `bytes` input bytes would find room now.
+    /// Whether a job of `bytes` input bytes would find room now, in the
+    /// queue and on the disk.
     pub(crate) fn has_room(&self, bytes: usize) -> Result<(), AdmitError> {
+        self.space.admit()?;
         let inner = self.lock();
         self.room(&inner, bytes)
     }
@@ -96,11 +101,14 @@ impl JobBoard {
         Ok(())
     }
 
-    /// Admits a new job: its nonce must be unused and the queue must have
-    /// room. The caller then commits its `Pending` record. A nonce whose
-    /// job failed may be used again (as in InfinityVM): a failed result is
-    /// never relayed, so the nonce is still free onchain.
+    /// Admits a new job: its nonce must be unused, the queue must have
+    /// room and the disk must not be below the store's reserve. The caller
+    /// then commits its `Pending` record (which the store's writer weighs
+    /// against the free space once more). A nonce whose job failed may be
+    /// used again (as in InfinityVM): a failed result is never relayed, so
+    /// the nonce is still free onchain.
     pub(crate) fn admit(&self, spec: &JobSpec, store: &Store) -> Result<(), AdmitError> {
+        self.space.admit()?;
         let mut inner = self.lock();
         let reusable = |entry: crate::store::JobEntry| entry.status == Status::Failed;
         // A nonce past every nonce the consumer has used was never stored:

@@ -54,6 +54,8 @@ pub struct Config {
     pub offchain: Offchain,
     /// Metrics export.
     pub metrics: Metrics,
+    /// How the executors treat a job whose execution fails the host.
+    pub executor: ExecutorConfig,
     /// The chain to settle on; `None` runs the engine with no chain.
     pub chain: Option<Chain>,
 }
@@ -103,11 +105,15 @@ pub struct StoreConfig {
     pub retain_days: u32,
     /// Compress the store's pages (zstd). Fixed when the store is created.
     pub compression: bool,
+    /// Free bytes kept on the store's filesystem: below this, new jobs and
+    /// programs are refused (`disk full`); results of accepted jobs are
+    /// written down to half of it, never below.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { cache_bytes: 128 << 20, retain_days: 0, compression: false }
+        StoreConfig { cache_bytes: 128 << 20, retain_days: 0, compression: false, min_free_bytes: 256 << 20 }
     }
 }
 
@@ -239,6 +245,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             offchain: Offchain::default(),
             metrics: Metrics::default(),
+            executor: ExecutorConfig::default(),
             chain: None,
         }
     }
@@ -272,6 +279,22 @@ impl Default for Api {
 impl Default for Queue {
     fn default() -> Self {
         Queue { max_jobs: 16_384, max_bytes: 512 << 20 }
+    }
+}
+
+/// The executors' handling of a job whose execution panics the host (an
+/// engine bug, not the guest's failure).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// Attempts before such a job is quarantined (recorded `failed` with
+    /// the reason). Counted durably, across restarts.
+    pub max_attempts: u8,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig { max_attempts: 3 }
     }
 }
 
@@ -330,6 +353,9 @@ impl Config {
         }
         if self.store.cache_bytes < 1 << 20 {
             return invalid("store.cache_bytes must be at least 1 MiB (1048576)");
+        }
+        if self.executor.max_attempts == 0 {
+            return invalid("executor.max_attempts must be at least 1");
         }
         for (name, addr) in [("api.tcp", self.api.tcp), ("metrics.prometheus", self.metrics.prometheus)] {
             if let Some(addr) = addr {

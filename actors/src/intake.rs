@@ -40,12 +40,18 @@ impl Intake {
         self.board.admit(&spec, &self.store)?;
         let executed = if wait { self.board.wait(&spec.id) } else { None };
         let (durable_tx, durable) = tokio::sync::oneshot::channel();
-        let metrics = Arc::clone(&self.metrics);
+        let (metrics, board, id) = (Arc::clone(&self.metrics), Arc::clone(&self.board), spec.id);
         self.store.commit(
             vec![Write::admit(&spec)],
             Box::new(move |result| {
-                if result.is_ok() {
-                    metrics.engine.accepted.fetch_add(1, Ordering::Relaxed);
+                match &result {
+                    Ok(()) => {
+                        metrics.engine.accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Never stored: off the board, so an executor that has
+                    // not started it skips it, and one that has finds its
+                    // result dropped by the writer (nothing is written).
+                    Err(_) => board.remove(&id),
                 }
                 drop(durable_tx.send(result));
             }),

@@ -55,5 +55,5 @@ pub use chain::ChainError;
 pub use executor::vm::{Vm, VmError, DEFAULT_MAX_INPUT_BYTES, STACK_TOP};
 pub use metrics::{ActorSnapshot, EngineSnapshot, MetricsSnapshot};
 pub use replay::{replay, Range as ReplayRange, ReplayError, ReplayReport};
-pub use store::{Execution, LogRecord, ResultRecord, Store, StoreError, Transition};
+pub use store::{Attempts, DiskFull, Execution, LogRecord, ResultRecord, Store, StoreError, Transition};
 pub use supervisor::{create_data_dir, run, shutdown_signal, EngineError};

@@ -12,7 +12,12 @@
 //!   counts each message in as it is sent. So a message is counted once, by
 //!   the actor it is for, and no actor names another's type.
 //! - [`Panic`] is the fault-injection message: the actor panics inside
-//!   [`guarded`] exactly as after a real fault.
+//!   [`guarded`] exactly as after a real fault. [`POISON_INPUT`] is the
+//!   fault-injection job: an executor panics on it, every time.
+//!
+//! Fault injection exists only when the engine starts with
+//! `COPROCESSOR_FAULT_INJECTION=1` in its environment: no request, guest or
+//! chain event can turn it on.
 
 use crate::metrics::{ActorMetrics, ActorName, Metrics};
 use actix::dev::ToEnvelope;
@@ -129,6 +134,16 @@ where
 #[rtype(result = "()")]
 pub(crate) struct Panic;
 
+/// A job whose offchain input starts with these bytes panics the executor
+/// that runs it, on every attempt (a poison job), when fault injection is
+/// on (`COPROCESSOR_FAULT_INJECTION=1`); otherwise it is a job like any.
+pub(crate) const POISON_INPUT: &[u8] = b"coprocessor fault injection: panic";
+
+/// Whether `offchain_input` is the poison job's, with fault injection `on`.
+pub(crate) fn poisoned(on: bool, offchain_input: &[u8]) -> bool {
+    on && offchain_input.starts_with(POISON_INPUT)
+}
+
 /// Runs one message's handler: records its time and outcome, and turns a
 /// panic into `None` and a restart of the actor.
 pub(crate) fn guarded<A, T, E>(
@@ -139,11 +154,23 @@ pub(crate) fn guarded<A, T, E>(
 where
     A: Actor<Context = SyncContext<A>>,
 {
+    guarded_reason(metrics, ctx, handler).ok()
+}
+
+/// [`guarded`], with the panic's message when it panicked.
+pub(crate) fn guarded_reason<A, T, E>(
+    metrics: &ActorMetrics,
+    ctx: &mut SyncContext<A>,
+    handler: impl FnOnce() -> Result<T, E>,
+) -> Result<Result<T, E>, String>
+where
+    A: Actor<Context = SyncContext<A>>,
+{
     let start = Instant::now();
     match catch_unwind(AssertUnwindSafe(handler)) {
         Ok(result) => {
             metrics.handled(start.elapsed(), result.is_ok());
-            Some(result)
+            Ok(result)
         }
         Err(panic) => {
             metrics.handled(start.elapsed(), false);
@@ -154,7 +181,7 @@ where
                 .unwrap_or_default();
             tracing::error!(actor = std::any::type_name::<A>(), %reason, "actor panicked; restarting it");
             ctx.stop();
-            None
+            Err(reason)
         }
     }
 }

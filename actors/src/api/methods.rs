@@ -98,6 +98,7 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
     match answer {
         Ok(id) => Ok(Reply::ProgramId(ProgramIdReply { program_id: HexBytes(id.0.to_vec()) })),
         Err(RegistryError::Elf(err)) => Err(RpcError::new(codes::INVALID_PROGRAM, format!("invalid program: {err}"))),
+        Err(RegistryError::Store(err)) => Err(super::rejections::store_refusal(err)),
         Err(err) => Err(internal(err)),
     }
 }
@@ -159,7 +160,7 @@ async fn submit_job(ctx: &ApiContext, onchain: Option<&OnchainChecks>, p: Submit
             },
             None => Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.0.to_vec()) })),
         },
-        Ok(Err(err)) => Err(internal(err)),
+        Ok(Err(err)) => Err(super::rejections::commit_refusal(err)),
         Err(_) => Err(internal("the store closed before the job was durable")),
     }
 }
@@ -272,7 +273,7 @@ fn admit_error(ctx: &ApiContext, err: AdmitError) -> RpcError {
             RpcError::new(codes::BUSY, err.to_string())
         }
         AdmitError::NonceUsed { .. } => RpcError::new(codes::NONCE_USED, err.to_string()),
-        AdmitError::Store(err) => internal(err),
+        AdmitError::Store(err) => super::rejections::store_refusal(err),
     }
 }
 

@@ -3,7 +3,9 @@
 //! signature, a nonce used before. Bounded and in memory: a refused
 //! request never becomes a job, and must not let anyone fill the store.
 
+use super::wire::{codes, RpcError};
 use crate::job::JobId;
+use crate::store::{CommitError, StoreError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -34,6 +36,24 @@ impl Rejections {
     /// Why the last request for job `id` was refused, if it was.
     pub(crate) fn get(&self, id: &JobId) -> Option<String> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.get(id).cloned()
+    }
+}
+
+/// A store failure as the client sees it: a full disk is `-32020` with
+/// the figures (retry once space is freed), anything else is internal.
+pub(crate) fn store_refusal(err: StoreError) -> RpcError {
+    match err {
+        StoreError::DiskFull(full) => RpcError::new(codes::DISK_FULL, full.to_string()),
+        StoreError::Commit(err) => commit_refusal(err),
+        err => RpcError::new(codes::INTERNAL, err.to_string()),
+    }
+}
+
+/// A commit that was not made durable, as the client sees it.
+pub(crate) fn commit_refusal(err: CommitError) -> RpcError {
+    match err {
+        CommitError::DiskFull(full) => RpcError::new(codes::DISK_FULL, full.to_string()),
+        err => RpcError::new(codes::INTERNAL, err.to_string()),
     }
 }
 

@@ -382,6 +382,15 @@ pub mod codes {
     pub const CHAIN_UNAVAILABLE: i32 = -32009;
     /// The job cannot be retried: it is not in the dead-letter tree.
     pub const NOT_DEAD_LETTERED: i32 = -32010;
+    /// The disk under the store is below `store.min_free_bytes`: new jobs
+    /// and programs are refused until space is freed (reads go on).
+    pub const DISK_FULL: i32 = -32020;
+    /// A TCP connection's first request was not `coproc_auth` with the
+    /// engine's api token; the connection is closed.
+    pub const UNAUTHORIZED: i32 = -32011;
+    /// The request's signer is over one of its quotas (`[quota]`); retry
+    /// later.
+    pub const QUOTA: i32 = -32012;
 }
 
 impl RpcError {

@@ -1,6 +1,15 @@
 //! The executor: a pool of sync actors, one OS thread each, that run jobs
 //! in the metered VM ([`vm`]) on warm instances ([`warm`]) and hand the
 //! outcomes to the submitter.
+//!
+//! A job whose run fails the host (a panic, caught by `pool::guarded`, or
+//! an engine error such as a VM that cannot be built) is not the guest's
+//! failure: the attempt is recorded durably (the store's `attempts` tree)
+//! and the job is tried again after a pause, on a fresh actor. After
+//! `executor.max_attempts` it is quarantined: recorded `failed` with
+//! "quarantined after N attempts: host panic: ...", never run again. The
+//! count survives restarts, so a poison job cannot loop across them, and
+//! the other jobs run on meanwhile.
 
 pub(crate) mod vm;
 mod warm;
@@ -8,16 +17,21 @@ mod warm;
 pub(crate) use warm::WarmVms;
 
 use crate::board::JobBoard;
-use crate::job::JobSpec;
+use crate::job::{Failure, JobOutcome, JobSpec};
 use crate::metrics::{ActorMetrics, ActorName, Metrics};
-use crate::pool::{guarded, inject_panic, Handle, Mailbox, Panic};
+use crate::pool::{guarded_reason, inject_panic, Handle, Mailbox, Panic};
 use crate::program::ProgramId;
 use crate::programs::Programs;
+use crate::store::{Store, Write};
 use crate::submitter::Executed;
-use actix::{Actor, Handler, Message, SyncContext};
+use actix::{Actor, Addr, Handler, Message, SyncContext};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The pause before a job whose run failed the host is tried again, times
+/// the attempts so far.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Run a job. The outcome goes to the submitter, not back to the sender.
 #[derive(Debug, Clone, Message)]
@@ -25,7 +39,8 @@ use std::time::Instant;
 pub(crate) struct Execute {
     /// The job.
     pub spec: Arc<JobSpec>,
-    /// Times this job was already attempted (a crash mid-run retries once).
+    /// Attempts that already failed the host (recorded in the store; 0 for
+    /// a new job).
     pub attempt: u8,
 }
 
@@ -49,6 +64,9 @@ pub(crate) struct Executor {
     actor: Arc<ActorMetrics>,
     submitter: Mailbox<Executed>,
     vms: WarmVms,
+    store: Store,
+    max_attempts: u8,
+    fault_injection: bool,
 }
 
 /// What every executor thread shares.
@@ -64,6 +82,12 @@ pub(crate) struct ExecutorSetup {
     pub submitter: Mailbox<Executed>,
     /// Largest input, which sizes each VM's input regions.
     pub max_input_bytes: usize,
+    /// Where failed attempts are recorded.
+    pub store: Store,
+    /// Attempts before a job that fails the host is quarantined.
+    pub max_attempts: u8,
+    /// `COPROCESSOR_FAULT_INJECTION=1`: the poison job panics.
+    pub fault_injection: bool,
 }
 
 impl Executor {
@@ -77,6 +101,9 @@ impl Executor {
             actor,
             submitter: setup.submitter.clone(),
             vms: WarmVms::new(setup.max_input_bytes),
+            store: setup.store.clone(),
+            max_attempts: setup.max_attempts,
+            fault_injection: setup.fault_injection,
         })
     }
 
@@ -86,6 +113,9 @@ impl Executor {
             tracing::debug!(job = %spec.id, "cancelled before it ran");
             return Ok(());
         }
+        if crate::pool::poisoned(self.fault_injection, &spec.offchain_input) {
+            panic!("injected fault: poison job {}", spec.id);
+        }
         let start = Instant::now();
         let outcome =
             self.vms.run(&spec.program_id, &image, &spec.onchain_input, &spec.offchain_input, &spec.limits())?;
@@ -94,6 +124,54 @@ impl Executor {
         engine.cycles.fetch_add(outcome.cycles, Ordering::Relaxed);
         self.submitter.do_send(Executed { spec: Arc::clone(spec), outcome });
         Ok(())
+    }
+
+    /// Attempt `attempts` of a job failed the host: quarantine it if that
+    /// was the last one, otherwise record it and try again after a pause.
+    fn failed_attempt(&self, spec: Arc<JobSpec>, attempts: u8, reason: String, me: Addr<Executor>) {
+        tracing::error!(job = %spec.id, attempts, max_attempts = self.max_attempts, %reason, "a job's run failed the host");
+        if attempts >= self.max_attempts {
+            self.quarantine(spec, attempts, reason);
+            return;
+        }
+        let (id, actor) = (spec.id, Arc::clone(&self.actor));
+        self.store.commit(
+            vec![Write::Attempt { id, attempts, reason }],
+            Box::new(move |result| {
+                if let Err(err) = result {
+                    // Tried again all the same: the count holds in memory.
+                    tracing::warn!(job = %id, %err, "a failed attempt could not be recorded");
+                }
+                let pause = RETRY_PAUSE * u32::from(attempts);
+                let spawned = std::thread::Builder::new().name("executor-retry".into()).spawn(move || {
+                    std::thread::sleep(pause);
+                    // Counted in: it is another message to this pool.
+                    actor.received();
+                    me.do_send(Execute { spec, attempt: attempts });
+                });
+                if let Err(err) = spawned {
+                    tracing::error!(job = %id, %err, "cannot schedule the job's next attempt; it runs at the next start");
+                }
+            }),
+        );
+    }
+
+    /// Records the job `failed`, quarantined after `attempts` attempts.
+    fn quarantine(&self, spec: Arc<JobSpec>, attempts: u8, reason: String) {
+        if !self.board.contains(&spec.id) {
+            return;
+        }
+        tracing::error!(job = %spec.id, attempts, %reason, "job quarantined");
+        self.metrics.engine.quarantined.fetch_add(1, Ordering::Relaxed);
+        let outcome = JobOutcome {
+            output: Vec::new(),
+            exit_code: None,
+            cycles: 0,
+            peak_memory_bytes: 0,
+            failure: Some(Failure::Quarantined { attempts, reason }),
+            log: Vec::new(),
+        };
+        self.submitter.do_send(Executed { spec, outcome });
     }
 }
 
@@ -106,21 +184,23 @@ impl Handler<Execute> for Executor {
 
     fn handle(&mut self, msg: Execute, ctx: &mut SyncContext<Self>) {
         let actor = Arc::clone(&self.actor);
-        match guarded(&actor, ctx, || self.execute(&msg.spec)) {
-            Some(Ok(())) => {}
-            Some(Err(err)) => {
-                // The job stays pending in the store; the next start-up runs it.
-                tracing::error!(job = %msg.spec.id, %err, "job could not be executed");
-            }
-            None if msg.attempt == 0 => {
-                // Counted in again: it is a second message to this pool.
-                actor.received();
-                ctx.address().do_send(Execute { spec: msg.spec, attempt: 1 });
-            }
-            None => {
-                tracing::error!(job = %msg.spec.id, "executor crashed twice on this job; left pending");
-            }
+        if msg.attempt >= self.max_attempts {
+            // Recovered at start-up with every attempt already spent.
+            actor.handled(Duration::ZERO, false);
+            let reason = match self.store.attempts(&msg.spec.id) {
+                Ok(Some(attempts)) => attempts.reason,
+                Ok(None) => "host failure".to_owned(),
+                Err(err) => format!("host failure (its record is unreadable: {err})"),
+            };
+            self.quarantine(msg.spec, msg.attempt, reason);
+            return;
         }
+        let reason = match guarded_reason(&actor, ctx, || self.execute(&msg.spec)) {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => format!("engine error: {err}"),
+            Err(panic) => format!("host panic: {panic}"),
+        };
+        self.failed_attempt(msg.spec, msg.attempt.saturating_add(1), reason, ctx.address());
     }
 }
 

@@ -41,6 +41,16 @@ pub enum Failure {
     /// The guest wrote more than `max_output_bytes` to its output.
     #[error("output too large")]
     OutputTooLarge,
+    /// Running the job failed the host `attempts` times (a panic in the
+    /// engine, not the guest's failure): it is not tried again. Never a
+    /// VM outcome; the executor records it (`executor.max_attempts`).
+    #[error("quarantined after {attempts} attempts: {reason}")]
+    Quarantined {
+        /// Attempts made.
+        attempts: u8,
+        /// Why the last one failed ("host panic: ...").
+        reason: String,
+    },
 }
 
 /// The result of running one job.

@@ -191,6 +191,21 @@ pub(crate) struct EngineCounters {
     pub onchain_jobs: AtomicU64,
     /// The last block the listener has read (a gauge).
     pub listener_block: AtomicU64,
+    /// TCP connections closed because their first request was not a
+    /// `coproc_auth` with the right token.
+    pub auth_failures: AtomicU64,
+    /// Jobs refused because their signer was over its jobs-per-second quota.
+    pub quota_refused_jobs: AtomicU64,
+    /// Jobs refused because their signer was over its cycles-per-second quota.
+    pub quota_refused_cycles: AtomicU64,
+    /// 1 while the store's disk is below `store.min_free_bytes` (a gauge).
+    pub disk_full: AtomicU64,
+    /// Free bytes on the store's disk at the last measure (a gauge).
+    pub disk_free_bytes: AtomicU64,
+    /// 1 once sled has failed and the store refuses writes (a gauge).
+    pub store_broken: AtomicU64,
+    /// Jobs quarantined after `executor.max_attempts` host panics.
+    pub quarantined: AtomicU64,
 }
 
 /// The figures at one instant, for rates.
@@ -325,6 +340,28 @@ pub struct EngineSnapshot {
     /// The last block the listener has read.
     #[serde(default)]
     pub listener_block: u64,
+    /// TCP connections refused for a missing or wrong api token.
+    #[serde(default)]
+    pub api_auth_failures: u64,
+    /// Jobs refused: their signer was over its jobs-per-second quota.
+    #[serde(default)]
+    pub quota_refused_jobs: u64,
+    /// Jobs refused: their signer was over its cycles-per-second quota.
+    #[serde(default)]
+    pub quota_refused_cycles: u64,
+    /// Whether the store's disk is below `store.min_free_bytes`: new jobs
+    /// are refused until space returns.
+    #[serde(default)]
+    pub disk_full: bool,
+    /// Free bytes on the store's disk.
+    #[serde(default)]
+    pub disk_free_bytes: u64,
+    /// Whether sled has failed: the store refuses writes until a restart.
+    #[serde(default)]
+    pub store_broken: bool,
+    /// Jobs quarantined after `executor.max_attempts` host panics.
+    #[serde(default)]
+    pub jobs_quarantined: u64,
 }
 
 impl Metrics {
@@ -429,6 +466,13 @@ impl Metrics {
                 relay_blocked_consumers: load(&self.engine.relay_blocked_consumers),
                 onchain_jobs: load(&self.engine.onchain_jobs),
                 listener_block: load(&self.engine.listener_block),
+                api_auth_failures: load(&self.engine.auth_failures),
+                quota_refused_jobs: load(&self.engine.quota_refused_jobs),
+                quota_refused_cycles: load(&self.engine.quota_refused_cycles),
+                disk_full: load(&self.engine.disk_full) != 0,
+                disk_free_bytes: load(&self.engine.disk_free_bytes),
+                store_broken: load(&self.engine.store_broken) != 0,
+                jobs_quarantined: load(&self.engine.quarantined),
             },
         }
     }

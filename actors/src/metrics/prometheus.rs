@@ -59,6 +59,25 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
     for (name, kind, value) in engine_series {
         let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");
     }
+    // Security refusals, by reason.
+    let _ = writeln!(
+        out,
+        "# TYPE coprocessor_api_auth_failures_total counter\ncoprocessor_api_auth_failures_total {}",
+        engine.api_auth_failures
+    );
+    let _ = writeln!(out, "# TYPE coprocessor_quota_refused_total counter");
+    for (quota, value) in [("jobs", engine.quota_refused_jobs), ("cycles", engine.quota_refused_cycles)] {
+        let _ = writeln!(out, "coprocessor_quota_refused_total{{quota=\"{quota}\"}} {value}");
+    }
+    // The store's disk and failures.
+    for (name, kind, value) in [
+        ("coprocessor_disk_full", "gauge", u64::from(engine.disk_full)),
+        ("coprocessor_disk_free_bytes", "gauge", engine.disk_free_bytes),
+        ("coprocessor_store_broken", "gauge", u64::from(engine.store_broken)),
+        ("coprocessor_jobs_quarantined_total", "counter", engine.jobs_quarantined),
+    ] {
+        let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");
+    }
     out
 }
 

@@ -7,6 +7,7 @@
 //! | `log` | big-endian u64 sequence | [`LogRecord`]: one state transition |
 //! | `dead_letters` | job ID | [`DeadLetter`]: jobs whose submission kept failing |
 //! | `meta` | name | engine metadata (the format, the listener's block cursor) |
+//! | `attempts` | job ID | [`Attempts`]: failed attempts of a job whose execution panicked |
 //!
 //! A job costs four records: its `Pending` log record (the spec, inputs
 //! and signed request included) and its entry when it is admitted, its
@@ -21,15 +22,23 @@
 //! write waiting at that moment into one sled transaction over `log`,
 //! `jobs` and `dead_letters`, flushes once, and then tells each writer. A
 //! job is acknowledged only after that flush.
+//!
+//! sled never meets a full disk: [`space`] keeps a reserve of free space
+//! (`store.min_free_bytes`) below which new jobs are refused, and bounds
+//! every flush, so a failed sled makes the store refuse writes instead of
+//! hanging the engine.
 
 mod records;
+mod space;
 mod writer;
 
 #[cfg(test)]
 pub(crate) use records::test_result;
 pub(crate) use records::unix_ms;
 pub(crate) use records::JobEntry;
-pub use records::{Execution, LogRecord, ResultRecord, Transition};
+pub use records::{Attempts, Execution, LogRecord, ResultRecord, Transition};
+pub use space::DiskFull;
+pub(crate) use space::Space;
 pub(crate) use writer::{CommitError, CommitStats, Done, Write};
 
 use crate::job::{DeadLetter, JobId, JobSpec, Status};
@@ -57,6 +66,13 @@ pub enum StoreError {
     /// The writer thread is gone (the engine is stopping).
     #[error("the store is closed")]
     Closed,
+    /// The free space under the store is below `store.min_free_bytes`.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
+    /// sled failed (an I/O error, or a flush that did not return in time);
+    /// the store refuses every write until the engine restarts.
+    #[error("the store failed ({0}): it refuses writes until the engine restarts")]
+    Broken(String),
     /// A group commit failed.
     #[error(transparent)]
     Commit(#[from] CommitError),
@@ -97,6 +113,9 @@ pub struct Store {
     log: sled::Tree,
     dead_letters: sled::Tree,
     meta: sled::Tree,
+    attempts: sled::Tree,
+    space: Arc<Space>,
+    flusher: space::Flusher,
     writer: writer::Handle,
     /// One count per handle, so [`Store::close`] can wait for the others.
     handles: Arc<()>,
@@ -111,10 +130,10 @@ impl std::fmt::Debug for Store {
 /// The trees the writer thread writes.
 #[derive(Clone)]
 pub(crate) struct JobTrees {
-    pub(crate) db: sled::Db,
     pub(crate) jobs: sled::Tree,
     pub(crate) log: sled::Tree,
     pub(crate) dead_letters: sled::Tree,
+    pub(crate) attempts: sled::Tree,
 }
 
 /// A job executed successfully but not settled onchain.
@@ -136,7 +155,8 @@ impl Store {
     }
 
     /// Opens (or creates) the store under `dir` with `config`: at most
-    /// `cache_bytes` of it cached in memory, its pages compressed or not.
+    /// `cache_bytes` of it cached in memory, its pages compressed or not,
+    /// `min_free_bytes` kept free on its filesystem.
     /// Fails if another process has it open, or if it was created with the
     /// other compression setting (sled fixes that at creation).
     pub fn open_with(dir: &Path, config: &crate::config::StoreConfig) -> Result<Store, StoreError> {
@@ -153,6 +173,7 @@ impl Store {
         let log = db.open_tree("log")?;
         let dead_letters = db.open_tree("dead_letters")?;
         let meta = db.open_tree("meta")?;
+        let attempts = db.open_tree("attempts")?;
         check_format(dir, &meta, &jobs)?;
         let log_start = log_start_of(meta.get(LOG_START_KEY)?.as_deref());
         let next_seq = match log.last()? {
@@ -160,10 +181,44 @@ impl Store {
             None => 0,
         }
         .max(log_start);
-        let trees =
-            JobTrees { db: db.clone(), jobs: jobs.clone(), log: log.clone(), dead_letters: dead_letters.clone() };
-        let writer = writer::spawn(trees, next_seq);
-        Ok(Store { db, programs, jobs, log, dead_letters, meta, writer, handles: Arc::new(()) })
+        let trees = JobTrees {
+            jobs: jobs.clone(),
+            log: log.clone(),
+            dead_letters: dead_letters.clone(),
+            attempts: attempts.clone(),
+        };
+        let space = Arc::new(Space::new(dir, config.min_free_bytes));
+        let flusher = space::Flusher::spawn(db.clone(), Arc::clone(&space));
+        let guard = writer::Guard { space: Arc::clone(&space), flusher: flusher.clone() };
+        let writer = writer::spawn(trees, next_seq, guard);
+        Ok(Store {
+            db,
+            programs,
+            jobs,
+            log,
+            dead_letters,
+            meta,
+            attempts,
+            space,
+            flusher,
+            writer,
+            handles: Arc::new(()),
+        })
+    }
+
+    /// The free-space guard: whether a new job may be written, and the
+    /// figures for metrics.
+    pub(crate) fn space(&self) -> &Arc<Space> {
+        &self.space
+    }
+
+    /// The failed attempts of a job whose execution panicked, if any (for
+    /// the job as it is now: a nonce reused after a failure starts again).
+    pub fn attempts(&self, id: &JobId) -> Result<Option<Attempts>, StoreError> {
+        let Some(entry) = self.job(id)? else { return Ok(None) };
+        let Some(bytes) = self.attempts.get(id)? else { return Ok(None) };
+        let attempts: Attempts = decoded("attempts", &id.0, &bytes)?;
+        Ok((attempts.pending_seq == entry.pending_seq).then_some(attempts))
     }
 
     /// Queues job writes for the next group commit; `done` runs once they
@@ -190,11 +245,12 @@ impl Store {
         self.writer.stats()
     }
 
-    /// Stores a program durably.
+    /// Stores a program durably; refused when the disk is below the
+    /// reserve, as a new job is.
     pub fn put_program(&self, id: &ProgramId, elf: &[u8]) -> Result<(), StoreError> {
+        self.space.admit()?;
         self.programs.insert(id.0, elf)?;
-        self.programs.flush()?;
-        Ok(())
+        self.flusher.flush()
     }
 
     /// A stored program's ELF.
@@ -262,8 +318,9 @@ impl Store {
             unix_ms: records::unix_ms(),
             transition: records::TransitionRef::Executed(result.execution()),
         };
+        self.space.check_broken()?;
         self.log.insert(seq.to_be_bytes(), records::encode(&record))?;
-        self.log.flush()?;
+        self.flusher.flush()?;
         Ok(true)
     }
 
@@ -399,9 +456,9 @@ impl Store {
 
     /// Sets a metadata value durably.
     pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.space.check_broken()?;
         self.meta.insert(name, value)?;
-        self.meta.flush()?;
-        Ok(())
+        self.flusher.flush()
     }
 
     /// Bytes the database takes on disk.
@@ -413,8 +470,21 @@ impl Store {
     /// be dropped (actors' threads let go of theirs as they stop), then
     /// drops this one, which stops the writer thread. False if others still
     /// hold the store after `limit` (it stays open until they drop it).
+    ///
+    /// A broken store is not flushed again (its flush would never return)
+    /// and its handle is left to the process's exit: dropping the last one
+    /// would flush too. It answers with why it broke.
     pub fn close(self, limit: std::time::Duration) -> Result<bool, StoreError> {
-        self.flush()?;
+        if let Err(err) = self.space.check_broken() {
+            std::mem::forget(self);
+            return Err(err);
+        }
+        if let Err(err) = self.flush() {
+            if self.space.is_broken() {
+                std::mem::forget(self);
+            }
+            return Err(err);
+        }
         let start = std::time::Instant::now();
         while Arc::strong_count(&self.handles) > 1 {
             if start.elapsed() >= limit {
@@ -425,11 +495,11 @@ impl Store {
         Ok(true)
     }
 
-    /// Flushes everything to disk.
+    /// Flushes everything to disk, waiting at most
+    /// [`space::FLUSH_TIMEOUT`] for sled.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.sync()?;
-        self.db.flush()?;
-        Ok(())
+        self.flusher.flush()
     }
 }
 

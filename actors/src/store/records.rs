@@ -137,6 +137,21 @@ pub struct JobEntry {
     pub tx_hash: Option<[u8; 32]>,
 }
 
+/// The `attempts` tree's value: the failed attempts to run a job (its
+/// execution panicked the host), kept durably so that a job that always
+/// fails this way is quarantined after `executor.max_attempts`, across
+/// restarts too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempts {
+    /// The `Pending` record of the job they belong to: a nonce reused after
+    /// a failure is another job, which starts again from none.
+    pub pending_seq: u64,
+    /// Attempts that failed.
+    pub count: u8,
+    /// Why the last one failed.
+    pub reason: String,
+}
+
 /// A [`LogRecord`] by reference: the same bincode bytes, without copying
 /// the job's inputs to build one.
 #[derive(Serialize)]

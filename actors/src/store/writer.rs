@@ -6,9 +6,17 @@
 //! of another), flushes once, and then runs the callbacks. Being the only
 //! writer, it also guarantees that a job is recorded as executed at most
 //! once: a second result for a job is dropped, never appended.
+//!
+//! Before a group touches sled, each commit is weighed against the free
+//! space ([`Space`]): a commit that admits a job must leave the reserve
+//! untouched, any other must stay above the floor; one that does not fit
+//! is refused with [`DiskFull`] and the others go on. A group with nothing
+//! to write is not flushed. Once sled has failed (an error, or a flush
+//! that did not return in time) every commit is refused at once.
 
-use super::records::{encode, unix_ms, JobEntry, LogRecordRef, ResultRecord, TransitionRef};
-use super::JobTrees;
+use super::records::{encode, unix_ms, Attempts, JobEntry, LogRecordRef, ResultRecord, TransitionRef};
+use super::space::{DiskFull, Flusher, Space};
+use super::{JobTrees, StoreError};
 use crate::job::{JobId, JobSpec, Settlement, Status};
 use alloy::primitives::Address;
 use crossbeam_channel::{Receiver, Sender};
@@ -54,6 +62,17 @@ pub enum Write {
         /// The encoded log record.
         record: Vec<u8>,
     },
+    /// A failed attempt to run a job (its execution panicked the host):
+    /// how many so far, durably, so that a job that always fails this way
+    /// is quarantined after `executor.max_attempts`, across restarts too.
+    Attempt {
+        /// The job.
+        id: JobId,
+        /// Attempts that failed so far, this one included.
+        attempts: u8,
+        /// Why this one failed.
+        reason: String,
+    },
 }
 
 impl Write {
@@ -70,6 +89,14 @@ impl Write {
         Write::Executed { id, status: result.status(), record: encode(&record) }
     }
 
+    /// Bytes this write stores (its record).
+    fn len(&self) -> usize {
+        match self {
+            Write::Admit { record, .. } | Write::Executed { record, .. } | Write::Settle { record, .. } => record.len(),
+            Write::Attempt { reason, .. } => reason.len() + 16,
+        }
+    }
+
     /// The write that records settlement `step` for job `id`.
     pub fn settle(id: JobId, step: Settlement) -> Write {
         let record =
@@ -81,10 +108,35 @@ impl Write {
 /// Runs once a commit is durable, or failed.
 pub(crate) type Done = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
 
-/// A group commit failed; every commit in the group gets this error.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("group commit failed: {0}")]
-pub struct CommitError(pub String);
+/// Why a commit was not made durable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The group failed; every commit in it gets this error.
+    #[error("group commit failed: {0}")]
+    Failed(String),
+    /// The free space is below the reserve (a new job) or the floor
+    /// (anything else); nothing was written.
+    #[error(transparent)]
+    DiskFull(#[from] DiskFull),
+    /// sled failed earlier; the store refuses every write.
+    #[error("the store failed ({0}): it refuses writes until the engine restarts")]
+    Broken(String),
+    /// The writer has stopped.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl From<StoreError> for CommitError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Broken(reason) => CommitError::Broken(reason),
+            StoreError::Closed => CommitError::Closed,
+            StoreError::DiskFull(full) => CommitError::DiskFull(full),
+            StoreError::Commit(err) => err,
+            other => CommitError::Failed(other.to_string()),
+        }
+    }
+}
 
 /// Counters of the writer thread.
 #[derive(Debug, Default)]
@@ -125,7 +177,7 @@ impl Drop for Joiner {
 impl Handle {
     pub(super) fn commit(&self, writes: Vec<Write>, done: Done) {
         if let Err(err) = self.tx.send(Commit { writes, done }) {
-            (err.0.done)(Err(CommitError("the store is closed".into())));
+            (err.0.done)(Err(CommitError::Closed));
         }
     }
 
@@ -134,13 +186,24 @@ impl Handle {
     }
 }
 
-pub(super) fn spawn(trees: JobTrees, next_seq: u64) -> Handle {
+/// What the writer needs besides the trees.
+pub(super) struct Guard {
+    pub(super) space: Arc<Space>,
+    pub(super) flusher: Flusher,
+}
+
+pub(super) fn spawn(trees: JobTrees, next_seq: u64, guard: Guard) -> Handle {
     let (tx, rx) = crossbeam_channel::unbounded();
     let stats = Arc::new(CommitStats::default());
     let thread_stats = Arc::clone(&stats);
-    let spawned = std::thread::Builder::new()
-        .name("store-writer".into())
-        .spawn(move || run(&trees, next_seq, &rx, &thread_stats));
+    let spawned = std::thread::Builder::new().name("store-writer".into()).spawn(move || {
+        run(&trees, next_seq, &rx, &thread_stats, &guard);
+        if guard.space.is_broken() {
+            // Dropping the last handle of a tree flushes it (sled's Drop),
+            // which never returns on a failed sled: leave them to the exit.
+            std::mem::forget(trees);
+        }
+    });
     let thread = match spawned {
         Ok(thread) => Some(thread),
         Err(err) => {
@@ -164,7 +227,7 @@ struct State {
     unexecuted: HashMap<JobId, JobEntry>,
 }
 
-fn run(trees: &JobTrees, next_seq: u64, rx: &Receiver<Commit>, stats: &CommitStats) {
+fn run(trees: &JobTrees, next_seq: u64, rx: &Receiver<Commit>, stats: &CommitStats, guard: &Guard) {
     let mut state = State { next_seq, ..State::default() };
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -174,25 +237,75 @@ fn run(trees: &JobTrees, next_seq: u64, rx: &Receiver<Commit>, stats: &CommitSta
                 Err(_) => break,
             }
         }
-        let result = apply(trees, &mut state, &group, stats);
-        if let Err(err) = &result {
-            tracing::error!(%err, "group commit failed");
-        }
-        for commit in group {
-            (commit.done)(result.clone());
+        let results = commit_group(trees, &mut state, &group, stats, guard);
+        for (commit, result) in group.into_iter().zip(results) {
+            (commit.done)(result);
         }
     }
 }
 
-/// Applies a group as one transaction and flushes. On failure the state is
-/// left as it was.
-fn apply(trees: &JobTrees, state: &mut State, group: &[Commit], stats: &CommitStats) -> Result<(), CommitError> {
+/// Weighs each commit of a group against the free space, applies those
+/// that fit as one transaction, and returns each commit's result, in order.
+fn commit_group(
+    trees: &JobTrees,
+    state: &mut State,
+    group: &[Commit],
+    stats: &CommitStats,
+    guard: &Guard,
+) -> Vec<Result<(), CommitError>> {
+    if let Err(err) = guard.space.check_broken() {
+        return vec![Err(err.into()); group.len()];
+    }
+    let writes_anything = group.iter().any(|commit| !commit.writes.is_empty());
+    let free = if writes_anything { guard.space.measure() } else { u64::MAX };
+    let (mut budget, mut admit_budget) = (guard.space.budget(free), guard.space.admit_budget(free));
+    let mut refused = 0;
+    let verdicts: Vec<Option<CommitError>> = group
+        .iter()
+        .map(|commit| {
+            if commit.writes.is_empty() {
+                return None;
+            }
+            let cost: u64 = commit.writes.iter().map(|write| Space::cost(write.len())).sum();
+            let admits = commit.writes.iter().any(|write| matches!(write, Write::Admit { .. }));
+            if cost > budget || (admits && cost > admit_budget) {
+                refused += 1;
+                return Some(CommitError::DiskFull(guard.space.disk_full(free)));
+            }
+            budget -= cost;
+            admit_budget = admit_budget.saturating_sub(cost);
+            None
+        })
+        .collect();
+    if refused > 0 {
+        tracing::debug!(refused, free, "commits refused: disk full");
+    }
+    let accepted = group.iter().zip(&verdicts).filter(|(_, verdict)| verdict.is_none()).map(|(commit, _)| commit);
+    let result = apply(trees, state, accepted, stats, guard);
+    if let Err(err) = &result {
+        tracing::error!(%err, "group commit failed");
+    }
+    verdicts.into_iter().map(|verdict| verdict.map_or_else(|| result.clone(), Err)).collect()
+}
+
+/// Applies the writes of `group` as one transaction and flushes (if there
+/// was anything to write). On failure the state is left as it was; a sled
+/// failure breaks the store.
+fn apply<'a>(
+    trees: &JobTrees,
+    state: &mut State,
+    group: impl Iterator<Item = &'a Commit>,
+    stats: &CommitStats,
+    guard: &Guard,
+) -> Result<(), CommitError> {
     let mut seq = state.next_seq;
     let mut log = sled::Batch::default();
     let mut jobs = sled::Batch::default();
     let mut dead_letters = sled::Batch::default();
+    let mut attempts = sled::Batch::default();
+    let (mut written, mut attempted) = (false, false);
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
-    for write in group.iter().flat_map(|commit| &commit.writes) {
+    for write in group.flat_map(|commit| &commit.writes) {
         match write {
             Write::Admit { id, consumer, nonce, record } => {
                 log.insert(&seq.to_be_bytes(), record.as_slice());
@@ -210,7 +323,9 @@ fn apply(trees: &JobTrees, state: &mut State, group: &[Commit], stats: &CommitSt
             }
             Write::Executed { id, status, record } => {
                 let Some(mut entry) = entry_of(trees, state, &entries, id)? else {
-                    tracing::error!(job = %id, "result for an unknown job dropped");
+                    // Its admission was refused (a full disk, say) after it
+                    // had been dispatched: there is nothing to record.
+                    tracing::warn!(job = %id, "result for a job that was never stored dropped");
                     continue;
                 };
                 if entry.status.is_executed() {
@@ -247,9 +362,38 @@ fn apply(trees: &JobTrees, state: &mut State, group: &[Commit], stats: &CommitSt
                 entries.insert(*id, entry);
                 seq += 1;
             }
+            Write::Attempt { id, attempts: count, reason } => {
+                let Some(entry) = entry_of(trees, state, &entries, id)? else { continue };
+                if entry.status.is_executed() {
+                    continue;
+                }
+                let record = Attempts { pending_seq: entry.pending_seq, count: *count, reason: reason.clone() };
+                attempts.insert(&id.0, encode(&record));
+                attempted = true;
+                continue;
+            }
         }
+        written = true;
     }
-    if group.iter().any(|commit| !commit.writes.is_empty()) {
+    if !(written || attempted) {
+        return Ok(());
+    }
+    let failed = |err: TransactionError<()>| {
+        let reason = format!("transaction failed: {err:?}");
+        guard.space.set_broken(reason.clone());
+        CommitError::Broken(reason)
+    };
+    if attempted {
+        (&trees.log, &trees.jobs, &trees.dead_letters, &trees.attempts)
+            .transaction(|(log_tx, jobs_tx, dead_tx, attempts_tx)| {
+                log_tx.apply_batch(&log)?;
+                jobs_tx.apply_batch(&jobs)?;
+                dead_tx.apply_batch(&dead_letters)?;
+                attempts_tx.apply_batch(&attempts)?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(failed)?;
+    } else {
         (&trees.log, &trees.jobs, &trees.dead_letters)
             .transaction(|(log_tx, jobs_tx, dead_tx)| {
                 log_tx.apply_batch(&log)?;
@@ -257,9 +401,9 @@ fn apply(trees: &JobTrees, state: &mut State, group: &[Commit], stats: &CommitSt
                 dead_tx.apply_batch(&dead_letters)?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
-            .map_err(|err: TransactionError<()>| CommitError(format!("{err:?}")))?;
+            .map_err(failed)?;
     }
-    trees.db.flush().map_err(|err| CommitError(err.to_string()))?;
+    guard.flusher.flush()?;
     state.next_seq = seq;
     for (id, entry) in entries {
         if entry.status.is_executed() {
@@ -286,8 +430,10 @@ fn entry_of(
 }
 
 fn current_entry(trees: &JobTrees, id: &JobId) -> Result<Option<JobEntry>, CommitError> {
-    let bytes = trees.jobs.get(id).map_err(|err| CommitError(err.to_string()))?;
+    let bytes = trees.jobs.get(id).map_err(|err| CommitError::Failed(err.to_string()))?;
     bytes
-        .map(|bytes| super::records::decode(&bytes).map_err(|err| CommitError(format!("corrupt job entry: {err}"))))
+        .map(|bytes| {
+            super::records::decode(&bytes).map_err(|err| CommitError::Failed(format!("corrupt job entry: {err}")))
+        })
         .transpose()
 }

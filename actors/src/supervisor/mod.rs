@@ -119,6 +119,12 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
     let programs = Arc::new(Programs::load(&store, config.limits.max_program_bytes)?);
     let board = Arc::new(JobBoard::new(config.queue, &store)?);
     let unfinished = store.unfinished()?;
+    // With the attempts that already failed the host, so that a job that
+    // always does is quarantined, not retried at every start-up.
+    let unfinished = unfinished
+        .into_iter()
+        .map(|spec| Ok((store.attempts(&spec.id)?.map_or(0, |attempts| attempts.count), spec)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let chain = match &config.chain {
         Some(section) => {
             let mut relayer_keys = vec![keys::load_or_generate(&data_dir.join(&section.relayer_key))?];
@@ -170,6 +176,9 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 metrics: Arc::clone(&metrics),
                 submitter: submitter.mailbox(),
                 max_input_bytes: config.limits.max_input_bytes,
+                store: store.clone(),
+                max_attempts: config.executor.max_attempts,
+                fault_injection,
             },
         );
         let verifier = Verifier::start(threads, &metrics);
@@ -231,6 +240,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
         let supervisor = Supervisor {
             api,
             board: Arc::clone(&board),
+            store: store.clone(),
             metrics: Arc::clone(&metrics),
             shutting_down,
             retention: Retention::new(store.clone(), config.store.retain_days, config.chain.is_some()),
@@ -281,15 +291,16 @@ fn resubmit(unsettled: &[Unsettled], relayer: &Mailbox<Relay>) {
     }
 }
 
-/// Puts jobs found `Pending`/`Running` at start-up back on the executors.
-fn recover(unfinished: &[JobSpec], board: &JobBoard, executor: &Mailbox<Execute>) {
+/// Puts jobs found `Pending`/`Running` at start-up back on the executors,
+/// each with the attempts that already failed the host.
+fn recover(unfinished: &[(u8, JobSpec)], board: &JobBoard, executor: &Mailbox<Execute>) {
     if unfinished.is_empty() {
         return;
     }
     tracing::info!(jobs = unfinished.len(), "recovering unfinished jobs");
-    for spec in unfinished {
+    for (attempt, spec) in unfinished {
         board.restore(spec);
-        executor.do_send(Execute { spec: Arc::new(spec.clone()), attempt: 0 });
+        executor.do_send(Execute { spec: Arc::new(spec.clone()), attempt: *attempt });
     }
 }
 
@@ -298,6 +309,7 @@ fn recover(unfinished: &[JobSpec], board: &JobBoard, executor: &Mailbox<Execute>
 struct Supervisor {
     api: Addr<Api>,
     board: Arc<JobBoard>,
+    store: Store,
     metrics: Arc<Metrics>,
     shutting_down: Arc<AtomicBool>,
     retention: Option<Retention>,
@@ -355,6 +367,17 @@ impl Retention {
     }
 }
 
+/// Measures the store's free space and copies the figures to the metrics.
+fn sample_disk(store: &Store, metrics: &Metrics) {
+    let space = store.space();
+    space.measure();
+    let state = space.state();
+    let engine = &metrics.engine;
+    engine.disk_full.store(u64::from(state.full), Ordering::Relaxed);
+    engine.disk_free_bytes.store(state.free, Ordering::Relaxed);
+    engine.store_broken.store(u64::from(state.broken), Ordering::Relaxed);
+}
+
 /// Begin a graceful shutdown.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -365,7 +388,14 @@ impl Actor for Supervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let metrics = Arc::clone(&self.metrics);
-        ctx.run_interval(Duration::from_secs(1), move |_, _| metrics.sample());
+        let store = self.store.clone();
+        sample_disk(&store, &metrics);
+        ctx.run_interval(Duration::from_secs(1), move |_, _| {
+            metrics.sample();
+            // Measured even when no job arrives, so the figures are fresh
+            // and a disk that has room again shows it by itself.
+            sample_disk(&store, &metrics);
+        });
         if let Some(retention) = self.retention.clone() {
             retention.prune();
             ctx.run_interval(PRUNE_EVERY, move |_, _| retention.prune());
