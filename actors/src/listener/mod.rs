@@ -8,6 +8,15 @@
 //! cursor's update) adds nothing. The cursor moves only once every job of
 //! the range is durable, so nothing read is lost either. An unreachable
 //! node is retried with a growing backoff.
+//!
+//! A reorg deeper than `confirmations` is noticed: the listener keeps the
+//! hash of the last block of each range it read (the newest
+//! [`CHECKPOINTS`], in `meta`), and before it reads on, checks the newest
+//! against the node. If that block is gone or has another hash, it walks
+//! back to the newest checkpoint still on the chain and reads again from
+//! the block after it, so a job that reappears in a block the cursor had
+//! passed is not missed. (A job that vanished is the relayer's to notice:
+//! it reads each job's onchain state before sending it.)
 
 use crate::board::AdmitError;
 use crate::chain::{Backoff, Chain, ChainError};
@@ -21,6 +30,8 @@ use crate::protocol::bindings::IJobManager::{JobCancelled, JobCreated};
 use crate::relayer::CancelRelay;
 use crate::store::Write;
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::B256;
 use alloy::providers::Provider;
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
@@ -30,6 +41,14 @@ use std::time::Duration;
 
 /// The `meta` key of the next block to read.
 pub(crate) const CURSOR_KEY: &str = "listener.next_block";
+
+/// The `meta` key of the checkpoints: (block number, block hash) of the
+/// last block of each range read, oldest first, 40 bytes each.
+pub(crate) const CHECKPOINTS_KEY: &str = "listener.checkpoints";
+
+/// How many checkpoints are kept: a reorg that replaces more ranges than
+/// this is read again from the oldest one.
+pub(crate) const CHECKPOINTS: usize = 64;
 
 /// What the listener needs.
 #[derive(Debug, Clone)]
@@ -54,15 +73,21 @@ pub(crate) struct Listener {
     setup: ListenerSetup,
     actor: Arc<ActorMetrics>,
     next_block: u64,
+    /// (number, hash) of the last block of each range read, oldest first.
+    checkpoints: Vec<(u64, B256)>,
     in_round: bool,
     backoff: Backoff,
 }
 
-/// A range of blocks read, and its logs in chain order.
+/// What a round read.
 #[derive(Debug)]
-struct Batch {
-    to: u64,
-    logs: Vec<Log>,
+enum Read {
+    /// A range of blocks, the hash of its last block (read before the
+    /// logs), and its logs in chain order.
+    Batch { to: u64, to_hash: B256, logs: Vec<Log> },
+    /// The newest checkpoint is no longer on the chain: keep this many
+    /// checkpoints (the ones still on it) and read again from `resume`.
+    Reorg { keep: usize, resume: u64, gone: u64 },
 }
 
 impl Listener {
@@ -74,7 +99,8 @@ impl Listener {
             .map_or(setup.config.start_block, u64::from_be_bytes);
         let actor = Arc::clone(setup.intake.metrics.actor(ActorName::Listener));
         let backoff = Backoff::new(Duration::from_millis(setup.config.poll_interval_ms));
-        Ok(Listener { setup, actor, next_block, in_round: false, backoff })
+        let checkpoints = setup.intake.store.meta(CHECKPOINTS_KEY)?.map(|bytes| decode(&bytes)).unwrap_or_default();
+        Ok(Listener { setup, actor, next_block, checkpoints, in_round: false, backoff })
     }
 
     fn round(&mut self, ctx: &mut Context<Self>) {
@@ -83,8 +109,10 @@ impl Listener {
         }
         self.in_round = true;
         let (chain, config, from) = (self.setup.chain.clone(), self.setup.config.clone(), self.next_block);
-        ctx.spawn(read(chain, config, from).into_actor(self).map(|result, this, ctx| match result {
-            Ok(Some(batch)) => this.take(batch, ctx),
+        let checkpoints = self.checkpoints.clone();
+        ctx.spawn(read(chain, config, from, checkpoints).into_actor(self).map(|result, this, ctx| match result {
+            Ok(Some(Read::Batch { to, to_hash, logs })) => this.take(to, to_hash, logs, ctx),
+            Ok(Some(Read::Reorg { keep, resume, gone })) => this.rewind(keep, resume, gone),
             Ok(None) => this.in_round = false,
             Err(err) => {
                 this.in_round = false;
@@ -95,13 +123,41 @@ impl Listener {
         }));
     }
 
+    /// A reorg replaced blocks the cursor had passed: back to the newest
+    /// checkpoint still on the chain.
+    fn rewind(&mut self, keep: usize, resume: u64, gone: u64) {
+        self.backoff.succeeded();
+        self.in_round = false;
+        let resume = resume.min(self.next_block);
+        tracing::warn!(
+            block = gone,
+            from_block = resume,
+            "listener: a block it read was reorged away; reading again from the last block still on the chain"
+        );
+        let mut checkpoints = self.checkpoints.clone();
+        checkpoints.truncate(keep);
+        let store = &self.setup.intake.store;
+        // The checkpoints first: a crash between the two re-reads more
+        // blocks, never fewer.
+        let saved = store
+            .set_meta(CHECKPOINTS_KEY, &encode(&checkpoints))
+            .and_then(|()| store.set_meta(CURSOR_KEY, &resume.to_be_bytes()));
+        match saved {
+            Ok(()) => {
+                self.checkpoints = checkpoints;
+                self.next_block = resume;
+            }
+            Err(err) => tracing::error!(%err, "listener: cursor not rewound; the check is made again"),
+        }
+    }
+
     /// Takes a batch in: jobs admitted, cancellations applied, and once all
     /// of it is durable, the cursor moves past it.
-    fn take(&mut self, batch: Batch, ctx: &mut Context<Self>) {
+    fn take(&mut self, to: u64, to_hash: B256, logs: Vec<Log>, ctx: &mut Context<Self>) {
         self.backoff.succeeded();
         let mut durable = Vec::new();
-        let mut resume = batch.to + 1;
-        for log in &batch.logs {
+        let mut resume = to + 1;
+        for log in &logs {
             if log.removed {
                 continue;
             }
@@ -135,8 +191,20 @@ impl Listener {
                 tracing::error!("listener: a job's record failed; the range is read again");
                 return;
             }
-            match store.set_meta(CURSOR_KEY, &resume.to_be_bytes()) {
+            // The whole range was taken: its last block is a checkpoint.
+            let mut checkpoints = this.checkpoints.clone();
+            if resume == to + 1 {
+                checkpoints.retain(|(number, _)| *number < to);
+                checkpoints.push((to, to_hash));
+                let excess = checkpoints.len().saturating_sub(CHECKPOINTS);
+                checkpoints.drain(..excess);
+            }
+            let saved = store
+                .set_meta(CHECKPOINTS_KEY, &encode(&checkpoints))
+                .and_then(|()| store.set_meta(CURSOR_KEY, &resume.to_be_bytes()));
+            match saved {
                 Ok(()) => {
+                    this.checkpoints = checkpoints;
                     this.next_block = resume;
                     this.setup.intake.metrics.engine.listener_block.store(resume.saturating_sub(1), Ordering::Relaxed);
                 }
@@ -159,7 +227,8 @@ impl Listener {
         // Known already (a block read twice, or a failed job, whose nonce
         // the socket may reuse but an event must not): nothing to add.
         if self.known(&id)? {
-            self.actor.handled(Duration::ZERO, true);
+            let same = self.same_as_stored(&id, &event);
+            self.actor.handled(Duration::ZERO, same);
             return Ok(None);
         }
         let intake = &self.setup.intake;
@@ -185,6 +254,29 @@ impl Listener {
                 Err(ReadAgain)
             }
         }
+    }
+
+    /// Whether a `JobCreated` for a known job ID is the job the engine has
+    /// (true, too, when that cannot be told). Not so only after a reorg
+    /// that gave the consumer's nonce to another request: the engine keeps
+    /// one job per ID, the one it has, whose result the JobManager refuses
+    /// (its input hash differs); said loudly here.
+    fn same_as_stored(&self, id: &JobId, event: &JobCreated) -> bool {
+        let store = &self.setup.intake.store;
+        let Ok(Some(entry)) = store.job(id) else { return true };
+        let Ok(Some(stored)) = store.spec(&entry) else { return true };
+        let same = JobSpec::from_event(event, &self.setup.limits).is_ok_and(|new| {
+            (new.consumer, new.nonce, new.program_id, new.max_cycles, &new.onchain_input)
+                == (stored.consumer, stored.nonce, stored.program_id, stored.max_cycles, &stored.onchain_input)
+        });
+        if !same {
+            tracing::error!(
+                job = %id,
+                "listener: a JobCreated gives a known job ID to a different request (a reorg gave the consumer's \
+                 nonce to it); the engine keeps the job it has, which will not settle"
+            );
+        }
+        same
     }
 
     /// Whether the engine has the job, in flight or in the store.
@@ -238,21 +330,71 @@ type Receiver = tokio::sync::oneshot::Receiver<Result<(), crate::store::CommitEr
 #[derive(Debug)]
 struct ReadAgain;
 
-/// Reads the next range of confirmed blocks, if there is one.
-async fn read(chain: Chain, config: config::Chain, from: u64) -> Result<Option<Batch>, ChainError> {
+/// Reads the next range of confirmed blocks, if there is one, once the
+/// newest checkpoint is found still on the chain.
+async fn read(
+    chain: Chain,
+    config: config::Chain,
+    from: u64,
+    checkpoints: Vec<(u64, B256)>,
+) -> Result<Option<Read>, ChainError> {
     let head = chain.head().await?;
     let Some(safe) = (head + 1).checked_sub(config.confirmations) else { return Ok(None) };
     if from > safe {
         return Ok(None);
     }
+    if let Some(&(newest, _)) = checkpoints.last() {
+        let mut keep = checkpoints.len();
+        while let Some(&(number, hash)) = keep.checked_sub(1).and_then(|last| checkpoints.get(last)) {
+            if block_hash(&chain, number).await? == Some(hash) {
+                break;
+            }
+            keep -= 1;
+        }
+        if keep < checkpoints.len() {
+            // Deeper than every checkpoint: from the oldest one's block.
+            let resume = match keep.checked_sub(1).and_then(|last| checkpoints.get(last)) {
+                Some(&(number, _)) => number + 1,
+                None => checkpoints.first().map_or(config.start_block, |&(number, _)| number),
+            };
+            return Ok(Some(Read::Reorg { keep, resume, gone: newest }));
+        }
+    }
     let to = safe.min(from.saturating_add(config.max_log_range - 1));
+    // The hash before the logs: if a reorg comes between the two, the
+    // next round's check finds it and the range is read again.
+    let Some(to_hash) = block_hash(&chain, to).await? else { return Ok(None) };
     let filter = Filter::new()
         .address(chain.job_manager())
         .event_signature(vec![JobCreated::SIGNATURE_HASH, JobCancelled::SIGNATURE_HASH])
         .from_block(from)
         .to_block(to);
     let logs = chain.rpc(chain.provider().get_logs(&filter)).await?;
-    Ok(Some(Batch { to, logs }))
+    Ok(Some(Read::Batch { to, to_hash, logs }))
+}
+
+/// The hash of block `number`, if the node has it.
+async fn block_hash(chain: &Chain, number: u64) -> Result<Option<B256>, ChainError> {
+    let block = chain.rpc(chain.provider().get_block_by_number(BlockNumberOrTag::Number(number))).await?;
+    Ok(block.map(|block| block.header.hash))
+}
+
+/// The checkpoints as stored: 8 bytes of number, 32 of hash, each.
+fn encode(checkpoints: &[(u64, B256)]) -> Vec<u8> {
+    checkpoints.iter().flat_map(|(number, hash)| number.to_be_bytes().into_iter().chain(hash.0)).collect()
+}
+
+/// The stored checkpoints; a partial trailing entry is ignored.
+fn decode(bytes: &[u8]) -> Vec<(u64, B256)> {
+    bytes
+        .chunks_exact(40)
+        .map(|entry| {
+            let (number, hash) = entry.split_at(8);
+            let mut be = [0u8; 8];
+            be.copy_from_slice(number);
+            (u64::from_be_bytes(be), B256::from_slice(hash))
+        })
+        .collect()
 }
 
 impl Actor for Listener {
@@ -262,5 +404,21 @@ impl Actor for Listener {
         tracing::info!(from_block = self.next_block, job_manager = %self.setup.chain.job_manager(), "listener started");
         let every = Duration::from_millis(self.setup.config.poll_interval_ms);
         ctx.run_interval(every, |this, ctx| this.round(ctx));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode, encode};
+    use alloy::primitives::B256;
+
+    #[test]
+    fn checkpoints_round_trip_and_a_torn_entry_is_ignored() {
+        let checkpoints = vec![(7, B256::repeat_byte(1)), (u64::MAX, B256::repeat_byte(0xfe))];
+        let bytes = encode(&checkpoints);
+        assert_eq!(bytes.len(), 80);
+        assert_eq!(decode(&bytes), checkpoints);
+        assert_eq!(decode(&bytes[..79]), checkpoints[..1]);
+        assert!(decode(&[]).is_empty());
     }
 }
