@@ -1,5 +1,9 @@
 //! A client for the engine's socket: JSON-RPC 2.0, or the bincode fast path.
 //!
+//! Over the Unix socket nothing more is needed; over TCP (`api.tcp`) the
+//! client presents the api token first (`coproc_auth`), which
+//! [`Client::connect_tcp`] and [`FastClient::connect_tcp`] do.
+//!
 //! ```no_run
 //! use coprocessor::client::Client;
 //! use coprocessor_actors::wire::{Call, NoParams, StatusReply};
@@ -10,8 +14,9 @@
 //! ```
 
 use coprocessor_actors::fast_frame;
-use coprocessor_actors::wire::{Call, FastRequest, FastResponse, Method, Reply, RpcError, FAST_PATH_MAGIC};
+use coprocessor_actors::wire::{AuthParams, Call, FastRequest, FastResponse, Method, Reply, RpcError, FAST_PATH_MAGIC};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +31,20 @@ pub enum ClientError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The TCP address could not be reached.
+    #[error("cannot connect to {addr}: {source} (is the engine running with api.tcp set to it?)")]
+    ConnectTcp {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No api token to present over TCP.
+    #[error("{0}")]
+    NoToken(String),
+    /// The engine refused the api token (or the first request).
+    #[error("the engine refused the api token: {}", .0.message)]
+    Unauthorized(RpcError),
     /// The connection failed mid-call.
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
@@ -41,8 +60,51 @@ impl ClientError {
     /// The JSON-RPC error code, if the engine answered with an error.
     pub fn code(&self) -> Option<i32> {
         match self {
-            ClientError::Rpc(err) => Some(err.code),
+            ClientError::Rpc(err) | ClientError::Unauthorized(err) => Some(err.code),
             _ => None,
+        }
+    }
+}
+
+/// A connection to the engine: its Unix socket or its TCP address.
+#[derive(Debug)]
+pub enum Stream {
+    /// The Unix socket.
+    Unix(UnixStream),
+    /// The TCP address (`api.tcp`).
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> std::io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
         }
     }
 }
@@ -50,19 +112,41 @@ impl ClientError {
 /// A JSON-RPC connection.
 #[derive(Debug)]
 pub struct Client {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    reader: BufReader<Stream>,
+    writer: Stream,
     next_id: u64,
 }
 
-fn connect(path: &Path) -> Result<UnixStream, ClientError> {
-    UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_owned(), source })
+fn connect(path: &Path) -> Result<Stream, ClientError> {
+    UnixStream::connect(path).map(Stream::Unix).map_err(|source| ClientError::Connect { path: path.to_owned(), source })
+}
+
+fn connect_tcp(addr: &str) -> Result<Stream, ClientError> {
+    let stream =
+        TcpStream::connect(addr).map_err(|source| ClientError::ConnectTcp { addr: addr.to_owned(), source })?;
+    stream.set_nodelay(true)?;
+    Ok(Stream::Tcp(stream))
 }
 
 impl Client {
     /// Connects to the socket at `path`.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let stream = connect(path)?;
+        Client::over(connect(path)?)
+    }
+
+    /// Connects to the engine's TCP address (`api.tcp`) and presents
+    /// `token` (the contents of `<data_dir>/api.token`).
+    pub fn connect_tcp(addr: &str, token: &str) -> Result<Client, ClientError> {
+        let mut client = Client::over(connect_tcp(addr)?)?;
+        let auth = Call::Auth(AuthParams { token: token.trim().to_owned() });
+        match client.call_json(&auth) {
+            Ok(_) => Ok(client),
+            Err(ClientError::Rpc(err)) => Err(ClientError::Unauthorized(err)),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn over(stream: Stream) -> Result<Client, ClientError> {
         let writer = stream.try_clone()?;
         Ok(Client { reader: BufReader::new(stream), writer, next_id: 1 })
     }
@@ -104,15 +188,29 @@ impl Client {
 /// A bincode fast-path connection, with pipelining: send many, then read.
 #[derive(Debug)]
 pub struct FastClient {
-    reader: BufReader<UnixStream>,
-    writer: std::io::BufWriter<UnixStream>,
+    reader: BufReader<Stream>,
+    writer: std::io::BufWriter<Stream>,
     next_id: u64,
 }
 
 impl FastClient {
     /// Connects and announces the fast path.
     pub fn connect(path: &Path) -> Result<FastClient, ClientError> {
-        let stream = connect(path)?;
+        FastClient::over(connect(path)?)
+    }
+
+    /// Connects to the engine's TCP address, announces the fast path and
+    /// presents `token`: the first frame is a `Call::Auth`.
+    pub fn connect_tcp(addr: &str, token: &str) -> Result<FastClient, ClientError> {
+        let mut client = FastClient::over(connect_tcp(addr)?)?;
+        match client.call(Call::Auth(AuthParams { token: token.trim().to_owned() })) {
+            Ok(_) => Ok(client),
+            Err(ClientError::Rpc(err)) => Err(ClientError::Unauthorized(err)),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn over(stream: Stream) -> Result<FastClient, ClientError> {
         let mut writer = std::io::BufWriter::new(stream.try_clone()?);
         writer.write_all(&[FAST_PATH_MAGIC])?;
         Ok(FastClient { reader: BufReader::new(stream), writer, next_id: 0 })

@@ -337,12 +337,20 @@ fn the_same_protocol_is_served_on_loopback_tcp() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let config = format!("[api]\ntcp = \"127.0.0.1:{port}\"\n");
-    let _engine = Engine::start_with(&dir.path().join("data"), Some(&config), &[]);
+    let engine = Engine::start_with(&dir.path().join("data"), Some(&config), &[]);
     let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut writer = stream.try_clone().unwrap();
+    // TCP clients present the api token first (tests/security.rs has the rest).
+    let token = std::fs::read_to_string(engine.data_dir.join("api.token")).unwrap();
+    let auth = json!({"jsonrpc": "2.0", "id": "auth", "method": "coproc_auth", "params": {"token": token.trim()}});
+    writer.write_all(format!("{auth}\n").as_bytes()).unwrap();
     writer.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"tcp\",\"method\":\"coproc_status\"}\n").unwrap();
+    let mut reader = BufReader::new(stream);
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&line).unwrap(), json!({"jsonrpc": "2.0", "id": "auth", "result": {}}));
+    line.clear();
+    reader.read_line(&mut line).unwrap();
     let response: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(response["id"], "tcp");
     assert_eq!(response["result"]["version"], env!("CARGO_PKG_VERSION"));

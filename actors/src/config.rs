@@ -52,6 +52,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Who may submit offchain jobs.
     pub offchain: Offchain,
+    /// Per-signer quotas on submitted jobs.
+    pub quota: Quota,
     /// Metrics export.
     pub metrics: Metrics,
     /// How the executors treat a job whose execution fails the host.
@@ -84,8 +86,12 @@ pub struct Limits {
 pub struct Api {
     /// The Unix socket; relative paths are under `data_dir`.
     pub socket: PathBuf,
-    /// Optional loopback TCP address for the same protocol.
+    /// Optional loopback TCP address for the same protocol. Its clients
+    /// must present `<data_dir>/api.token` first (`coproc_auth`).
     pub tcp: Option<SocketAddr>,
+    /// Allow `tcp` on an address other than loopback (the token is sent in
+    /// clear: put TLS or a tunnel in front).
+    pub tcp_allow_remote: bool,
     /// Largest request frame (a JSON line or a bincode frame).
     pub max_frame_bytes: usize,
     /// Connections served at once; more wait in the kernel's backlog.
@@ -135,6 +141,39 @@ pub struct Offchain {
     pub allowed_signers: Vec<String>,
     /// Generate `dev-consumer.key` in the data dir and allow its address.
     pub dev_signer: bool,
+}
+
+/// Per-signer quotas on offchain job submissions, by the request's
+/// recovered signer: token buckets that refill at `*_per_second` up to
+/// `*_burst`. 0 turns a quota off.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quota {
+    /// Jobs one signer may submit per second, sustained.
+    pub jobs_per_second: u64,
+    /// Jobs one signer may submit at once after being idle.
+    pub jobs_burst: u64,
+    /// Cycles one signer may ask for per second, sustained (a job is
+    /// charged its `maxCycles` when it is admitted).
+    pub cycles_per_second: u64,
+    /// Cycles one signer may ask for at once after being idle; at least
+    /// `limits.max_job_cycles`, so that any admissible job can pass.
+    pub cycles_burst: u64,
+    /// Signers tracked at once. Idle ones (their buckets full again) are
+    /// forgotten first; beyond this, new signers share one bucket.
+    pub max_signers: usize,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            jobs_per_second: 100_000,
+            jobs_burst: 100_000,
+            cycles_per_second: 1_000_000_000_000,
+            cycles_burst: 1_000_000_000_000,
+            max_signers: 100_000,
+        }
+    }
 }
 
 /// Metrics export.
@@ -244,6 +283,7 @@ impl Default for Config {
             queue: Queue::default(),
             store: StoreConfig::default(),
             offchain: Offchain::default(),
+            quota: Quota::default(),
             metrics: Metrics::default(),
             executor: ExecutorConfig::default(),
             chain: None,
@@ -269,6 +309,7 @@ impl Default for Api {
         Api {
             socket: PathBuf::from("coprocessor.ipc"),
             tcp: None,
+            tcp_allow_remote: false,
             max_frame_bytes: 48 << 20,
             max_connections: 4096,
             max_requests_in_flight: 1024,
@@ -359,10 +400,24 @@ impl Config {
         }
         for (name, addr) in [("api.tcp", self.api.tcp), ("metrics.prometheus", self.metrics.prometheus)] {
             if let Some(addr) = addr {
-                if !addr.ip().is_loopback() {
-                    return Err(ConfigError::Invalid(format!("{name} must be a loopback address, got {addr}")));
+                let allowed = addr.ip().is_loopback() || (name == "api.tcp" && self.api.tcp_allow_remote);
+                if !allowed {
+                    let hint = if name == "api.tcp" { " (or set api.tcp_allow_remote = true)" } else { "" };
+                    return Err(ConfigError::Invalid(format!("{name} must be a loopback address, got {addr}{hint}")));
                 }
             }
+        }
+        let quota = &self.quota;
+        if (quota.jobs_per_second > 0 && quota.jobs_burst == 0) || quota.max_signers == 0 {
+            return invalid(
+                "quota.jobs_burst must be positive when quota.jobs_per_second is, and quota.max_signers positive",
+            );
+        }
+        if quota.cycles_per_second > 0 && quota.cycles_burst < self.limits.max_job_cycles {
+            return Err(ConfigError::Invalid(format!(
+                "quota.cycles_burst ({}) must be at least limits.max_job_cycles ({}), or no such job could ever pass",
+                quota.cycles_burst, self.limits.max_job_cycles
+            )));
         }
         for signer in &self.offchain.allowed_signers {
             if signer.parse::<alloy::primitives::Address>().is_err() {
@@ -449,6 +504,22 @@ mod tests {
         assert_eq!(err.to_string(), "invalid config: chain.job_manager: \"0x12\" is not an address");
         let err = Config::parse("[offchain]\nallowed_signers = [\"0x12\"]\n", "f.toml").unwrap_err();
         assert!(err.to_string().contains("is not an address"), "{err}");
+        let err = Config::parse("[api]\ntcp = \"0.0.0.0:8645\"\n", "f.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid config: api.tcp must be a loopback address, got 0.0.0.0:8645 (or set api.tcp_allow_remote = true)"
+        );
+        let remote = Config::parse("[api]\ntcp = \"0.0.0.0:8645\"\ntcp_allow_remote = true\n", "f.toml").unwrap();
+        assert_eq!(remote.api.tcp, Some("0.0.0.0:8645".parse().unwrap()));
+        let err = Config::parse("[quota]\ncycles_burst = 1000\n", "f.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid config: quota.cycles_burst (1000) must be at least limits.max_job_cycles (10000000000), or no \
+             such job could ever pass"
+        );
+        let off =
+            Config::parse("[quota]\ncycles_per_second = 0\ncycles_burst = 0\njobs_per_second = 0\n", "f").unwrap();
+        assert_eq!((off.quota.jobs_per_second, off.quota.cycles_per_second), (0, 0));
         let err = Config::parse("[store]\ncache_bytes = 1000\n", "f.toml").unwrap_err();
         assert_eq!(err.to_string(), "invalid config: store.cache_bytes must be at least 1 MiB (1048576)");
     }

@@ -76,15 +76,53 @@ pub(crate) struct EngineArgs {
     /// The engine's socket [default: <data-dir>/coprocessor.ipc].
     #[arg(long, global = true)]
     socket: Option<PathBuf>,
+    /// Connect to the engine's TCP address (its `api.tcp`, e.g.
+    /// 127.0.0.1:8645) instead of its socket, presenting the api token.
+    #[arg(long, global = true)]
+    tcp: Option<String>,
+    /// The api token for --tcp [default: $COPROCESSOR_API_TOKEN, else
+    /// <data-dir>/api.token]. Other users can read a command line (ps):
+    /// prefer the variable or the file.
+    #[arg(long, global = true)]
+    token: Option<String>,
 }
+
+/// The environment variable that holds the api token for `--tcp`.
+const TOKEN_VAR: &str = "COPROCESSOR_API_TOKEN";
 
 impl EngineArgs {
     fn socket_path(&self) -> PathBuf {
         self.socket.clone().unwrap_or_else(|| self.data_dir.join("coprocessor.ipc"))
     }
 
+    /// The token for `--tcp`: `--token`, the variable, or the data dir's
+    /// file (which must be private, like a key).
+    fn token(&self) -> Result<String, String> {
+        if let Some(token) = &self.token {
+            return Ok(token.clone());
+        }
+        if let Some(token) = std::env::var_os(TOKEN_VAR) {
+            return token.into_string().map_err(|_| format!("{TOKEN_VAR} is not UTF-8"));
+        }
+        let path = self.data_dir.join(coprocessor_actors::keys::API_TOKEN);
+        coprocessor_actors::keys::load_token(&path)
+            .map(|token| token.to_hex())
+            .map_err(|err| format!("no api token for --tcp (pass --token or set {TOKEN_VAR}): {err}"))
+    }
+
+    /// Connects over TCP with `--tcp`, else to the Unix socket.
+    fn client(&self) -> Result<Client, ClientError> {
+        match &self.tcp {
+            Some(addr) => {
+                let token = self.token().map_err(ClientError::NoToken)?;
+                Client::connect_tcp(addr, &token)
+            }
+            None => Client::connect(&self.socket_path()),
+        }
+    }
+
     fn connect(&self) -> Result<Client, String> {
-        Client::connect(&self.socket_path()).map_err(|err| err.to_string())
+        self.client().map_err(|err| err.to_string())
     }
 }
 

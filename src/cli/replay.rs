@@ -31,7 +31,7 @@ pub(crate) struct ReplayArgs {
 pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, String> {
     let program: Option<ProgramId> =
         args.program.as_deref().map(str::parse).transpose().map_err(|err| format!("--program: {err}"))?;
-    let reply = match Client::connect(&args.engine.socket_path()) {
+    let reply = match args.engine.client() {
         Ok(client) => over_socket(client, &args, program)?,
         Err(ClientError::Connect { .. }) => offline(&args, program)?,
         Err(err) => return Err(describe(err)),

@@ -7,12 +7,21 @@
 //! `api.max_requests_in_flight` per connection; beyond that the connection
 //! stops reading, so a fast client is held back by its own socket and a
 //! slow one (a byte a second) holds nothing but its own task.
+//!
+//! A TCP connection must authenticate first (`auth`): its first request,
+//! read alone (at most `AUTH_MAX_BYTES`, within `AUTH_TIMEOUT`), must be
+//! `coproc_auth` with the api token; otherwise it gets one error and is
+//! closed, and nothing else it sent is read.
 
-use super::wire::{codes, FastRequest, FastResponse, RpcError, FAST_PATH_MAGIC};
+use super::auth::{self, reasons, Verdict, AUTH_TIMEOUT};
+use super::wire::{codes, FastRequest, FastResponse, RpcError, AUTH_MAX_BYTES, FAST_PATH_MAGIC};
 use super::{jsonrpc, methods, Shared};
+use crate::keys::ApiToken;
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -23,8 +32,17 @@ type Outgoing = (Vec<u8>, Option<OwnedSemaphorePermit>);
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Serves one connection until the client closes it.
-pub(crate) async fn serve<S>(stream: S, shared: Rc<Shared>)
+/// The two encodings, picked by a connection's first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Json,
+    Fast,
+}
+
+/// Serves one connection until the client closes it. `tcp_peer` is the
+/// client's address on the TCP listener, whose connections must
+/// authenticate first; `None` on the Unix socket.
+pub(crate) async fn serve<S>(stream: S, shared: Rc<Shared>, tcp_peer: Option<SocketAddr>)
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -32,16 +50,121 @@ where
     let (responses, queue) = mpsc::unbounded_channel::<Outgoing>();
     let writing = actix_rt::spawn(write_responses(writer, queue));
     let mut buf = Vec::with_capacity(READ_CHUNK);
-    match reader.read_buf(&mut buf).await {
-        Ok(0) | Err(_) => {}
-        Ok(_) if buf.first() == Some(&FAST_PATH_MAGIC) => {
-            buf.remove(0);
-            serve_fast(&mut reader, buf, &shared, &responses).await;
+    let protocol = match (tcp_peer, &shared.token) {
+        (Some(peer), Some(token)) => authenticate(&mut reader, &mut buf, token, peer, &shared, &responses).await,
+        (Some(peer), None) => {
+            // Api::start loads the token whenever TCP is on; never serve TCP without one.
+            tracing::error!(%peer, "TCP connection without an api token loaded; closing it");
+            None
         }
-        Ok(_) => serve_json(&mut reader, buf, &shared, &responses).await,
+        (None, _) => match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(first_byte(&mut buf)),
+        },
+    };
+    match protocol {
+        Some(Protocol::Fast) => serve_fast(&mut reader, buf, &shared, &responses).await,
+        Some(Protocol::Json) => serve_json(&mut reader, buf, &shared, &responses).await,
+        None => {}
     }
     drop(responses);
     let _ = writing.await;
+}
+
+/// Takes the fast-path magic off `buf` if it starts with it.
+fn first_byte(buf: &mut Vec<u8>) -> Protocol {
+    if buf.first() == Some(&FAST_PATH_MAGIC) {
+        buf.remove(0);
+        Protocol::Fast
+    } else {
+        Protocol::Json
+    }
+}
+
+/// Reads and judges a TCP connection's first request. On success the
+/// protocol to go on with (what followed the request stays in `buf`);
+/// on a refusal, its answer is queued, counted, and `None`.
+async fn authenticate<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    token: &ApiToken,
+    peer: SocketAddr,
+    shared: &Shared,
+    responses: &mpsc::UnboundedSender<Outgoing>,
+) -> Option<Protocol> {
+    let mut protocol = None;
+    let judged = tokio::time::timeout(AUTH_TIMEOUT, first_request(reader, buf, token, &mut protocol)).await;
+    let verdict = match judged {
+        Ok(Some(verdict)) => verdict,
+        // Closed before a whole first request: nothing to answer.
+        Ok(None) if buf.is_empty() && protocol.is_none() => return None,
+        Ok(None) => Verdict { answer: None, outcome: Err("closed before its first request was complete") },
+        Err(_) => match protocol {
+            Some(Protocol::Fast) => auth::fast_refusal(u64::MAX, reasons::TIMEOUT),
+            _ => auth::json_refusal(&serde_json::Value::Null, reasons::TIMEOUT),
+        },
+    };
+    if let Some(answer) = verdict.answer {
+        let _ = responses.send((answer, None));
+    }
+    match verdict.outcome {
+        Ok(()) => protocol,
+        Err(reason) => {
+            shared.ctx.metrics.engine.auth_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, reason, "refused an unauthenticated TCP connection");
+            // Let the refusal reach the client before the close: read (and
+            // drop) what it already sent, for a moment, so the kernel does
+            // not reset the connection over unread bytes.
+            let mut sink = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
+            None
+        }
+    }
+}
+
+/// Reads the first request (never more than `AUTH_MAX_BYTES` of it) and
+/// judges it; `None` if the client closed first. Sets `protocol` once the
+/// first byte is in.
+async fn first_request<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    token: &ApiToken,
+    protocol: &mut Option<Protocol>,
+) -> Option<Verdict> {
+    let mut framer = LineFramer::default();
+    loop {
+        if protocol.is_none() && !buf.is_empty() {
+            *protocol = Some(first_byte(buf));
+        }
+        match protocol {
+            Some(Protocol::Json) => match framer.next(buf, AUTH_MAX_BYTES) {
+                Some(Frame::Request(frame)) => return Some(auth::check_json(&frame, token)),
+                Some(Frame::TooLarge) => return Some(auth::json_refusal(&serde_json::Value::Null, reasons::TOO_LARGE)),
+                None => {}
+            },
+            Some(Protocol::Fast) if buf.len() >= 4 => {
+                let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                if len > AUTH_MAX_BYTES {
+                    return Some(auth::fast_refusal(u64::MAX, reasons::TOO_LARGE));
+                }
+                if buf.len() >= 4 + len {
+                    let frame: Vec<u8> = buf.drain(..4 + len).skip(4).collect();
+                    return Some(auth::check_fast(&frame, token));
+                }
+            }
+            _ => {}
+        }
+        // Never read more than the first request may take.
+        let room = (AUTH_MAX_BYTES + 8).saturating_sub(buf.len()).max(1);
+        let mut limited = (&mut *reader).take(room as u64);
+        match limited.read_buf(buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
 }
 
 async fn write_responses<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::UnboundedReceiver<Outgoing>) {

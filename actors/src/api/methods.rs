@@ -1,6 +1,7 @@
 //! What each method does. Both encodings land here with a typed [`Call`].
 
 use super::onchain::{self, CheckError, OnchainChecks};
+use super::quota::{Charge, QuotaError};
 use super::verifier::Verify;
 use super::wire::*;
 use super::{ApiContext, Shared};
@@ -20,12 +21,13 @@ use alloy::sol_types::SolValue;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Runs one call. Refusals other than `busy` count as rejected requests.
+/// Runs one call. Refusals other than `busy` and `quota` (counted on
+/// their own) count as rejected requests.
 pub(crate) async fn call(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
     let ctx = &shared.ctx;
     let result = dispatch(shared, call).await;
     if let Err(err) = &result {
-        if err.code != codes::BUSY {
+        if err.code != codes::BUSY && err.code != codes::QUOTA {
             ctx.metrics.engine.rejected.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -43,7 +45,7 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
         Call::ListPrograms(_) => Ok(Reply::Programs(ProgramsReply {
             program_ids: ctx.programs.ids().into_iter().map(|id| HexBytes(id.0.to_vec())).collect(),
         })),
-        Call::SubmitJob(p) => submit_job(ctx, shared.onchain.as_ref(), p).await,
+        Call::SubmitJob(p) => submit_job(shared, p).await,
         Call::GetResult(p) => get_result(ctx, &p),
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
         Call::NextNonce(p) => next_nonce(ctx, &p).await,
@@ -64,6 +66,11 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
         Call::Replay(p) => replay(ctx, p).await,
         Call::RetryJob(p) => retry(ctx, &p).await,
         Call::Panic(p) => inject_panic(ctx, &p),
+        // A TCP connection's first request is judged before it gets here.
+        Call::Auth(_) => Err(RpcError::new(
+            codes::INVALID_REQUEST,
+            "coproc_auth is only the first request of a TCP connection; Unix socket connections need no token",
+        )),
     }
 }
 
@@ -103,10 +110,13 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
     }
 }
 
-/// `coproc_submitJob`: decode, check limits, verify the signer (with a
-/// chain, `onchain`), admit (nonce and queue), dispatch, and answer once the
-/// `Pending` record is durable.
-async fn submit_job(ctx: &ApiContext, onchain: Option<&OnchainChecks>, p: SubmitJob) -> Result<Reply, RpcError> {
+/// `coproc_submitJob`: decode, check limits, recover the signer, charge
+/// its quotas, check it (with a chain, `onchain`), admit (nonce and queue),
+/// dispatch, and answer once the `Pending` record is durable. A request
+/// refused after its quota was charged is refunded.
+async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
+    let ctx = &shared.ctx;
+    let onchain = shared.onchain.as_ref();
     if ctx.shutting_down.load(Ordering::Relaxed) {
         return Err(RpcError::new(codes::SHUTTING_DOWN, "the engine is shutting down; retry after restart"));
     }
@@ -131,18 +141,33 @@ async fn submit_job(ctx: &ApiContext, onchain: Option<&OnchainChecks>, p: Submit
     ctx.board.has_room(spec.input_bytes()).map_err(|err| admit_error(ctx, err))?;
 
     let id = spec.id;
-    let checked = match onchain {
-        Some(onchain) => check_onchain(ctx, onchain, &decoded, p.request.0, p.signature.0, id).await,
-        None => check_signer(ctx, p.request.0, p.signature.0).await,
-    };
-    if let Err(err) = checked {
+    let refused = |err: RpcError| {
         // Worth retrying: not a refusal of the request.
         if err.code != codes::CHAIN_UNAVAILABLE && err.code != codes::BUSY {
             ctx.rejections.record(id, err.message.clone());
         }
-        return Err(err);
+        err
+    };
+    let rules = if onchain.is_some() { Rules::Ecrecover } else { Rules::Lenient };
+    let verify = Verify { request: p.request.0.clone(), signature: p.signature.0.clone(), rules };
+    let recovered = ctx.verifier.send(verify).await.map_err(internal)?.map_err(|err| refused(bad_signature(err)))?;
+    if onchain.is_none() && !ctx.signers.allowed.contains(&recovered.signer) {
+        let signer = recovered.signer;
+        return Err(refused(RpcError::new(
+            codes::BAD_SIGNATURE,
+            format!("signer {signer} is not allowed for offchain jobs"),
+        )));
+    }
+    let charge = charge_quota(shared, recovered.signer, spec.max_cycles)?;
+    if let Some(onchain) = onchain {
+        let checked = check_onchain(ctx, onchain, &decoded, p.signature.0, recovered.digest, id).await;
+        if let Err(err) = checked {
+            shared.quotas.refund(charge);
+            return Err(refused(err));
+        }
     }
     let admitted = ctx.intake.admit(Arc::new(spec), p.wait).map_err(|err| {
+        shared.quotas.refund(charge);
         let err = admit_error(ctx, err);
         if err.code == codes::NONCE_USED {
             ctx.rejections.record(id, err.message.clone());
@@ -172,15 +197,16 @@ fn executed_reply(id: JobId, result: &Finished) -> JobResult {
     reply
 }
 
-/// With no chain: the signer recovered from the EIP-191 signature must be
-/// in `offchain.allowed_signers` (or be the dev signer).
-async fn check_signer(ctx: &ApiContext, request: Vec<u8>, signature: Vec<u8>) -> Result<(), RpcError> {
-    let recovered = ctx.verifier.send(Verify { request, signature, rules: Rules::Lenient }).await.map_err(internal)?;
-    let signer = recovered.map_err(bad_signature)?.signer;
-    if !ctx.signers.allowed.contains(&signer) {
-        return Err(RpcError::new(codes::BAD_SIGNATURE, format!("signer {signer} is not allowed for offchain jobs")));
-    }
-    Ok(())
+/// Charges the signer's quotas for one job asking for `max_cycles`.
+fn charge_quota(shared: &Shared, signer: Address, max_cycles: u64) -> Result<Charge, RpcError> {
+    shared.quotas.charge(signer, max_cycles, std::time::Instant::now()).map_err(|err| {
+        let counter = match err {
+            QuotaError::Jobs { .. } => &shared.ctx.metrics.engine.quota_refused_jobs,
+            QuotaError::Cycles { .. } => &shared.ctx.metrics.engine.quota_refused_cycles,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        RpcError::new(codes::QUOTA, err.to_string())
+    })
 }
 
 fn bad_signature(err: impl std::fmt::Display) -> RpcError {
@@ -189,22 +215,19 @@ fn bad_signature(err: impl std::fmt::Display) -> RpcError {
 
 /// With a chain, the chain decides, as the JobManager will at settlement:
 /// the consumer must accept the signature over the request's EIP-191
-/// digest (EIP-1271 `isValidSignature`), and the job ID (nonce and
+/// `digest` (EIP-1271 `isValidSignature`), and the job ID (nonce and
 /// consumer) must be unused onchain. A signature that recovers to no key
-/// under `ECDSA.tryRecover`'s rules is refused first, on a verifier
+/// under `ECDSA.tryRecover`'s rules was refused before, on a verifier
 /// thread, without asking the node; the rest are checked in batches
 /// (`onchain.rs`).
 async fn check_onchain(
     ctx: &ApiContext,
     onchain: &OnchainChecks,
     request: &OffchainJobRequest,
-    request_bytes: Vec<u8>,
     signature: Vec<u8>,
+    digest: alloy::primitives::B256,
     id: JobId,
 ) -> Result<(), RpcError> {
-    let verify = Verify { request: request_bytes, signature: signature.clone(), rules: Rules::Ecrecover };
-    let recovered = ctx.verifier.send(verify).await.map_err(internal)?;
-    let digest = recovered.map_err(bad_signature)?.digest;
     let check = OffchainCheck { consumer: request.consumer, digest, signature: signature.into(), job_id: id.to_b256() };
     let answer = onchain.check(check).await.map_err(|err| match err {
         CheckError::Busy(_) => {

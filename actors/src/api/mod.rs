@@ -2,6 +2,9 @@
 //!
 //! - [`wire`]: the request and response types (shared with clients).
 //! - `connection`: framing, pipelining, the two encodings.
+//! - `auth`: the first request of a TCP connection (`coproc_auth` with
+//!   the api token).
+//! - `quota`: per-signer quotas on submitted jobs.
 //! - `jsonrpc`: JSON-RPC 2.0 envelopes, batches and notifications.
 //! - `methods`: what each method does.
 //! - `verifier`: request signature checks on their own threads.
@@ -9,10 +12,12 @@
 //!   batched.
 //! - `rejections`: why recent requests were refused.
 
+mod auth;
 mod connection;
-mod jsonrpc;
+pub(crate) mod jsonrpc;
 mod methods;
 mod onchain;
+mod quota;
 mod rejections;
 mod verifier;
 pub mod wire;
@@ -25,6 +30,7 @@ use crate::board::JobBoard;
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::intake::Intake;
+use crate::keys::{self, ApiToken, KeyError};
 use crate::metrics::{ActorName, Metrics};
 use crate::pool::{Mailbox, Panic};
 use crate::programs::Programs;
@@ -104,14 +110,19 @@ pub(crate) struct Shared {
     pub(crate) ctx: ApiContext,
     /// The batched onchain checks of offchain requests, with a chain.
     pub(crate) onchain: Option<OnchainChecks>,
+    /// What TCP clients must present first; loaded whenever `api.tcp` is set.
+    pub(crate) token: Option<ApiToken>,
+    /// Per-signer quotas.
+    pub(crate) quotas: quota::Quotas,
 }
 
 impl Shared {
     /// Starts what the api runs beside its connections (on the current
     /// arbiter).
-    fn start(ctx: ApiContext) -> Shared {
+    fn start(ctx: ApiContext, token: Option<ApiToken>) -> Shared {
         let onchain = ctx.chain.as_ref().map(|access| OnchainChecks::start(access.chain.clone()));
-        Shared { ctx, onchain }
+        let quotas = quota::Quotas::new(ctx.config.quota);
+        Shared { ctx, onchain, token, quotas }
     }
 }
 
@@ -133,41 +144,74 @@ pub enum ApiError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The TCP api token could not be read or created.
+    #[error("the TCP api token: {0}")]
+    Token(#[from] KeyError),
+}
+
+/// Binds the Unix socket at `socket` with mode 0600 from the start: it is
+/// bound inside a fresh private (0700) directory next to it, made 0600
+/// there, then renamed into place, so no other user can connect to it
+/// even for an instant (the socket path may be outside the data dir).
+fn bind_private(socket: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = socket.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let unique: u64 = secp256k1::rand::random();
+    let private = parent.join(format!(".coprocessor-bind-{}-{unique:016x}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let staged = private.join("s");
+    let bound = (|| {
+        let listener = std::os::unix::net::UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, socket)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    bound
 }
 
 impl Api {
-    /// Binds the Unix socket (mode 0600) and the optional TCP address, then
-    /// starts the actor that serves them.
+    /// Binds the Unix socket (mode 0600) and the optional TCP address
+    /// (loading or creating `<data_dir>/api.token` for it), then starts the
+    /// actor that serves them.
     pub(crate) fn start(ctx: ApiContext) -> Result<Addr<Api>, ApiError> {
+        let (tcp, token) = match ctx.config.api.tcp {
+            Some(addr) => {
+                let token = keys::load_or_generate_token(&ctx.config.data_dir.join(keys::API_TOKEN))?;
+                let tcp_error = |source| ApiError::Bind { what: addr.to_string(), source };
+                let listener = std::net::TcpListener::bind(addr).map_err(tcp_error)?;
+                listener.set_nonblocking(true).map_err(tcp_error)?;
+                if !addr.ip().is_loopback() {
+                    tracing::warn!(%addr, "api on a non-loopback TCP address: the token travels in clear");
+                }
+                (Some(listener), Some(token))
+            }
+            None => (None, None),
+        };
+        // The Unix socket last: once it answers, everything else is up.
         let socket = ctx.config.socket_path();
         let bind_error = |source| ApiError::Bind { what: socket.display().to_string(), source };
         if socket.exists() {
             // A socket left by a crash; the store's lock proves no engine owns it.
             std::fs::remove_file(&socket).map_err(bind_error)?;
         }
-        let unix = std::os::unix::net::UnixListener::bind(&socket).map_err(bind_error)?;
-        std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(bind_error)?;
+        let unix = bind_private(&socket).map_err(bind_error)?;
         unix.set_nonblocking(true).map_err(bind_error)?;
-        let tcp = match ctx.config.api.tcp {
-            Some(addr) => {
-                let tcp_error = |source| ApiError::Bind { what: addr.to_string(), source };
-                let listener = std::net::TcpListener::bind(addr).map_err(tcp_error)?;
-                listener.set_nonblocking(true).map_err(tcp_error)?;
-                Some(listener)
-            }
-            None => None,
-        };
         let (stop, stopped) = watch::channel(false);
+        // TCP has its own connection slots: clients that have not
+        // authenticated yet cannot take the Unix socket's.
         let connections = Arc::new(Semaphore::new(ctx.config.api.max_connections));
+        let tcp_connections = Arc::new(Semaphore::new(ctx.config.api.max_connections));
         tracing::info!(socket = %socket.display(), "api listening");
         let api = Api { socket, stop };
         Ok(Api::create(move |_| {
-            let shared = Rc::new(Shared::start(ctx));
+            let shared = Rc::new(Shared::start(ctx, token));
             let unix = tokio::net::UnixListener::from_std(unix).map(Listener::Unix);
-            actix_rt::spawn(accept_loop(unix, Rc::clone(&shared), Arc::clone(&connections), stopped.clone()));
+            actix_rt::spawn(accept_loop(unix, Rc::clone(&shared), connections, stopped.clone()));
             if let Some(tcp) = tcp {
                 let tcp = tokio::net::TcpListener::from_std(tcp).map(Listener::Tcp);
-                actix_rt::spawn(accept_loop(tcp, Rc::clone(&shared), connections, stopped));
+                actix_rt::spawn(accept_loop(tcp, Rc::clone(&shared), tcp_connections, stopped));
             }
             api
         }))
@@ -192,15 +236,15 @@ impl Listener {
             Listener::Unix(listener) => {
                 let (stream, _) = listener.accept().await?;
                 actix_rt::spawn(async move {
-                    connection::serve(stream, shared).await;
+                    connection::serve(stream, shared, None).await;
                     drop(slot);
                 });
             }
             Listener::Tcp(listener) => {
-                let (stream, _) = listener.accept().await?;
+                let (stream, peer) = listener.accept().await?;
                 stream.set_nodelay(true)?;
                 actix_rt::spawn(async move {
-                    connection::serve(stream, shared).await;
+                    connection::serve(stream, shared, Some(peer)).await;
                     drop(slot);
                 });
             }

@@ -12,6 +12,11 @@ use std::fmt;
 /// never start JSON.
 pub const FAST_PATH_MAGIC: u8 = 0xC0;
 
+/// The most bytes the first request of a TCP connection may take (its
+/// `coproc_auth`): nothing larger is read from a client not yet
+/// authenticated.
+pub const AUTH_MAX_BYTES: usize = 4096;
+
 /// Bytes: 0x-hex in JSON, raw in bincode.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct HexBytes(pub Vec<u8>);
@@ -255,6 +260,30 @@ pub struct PanicParams {
     pub actor: String,
 }
 
+/// `coproc_auth` params: the first request of every TCP connection.
+///
+/// In JSON-RPC: `{"jsonrpc":"2.0","id":1,"method":"coproc_auth",
+/// "params":{"token":"<64 hex digits>"}}`, one line. On the fast path: the
+/// first frame after the magic byte is a [`FastRequest`] whose call is
+/// [`Call::Auth`]. The answer is an empty result; anything else as the
+/// first request (or a wrong token, or nothing within 10 s, or a first
+/// request over [`AUTH_MAX_BYTES`]) gets [`codes::UNAUTHORIZED`] and the
+/// connection is closed before any work. Unix socket connections need no
+/// token, and `coproc_auth` anywhere else is an invalid request.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthParams {
+    /// The contents of `<data_dir>/api.token` (64 hex digits).
+    pub token: String,
+}
+
+impl fmt::Debug for AuthParams {
+    /// The token never appears in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthParams { token: <redacted> }")
+    }
+}
+
 /// Empty params.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -291,6 +320,8 @@ pub enum Call {
     RetryJob(JobIdParams),
     /// `debug_panic`
     Panic(PanicParams),
+    /// `coproc_auth` (the first request of a TCP connection)
+    Auth(AuthParams),
 }
 
 /// Every response. In JSON-RPC the `result` is the variant's object alone
@@ -456,6 +487,7 @@ impl Method {
             "coproc_replay" => Call::Replay(params_of(params)?),
             "coproc_retryJob" => Call::RetryJob(required(params)?),
             "debug_panic" => Call::Panic(required(params)?),
+            "coproc_auth" => Call::Auth(required(params)?),
             other => return Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method not found: {other}"))),
         })
     }
@@ -475,6 +507,7 @@ impl Method {
             Call::Replay(_) => "coproc_replay",
             Call::RetryJob(_) => "coproc_retryJob",
             Call::Panic(_) => "debug_panic",
+            Call::Auth(_) => "coproc_auth",
         };
         // Serde tags the variant as `{"Variant": params}`; the params are its value.
         let params = match serde_json::to_value(call) {
@@ -516,12 +549,21 @@ mod tests {
             Call::Replay(ReplayParams { from: Some(1), to: None, program_id: None }),
             Call::Metrics(NoParams {}),
             Call::Panic(PanicParams { actor: "executor".into() }),
+            Call::Auth(AuthParams { token: "ab".repeat(32) }),
         ];
         for call in calls {
             let (method, params) = Method::encode(&call);
             let raw = serde_json::value::RawValue::from_string(params.to_string()).unwrap();
             assert_eq!(Method::parse(method, Some(&raw)).unwrap(), call, "{method}");
         }
+    }
+
+    #[test]
+    fn the_auth_token_never_shows_in_debug_output() {
+        let call = Call::Auth(AuthParams { token: "5e".repeat(32) });
+        let shown = format!("{call:?} {:?}", FastRequest { id: 1, call: call.clone() });
+        assert!(!shown.contains("5e5e"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 
     #[test]

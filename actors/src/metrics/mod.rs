@@ -526,6 +526,27 @@ mod tests {
     }
 
     #[test]
+    fn security_refusals_are_counted_by_reason() {
+        let metrics = Metrics::new(1);
+        metrics.engine.auth_failures.store(2, Ordering::Relaxed);
+        metrics.engine.quota_refused_jobs.store(5, Ordering::Relaxed);
+        metrics.engine.quota_refused_cycles.store(7, Ordering::Relaxed);
+        let snapshot = metrics.snapshot(0);
+        let figures = &snapshot.engine;
+        assert_eq!((figures.api_auth_failures, figures.quota_refused_jobs, figures.quota_refused_cycles), (2, 5, 7));
+        let text = prometheus::render(&snapshot);
+        assert!(
+            text.contains(
+                "# TYPE coprocessor_api_auth_failures_total counter\ncoprocessor_api_auth_failures_total 2\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE coprocessor_quota_refused_total counter\n"), "{text}");
+        assert!(text.contains("coprocessor_quota_refused_total{quota=\"jobs\"} 5\n"), "{text}");
+        assert!(text.contains("coprocessor_quota_refused_total{quota=\"cycles\"} 7\n"), "{text}");
+    }
+
+    #[test]
     fn mailbox_depth_is_received_minus_handled() {
         let metrics = Metrics::new(2);
         let executor = metrics.actor(ActorName::Executor);

@@ -66,12 +66,49 @@ pub enum EngineError {
     Chain(#[from] ChainError),
 }
 
-/// Creates the data dir, mode 0700, if it does not exist. Only a directory
-/// the engine creates is made private; an existing one keeps the rights its
-/// owner gave it.
+/// Creates the data dir, mode 0700, or makes sure an existing one is
+/// private. It holds the keys, the api token, the socket and the store
+/// (the jobs' inputs and results), so:
+///
+/// - one that another user owns, or that group or others may write to, is
+///   refused (someone else could have put or swapped files in it: its
+///   keys cannot be trusted), as ssh refuses such a directory;
+/// - one that group or others may only read or enter (`mkdir` under the
+///   usual umask makes 0755) is tightened to 0700, with a warning: nobody
+///   else could have changed it, and the store's files must not be
+///   readable through it.
 pub fn create_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     if !dir.exists() {
-        std::fs::create_dir_all(dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+        // The umask may have taken bits away, never added any; set it exactly.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        return Ok(());
+    }
+    let meta = std::fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a directory"));
+    }
+    let mode = meta.mode() & 0o7777;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("owned by uid {}, not by this user (uid {me}); refusing to trust its keys", meta.uid()),
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("mode {mode:o} lets others write to it; refusing to trust its keys (chmod 700 it)"),
+        ));
+    }
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "the data dir was readable by others; made 0700");
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
