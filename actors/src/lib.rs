@@ -48,6 +48,9 @@ mod relayer;
 mod submitter;
 mod supervisor;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use api::ApiError;
 pub use api::{fast_frame, wire};
 pub use chain::job_state;

@@ -23,11 +23,13 @@ impl Registers {
 
 /// Builds the fault for the instruction at `pc`: for a fetch, the pc itself;
 /// for a load or store, its effective address and width.
-pub(crate) fn memory_fault(mem: &mut GuestMemory, pc: u32, fetch: bool, regs: &Registers) -> Failure {
+pub(crate) fn memory_fault(mem: &GuestMemory, pc: u32, fetch: bool, regs: &Registers) -> Failure {
     if fetch {
         return Failure::MemoryFault { addr: pc, len: 4 };
     }
-    let Some(word) = mem.read(pc, 4).ok().and_then(|bytes| bytes.try_into().ok()).map(u32::from_le_bytes) else {
+    // Not a load (`mem.read`): an execute-only page has no read right
+    // (found by the fuzzer: such a fault named the pc, not the access).
+    let Some(word) = mem.instruction(pc) else {
         return Failure::MemoryFault { addr: pc, len: 4 };
     };
     match decode_access(word, regs) {

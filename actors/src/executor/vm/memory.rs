@@ -199,6 +199,18 @@ impl GuestMemory {
         Ok(&self.window()[range])
     }
 
+    /// The instruction word at `pc`, which the guest has just fetched: read
+    /// without the rights a load needs (an execute-only page has no read
+    /// right) and without touching the page again.
+    pub(crate) fn instruction(&self, pc: u32) -> Option<u32> {
+        if pc < GUEST_WINDOW_START || pc.checked_add(4)? > GUEST_WINDOW_END {
+            return None;
+        }
+        let start = (pc - GUEST_WINDOW_START) as usize;
+        let bytes = self.window().get(start..start + 4)?;
+        Some(u32::from_le_bytes(bytes.try_into().ok()?))
+    }
+
     /// Writes guest memory on behalf of a syscall.
     pub(crate) fn write(&mut self, addr: u32, bytes: &[u8]) -> Result<(), AccessError> {
         let len = u32::try_from(bytes.len()).map_err(|_| AccessError::Fault)?;

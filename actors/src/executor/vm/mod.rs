@@ -193,7 +193,7 @@ impl Vm {
                 | uc_error::EXCEPTION => {
                     let fetch = state.denied == Some(MemType::FETCH)
                         || matches!(err, uc_error::FETCH_UNMAPPED | uc_error::FETCH_PROT);
-                    Some(fault::memory_fault(&mut state.mem, pc, fetch, &regs))
+                    Some(fault::memory_fault(&state.mem, pc, fetch, &regs))
                 }
                 other => return Err(VmError::Unicorn(other)),
             }
@@ -230,12 +230,22 @@ impl Vm {
     }
 }
 
+impl Vm {
+    /// The pc and the 32 integer registers (`x0` reads 0) where the last
+    /// run stopped. For the fuzzer's comparison with a reference
+    /// interpreter; the run itself never calls it. Meaningless after a job
+    /// that never started (its image alone over the memory limit).
+    pub fn stop_registers(&self) -> Result<(u32, [u32; 32]), VmError> {
+        let regs = fault::Registers::read(&self.uc)?;
+        Ok((self.uc.pc_read()? as u32, regs.0))
+    }
+}
+
 #[cfg(test)]
 impl Vm {
     /// The pc and integer registers where the last run stopped.
     pub(crate) fn registers(&self) -> (u32, [u32; 32]) {
-        let regs = fault::Registers::read(&self.uc).expect("registers");
-        (self.uc.pc_read().expect("pc") as u32, regs.0)
+        self.stop_registers().expect("registers")
     }
 }
 
@@ -284,6 +294,15 @@ fn prot(perms: PagePerms) -> Prot {
 /// enforces the memory limit, and hands out the page's rights (identity
 /// mapping).
 fn tlb_fill(uc: &mut Unicorn<'_, State>, address: u64, kind: MemType) -> Option<TlbEntry> {
+    // A fetch with the budget spent: QEMU translates the next block (and
+    // fetches it) before that block's prologue checks the meter, so a fetch
+    // that would fault, or touch a page over the memory limit, must not be
+    // what ends a job that has no cycle left to run it. The job is out of
+    // cycles; the page is not touched (found by the fuzzer, `vm_diff`).
+    if kind == MemType::FETCH && meter::remaining(uc) == 0 {
+        uc.get_data_mut().cycle_limit_hit = true;
+        return None;
+    }
     let state = uc.get_data_mut();
     let page = u32::try_from(address >> PAGE_SHIFT).ok()?;
     if state.mem.inputs.iter().any(|input| input.contains_page(page)) {
@@ -323,13 +342,22 @@ fn on_trap(uc: &mut Unicorn<'_, State>, cause: u32) {
         // ecall from U, S or M mode.
         8 | 9 | 11 => syscall(uc),
         // Instruction address misaligned.
-        0 => fail(uc, Failure::MisalignedFetch { pc }),
-        _ => fail(uc, Failure::IllegalInstruction { pc }),
+        0 => trap(uc, Failure::MisalignedFetch { pc }, pc),
+        _ => trap(uc, Failure::IllegalInstruction { pc }, pc),
     };
     if stop {
         // Cannot fail on a live handle; the run ends either way.
         let _ = uc.emu_stop();
     }
+}
+
+/// A trap: the job fails and stops on the trapping instruction, which did
+/// not retire (as at a memory fault), so the pc goes back to it (found by
+/// the fuzzer: the stop pc was the next instruction's).
+fn trap(uc: &mut Unicorn<'_, State>, failure: Failure, pc: u32) -> bool {
+    // Cannot fail on a live handle; the run ends either way.
+    let _ = uc.set_pc(u64::from(pc));
+    fail(uc, failure)
 }
 
 fn fail(uc: &mut Unicorn<'_, State>, failure: Failure) -> bool {

@@ -271,3 +271,20 @@ fn an_input_over_the_limit_is_an_engine_error() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_fault_in_execute_only_text_names_the_access_not_the_pc() {
+    // Found by the fuzzer (fuzz/regressions/vm_diff/fault-in-execute-only-text):
+    // the fault decoder read the instruction as a load, which an
+    // execute-only page refuses, and reported the pc instead.
+    let mut p = Asm::new();
+    p.li(5, 0x0000_0100).sh(6, 5, 2).exit(0);
+    let mut elf = p.elf();
+    // The text segment's p_flags (first program header, offset 24): PF_X only.
+    elf[52 + 24..52 + 28].copy_from_slice(&1u32.to_le_bytes());
+    let image = ProgramImage::parse(&elf, 1 << 24).expect("valid");
+    assert!(!image.segments[0].perms.read);
+    let mut vm = Vm::new(&image, 1 << 20).expect("vm");
+    let outcome = vm.run(&[], &[], &JobLimits::default()).expect("run");
+    assert_eq!(outcome.failure, Some(Failure::MemoryFault { addr: 0x102, len: 2 }));
+}

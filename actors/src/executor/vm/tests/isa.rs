@@ -19,6 +19,23 @@ fn assert_illegal(name: &str, word: u32) {
     assert_eq!(cycles, 2, "{name}: only the two nops retired");
 }
 
+#[test]
+fn a_trap_stops_on_the_trapping_instruction() {
+    // Found by the fuzzer (fuzz/regressions/vm_diff/illegal-instruction-stop-pc):
+    // the pc at the stop was the instruction after the trap.
+    let mut p = Asm::new();
+    p.addi(5, 0, 1).raw(0xffff_ffff).exit(0);
+    let mut vm = super::vm(&p);
+    vm.run(&[], &[], &crate::job::JobLimits::default()).expect("run");
+    assert_eq!(vm.registers().0, TEXT_BASE + 4);
+    let mut p = Asm::new();
+    p.addi(0, 0, 0).jal(1, 6).exit(0);
+    let mut vm = super::vm(&p);
+    let outcome = vm.run(&[], &[], &crate::job::JobLimits::default()).expect("run");
+    assert_eq!(outcome.failure, Some(Failure::MisalignedFetch { pc: TEXT_BASE + 4 }));
+    assert_eq!((vm.registers().0, vm.registers().1[1]), (TEXT_BASE + 4, 0), "at the jump, ra not written");
+}
+
 fn csr(f3: u32, csr: i32) -> u32 {
     i(0x73, 5, f3, 6, csr)
 }

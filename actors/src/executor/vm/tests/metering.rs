@@ -142,3 +142,32 @@ fn precompiles_charge_per_64_byte_block() {
     assert_eq!(vm.run(&[0; 65], &[], &limits(n)).expect("run").failure, None);
     assert_eq!(vm.run(&[0; 65], &[], &limits(n - 1)).expect("run").failure, Some(Failure::CycleLimitExceeded));
 }
+
+#[test]
+fn a_fetch_after_the_last_cycle_is_the_cycle_limit_not_a_fault() {
+    // Found by the fuzzer (fuzz/regressions/vm_diff/fetch-fault-after-the-last-cycle):
+    // with the budget spent, the next block's fetch faulted (or touched a
+    // fresh page) before its prologue checked the meter.
+    for (target, fault) in [
+        (0x0000_0100, Failure::MemoryFault { addr: 0x100, len: 4 }),
+        (DATA_BASE, Failure::MemoryFault { addr: DATA_BASE, len: 4 }),
+    ] {
+        let mut p = Asm::new();
+        p.data(&[0; 16]);
+        p.li(5, target).jalr(0, 5, 0);
+        let mut vm = vm(&p);
+        let outcome = vm.run(&[], &[], &limits(3)).expect("run");
+        assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::CycleLimitExceeded), 3), "{target:#x}");
+        assert_eq!(vm.registers().0, target, "stopped before the fetch");
+        let outcome = vm.run(&[], &[], &limits(4)).expect("run");
+        assert_eq!((outcome.failure, outcome.cycles), (Some(fault), 3), "{target:#x}");
+    }
+    // A fresh page: not counted when no cycle is left to run from it.
+    let mut p = Asm::new();
+    p.li(5, 0x2000_0000).jalr(0, 5, 0);
+    let mut vm = vm(&p);
+    let spent = vm.run(&[], &[], &limits(3)).expect("run");
+    assert_eq!((spent.failure, spent.peak_memory_bytes), (Some(Failure::CycleLimitExceeded), 4096));
+    let tight = JobLimits { max_cycles: 4, max_memory_bytes: 4096, ..JobLimits::default() };
+    assert_eq!(vm.run(&[], &[], &tight).expect("run").failure, Some(Failure::MemoryLimitExceeded));
+}

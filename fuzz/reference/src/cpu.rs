@@ -1,0 +1,373 @@
+//! The interpreter loop: fetch, decode, execute, one instruction at a time.
+
+use crate::memory::{Access, Memory, Refused};
+use crate::{
+    input_capacity, Failure, InputTooLarge, Program, HASH_CYCLES_BASE, HASH_CYCLES_PER_BLOCK, MAX_LOG_BYTES,
+    OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR, STACK_TOP,
+};
+use sha2::Digest;
+
+/// The limits of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Cycle budget (exact).
+    pub max_cycles: u64,
+    /// Memory limit in bytes (whole pages count).
+    pub max_memory_bytes: u64,
+    /// Output limit in bytes (inclusive).
+    pub max_output_bytes: usize,
+}
+
+/// Where the job stopped: the pc and the 32 registers (`x0` is 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// At a trap, the trapping instruction (a fetch fault: the address
+    /// fetched); after `ecall`, the instruction after it; at the cycle
+    /// limit, the next instruction.
+    pub pc: u32,
+    /// `x0..x31`.
+    pub regs: [u32; 32],
+}
+
+/// The result of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Bytes written to fd 3.
+    pub output: Vec<u8>,
+    /// The code given to `exit`, if the guest called it.
+    pub exit_code: Option<u32>,
+    /// Retired instructions plus syscall costs (`max_cycles` at the limit).
+    pub cycles: u64,
+    /// Image pages plus the zero pages touched, in bytes.
+    pub peak_memory_bytes: u64,
+    /// `None` when the job is done.
+    pub failure: Option<Failure>,
+    /// fd 1/2 output, truncated to [`MAX_LOG_BYTES`].
+    pub log: Vec<u8>,
+    /// Where it stopped; `None` if it never started (the image alone is
+    /// over the memory limit).
+    pub stop: Option<Stop>,
+}
+
+struct Cpu {
+    pc: u32,
+    regs: [u32; 32],
+    mem: Memory,
+    cycles: u64,
+    limits: Limits,
+    output: Vec<u8>,
+    log: Vec<u8>,
+}
+
+/// What one instruction did.
+enum Step {
+    /// Retired; continue at this pc.
+    Next(u32),
+    /// Trapped without retiring.
+    Trap(Failure),
+    /// `ecall` retired; the pc is past it.
+    Ecall,
+}
+
+/// What a syscall did.
+enum Syscall {
+    Resume { ret: u32, cost: u64 },
+    Exit(u32),
+    Fail(Failure),
+}
+
+fn refused(err: Refused, addr: u32, len: u32) -> Failure {
+    match err {
+        Refused::Fault => Failure::MemoryFault { addr, len },
+        Refused::Limit => Failure::MemoryLimitExceeded,
+    }
+}
+
+/// Runs `program` on one job. `max_input_bytes` sizes the input regions.
+pub fn run(
+    program: &Program,
+    max_input_bytes: usize,
+    onchain: &[u8],
+    offchain: &[u8],
+    limits: &Limits,
+) -> Result<Outcome, InputTooLarge> {
+    let capacity = input_capacity(max_input_bytes);
+    for (which, input) in [("onchain", onchain), ("offchain", offchain)] {
+        if input.len() > capacity {
+            return Err(InputTooLarge { which, len: input.len(), capacity });
+        }
+    }
+    let mem = Memory::new(program, capacity as u32, onchain, offchain, limits.max_memory_bytes);
+    let mut regs = [0u32; 32];
+    regs[2] = STACK_TOP;
+    regs[10] = ONCHAIN_INPUT_ADDR;
+    regs[11] = onchain.len() as u32;
+    regs[12] = OFFCHAIN_INPUT_ADDR;
+    regs[13] = offchain.len() as u32;
+    let mut cpu = Cpu { pc: program.entry, regs, mem, cycles: 0, limits: *limits, output: Vec::new(), log: Vec::new() };
+    if cpu.mem.image_over_limit() {
+        return Ok(cpu.finish(None, Some(Failure::MemoryLimitExceeded), false));
+    }
+    let (exit_code, failure) = cpu.execute();
+    Ok(cpu.finish(exit_code, failure, true))
+}
+
+impl Cpu {
+    fn finish(self, exit_code: Option<u32>, failure: Option<Failure>, started: bool) -> Outcome {
+        Outcome {
+            output: self.output,
+            exit_code,
+            cycles: self.cycles,
+            peak_memory_bytes: self.mem.used_bytes(),
+            failure,
+            log: self.log,
+            stop: started.then_some(Stop { pc: self.pc, regs: self.regs }),
+        }
+    }
+
+    /// Runs until the job stops: `(exit code, failure)`.
+    fn execute(&mut self) -> (Option<u32>, Option<Failure>) {
+        loop {
+            if self.cycles >= self.limits.max_cycles {
+                self.cycles = self.limits.max_cycles;
+                return (None, Some(Failure::CycleLimitExceeded));
+            }
+            match self.step() {
+                Step::Next(pc) => {
+                    self.cycles += 1;
+                    self.pc = pc;
+                }
+                Step::Trap(failure) => return (None, Some(failure)),
+                Step::Ecall => {
+                    self.cycles += 1;
+                    self.pc = self.pc.wrapping_add(4);
+                    match self.syscall() {
+                        Syscall::Resume { ret, cost } => {
+                            if cost > self.limits.max_cycles - self.cycles {
+                                self.cycles = self.limits.max_cycles;
+                                return (None, Some(Failure::CycleLimitExceeded));
+                            }
+                            self.cycles += cost;
+                            self.regs[10] = ret;
+                        }
+                        Syscall::Exit(code) => return (Some(code), (code != 0).then_some(Failure::GuestExit(code))),
+                        Syscall::Fail(failure) => return (None, Some(failure)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn set(&mut self, rd: usize, value: u32) {
+        if rd != 0 {
+            self.regs[rd] = value;
+        }
+    }
+
+    /// A jump or taken branch to `target`.
+    fn jump(&mut self, target: u32, rd: usize) -> Step {
+        if target % 4 != 0 {
+            return Step::Trap(Failure::MisalignedFetch { pc: self.pc });
+        }
+        self.set(rd, self.pc.wrapping_add(4));
+        Step::Next(target)
+    }
+
+    fn step(&mut self) -> Step {
+        let pc = self.pc;
+        let word = match self.mem.load(pc, 4, Access::Exec) {
+            Ok(word) => word,
+            Err(err) => return Step::Trap(refused(err, pc, 4)),
+        };
+        let illegal = Step::Trap(Failure::IllegalInstruction { pc });
+        let opcode = word & 0x7f;
+        let rd = ((word >> 7) & 0x1f) as usize;
+        let funct3 = (word >> 12) & 0x7;
+        let rs1 = ((word >> 15) & 0x1f) as usize;
+        let rs2 = ((word >> 20) & 0x1f) as usize;
+        let funct7 = word >> 25;
+        let (a, b) = (self.regs[rs1], self.regs[rs2]);
+        let imm_i = (word as i32 >> 20) as u32;
+        let imm_s = ((word as i32 >> 25) << 5) as u32 | ((word >> 7) & 0x1f);
+        let imm_b = ((word as i32 >> 31) << 12) as u32
+            | ((word >> 7) & 1) << 11
+            | ((word >> 25) & 0x3f) << 5
+            | ((word >> 8) & 0xf) << 1;
+        let imm_u = word & 0xffff_f000;
+        let imm_j = ((word as i32 >> 31) << 20) as u32
+            | (word & 0x000f_f000)
+            | ((word >> 20) & 1) << 11
+            | ((word >> 21) & 0x3ff) << 1;
+        let next = pc.wrapping_add(4);
+        match opcode {
+            0x37 => self.set(rd, imm_u),
+            0x17 => self.set(rd, pc.wrapping_add(imm_u)),
+            0x6f => return self.jump(pc.wrapping_add(imm_j), rd),
+            0x67 if funct3 == 0 => return self.jump(a.wrapping_add(imm_i) & !1, rd),
+            0x63 => {
+                let taken = match funct3 {
+                    0 => a == b,
+                    1 => a != b,
+                    4 => (a as i32) < (b as i32),
+                    5 => (a as i32) >= (b as i32),
+                    6 => a < b,
+                    7 => a >= b,
+                    _ => return illegal,
+                };
+                if taken {
+                    return self.jump(pc.wrapping_add(imm_b), 0);
+                }
+            }
+            0x03 => {
+                let addr = a.wrapping_add(imm_i);
+                let (len, signed) = match funct3 {
+                    0 => (1, true),
+                    1 => (2, true),
+                    2 => (4, false),
+                    4 => (1, false),
+                    5 => (2, false),
+                    _ => return illegal,
+                };
+                let value = match self.mem.load(addr, len, Access::Read) {
+                    Ok(value) => value,
+                    Err(err) => return Step::Trap(refused(err, addr, len)),
+                };
+                let value = match (len, signed) {
+                    (1, true) => value as u8 as i8 as u32,
+                    (2, true) => value as u16 as i16 as u32,
+                    _ => value,
+                };
+                self.set(rd, value);
+            }
+            0x23 => {
+                let addr = a.wrapping_add(imm_s);
+                let len = match funct3 {
+                    0 => 1,
+                    1 => 2,
+                    2 => 4,
+                    _ => return illegal,
+                };
+                if let Err(err) = self.mem.store(addr, len, b) {
+                    return Step::Trap(refused(err, addr, len));
+                }
+            }
+            0x13 => {
+                let shamt = imm_i & 0x1f;
+                let value = match (funct3, funct7) {
+                    (0, _) => a.wrapping_add(imm_i),
+                    (2, _) => ((a as i32) < (imm_i as i32)) as u32,
+                    (3, _) => (a < imm_i) as u32,
+                    (4, _) => a ^ imm_i,
+                    (6, _) => a | imm_i,
+                    (7, _) => a & imm_i,
+                    (1, 0x00) => a << shamt,
+                    (5, 0x00) => a >> shamt,
+                    (5, 0x20) => ((a as i32) >> shamt) as u32,
+                    _ => return illegal,
+                };
+                self.set(rd, value);
+            }
+            0x33 => {
+                let value = match (funct7, funct3) {
+                    (0x00, 0) => a.wrapping_add(b),
+                    (0x20, 0) => a.wrapping_sub(b),
+                    (0x00, 1) => a << (b & 0x1f),
+                    (0x00, 2) => ((a as i32) < (b as i32)) as u32,
+                    (0x00, 3) => (a < b) as u32,
+                    (0x00, 4) => a ^ b,
+                    (0x00, 5) => a >> (b & 0x1f),
+                    (0x20, 5) => ((a as i32) >> (b & 0x1f)) as u32,
+                    (0x00, 6) => a | b,
+                    (0x00, 7) => a & b,
+                    (0x01, op) => muldiv(op, a, b),
+                    _ => return illegal,
+                };
+                self.set(rd, value);
+            }
+            // FENCE (any predecessor/successor sets) is a no-op; FENCE.I is not rv32im.
+            0x0f if funct3 == 0 => {}
+            0x73 if word == 0x0000_0073 => return Step::Ecall,
+            _ => return illegal,
+        }
+        Step::Next(next)
+    }
+
+    fn syscall(&mut self) -> Syscall {
+        let [a0, a1, a2] = [self.regs[10], self.regs[11], self.regs[12]];
+        match self.regs[17] {
+            93 => Syscall::Exit(a0),
+            64 => self.write(a0, a1, a2),
+            0x100 => self.hash(a0, a1, a2, |data| {
+                let mut out = [0u8; 32];
+                let mut keccak = tiny_keccak::Keccak::v256();
+                tiny_keccak::Hasher::update(&mut keccak, data);
+                tiny_keccak::Hasher::finalize(keccak, &mut out);
+                out
+            }),
+            0x101 => self.hash(a0, a1, a2, |data| sha2::Sha256::digest(data).into()),
+            other => Syscall::Fail(Failure::UnsupportedSyscall(other)),
+        }
+    }
+
+    fn write(&mut self, fd: u32, ptr: u32, len: u32) -> Syscall {
+        match fd {
+            3 => {
+                if self.output.len().saturating_add(len as usize) > self.limits.max_output_bytes {
+                    return Syscall::Fail(Failure::OutputTooLarge);
+                }
+                match self.mem.read_range(ptr, len) {
+                    Ok(bytes) => self.output.extend_from_slice(&bytes),
+                    Err(err) => return Syscall::Fail(refused(err, ptr, len)),
+                }
+            }
+            1 | 2 => match self.mem.read_range(ptr, len) {
+                Ok(bytes) => {
+                    let room = MAX_LOG_BYTES.saturating_sub(self.log.len());
+                    self.log.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                }
+                Err(err) => return Syscall::Fail(refused(err, ptr, len)),
+            },
+            // Any other descriptor discards the bytes unread.
+            _ => {}
+        }
+        Syscall::Resume { ret: len, cost: 0 }
+    }
+
+    fn hash(&mut self, ptr: u32, len: u32, out: u32, f: impl Fn(&[u8]) -> [u8; 32]) -> Syscall {
+        let digest = match self.mem.read_range(ptr, len) {
+            Ok(bytes) => f(&bytes),
+            Err(err) => return Syscall::Fail(refused(err, ptr, len)),
+        };
+        if let Err(err) = self.mem.write_range(out, &digest) {
+            return Syscall::Fail(refused(err, out, 32));
+        }
+        let blocks = u64::from(len).div_ceil(64).max(1);
+        Syscall::Resume { ret: 0, cost: HASH_CYCLES_BASE + HASH_CYCLES_PER_BLOCK * blocks }
+    }
+}
+
+/// The M extension.
+fn muldiv(funct3: u32, a: u32, b: u32) -> u32 {
+    let (sa, sb) = (a as i32, b as i32);
+    match funct3 {
+        0 => a.wrapping_mul(b),
+        1 => ((i64::from(sa) * i64::from(sb)) >> 32) as u32,
+        2 => ((i64::from(sa) * i64::from(b)) >> 32) as u32,
+        3 => ((u64::from(a) * u64::from(b)) >> 32) as u32,
+        4 => match (sa, sb) {
+            (_, 0) => u32::MAX,
+            (i32::MIN, -1) => a,
+            _ => (sa / sb) as u32,
+        },
+        5 => a.checked_div(b).unwrap_or(u32::MAX),
+        6 => match (sa, sb) {
+            (_, 0) => a,
+            (i32::MIN, -1) => 0,
+            _ => (sa % sb) as u32,
+        },
+        _ => a.checked_rem(b).unwrap_or(a),
+    }
+}
+
+#[cfg(test)]
+mod tests;
