@@ -286,7 +286,8 @@ fn a_tcp_connection_must_authenticate_first_and_is_closed_otherwise() {
         refusals += 1;
     }
     // A wrong token, in either case or length.
-    let wrong = if token.starts_with('0') { format!("1{}", &token[1..]) } else { format!("0{}", &token[1..]) };
+    let (first, rest) = token.split_at(1);
+    let wrong = format!("{}{rest}", if first == "0" { "1" } else { "0" });
     for presented in [wrong.clone(), token[..63].to_owned(), String::new()] {
         let mut line = Line::connect(port);
         let answer = line.call("coproc_auth", json!({ "token": presented })).expect("an answer");
@@ -552,8 +553,8 @@ fn forms(secret: &[u8]) -> Vec<Vec<u8>> {
     for text in [&lower, &upper] {
         forms.push(text.clone().into_bytes());
         // A truncated print (8 bytes at either end) gives it away too.
-        forms.push(text[..16].as_bytes().to_vec());
-        forms.push(text[text.len() - 16..].as_bytes().to_vec());
+        forms.push(text.as_bytes()[..16].to_vec());
+        forms.push(text.as_bytes()[text.len() - 16..].to_vec());
     }
     // The bytes as a Rust array would be debug-printed.
     forms.push(format!("{:?}", &secret[..8]).trim_end_matches(']').as_bytes().to_vec());
