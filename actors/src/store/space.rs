@@ -36,9 +36,10 @@ pub(crate) const STALE_AFTER: Duration = Duration::from_millis(100);
 pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes a write is assumed to take on disk per byte of record: sled
-/// writes a record once in its log, and its segment cleaner may copy it
-/// once more.
-const AMPLIFICATION: u64 = 2;
+/// writes a record in its log (a large one as a blob file of its own), and
+/// its segment cleaner copies live pages again. Measured on a tmpfs: about
+/// 2.7 bytes per byte of 256 KiB inputs.
+const AMPLIFICATION: u64 = 3;
 
 /// Bytes assumed on disk for each write besides its record (page headers,
 /// the job entry, the segment it may open).
@@ -300,7 +301,7 @@ mod tests {
         let space = Space::new(dir.path(), 1000);
         assert_eq!((space.budget(1600), space.admit_budget(1600)), (1100, 600));
         assert_eq!((space.budget(400), space.admit_budget(400)), (0, 0));
-        assert_eq!(Space::cost(100), 4296);
+        assert_eq!(Space::cost(100), 4396);
     }
 
     #[test]
