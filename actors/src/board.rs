@@ -89,7 +89,7 @@ impl JobBoard {
     /// Whether a job of `bytes` input bytes would find room now, in the
     /// queue and on the disk.
     pub(crate) fn has_room(&self, bytes: usize) -> Result<(), AdmitError> {
-        self.space.admit()?;
+        self.space.admit(bytes)?;
         let inner = self.lock();
         self.room(&inner, bytes)
     }
@@ -108,7 +108,7 @@ impl JobBoard {
     /// used again (as in InfinityVM): a failed result is never relayed, so
     /// the nonce is still free onchain.
     pub(crate) fn admit(&self, spec: &JobSpec, store: &Store) -> Result<(), AdmitError> {
-        self.space.admit()?;
+        self.space.admit(spec.input_bytes())?;
         let mut inner = self.lock();
         let reusable = |entry: crate::store::JobEntry| entry.status == Status::Failed;
         // A nonce past every nonce the consumer has used was never stored:

@@ -110,6 +110,17 @@ pub fn replay(
                 continue;
             }
             Transition::Settled(_) => continue,
+            Transition::Executed(crate::store::Execution {
+                failure: Some(crate::job::Failure::Quarantined { .. }),
+                ..
+            }) => {
+                // Quarantined: the host failed, the guest never finished;
+                // there is no outcome to compare.
+                if waiting.remove(&record.job_id).is_some() {
+                    report.skipped += 1;
+                }
+                continue;
+            }
             Transition::Executed(recorded) => match waiting.remove(&record.job_id) {
                 Some(spec) => (spec, recorded),
                 None => continue,

@@ -248,7 +248,7 @@ impl Store {
     /// Stores a program durably; refused when the disk is below the
     /// reserve, as a new job is.
     pub fn put_program(&self, id: &ProgramId, elf: &[u8]) -> Result<(), StoreError> {
-        self.space.admit()?;
+        self.space.admit(elf.len())?;
         self.programs.insert(id.0, elf)?;
         self.flusher.flush()
     }
@@ -695,6 +695,62 @@ mod tests {
         let store = Store::open_with(made_compressed.path(), &compressed).unwrap();
         commit(&store, vec![Write::admit(&spec(1))]);
         assert_eq!(store.unfinished().unwrap(), vec![spec(1)]);
+    }
+
+    #[test]
+    fn below_the_reserve_admissions_are_refused_while_results_are_still_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = spec(1);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit(&store, vec![Write::admit(&a)]);
+        }
+        // A reserve of 1.5 times the free space: its floor (half) is below it.
+        let free = Space::new(dir.path(), 0).measure();
+        let config = crate::config::StoreConfig { min_free_bytes: free / 2 * 3, ..Default::default() };
+        let store = open_after_close(dir.path(), &config).unwrap();
+        let refused = store.commit_and_wait(vec![Write::admit(&spec(2))]).unwrap_err();
+        let StoreError::Commit(CommitError::DiskFull(full)) = &refused else { panic!("{refused}") };
+        assert_eq!((full.reserve, full.dir.as_str()), (free / 2 * 3, dir.path().to_str().unwrap()));
+        assert!(!store.contains_job(&spec(2).id).unwrap());
+        // The accepted job's result goes in, out of the reserve; an empty
+        // commit (a sync) always passes.
+        commit(&store, vec![Write::executed(a.id, &result(b"out", None))]);
+        assert_eq!(store.result(&a.id).unwrap().unwrap().output, b"out");
+        store.sync().unwrap();
+        // Admission says so before any write is queued.
+        assert!(matches!(store.space().admit(0), Err(StoreError::DiskFull(_))));
+    }
+
+    #[test]
+    fn attempts_are_durable_and_belong_to_the_job_they_were_made_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = spec(1);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit(&store, vec![Write::admit(&a)]);
+            let attempt = |n: u8| Write::Attempt { id: a.id, attempts: n, reason: format!("host panic: {n}") };
+            commit(&store, vec![attempt(1)]);
+            commit(&store, vec![attempt(2)]);
+            // An attempt of a job that was never stored is dropped.
+            commit(&store, vec![Write::Attempt { id: spec(9).id, attempts: 1, reason: "x".into() }]);
+            assert_eq!(store.attempts(&spec(9).id).unwrap(), None);
+        }
+        let store = reopen(dir.path());
+        let attempts = store.attempts(&a.id).unwrap().unwrap();
+        assert_eq!((attempts.count, attempts.reason.as_str(), attempts.pending_seq), (2, "host panic: 2", 0));
+        // Failed, then its nonce reused: the new job starts from none.
+        commit(&store, vec![Write::executed(a.id, &result(b"", Some(Failure::GuestExit(1))))]);
+        commit(&store, vec![Write::admit(&a)]);
+        assert_eq!(store.attempts(&a.id).unwrap(), None);
+    }
+
+    #[test]
+    fn a_result_for_a_job_never_stored_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit(&store, vec![Write::executed(spec(1).id, &result(b"out", None))]);
+        assert_eq!((store.log_len().unwrap(), store.job(&spec(1).id).unwrap()), (0, None));
     }
 
     #[test]

@@ -53,7 +53,9 @@ const PER_WRITE_OVERHEAD: u64 = 4096;
      new jobs are refused until space is freed"
 )]
 pub struct DiskFull {
-    /// Free bytes (available to the engine) when it was measured.
+    /// Free bytes (available to the engine) when it was measured. A new
+    /// job is refused when writing it would leave less than the reserve,
+    /// so this may be a little above it.
     pub free: u64,
     /// The store's directory.
     pub dir: String,
@@ -129,15 +131,16 @@ impl Space {
         free
     }
 
-    /// Whether a new job (or program) may be written: the store is not
-    /// broken and the free space, measured at most [`STALE_AFTER`] ago, is
-    /// not below the reserve.
-    pub(crate) fn admit(&self) -> Result<(), super::StoreError> {
+    /// Whether a new job (or program) of `bytes` may be written: the store
+    /// is not broken and writing it would not take the free space, measured
+    /// at most [`STALE_AFTER`] ago, below the reserve (the test the writer
+    /// makes again when it writes it).
+    pub(crate) fn admit(&self, bytes: usize) -> Result<(), super::StoreError> {
         self.check_broken()?;
         let age = (self.epoch.elapsed().as_micros() as u64).saturating_sub(self.measured_at.load(Ordering::Relaxed));
         let free =
             if age >= STALE_AFTER.as_micros() as u64 { self.measure() } else { self.free.load(Ordering::Relaxed) };
-        if free < self.reserve {
+        if Space::cost(bytes) > self.admit_budget(free) {
             return Err(self.disk_full(free).into());
         }
         Ok(())
@@ -276,10 +279,10 @@ mod tests {
         let free = free_bytes(dir.path()).unwrap();
         assert!(free > 0);
         let roomy = Space::new(dir.path(), 0);
-        roomy.admit().unwrap();
+        roomy.admit(1000).unwrap();
         assert_eq!(roomy.state(), SpaceState { free: roomy.state().free, full: false, broken: false });
         let tight = Space::new(dir.path(), u64::MAX);
-        let err = tight.admit().unwrap_err();
+        let err = tight.admit(0).unwrap_err();
         let super::super::StoreError::DiskFull(full) = err else { panic!("{err}") };
         assert_eq!((full.dir.as_str(), full.reserve), (dir.path().to_str().unwrap(), u64::MAX));
         assert!(full.free > 0 && tight.state().full);
@@ -310,7 +313,7 @@ mod tests {
         let space = Space::new(dir.path(), 0);
         space.set_broken("flush failed: No space left on device".into());
         space.set_broken("second".into());
-        let err = space.admit().unwrap_err();
+        let err = space.admit(0).unwrap_err();
         assert_eq!(
             err.to_string(),
             "the store failed (flush failed: No space left on device): it refuses writes until the engine restarts"
