@@ -71,7 +71,7 @@ enum Step {
 
 /// What a syscall did.
 enum Syscall {
-    Resume { ret: u32, cost: u64 },
+    Resume { ret: u32 },
     Exit(u32),
     Fail(Failure),
 }
@@ -141,12 +141,20 @@ impl Cpu {
                 Step::Ecall => {
                     self.cycles += 1;
                     self.pc = self.pc.wrapping_add(4);
+                    // A precompile's charge depends on its length alone and
+                    // is checked before it runs.
+                    let cost = match self.regs[17] {
+                        0x100 | 0x101 => {
+                            HASH_CYCLES_BASE + HASH_CYCLES_PER_BLOCK * u64::from(self.regs[11]).div_ceil(64).max(1)
+                        }
+                        _ => 0,
+                    };
+                    if cost > self.limits.max_cycles - self.cycles {
+                        self.cycles = self.limits.max_cycles;
+                        return (None, Some(Failure::CycleLimitExceeded));
+                    }
                     match self.syscall() {
-                        Syscall::Resume { ret, cost } => {
-                            if cost > self.limits.max_cycles - self.cycles {
-                                self.cycles = self.limits.max_cycles;
-                                return (None, Some(Failure::CycleLimitExceeded));
-                            }
+                        Syscall::Resume { ret } => {
                             self.cycles += cost;
                             self.regs[10] = ret;
                         }
@@ -315,34 +323,34 @@ impl Cpu {
                 if self.output.len().saturating_add(len as usize) > self.limits.max_output_bytes {
                     return Syscall::Fail(Failure::OutputTooLarge);
                 }
-                match self.mem.read_range(ptr, len) {
+                match self.mem.read_range(ptr, len, len) {
                     Ok(bytes) => self.output.extend_from_slice(&bytes),
                     Err(err) => return Syscall::Fail(refused(err, ptr, len)),
                 }
             }
-            1 | 2 => match self.mem.read_range(ptr, len) {
-                Ok(bytes) => {
-                    let room = MAX_LOG_BYTES.saturating_sub(self.log.len());
-                    self.log.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            1 | 2 => {
+                // The whole range is checked (and its pages touched); the log keeps a prefix.
+                let room = MAX_LOG_BYTES.saturating_sub(self.log.len()).min(len as usize) as u32;
+                match self.mem.read_range(ptr, len, room) {
+                    Ok(bytes) => self.log.extend_from_slice(&bytes),
+                    Err(err) => return Syscall::Fail(refused(err, ptr, len)),
                 }
-                Err(err) => return Syscall::Fail(refused(err, ptr, len)),
-            },
+            }
             // Any other descriptor discards the bytes unread.
             _ => {}
         }
-        Syscall::Resume { ret: len, cost: 0 }
+        Syscall::Resume { ret: len }
     }
 
     fn hash(&mut self, ptr: u32, len: u32, out: u32, f: impl Fn(&[u8]) -> [u8; 32]) -> Syscall {
-        let digest = match self.mem.read_range(ptr, len) {
+        let digest = match self.mem.read_range(ptr, len, len) {
             Ok(bytes) => f(&bytes),
             Err(err) => return Syscall::Fail(refused(err, ptr, len)),
         };
         if let Err(err) = self.mem.write_range(out, &digest) {
             return Syscall::Fail(refused(err, out, 32));
         }
-        let blocks = u64::from(len).div_ceil(64).max(1);
-        Syscall::Resume { ret: 0, cost: HASH_CYCLES_BASE + HASH_CYCLES_PER_BLOCK * blocks }
+        Syscall::Resume { ret: 0 }
     }
 }
 

@@ -18,9 +18,10 @@
 //! - One cycle per retired instruction, checked before each instruction: a
 //!   job stops with `CycleLimitExceeded` (reporting `max_cycles`) when it
 //!   would retire one more than its budget. An instruction that traps does
-//!   not retire. `ecall` retires, then its syscall runs and charges its cost
-//!   (a precompile: 16 + 64 per 64-byte block, at least one block); a cost
-//!   beyond the rest of the budget stops the job with `CycleLimitExceeded`.
+//!   not retire. `ecall` retires; then a precompile's charge (16 + 64 per
+//!   64-byte block, at least one block: known from its length alone) is
+//!   checked before it runs, and a charge beyond the rest of the budget
+//!   stops the job with `CycleLimitExceeded`, nothing read or written.
 //! - Misaligned loads and stores are byte accesses; their pages are checked
 //!   in address order. A jump or taken branch to an address that is not
 //!   4-byte aligned fails `MisalignedFetch` at the jump.

@@ -181,17 +181,17 @@ impl Memory {
 
     /// A syscall's read of `len` bytes at `addr`: a range inside one input
     /// region, or inside the window (each page checked in order); an empty
-    /// range is always allowed.
-    pub(crate) fn read_range(&mut self, addr: u32, len: u32) -> Result<Vec<u8>, Refused> {
+    /// range is always allowed. Returns the first `keep` bytes.
+    pub(crate) fn read_range(&mut self, addr: u32, len: u32, keep: u32) -> Result<Vec<u8>, Refused> {
         if let Some(input) = self.input_of(addr) {
             let end = u64::from(addr - input.addr) + u64::from(len);
             if end > u64::from(input.capacity) {
                 return Err(Refused::Fault);
             }
-            return Ok((0..len).map(|i| input.byte(addr + i)).collect());
+        } else {
+            self.check_range(addr, len, Access::Read)?;
         }
-        self.check_range(addr, len, Access::Read)?;
-        Ok((0..len).map(|i| self.byte(addr + i)).collect())
+        Ok((0..keep.min(len)).map(|i| self.byte(addr + i)).collect())
     }
 
     /// A syscall's write of `bytes` at `addr`, inside the window.

@@ -370,14 +370,14 @@ fn syscall(uc: &mut Unicorn<'_, State>) -> bool {
     let reg = |uc: &Unicorn<'_, State>, r| uc.reg_read(r).unwrap_or(0) as u32;
     let number = reg(uc, RegisterRISCV::X17);
     let args = [reg(uc, RegisterRISCV::X10), reg(uc, RegisterRISCV::X11), reg(uc, RegisterRISCV::X12)];
+    let remaining = meter::remaining(uc);
+    if syscall::cost(number, args) > remaining {
+        uc.get_data_mut().cycle_limit_hit = true;
+        return true;
+    }
     let state = uc.get_data_mut();
     match syscall::dispatch(number, args, &mut state.mem, &mut state.io) {
         Next::Resume { ret, cycles } => {
-            let remaining = meter::remaining(uc);
-            if cycles > remaining {
-                uc.get_data_mut().cycle_limit_hit = true;
-                return true;
-            }
             if meter::start(uc, remaining - cycles).is_err()
                 || uc.reg_write(RegisterRISCV::X10, u64::from(ret)).is_err()
             {

@@ -173,3 +173,19 @@ fn a_jump_to_a_2_aligned_address_is_a_misaligned_fetch() {
     p.raw(super::asm::b(0, 0, 0, 6)).exit(0);
     assert_eq!(run(&p).failure, Some(Failure::MisalignedFetch { pc: TEXT_BASE }));
 }
+
+#[test]
+fn a_compressed_word_starting_a_block_at_a_page_start_is_illegal() {
+    // Found by the fuzzer (fuzz/regressions/vm_diff/compressed-word-at-a-page-start):
+    // the translator left a 16-bit parcel's length unset, so a block starting
+    // with one had size 0 and its "last page" was the page before it: a fetch
+    // fault there (0xf000 is outside the window) instead of the illegal
+    // instruction. Unicorn patch 8.
+    for half in [0x0001, 0x9002, 0xdc6a] {
+        let mut p = Asm::new();
+        p.raw(half).exit(0);
+        let outcome = run(&p);
+        assert_eq!(outcome.failure, Some(Failure::IllegalInstruction { pc: TEXT_BASE }), "{half:#06x}");
+        assert_eq!((outcome.cycles, outcome.peak_memory_bytes), (0, 4096), "{half:#06x}");
+    }
+}

@@ -171,3 +171,21 @@ fn a_fetch_after_the_last_cycle_is_the_cycle_limit_not_a_fault() {
     let tight = JobLimits { max_cycles: 4, max_memory_bytes: 4096, ..JobLimits::default() };
     assert_eq!(vm.run(&[], &[], &tight).expect("run").failure, Some(Failure::MemoryLimitExceeded));
 }
+
+#[test]
+fn a_precompile_over_the_budget_reads_and_writes_nothing() {
+    // Found by the fuzzer (fuzz/regressions/vm_diff/precompile-charged-before-it-runs):
+    // the charge was checked after hashing, so a job with a few cycles left
+    // made the host hash (and touch) up to its memory limit first.
+    let mut p = Asm::new();
+    // keccak256(0x2000_0000, 64 KiB, out = 0x3000_0000): 16 + 64 * 1024 cycles.
+    p.li(10, 0x2000_0000).li(11, 0x1_0000).li(12, 0x3000_0000).li(17, 0x100).ecall().exit(0);
+    let mut vm = vm(&p);
+    let full = vm.run(&[], &[], &JobLimits::default()).expect("run");
+    assert_eq!((full.failure, full.cycles), (None, 9 + 16 + 64 * 1024 + 5));
+    assert_eq!(full.peak_memory_bytes, (1 + 16 + 1) * 4096, "text, the 16 pages hashed, the digest's page");
+    let short = vm.run(&[], &[], &limits(9 + 16 + 64 * 1024 - 1)).expect("run");
+    assert_eq!((short.failure, short.cycles), (Some(Failure::CycleLimitExceeded), 9 + 16 + 64 * 1024 - 1));
+    assert_eq!(short.peak_memory_bytes, 4096, "nothing hashed, nothing written");
+    assert_eq!(vm.registers().0, TEXT_BASE + 36, "stopped after the ecall");
+}

@@ -756,6 +756,13 @@ static void decode_opc(CPURISCVState *env, DisasContext *ctx, uint16_t opcode)
     /* check for compressed insn */
     if (extract16(opcode, 0, 2) != 3) {
         if (!has_ext(ctx, RVC)) {
+            /* coprocessor: a 16-bit parcel is 2 bytes long even when it is
+             * illegal. Left unset, pc_succ_insn kept its start value, so a
+             * block starting with it had size 0 and tb_gen_code looked up
+             * the page before it (pc + size - 1): at a page start, a fetch
+             * fault (or a fresh page touched) instead of the illegal
+             * instruction. Found by fuzz/ vm_diff. */
+            ctx->pc_succ_insn = ctx->base.pc_next + 2;
             gen_exception_illegal(ctx);
         } else {
             ctx->invalid = false;
