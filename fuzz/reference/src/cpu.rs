@@ -174,7 +174,7 @@ impl Cpu {
 
     /// A jump or taken branch to `target`.
     fn jump(&mut self, target: u32, rd: usize) -> Step {
-        if target % 4 != 0 {
+        if !target.is_multiple_of(4) {
             return Step::Trap(Failure::MisalignedFetch { pc: self.pc });
         }
         self.set(rd, self.pc.wrapping_add(4));

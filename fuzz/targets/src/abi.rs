@@ -15,7 +15,7 @@ use coprocessor_actors::protocol::abi::OffchainJobRequest;
 pub fn abi_request(data: &[u8]) {
     let mut src = Source::new(data);
     let mode = src.u8();
-    let (request, offchain_input) = if mode % 2 == 0 {
+    let (request, offchain_input) = if mode.is_multiple_of(2) {
         (src.rest().to_vec(), Vec::new())
     } else {
         let offchain_input = src.bytes(200);
@@ -47,13 +47,19 @@ pub fn abi_request(data: &[u8]) {
             assert!(decoded.onchainInput.len() <= 128 && offchain_input.len() <= 128);
         }
         Err(err) => {
-            let expected = decoded.onchainInput.len() > 128
-                || offchain_input.len() > 128
-                || decoded.maxCycles > 1 << 40
-                || keccak256(&offchain_input) != decoded.offchainInputHash
-                || decoded.programID.len() != 32;
-            assert!(expected, "refused a valid request: {err}");
-            let _ = matches!(err, SpecError::OffchainInputHash);
+            // The first rule broken, in the order from_offchain checks them.
+            let expected = if decoded.onchainInput.len() > 128 {
+                SpecError::InputTooLarge { which: "onchain", len: decoded.onchainInput.len(), max: 128 }
+            } else if offchain_input.len() > 128 {
+                SpecError::InputTooLarge { which: "offchain", len: offchain_input.len(), max: 128 }
+            } else if decoded.maxCycles > 1 << 40 {
+                SpecError::TooManyCycles { requested: decoded.maxCycles, max: 1 << 40 }
+            } else if keccak256(&offchain_input) != decoded.offchainInputHash {
+                SpecError::OffchainInputHash
+            } else {
+                SpecError::ProgramIdLength(decoded.programID.len())
+            };
+            assert_eq!(err, expected, "refused with the wrong reason");
         }
     }
 }

@@ -27,9 +27,12 @@ pub use loader::elf;
 pub use rpc::{fast_frame, jsonrpc};
 pub use vm::{compare, vm_diff, Job};
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its directory under `fuzz/corpus` and
 /// `fuzz/regressions`.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("elf", elf),
     ("jsonrpc", jsonrpc),
     ("fast_frame", fast_frame),
