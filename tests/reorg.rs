@@ -116,7 +116,7 @@ fn request_until_submitted(stack: &Stack, n: u64) -> (B256, u64) {
 }
 
 #[test]
-fn confirmations_1_a_job_reorged_away_is_never_settled_and_is_marked_not_retried_forever() {
+fn confirmations_1_a_job_reorged_away_is_marked_not_retried_forever_and_settles_once_if_it_comes_back() {
     let stack = Stack::start(Link::Direct, "confirmations = 1\nmax_relay_attempts = 2\n");
     stack.node_rpc("evm_setAutomine", json!([false]));
     let before = snapshot(&stack);
@@ -148,6 +148,15 @@ fn confirmations_1_a_job_reorged_away_is_never_settled_and_is_marked_not_retried
     assert_eq!(relayer_sent(&stack), sent, "no transaction after it is marked");
     assert!(sent - sent_before <= 1, "at most the settlement that was in flight went again: {}", sent - sent_before);
     assert_eq!(status(&stack, id).expect("known").status, "dead-lettered");
+
+    // It comes back, long after: the same request at the same nonce.
+    assert_eq!(next_id(&stack), id);
+    let tx = request(&stack, 1_000_001);
+    mine(&stack);
+    mined_in(&stack, tx);
+    wait_until(&stack, "settled", true, || status(&stack, id).is_some_and(|result| result.status == "confirmed"));
+    assert_eq!(stack.completions(id), 1);
+    assert_eq!(stack.stored_square_root(1_000_001), Some(U256::from(1000u64)));
 }
 
 #[test]

@@ -16,18 +16,20 @@
 //! back to the newest checkpoint still on the chain and reads again from
 //! the block after it, so a job that reappears in a block the cursor had
 //! passed is not missed. (A job that vanished is the relayer's to notice:
-//! it reads each job's onchain state before sending it.)
+//! it reads each job's onchain state before sending it, and dead-letters
+//! one that stays gone; if its `JobCreated` is read again, the relayer
+//! pushes it again.)
 
 use crate::board::AdmitError;
 use crate::chain::{Backoff, Chain, ChainError};
 use crate::config;
 use crate::intake::Intake;
-use crate::job::{JobId, JobSpec, Settlement};
+use crate::job::{JobId, JobSpec, Settlement, Status};
 use crate::metrics::{ActorMetrics, ActorName};
 use crate::pool::Mailbox;
 use crate::programs::Programs;
 use crate::protocol::bindings::IJobManager::{JobCancelled, JobCreated};
-use crate::relayer::CancelRelay;
+use crate::relayer::FromListener;
 use crate::store::Write;
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use alloy::eips::BlockNumberOrTag;
@@ -63,8 +65,9 @@ pub(crate) struct ListenerSetup {
     pub programs: Arc<Programs>,
     /// Where jobs go in.
     pub intake: Intake,
-    /// Where cancellations of executed jobs go.
-    pub relayer: Mailbox<CancelRelay>,
+    /// Where cancellations of executed jobs, and dead-lettered jobs that
+    /// reappeared after a reorg, go.
+    pub relayer: Mailbox<FromListener>,
 }
 
 /// The listener actor.
@@ -257,10 +260,12 @@ impl Listener {
     }
 
     /// Whether a `JobCreated` for a known job ID is the job the engine has
-    /// (true, too, when that cannot be told). Not so only after a reorg
-    /// that gave the consumer's nonce to another request: the engine keeps
-    /// one job per ID, the one it has, whose result the JobManager refuses
-    /// (its input hash differs); said loudly here.
+    /// (true, too, when that cannot be told). If it is and the job is
+    /// dead-lettered, it vanished in a reorg and came back: the relayer
+    /// pushes it again. Not the same only after a reorg that gave the
+    /// consumer's nonce to another request: the engine keeps one job per
+    /// ID, the one it has, whose result the JobManager refuses (its input
+    /// hash differs); said loudly here.
     fn same_as_stored(&self, id: &JobId, event: &JobCreated) -> bool {
         let store = &self.setup.intake.store;
         let Ok(Some(entry)) = store.job(id) else { return true };
@@ -269,6 +274,11 @@ impl Listener {
             (new.consumer, new.nonce, new.program_id, new.max_cycles, &new.onchain_input)
                 == (stored.consumer, stored.nonce, stored.program_id, stored.max_cycles, &stored.onchain_input)
         });
+        if same && entry.status == Status::DeadLettered {
+            // Dead-lettered while its `JobCreated` was gone (state 0 at
+            // every attempt); it is back.
+            self.setup.relayer.do_send(FromListener::Reappeared(*id));
+        }
         if !same {
             tracing::error!(
                 job = %id,
@@ -312,7 +322,7 @@ impl Listener {
             intake.store.commit(vec![Write::settle(id, Settlement::Cancelled)], Box::new(move |r| drop(tx.send(r))));
             // A job not yet run never runs; an executed one is not submitted.
             intake.board.remove(&id);
-            self.setup.relayer.do_send(CancelRelay { id });
+            self.setup.relayer.do_send(FromListener::Cancelled(id));
             intake.metrics.engine.cancelled.fetch_add(1, Ordering::Relaxed);
             tracing::info!(job = %id, "job cancelled onchain");
             self.actor.handled(Duration::ZERO, true);

@@ -29,12 +29,16 @@ pub(crate) struct Resumed {
     pub(crate) tx: Option<B256>,
 }
 
-/// A job was cancelled onchain: drop it unless its transaction is out.
+/// What the listener read onchain about a job the relayer may hold.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub(crate) struct CancelRelay {
-    /// The job.
-    pub id: JobId,
+pub(crate) enum FromListener {
+    /// `JobCancelled`: drop it unless its transaction is out.
+    Cancelled(JobId),
+    /// Its `JobCreated` again, the same request, while it is dead-lettered:
+    /// it vanished in a reorg (its onchain state was 0) and came back. It
+    /// is pushed again, as `coprocessor job retry` would.
+    Reappeared(JobId),
 }
 
 /// Push a dead-lettered job again.
@@ -83,18 +87,30 @@ impl Handler<Relay> for Relayer {
     }
 }
 
-impl Handler<CancelRelay> for Relayer {
+impl Handler<FromListener> for Relayer {
     type Result = ();
 
-    fn handle(&mut self, msg: CancelRelay, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: FromListener, _: &mut Context<Self>) {
+        let id = match msg {
+            FromListener::Cancelled(id) => id,
+            FromListener::Reappeared(id) => {
+                let retried = self.retry(id);
+                self.actor.handled(Duration::ZERO, retried.is_ok());
+                match retried {
+                    Ok(()) => tracing::info!(job = %id, "a job that vanished in a reorg reappeared onchain"),
+                    Err(err) => tracing::warn!(job = %id, %err, "a reappeared job was not pushed again"),
+                }
+                return;
+            }
+        };
         self.actor.handled(Duration::ZERO, true);
-        let Some(job) = self.jobs.get(&msg.id) else { return };
+        let Some(job) = self.jobs.get(&id) else { return };
         if matches!(job.phase, Phase::InFlight { .. }) {
             // Its transaction's events tell: a skipped cancelled job is
             // found cancelled by its verdict.
             return;
         }
-        if let Some(job) = self.jobs.remove(&msg.id) {
+        if let Some(job) = self.jobs.remove(&id) {
             if job.spec.is_ordered() {
                 self.lanes.settled(job.spec.consumer, job.spec.nonce);
             }

@@ -62,7 +62,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use lanes::LaneView;
-pub(crate) use messages::{CancelRelay, LaneQuery, Relay, Resumed, Retry, RetryError};
+pub(crate) use messages::{FromListener, LaneQuery, Relay, Resumed, Retry, RetryError};
 
 #[derive(Debug)]
 enum Phase {
