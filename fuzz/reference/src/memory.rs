@@ -2,7 +2,7 @@
 //! (counted against the limit), and the two read-only input regions.
 
 use crate::{Perms, Program, GUEST_WINDOW_END, GUEST_WINDOW_START, OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR, PAGE_SIZE};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// What an access is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +43,13 @@ impl Input {
 /// The memory of one job.
 #[derive(Debug)]
 pub(crate) struct Memory {
-    /// Rights of every image page (a page shared by segments has the union).
-    image: BTreeMap<u32, Perms>,
-    /// Contents of every page created so far (image pages from the start).
+    /// Each segment's pages (first, last) and rights.
+    image: Vec<(u32, u32, Perms)>,
+    /// Each segment's file bytes, by address.
+    data: Vec<(u32, Vec<u8>)>,
+    /// Distinct pages the segments cover.
+    image_pages: u64,
+    /// Pages stored this job (written); others read from the image or as zeros.
     pages: HashMap<u32, Vec<u8>>,
     /// Pages this job has touched.
     touched: HashSet<u32>,
@@ -60,28 +64,28 @@ fn page_of(addr: u32) -> u32 {
 
 impl Memory {
     pub(crate) fn new(program: &Program, capacity: u32, onchain: &[u8], offchain: &[u8], max_memory: u64) -> Memory {
-        let mut image: BTreeMap<u32, Perms> = BTreeMap::new();
-        let mut pages: HashMap<u32, Vec<u8>> = HashMap::new();
-        for segment in program.segments.iter().filter(|s| s.mem_size > 0) {
-            let last = segment.vaddr + (segment.mem_size - 1);
-            for page in page_of(segment.vaddr)..=page_of(last) {
-                let perms = image.entry(page).or_default();
-                perms.read |= segment.perms.read;
-                perms.write |= segment.perms.write;
-                perms.exec |= segment.perms.exec;
-                pages.entry(page).or_insert_with(|| vec![0; PAGE_SIZE as usize]);
-            }
-            for (i, &byte) in segment.data.iter().enumerate() {
-                let addr = segment.vaddr + i as u32;
-                if let Some(page) = pages.get_mut(&page_of(addr)) {
-                    page[(addr % PAGE_SIZE) as usize] = byte;
-                }
+        let segments = program.segments.iter().filter(|s| s.mem_size > 0);
+        let image: Vec<(u32, u32, Perms)> =
+            segments.clone().map(|s| (page_of(s.vaddr), page_of(s.vaddr + (s.mem_size - 1)), s.perms)).collect();
+        let data = segments.map(|s| (s.vaddr, s.data.clone())).collect();
+        // Distinct pages: the union of the segments' page ranges.
+        let mut ranges: Vec<(u32, u32)> = image.iter().map(|&(first, last, _)| (first, last)).collect();
+        ranges.sort_unstable();
+        let mut image_pages = 0u64;
+        let mut next = 0u64;
+        for (first, last) in ranges {
+            let first = u64::from(first).max(next);
+            if first <= u64::from(last) {
+                image_pages += u64::from(last) - first + 1;
+                next = u64::from(last) + 1;
             }
         }
         let input = |addr, bytes: &[u8]| Input { addr, capacity, bytes: bytes.to_vec() };
         Memory {
             image,
-            pages,
+            data,
+            image_pages,
+            pages: HashMap::new(),
             touched: HashSet::new(),
             fresh_pages: 0,
             limit_pages: max_memory / u64::from(PAGE_SIZE),
@@ -89,8 +93,21 @@ impl Memory {
         }
     }
 
+    /// The rights of an image page: the union of every segment on it.
+    fn image_perms(&self, page: u32) -> Option<Perms> {
+        self.image.iter().filter(|&&(first, last, _)| first <= page && page <= last).fold(None, |acc, &(_, _, p)| {
+            let acc: Perms = acc.unwrap_or_default();
+            Some(Perms { read: acc.read | p.read, write: acc.write | p.write, exec: acc.exec | p.exec })
+        })
+    }
+
+    /// A byte of the image as loaded (zero past the file bytes).
+    fn image_byte(&self, addr: u32) -> u8 {
+        self.data.iter().find_map(|(vaddr, bytes)| bytes.get(addr.checked_sub(*vaddr)? as usize).copied()).unwrap_or(0)
+    }
+
     pub(crate) fn image_pages(&self) -> u64 {
-        self.image.len() as u64
+        self.image_pages
     }
 
     pub(crate) fn image_over_limit(&self) -> bool {
@@ -114,7 +131,7 @@ impl Memory {
         if !(page_of(GUEST_WINDOW_START)..page_of(GUEST_WINDOW_END)).contains(&page) {
             return Err(Refused::Fault);
         }
-        let perms = self.image.get(&page).copied();
+        let perms = self.image_perms(page);
         if !self.touched.contains(&page) {
             if perms.is_none() {
                 if self.image_pages() + self.fresh_pages + 1 > self.limit_pages {
@@ -152,7 +169,10 @@ impl Memory {
         if let Some(input) = self.input_of(addr) {
             return input.byte(addr);
         }
-        self.pages.get(&page_of(addr)).map_or(0, |page| page[(addr % PAGE_SIZE) as usize])
+        match self.pages.get(&page_of(addr)) {
+            Some(page) => page[(addr % PAGE_SIZE) as usize],
+            None => self.image_byte(addr),
+        }
     }
 
     /// Reads `len` (1, 2 or 4) bytes little-endian, after [`Memory::check`].
@@ -175,8 +195,15 @@ impl Memory {
     }
 
     fn put(&mut self, addr: u32, byte: u8) {
-        let page = self.pages.entry(page_of(addr)).or_insert_with(|| vec![0; PAGE_SIZE as usize]);
-        page[(addr % PAGE_SIZE) as usize] = byte;
+        let number = page_of(addr);
+        if !self.pages.contains_key(&number) {
+            let base = number * PAGE_SIZE;
+            let loaded = (0..PAGE_SIZE).map(|i| self.image_byte(base + i)).collect();
+            self.pages.insert(number, loaded);
+        }
+        if let Some(page) = self.pages.get_mut(&number) {
+            page[(addr % PAGE_SIZE) as usize] = byte;
+        }
     }
 
     /// A syscall's read of `len` bytes at `addr`: a range inside one input

@@ -54,7 +54,8 @@ pub(crate) enum AccessError {
 pub(crate) struct GuestMemory {
     base: NonNull<u8>,
     runs: Vec<ImageRun>,
-    /// Pristine bytes of the writable image pages, indexed by run.
+    /// Pristine bytes of the writable image pages that hold file bytes:
+    /// (first page, whole pages), sorted.
     pristine: Vec<(u32, Vec<u8>)>,
     image_pages: u64,
     touched: Vec<u64>,
@@ -91,15 +92,27 @@ impl GuestMemory {
             let offset = (segment.vaddr - GUEST_WINDOW_START) as usize;
             mem.window_mut()[offset..offset + segment.data.len()].copy_from_slice(&segment.data);
         }
-        let pristine = mem
-            .runs
-            .iter()
-            .filter(|run| run.perms.write)
-            .map(|run| {
-                let range = page_range(run.first_page, run.end_page);
-                (run.first_page, mem.window()[range].to_vec())
-            })
-            .collect();
+        // Pristine copies of the writable image pages that hold file bytes
+        // only; the rest of a writable run (bss) is restored by zeroing, so
+        // a large bss costs no copy (it did: a copy of every writable page).
+        let mut data_pages: Vec<(u32, u32)> = Vec::new();
+        for segment in image.segments.iter().filter(|s| !s.data.is_empty()) {
+            let first = segment.vaddr >> PAGE_SHIFT;
+            let end = ((segment.vaddr + (segment.data.len() as u32 - 1)) >> PAGE_SHIFT) + 1;
+            match data_pages.last_mut() {
+                Some(last) if last.1 >= first => last.1 = last.1.max(end),
+                _ => data_pages.push((first, end)),
+            }
+        }
+        let mut pristine = Vec::new();
+        for run in mem.runs.iter().filter(|run| run.perms.write) {
+            for &(first, end) in &data_pages {
+                let (first, end) = (first.max(run.first_page), end.min(run.end_page));
+                if first < end {
+                    pristine.push((first, mem.window()[page_range(first, end)].to_vec()));
+                }
+            }
+        }
         mem.pristine = pristine;
         Ok(mem)
     }
@@ -278,23 +291,31 @@ impl GuestMemory {
         }
     }
 
-    /// Copies pages `[first, end)` of a writable image run back from the
-    /// pristine copy.
+    /// Restores pages `[first, end)` of a writable image run: pages with
+    /// file bytes from the pristine copy, the others (bss) by zeroing.
     fn restore_image(&mut self, first: u32, end: u32) {
-        let Some((run_first, bytes)) = self
-            .pristine
-            .iter()
-            .find(|(run_first, bytes)| *run_first <= first && first < run_first + (bytes.len() >> PAGE_SHIFT) as u32)
-        else {
-            return;
-        };
-        let from = ((first - run_first) as usize) << PAGE_SHIFT;
-        let to = ((end - run_first) as usize) << PAGE_SHIFT;
-        let range = page_range(first, end);
-        // SAFETY: the window mapping is WINDOW_BYTES long and owned by self;
-        // `pristine` is a separate allocation, so the two do not alias.
-        let window = unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), WINDOW_BYTES) };
-        window[range].copy_from_slice(&bytes[from..to]);
+        let mut page = first;
+        while page < end {
+            let pages_of = |bytes: &Vec<u8>| (bytes.len() >> PAGE_SHIFT) as u32;
+            let i = self.pristine.partition_point(|(start, bytes)| start + pages_of(bytes) <= page);
+            match self.pristine.get(i) {
+                Some((start, bytes)) if *start <= page => {
+                    let stop = (start + pages_of(bytes)).min(end);
+                    let from = ((page - start) as usize) << PAGE_SHIFT;
+                    let to = ((stop - start) as usize) << PAGE_SHIFT;
+                    // SAFETY: the window mapping is WINDOW_BYTES long and owned by self;
+                    // `pristine` is a separate allocation, so the two do not alias.
+                    let window = unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), WINDOW_BYTES) };
+                    window[page_range(page, stop)].copy_from_slice(&bytes[from..to]);
+                    page = stop;
+                }
+                next => {
+                    let stop = next.map_or(end, |(start, _)| (*start).min(end));
+                    self.zero(page, stop);
+                    page = stop;
+                }
+            }
+        }
     }
 
     fn zero(&mut self, first: u32, end: u32) {
@@ -430,33 +451,44 @@ fn page_range(first: u32, end: u32) -> std::ops::Range<usize> {
 
 /// Splits the image into runs of pages with equal rights. A page shared by
 /// two segments gets the union of their rights (ELF validation has already
-/// rejected a page that would be both writable and executable).
+/// rejected a page that would be both writable and executable). Linear in
+/// the number of segments, not of pages: a segment may cover most of the
+/// window (found by the fuzzer: a 1 GiB segment made this quadratic in
+/// pages, and `Vm::new` never returned).
 fn image_runs(image: &ProgramImage) -> Vec<ImageRun> {
-    let mut pages: Vec<(u32, PagePerms)> = Vec::new();
-    for segment in &image.segments {
-        if segment.mem_size == 0 {
-            continue;
-        }
+    let mut ranges: Vec<ImageRun> = Vec::new();
+    // Segments are sorted and do not overlap, so a page is shared only
+    // between the last page of earlier segments and the first of the next.
+    for segment in image.segments.iter().filter(|s| s.mem_size > 0) {
         let first = segment.vaddr >> PAGE_SHIFT;
-        let last = (segment.vaddr + (segment.mem_size - 1)) >> PAGE_SHIFT;
+        let end = ((segment.vaddr + (segment.mem_size - 1)) >> PAGE_SHIFT) + 1;
         let perms = PagePerms { read: segment.perms.read, write: segment.perms.write, exec: segment.perms.exec };
-        for page in first..=last {
-            match pages.iter_mut().find(|(p, _)| *p == page) {
-                Some((_, existing)) => {
-                    existing.read |= perms.read;
-                    existing.write |= perms.write;
-                    existing.exec |= perms.exec;
+        let mut rest = first;
+        if let Some(last) = ranges.last_mut() {
+            if last.end_page > first {
+                // The shared page `first` (last.end_page == first + 1).
+                let mut shared = last.perms;
+                shared.read |= perms.read;
+                shared.write |= perms.write;
+                shared.exec |= perms.exec;
+                if last.first_page == first {
+                    last.perms = shared;
+                } else {
+                    last.end_page = first;
+                    ranges.push(ImageRun { first_page: first, end_page: first + 1, perms: shared });
                 }
-                None => pages.push((page, perms)),
+                rest = first + 1;
             }
         }
+        if rest < end {
+            ranges.push(ImageRun { first_page: rest, end_page: end, perms });
+        }
     }
-    pages.sort_unstable_by_key(|(page, _)| *page);
     let mut runs: Vec<ImageRun> = Vec::new();
-    for (page, perms) in pages {
+    for range in ranges {
         match runs.last_mut() {
-            Some(run) if run.end_page == page && run.perms == perms => run.end_page += 1,
-            _ => runs.push(ImageRun { first_page: page, end_page: page + 1, perms }),
+            Some(run) if run.end_page == range.first_page && run.perms == range.perms => run.end_page = range.end_page,
+            _ => runs.push(range),
         }
     }
     runs

@@ -288,3 +288,43 @@ fn a_fault_in_execute_only_text_names_the_access_not_the_pc() {
     let outcome = vm.run(&[], &[], &JobLimits::default()).expect("run");
     assert_eq!(outcome.failure, Some(Failure::MemoryFault { addr: 0x102, len: 2 }));
 }
+
+/// `program`'s ELF with the data segment's memory size set to `mem_size`.
+fn with_bss(program: &Asm, mem_size: u32) -> Vm {
+    let mut elf = program.elf();
+    // The second program header's p_memsz (offset 20).
+    elf[52 + 32 + 20..52 + 32 + 24].copy_from_slice(&mem_size.to_le_bytes());
+    let image = ProgramImage::parse(&elf, 1 << 24).expect("valid");
+    Vm::new(&image, 1 << 20).expect("vm")
+}
+
+#[test]
+fn a_segment_of_a_gigabyte_loads_at_once_and_is_over_the_default_memory_limit() {
+    // Found by the fuzzer (fuzz/regressions/elf/segment-of-a-gigabyte): the
+    // image's page runs were built in time quadratic in its pages, and every
+    // writable page was copied, so Vm::new never returned.
+    let mut p = Asm::new();
+    p.data(&[1; 8]).exit(0);
+    let started = std::time::Instant::now();
+    let mut vm = with_bss(&p, 1 << 30);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "Vm::new took {:?}", started.elapsed());
+    let outcome = vm.run(&[], &[], &JobLimits::default()).expect("run");
+    assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::MemoryLimitExceeded), 0));
+    assert_eq!(outcome.peak_memory_bytes, 4096 + (1 << 30));
+}
+
+#[test]
+fn bss_pages_are_zero_and_data_pages_pristine_for_every_job() {
+    let mut p = Asm::new();
+    p.data(&[7; 8]);
+    // Read a data word and a bss word (64 KiB on), save both, then overwrite both.
+    p.li(5, asm::DATA_BASE).lw(6, 5, 0).li(7, asm::DATA_BASE + 0x1_0000).lw(8, 7, 0);
+    p.save(6, 0).save(8, 1);
+    p.li(9, 0xdead_beef).sw(9, 5, 0).sw(9, 7, 0).commit_saved(2);
+    let mut vm = with_bss(&p, 0x2_0000);
+    for _ in 0..3 {
+        let outcome = vm.run(&[], &[], &JobLimits::default()).expect("run");
+        assert_eq!(outcome.failure, None);
+        assert_eq!(outcome.output, [[7u8; 4], [0; 4]].concat());
+    }
+}
