@@ -86,10 +86,10 @@ pub(crate) fn check_json(frame: &[u8], token: &ApiToken) -> Verdict {
 
 /// Judges a fast-path first frame (its bytes after the length prefix).
 pub(crate) fn check_fast(frame: &[u8], token: &ApiToken) -> Verdict {
-    let request = bincode::serde::decode_from_slice::<FastRequest, _>(frame, bincode::config::standard());
+    let request = super::connection::decode_fast_request(frame);
     let (id, params) = match request {
-        Ok((FastRequest { id, call: Call::Auth(params) }, _)) => (id, params),
-        Ok((FastRequest { id, .. }, _)) => return fast_refusal(id, reasons::NOT_AUTH),
+        Ok(FastRequest { id, call: Call::Auth(params) }) => (id, params),
+        Ok(FastRequest { id, .. }) => return fast_refusal(id, reasons::NOT_AUTH),
         Err(_) => return fast_refusal(u64::MAX, reasons::NOT_AUTH),
     };
     if !token.matches(&params.token) {

@@ -23,6 +23,7 @@ mod verifier;
 pub mod wire;
 
 pub use connection::fast_frame;
+pub use connection::decode_fast_request;
 pub(crate) use rejections::Rejections;
 pub(crate) use verifier::{Verifier, Verify};
 

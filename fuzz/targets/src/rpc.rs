@@ -1,6 +1,6 @@
 //! `jsonrpc` and `fast_frame`: the two request decoders of the socket API.
 
-use coprocessor_actors::fuzzing::{decode_jsonrpc, split_batch, Decoded};
+use coprocessor_actors::fuzzing::{decode_fast_request, decode_jsonrpc, split_batch, Decoded};
 use coprocessor_actors::wire::{codes, FastRequest, Method};
 
 /// Decodes `data` as one JSON-RPC frame (a request or a batch), as the
@@ -40,12 +40,12 @@ pub fn jsonrpc(data: &[u8]) {
     }
 }
 
-/// Decodes `data` as the body of a fast-path frame, exactly as
-/// `connection.rs` does (bincode, standard config). A decoded request must
-/// round-trip through `fast_frame` unchanged.
+/// Decodes `data` as the body of a fast-path frame with the engine's
+/// decoder (`connection.rs`). A decoded request must round-trip through
+/// `fast_frame` unchanged.
 pub fn fast_frame(data: &[u8]) {
     let config = bincode::config::standard();
-    let Ok((request, _)) = bincode::serde::decode_from_slice::<FastRequest, _>(data, config) else {
+    let Ok(request) = decode_fast_request(data) else {
         // The id of a malformed request, for its error response.
         let _ = bincode::decode_from_slice::<u64, _>(data, config);
         return;
