@@ -22,8 +22,8 @@ mod rejections;
 mod verifier;
 pub mod wire;
 
-pub use connection::fast_frame;
 pub use connection::decode_fast_request;
+pub use connection::fast_frame;
 pub(crate) use rejections::Rejections;
 pub(crate) use verifier::{Verifier, Verify};
 
