@@ -72,8 +72,8 @@ tools:
 # guest side). Advisories are not checked: their database cannot be
 # fetched from these machines.
 deny: tools
-	cargo-deny check licenses bans
-	cargo-deny --manifest-path programs/Cargo.toml check licenses bans
+	cargo-deny --workspace check licenses bans
+	cargo-deny --workspace --manifest-path programs/Cargo.toml check licenses bans
 
 # Formatting, lints, and the engine's layering: no module may be part of a
 # cycle (.ci/module-cycles.py says which rule, and tests itself first).
