@@ -53,7 +53,7 @@ pub(crate) fn json_refusal(id: &Value, reason: &'static str) -> Verdict {
 /// A refusal on the fast path, with `id` (`u64::MAX` when unknown).
 pub(crate) fn fast_refusal(id: u64, reason: &'static str) -> Verdict {
     let response = FastResponse { id, result: Err(error(codes::UNAUTHORIZED, reason)) };
-    Verdict { answer: Some(super::fast_frame(&response)), outcome: Err(reason) }
+    Verdict { answer: Some(super::wire::fast_frame(&response)), outcome: Err(reason) }
 }
 
 /// Judges a JSON-RPC first request (one line, not a batch).
@@ -86,7 +86,7 @@ pub(crate) fn check_json(frame: &[u8], token: &ApiToken) -> Verdict {
 
 /// Judges a fast-path first frame (its bytes after the length prefix).
 pub(crate) fn check_fast(frame: &[u8], token: &ApiToken) -> Verdict {
-    let request = super::connection::decode_fast_request(frame);
+    let request = super::wire::decode_fast_request(frame);
     let (id, params) = match request {
         Ok(FastRequest { id, call: Call::Auth(params) }) => (id, params),
         Ok(FastRequest { id, .. }) => return fast_refusal(id, reasons::NOT_AUTH),
@@ -96,7 +96,7 @@ pub(crate) fn check_fast(frame: &[u8], token: &ApiToken) -> Verdict {
         return fast_refusal(id, reasons::WRONG_TOKEN);
     }
     let response = FastResponse { id, result: Ok(Reply::Empty(Empty {})) };
-    Verdict { answer: Some(super::fast_frame(&response)), outcome: Ok(()) }
+    Verdict { answer: Some(super::wire::fast_frame(&response)), outcome: Ok(()) }
 }
 
 #[cfg(test)]
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn fast_first_frames() {
         let token = ApiToken::random();
-        let frame = |call: Call| super::super::fast_frame(&FastRequest { id: 3, call })[4..].to_vec();
+        let frame = |call: Call| super::super::wire::fast_frame(&FastRequest { id: 3, call })[4..].to_vec();
         let ok = check_fast(&frame(Call::Auth(AuthParams { token: token.to_hex() })), &token);
         assert_eq!(ok.outcome, Ok(()));
         let decode = |verdict: &Verdict| {

@@ -14,7 +14,7 @@
 //! closed, and nothing else it sent is read.
 
 use super::auth::{self, reasons, Verdict, AUTH_TIMEOUT};
-use super::wire::{codes, FastRequest, FastResponse, RpcError, AUTH_MAX_BYTES, FAST_PATH_MAGIC};
+use super::wire::{codes, decode_fast_request, fast_frame, FastResponse, RpcError, AUTH_MAX_BYTES, FAST_PATH_MAGIC};
 use super::{jsonrpc, methods, Shared};
 use crate::keys::ApiToken;
 use std::net::SocketAddr;
@@ -363,33 +363,6 @@ async fn serve_fast<R: AsyncRead + Unpin>(
     }
 }
 
-/// The most bytes the decoding of one fast-path frame may claim for its
-/// strings and byte vectors together (a frame is at most
-/// `api.max_frame_bytes` long, so a valid one claims less than that).
-const FAST_DECODE_LIMIT: usize = 256 << 20;
-
-/// Decodes a fast-path request (a frame's bytes after its length prefix).
-/// bincode's standard config allocates a string or vector at the length a
-/// frame claims, before reading it: `vec![0; len]` with any `u64` panicked
-/// (capacity overflow) or aborted the process (allocation failure) on a
-/// 40-byte frame (found by fuzzing, `fast_frame`). The limit bounds every
-/// claim first.
-pub fn decode_fast_request(frame: &[u8]) -> Result<FastRequest, bincode::error::DecodeError> {
-    let config = bincode::config::standard().with_limit::<FAST_DECODE_LIMIT>();
-    bincode::serde::decode_from_slice::<FastRequest, _>(frame, config).map(|(request, _)| request)
-}
-
-/// A fast-path frame: `u32` little-endian length, then bincode.
-pub fn fast_frame<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    let mut frame = vec![0u8; 4];
-    if bincode::serde::encode_into_std_write(value, &mut frame, bincode::config::standard()).is_err() {
-        frame.truncate(4);
-    }
-    let len = (frame.len() - 4) as u32;
-    frame[..4].copy_from_slice(&len.to_le_bytes());
-    frame
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,21 +378,6 @@ mod tests {
             });
         }
         out
-    }
-
-    #[test]
-    fn a_frame_claiming_a_huge_string_is_an_error_not_a_crash() {
-        // Found by fuzzing (fuzz/regressions/fast_frame/string-length-of-2-pow-64):
-        // bincode allocated the claimed length before reading it.
-        let frame = [
-            2, 12, 253, 253, 253, 0, 37, 253, 253, 134, 253, 253, 253, 254, 3, 0, 5, 255, 255, 255, 255, 255, 255, 255,
-            255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 247, 255, 255, 255, 255, 255, 255,
-        ];
-        assert!(decode_fast_request(&frame).is_err());
-        // A length of 2^40 (allocation failure, not only capacity overflow): tag 12 (coproc_auth), then the string.
-        let mut frame = vec![7, 12, 253];
-        frame.extend_from_slice(&(1u64 << 40).to_le_bytes());
-        assert!(decode_fast_request(&frame).is_err());
     }
 
     #[test]

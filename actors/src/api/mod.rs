@@ -22,10 +22,9 @@ mod rejections;
 mod verifier;
 pub mod wire;
 
-pub use connection::decode_fast_request;
-pub use connection::fast_frame;
 pub(crate) use rejections::Rejections;
 pub(crate) use verifier::{Verifier, Verify};
+pub use wire::{decode_fast_request, fast_frame};
 
 use crate::board::JobBoard;
 use crate::chain::Chain;
