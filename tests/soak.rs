@@ -535,7 +535,6 @@ fn completions(stack: &Stack) -> HashMap<B256, usize> {
 
 #[test]
 fn soak_peak_rss_under_1000_idle_connections() {
-    use std::io::{BufRead, BufReader, Write};
     const CONNECTIONS: usize = 1000;
     raise_fd_limit(CONNECTIONS as u64 * 2 + 256);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -551,25 +550,21 @@ fn soak_peak_rss_under_1000_idle_connections() {
     }
     // One request on each, answered: every connection is accepted and has
     // its task; then they idle.
-    for stream in &mut connections {
-        stream.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"coproc_status\",\"params\":{}}\n").expect("send");
-    }
-    for stream in &connections {
-        let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).expect("answer");
-        assert!(line.contains("\"result\""), "{line}");
-    }
+    ask_status(&mut connections);
     let mut peak = 0;
     for _ in 0..20 {
         peak = peak.max(rss(engine.pid()).expect("rss"));
         std::thread::sleep(Duration::from_millis(100));
     }
     let fds = open_fds(engine.pid());
-    // Still serving.
+    // Still serving: a new connection, and every idle one. (The baseline
+    // may hold a transient fd of the start-up, so the count is checked
+    // against the connections alone.)
     let status: serde_json::Value =
         engine.client().raw("coproc_status", json!({})).expect("a new connection is served");
     assert!(status["result"]["version"].is_string(), "{status}");
-    assert!(fds >= fds_before + CONNECTIONS, "{fds} fds with {CONNECTIONS} connections open ({fds_before} before)");
+    assert!(fds >= CONNECTIONS, "{fds} fds with {CONNECTIONS} connections open ({fds_before} before)");
+    ask_status(&mut connections);
     eprintln!(
         "soak: {CONNECTIONS} idle connections: engine RSS {} MiB idle, peak {} MiB with them open ({:.1} KiB per \
          connection), open fds {fds} ({fds_before} before)",
@@ -579,6 +574,19 @@ fn soak_peak_rss_under_1000_idle_connections() {
     );
     drop(connections);
     assert!(engine.terminate().success());
+}
+
+/// Sends `coproc_status` on every connection, then reads every answer.
+fn ask_status(connections: &mut [std::os::unix::net::UnixStream]) {
+    use std::io::{BufRead, BufReader, Write};
+    for stream in connections.iter_mut() {
+        stream.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"coproc_status\",\"params\":{}}\n").expect("send");
+    }
+    for stream in connections.iter() {
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).expect("answer");
+        assert!(line.contains("\"result\""), "{line}");
+    }
 }
 
 /// Raises this process's soft RLIMIT_NOFILE to at least `want` (up to the
