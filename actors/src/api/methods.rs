@@ -185,8 +185,16 @@ async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
             },
             None => Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.0.to_vec()) })),
         },
-        Ok(Err(err)) => Err(super::rejections::commit_refusal(err)),
-        Err(_) => Err(internal("the store closed before the job was durable")),
+        // Not admitted after all (a full disk, a failed store): like every
+        // refusal after the charge, it costs the signer nothing.
+        Ok(Err(err)) => {
+            shared.quotas.refund(charge);
+            Err(super::rejections::commit_refusal(err))
+        }
+        Err(_) => {
+            shared.quotas.refund(charge);
+            Err(internal("the store closed before the job was durable"))
+        }
     }
 }
 
