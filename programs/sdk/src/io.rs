@@ -41,7 +41,7 @@ pub fn offchain_input() -> &'static [u8] {
 pub fn write(fd: u32, mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: `bytes` is a live, readable slice.
-        let n = unsafe { ecall3(WRITE, fd, bytes.as_ptr() as u32, bytes.len() as u32) } as usize;
+        let n = unsafe { ecall3(WRITE, fd as usize, bytes.as_ptr() as usize, bytes.len()) };
         if n == 0 || n > bytes.len() {
             // The VM wrote nothing or reported an error; do not spin.
             return;
@@ -85,7 +85,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 fn hash_precompile(number: u32, data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     // SAFETY: `data` is readable and `out` is 32 writable bytes.
-    unsafe { ecall3(number, data.as_ptr() as u32, data.len() as u32, out.as_mut_ptr() as u32) };
+    unsafe { ecall3(number, data.as_ptr() as usize, data.len(), out.as_mut_ptr() as usize) };
     out
 }
 

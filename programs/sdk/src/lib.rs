@@ -1,8 +1,10 @@
-//! Guest SDK for coprocessor programs (Guest ABI v1: rv32im, bare metal).
+//! Guest SDK for coprocessor programs (Guest ABI v1: rv32im or rv64im, bare
+//! metal).
 //!
 //! A guest is a `#![no_std] #![no_main]` binary for
-//! `riscv32im-unknown-none-elf` that names its main function with
-//! [`entry!`]:
+//! `riscv32im-unknown-none-elf` or `riscv64im-unknown-none-elf` (the same
+//! source, the same ABI: the VM runs an ELF32 as rv32im and an ELF64 as
+//! rv64im) that names its main function with [`entry!`]:
 //!
 //! ```ignore
 //! #![no_std]
@@ -32,31 +34,31 @@
 //! - [`syscall`]: the raw syscall numbers and `ecall` wrappers.
 //!
 //! Everything that only makes sense inside the VM is compiled only for
-//! `target_arch = "riscv32"`; on other targets this crate is a thin shell
-//! holding [`abi`], [`entry!`] and the ABI constants, so a workspace that
-//! also builds for the host still compiles.
+//! `target_arch = "riscv32"` or `"riscv64"`; on other targets this crate is
+//! a thin shell holding [`abi`], [`entry!`] and the ABI constants, so a
+//! workspace that also builds for the host still compiles.
 #![no_std]
 
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 extern crate alloc;
 
 pub use coprocessor_abi as abi;
 
 pub mod syscall;
 
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 mod heap;
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 mod io;
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 mod start;
 
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 pub use heap::heap_used;
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 #[doc(hidden)]
 pub use io::_print;
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 pub use io::{commit, eprint, exit, keccak256, log, offchain_input, onchain_input, run_job, sha256, write};
 
 /// Where the VM maps the onchain input (read-only).
@@ -87,7 +89,7 @@ macro_rules! entry {
 }
 
 /// Formats to the log (fd 1), with a newline, like `std::println!`.
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 #[macro_export]
 macro_rules! println {
     () => { $crate::_print($crate::syscall::FD_STDOUT, format_args!("\n")) };
@@ -97,7 +99,7 @@ macro_rules! println {
 }
 
 /// Formats to the error log (fd 2), with a newline, like `std::eprintln!`.
-#[cfg(target_arch = "riscv32")]
+#[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
 #[macro_export]
 macro_rules! eprintln {
     () => { $crate::_print($crate::syscall::FD_STDERR, format_args!("\n")) };

@@ -2,7 +2,9 @@
 //! `a0, a1` = onchain input pointer and length, `a2, a3` = offchain input
 //! pointer and length. `_start` calls the Rust entry with those four values
 //! as its C arguments; it saves them, runs the user's main (declared with
-//! `entry!`), and exits with code 0.
+//! `entry!`), and exits with code 0. The same code serves rv32im and rv64im:
+//! on rv64 the registers are 64 bits wide and the pointers and lengths are
+//! zero-extended 32-bit values, so they arrive as valid `usize`s.
 //!
 //! The VM zero-fills `.bss` (memsz beyond filesz) and every untouched page,
 //! so there is nothing to clear. No code relies on `gp` (lld does not relax
