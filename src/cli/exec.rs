@@ -5,7 +5,7 @@
 
 use coprocessor::input::{parse_bytes, to_hex};
 use coprocessor_actors::job::{JobLimits, JobOutcome};
-use coprocessor_actors::program::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::program::{Isa, ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
 use coprocessor_actors::{Vm, DEFAULT_MAX_INPUT_BYTES};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +14,7 @@ use std::time::Instant;
 /// Arguments of `exec`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExecArgs {
-    /// The guest program (rv32im ELF).
+    /// The guest program (an rv32im ELF32 or an rv64im ELF64).
     elf: PathBuf,
     /// Onchain input, as hex or @FILE.
     #[arg(long, default_value = "")]
@@ -35,11 +35,11 @@ pub(crate) struct ExecArgs {
 
 pub(crate) fn run(args: ExecArgs) -> ExitCode {
     match execute(&args) {
-        Ok((outcome, wall_micros)) => {
+        Ok((isa, outcome, wall_micros)) => {
             if args.json {
-                println!("{}", json(&outcome, wall_micros));
+                println!("{}", json(isa, &outcome, wall_micros));
             } else {
-                print_human(&outcome, wall_micros);
+                print_human(isa, &outcome, wall_micros);
             }
             if outcome.is_done() {
                 ExitCode::SUCCESS
@@ -54,7 +54,7 @@ pub(crate) fn run(args: ExecArgs) -> ExitCode {
     }
 }
 
-fn execute(args: &ExecArgs) -> Result<(JobOutcome, u128), String> {
+fn execute(args: &ExecArgs) -> Result<(Isa, JobOutcome, u128), String> {
     let elf = std::fs::read(&args.elf).map_err(|err| format!("reading {}: {err}", args.elf.display()))?;
     let onchain = parse_bytes(&args.input).map_err(|err| format!("--input: {err}"))?;
     let offchain = parse_bytes(&args.offchain_input).map_err(|err| format!("--offchain-input: {err}"))?;
@@ -68,7 +68,7 @@ fn execute(args: &ExecArgs) -> Result<(JobOutcome, u128), String> {
     if !outcome.log.is_empty() {
         eprintln!("{}", String::from_utf8_lossy(&outcome.log).trim_end());
     }
-    Ok((outcome, wall_micros))
+    Ok((image.isa, outcome, wall_micros))
 }
 
 fn status(outcome: &JobOutcome) -> &'static str {
@@ -79,9 +79,10 @@ fn status(outcome: &JobOutcome) -> &'static str {
     }
 }
 
-fn json(outcome: &JobOutcome, wall_micros: u128) -> serde_json::Value {
+fn json(isa: Isa, outcome: &JobOutcome, wall_micros: u128) -> serde_json::Value {
     serde_json::json!({
         "status": status(outcome),
+        "isa": isa,
         "exitCode": outcome.exit_code,
         "cycles": outcome.cycles,
         "peakMemoryBytes": outcome.peak_memory_bytes,
@@ -91,8 +92,9 @@ fn json(outcome: &JobOutcome, wall_micros: u128) -> serde_json::Value {
     })
 }
 
-fn print_human(outcome: &JobOutcome, wall_micros: u128) {
+fn print_human(isa: Isa, outcome: &JobOutcome, wall_micros: u128) {
     println!("status:      {}", status(outcome));
+    println!("isa:         {isa}");
     if let Some(failure) = &outcome.failure {
         println!("reason:      {failure}");
     }

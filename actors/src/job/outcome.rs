@@ -3,6 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 /// Why a job failed. A guest's own failure is an outcome, not an engine error.
+///
+/// Addresses, lengths and syscall numbers are `u64`: an rv64im guest's
+/// registers are 64 bits wide, and a wild pointer above 4 GiB is reported
+/// as it is, never truncated. The stored form is unchanged: bincode's
+/// standard configuration writes integers as varints, so a value that fits
+/// in 32 bits is the same bytes as a `u32` (records written before the
+/// widening read back as they were; `store.format` stays).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Failure {
     /// The job needed more than `max_cycles`.
@@ -15,26 +22,26 @@ pub enum Failure {
     #[error("memory fault at {addr:#010x} ({len} bytes)")]
     MemoryFault {
         /// First byte of the access.
-        addr: u32,
+        addr: u64,
         /// Bytes accessed.
-        len: u32,
+        len: u64,
     },
-    /// An instruction outside rv32im, any CSR or SYSTEM instruction other
-    /// than `ecall`, or an undecodable word.
+    /// An instruction outside the program's ISA (rv32im or rv64im), any CSR
+    /// or SYSTEM instruction other than `ecall`, or an undecodable word.
     #[error("illegal instruction at pc {pc:#010x}")]
     IllegalInstruction {
         /// Address of the instruction.
-        pc: u32,
+        pc: u64,
     },
     /// A jump or branch to an address that is not 4-byte aligned.
     #[error("misaligned jump at pc {pc:#010x}")]
     MisalignedFetch {
         /// Address of the jump or branch.
-        pc: u32,
+        pc: u64,
     },
-    /// `ecall` with a number the guest ABI does not define.
+    /// `ecall` with a number the guest ABI does not define (all of `a7`).
     #[error("unsupported syscall {0}")]
-    UnsupportedSyscall(u32),
+    UnsupportedSyscall(u64),
     /// The guest called `exit` with a non-zero code.
     #[error("guest exited with code {0}")]
     GuestExit(u32),
@@ -93,5 +100,56 @@ impl Default for JobLimits {
     /// The engine defaults: 10^9 cycles, 256 MiB, 1 MiB of output.
     fn default() -> Self {
         JobLimits { max_cycles: 1_000_000_000, max_memory_bytes: 256 << 20, max_output_bytes: 1 << 20 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+    use serde::Serialize;
+
+    /// `Failure` as it was stored before addresses were widened to `u64`.
+    #[derive(Serialize)]
+    enum Failure32 {
+        CycleLimitExceeded,
+        MemoryLimitExceeded,
+        MemoryFault { addr: u32, len: u32 },
+        IllegalInstruction { pc: u32 },
+        MisalignedFetch { pc: u32 },
+        UnsupportedSyscall(u32),
+        GuestExit(u32),
+    }
+
+    fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("encode")
+    }
+
+    #[test]
+    fn widened_failures_keep_the_stored_bytes_of_32_bit_values() {
+        let cases = [
+            (Failure32::CycleLimitExceeded, Failure::CycleLimitExceeded),
+            (Failure32::MemoryLimitExceeded, Failure::MemoryLimitExceeded),
+            (
+                Failure32::MemoryFault { addr: 0xffff_fff0, len: 0x8000_0000 },
+                Failure::MemoryFault { addr: 0xffff_fff0, len: 0x8000_0000 },
+            ),
+            (Failure32::MemoryFault { addr: 0x102, len: 2 }, Failure::MemoryFault { addr: 0x102, len: 2 }),
+            (Failure32::IllegalInstruction { pc: 0x7fff_fffc }, Failure::IllegalInstruction { pc: 0x7fff_fffc }),
+            (Failure32::MisalignedFetch { pc: 0x10004 }, Failure::MisalignedFetch { pc: 0x10004 }),
+            (Failure32::UnsupportedSyscall(u32::MAX), Failure::UnsupportedSyscall(u64::from(u32::MAX))),
+            (Failure32::GuestExit(3), Failure::GuestExit(3)),
+        ];
+        for (old, new) in cases {
+            let bytes = encode(&old);
+            assert_eq!(bytes, encode(&new), "{new:?}");
+            let (decoded, _): (Failure, usize) =
+                bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).expect("decode");
+            assert_eq!(decoded, new);
+        }
+        let wide = Failure::MemoryFault { addr: 0x1_0000_0010, len: 8 };
+        let (decoded, _): (Failure, usize) =
+            bincode::serde::decode_from_slice(&encode(&wide), bincode::config::standard()).expect("decode");
+        assert_eq!(decoded, wide);
+        assert_eq!(wide.to_string(), "memory fault at 0x100000010 (8 bytes)");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A program is a guest ELF (Guest ABI v1). [`ProgramImage::parse`] validates
 //! untrusted bytes into the segments the VM maps; a [`ProgramId`] names a
-//! program by the Keccak-256 (Ethereum's, not SHA3-256) of its whole file.
+//! program by the Keccak-256 (Ethereum's, not SHA3-256) of its whole file;
+//! its [`Isa`] (rv32im or rv64im) is its ELF class.
 //! The guest window constants say where a guest may live.
 
 mod elf;
@@ -21,6 +22,27 @@ pub const GUEST_WINDOW_END: u32 = 0x8000_0000;
 pub const PAGE_SIZE: u32 = 4096;
 /// Default limit on an ELF file: 16 MiB.
 pub const DEFAULT_MAX_PROGRAM_BYTES: usize = 16 << 20;
+
+/// A guest's instruction set, from its ELF class.
+///
+/// Displays as `rv32im` or `rv64im`, and serializes as that string too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isa {
+    /// `ELFCLASS32`: RV32I with M, nothing else.
+    Rv32im,
+    /// `ELFCLASS64`: RV64I with M, nothing else.
+    Rv64im,
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Isa::Rv32im => "rv32im",
+            Isa::Rv64im => "rv64im",
+        })
+    }
+}
 
 /// Why a string is not a program ID.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
@@ -124,6 +146,14 @@ mod tests {
             ProgramId::of(b"abc").to_string(),
             "0x4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45"
         );
+    }
+
+    #[test]
+    fn isa_displays_and_serializes_in_lowercase() {
+        assert_eq!((Isa::Rv32im.to_string(), Isa::Rv64im.to_string()), ("rv32im".into(), "rv64im".into()));
+        assert_eq!(serde_json::to_string(&Isa::Rv64im).unwrap(), "\"rv64im\"");
+        assert_eq!(serde_json::from_str::<Isa>("\"rv32im\"").unwrap(), Isa::Rv32im);
+        assert!(serde_json::from_str::<Isa>("\"Rv32im\"").is_err());
     }
 
     #[test]

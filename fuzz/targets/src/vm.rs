@@ -62,15 +62,22 @@ fn failure(failure: &Failure) -> Option<reference::Failure> {
     Some(match *failure {
         Failure::CycleLimitExceeded => R::CycleLimitExceeded,
         Failure::MemoryLimitExceeded => R::MemoryLimitExceeded,
-        Failure::MemoryFault { addr, len } => R::MemoryFault { addr, len },
-        Failure::IllegalInstruction { pc } => R::IllegalInstruction { pc },
-        Failure::MisalignedFetch { pc } => R::MisalignedFetch { pc },
-        Failure::UnsupportedSyscall(n) => R::UnsupportedSyscall(n),
+        // The engine reports addresses and numbers at 64 bits (rv64im); an
+        // rv32im guest's always fit in 32.
+        Failure::MemoryFault { addr, len } => R::MemoryFault { addr: narrow(addr), len: narrow(len) },
+        Failure::IllegalInstruction { pc } => R::IllegalInstruction { pc: narrow(pc) },
+        Failure::MisalignedFetch { pc } => R::MisalignedFetch { pc: narrow(pc) },
+        Failure::UnsupportedSyscall(n) => R::UnsupportedSyscall(narrow(n)),
         Failure::GuestExit(code) => R::GuestExit(code),
         Failure::OutputTooLarge => R::OutputTooLarge,
         // Recorded by the executor after host panics; never a VM outcome.
         Failure::Quarantined { .. } => return None,
     })
+}
+
+/// An rv32im value the engine reported at 64 bits.
+fn narrow(value: u64) -> u32 {
+    u32::try_from(value).expect("an rv32im guest's addresses and numbers fit in 32 bits")
 }
 
 /// Runs `job` on `vm` and on the reference and panics, saying where, if
@@ -131,9 +138,9 @@ pub fn compare(vm: &mut Vm, program: &Program, max_input_bytes: usize, job: &Job
     assert_eq!(got.log, expected.log, "log differs\n{}", context());
     if let Some(stop) = &expected.stop {
         let (pc, regs) = vm.stop_registers().expect("registers");
-        assert_eq!(pc, stop.pc, "pc at the stop differs\n{}", context());
+        assert_eq!(pc, u64::from(stop.pc), "pc at the stop differs\n{}", context());
         for (i, (got, want)) in regs.iter().zip(stop.regs.iter()).enumerate() {
-            assert_eq!(got, want, "x{i} at the stop differs\n{}", context());
+            assert_eq!(*got, u64::from(*want), "x{i} at the stop differs\n{}", context());
         }
     }
 }

@@ -1,6 +1,10 @@
-//! The metered rv32im VM (guest ABI v1).
+//! The metered rv32im / rv64im VM (guest ABI v1).
 //!
-//! A [`Vm`] is a warm Unicorn instance for one program. It runs any number
+//! A [`Vm`] is a warm Unicorn instance for one program, in the program's
+//! ISA ([`Isa`]: `Mode::RISCV32` or `Mode::RISCV64`, both made exact by the
+//! same Unicorn patch). Both ISAs share the window, the inputs, the
+//! syscalls and the metering; on rv64im every register, pointer and
+//! address is read at 64 bits and never truncated. It runs any number
 //! of jobs, one after another, with full isolation between them: guest
 //! memory is host-owned ([`memory`]) and reset page by page, registers are
 //! restored from a saved context, and metering is inline in every
@@ -17,7 +21,7 @@ mod syscall;
 pub(crate) use memory::{OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR};
 
 use crate::job::{Failure, JobLimits, JobOutcome};
-use crate::program::{ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START};
+use crate::program::{Isa, ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START};
 use memory::{AccessError, GuestMemory, PagePerms, PAGE_SHIFT};
 use syscall::{JobIo, Next};
 use unicorn_engine::unicorn_const::{uc_error, Arch, MemType, Mode, Prot, TlbEntry, TlbType};
@@ -53,7 +57,7 @@ pub enum VmError {
     #[error("guest stopped without a reason at pc {pc:#010x}")]
     StoppedWithoutReason {
         /// Where it stopped.
-        pc: u32,
+        pc: u64,
     },
 }
 
@@ -66,6 +70,8 @@ impl From<uc_error> for VmError {
 /// The state hooks see, kept in Unicorn's user data.
 #[derive(Debug)]
 struct State {
+    /// The program's ISA: the width of its registers and addresses.
+    isa: Isa,
     mem: GuestMemory,
     io: JobIo,
     exit: Option<u32>,
@@ -95,6 +101,7 @@ impl Vm {
     pub fn new(image: &ProgramImage, max_input_bytes: usize) -> Result<Vm, VmError> {
         let mem = GuestMemory::new(image, max_input_bytes)?;
         let state = State {
+            isa: image.isa,
             mem,
             io: JobIo::default(),
             exit: None,
@@ -103,7 +110,14 @@ impl Vm {
             denied: None,
             cycle_limit_hit: false,
         };
-        let mut uc = Unicorn::new_with_data(Arch::RISCV, Mode::RISCV32, state)?;
+        let mode = match image.isa {
+            Isa::Rv32im => Mode::RISCV32,
+            Isa::Rv64im => Mode::RISCV64,
+        };
+        let mut uc = Unicorn::new_with_data(Arch::RISCV, mode, state)?;
+        // Exactly rv32im or rv64im: the patch clears C, A, F and D from misa
+        // (keeping the mode's own XLEN) and refuses CSRs, fence.i and every
+        // SYSTEM instruction but ecall, in both builds.
         meter::strict_rv32im(&mut uc)?;
         uc.ctl_set_tlb_type(TlbType::VIRTUAL)?;
         map_regions(&mut uc)?;
@@ -163,7 +177,7 @@ impl Vm {
     fn outcome(&mut self, result: Result<(), uc_error>, limits: &JobLimits) -> Result<JobOutcome, VmError> {
         let used = limits.max_cycles.saturating_sub(meter::remaining(&self.uc));
         let exhausted = meter::exhausted(&self.uc);
-        let pc = self.uc.pc_read().ok().and_then(|pc| u32::try_from(pc).ok()).unwrap_or(0);
+        let pc = self.uc.pc_read().unwrap_or(0);
         let fault = result.err();
         let regs = if fault.is_some() { Some(fault::Registers::read(&self.uc)?) } else { None };
         let state = self.uc.get_data_mut();
@@ -193,7 +207,7 @@ impl Vm {
                 | uc_error::EXCEPTION => {
                     let fetch = state.denied == Some(MemType::FETCH)
                         || matches!(err, uc_error::FETCH_UNMAPPED | uc_error::FETCH_PROT);
-                    Some(fault::memory_fault(&state.mem, pc, fetch, &regs))
+                    Some(fault::memory_fault(&state.mem, state.isa, pc, fetch, &regs))
                 }
                 other => return Err(VmError::Unicorn(other)),
             }
@@ -232,19 +246,33 @@ impl Vm {
 
 impl Vm {
     /// The pc and the 32 integer registers (`x0` reads 0) where the last
-    /// run stopped. For the fuzzer's comparison with a reference
-    /// interpreter; the run itself never calls it. Meaningless after a job
-    /// that never started (its image alone over the memory limit).
-    pub fn stop_registers(&self) -> Result<(u32, [u32; 32]), VmError> {
+    /// run stopped, as whole registers: 64 bits on rv64im, zero-extended on
+    /// rv32im. For the fuzzer's comparison with a reference interpreter;
+    /// the run itself never calls it. Meaningless after a job that never
+    /// started (its image alone over the memory limit).
+    pub fn stop_registers(&self) -> Result<(u64, [u64; 32]), VmError> {
         let regs = fault::Registers::read(&self.uc)?;
-        Ok((self.uc.pc_read()? as u32, regs.0))
+        Ok((self.uc.pc_read()?, regs.0))
+    }
+
+    /// The ISA this VM runs.
+    pub fn isa(&self) -> Isa {
+        self.uc.get_data().isa
     }
 }
 
 #[cfg(test)]
 impl Vm {
-    /// The pc and integer registers where the last run stopped.
+    /// The pc and integer registers where the last run of an rv32im guest
+    /// stopped.
     pub(crate) fn registers(&self) -> (u32, [u32; 32]) {
+        let (pc, regs) = self.registers64();
+        let narrow = |v: u64| u32::try_from(v).expect("an rv32im register fits in 32 bits");
+        (narrow(pc), regs.map(narrow))
+    }
+
+    /// The pc and integer registers where the last run stopped, 64 bits wide.
+    pub(crate) fn registers64(&self) -> (u64, [u64; 32]) {
         self.stop_registers().expect("registers")
     }
 }
@@ -304,7 +332,12 @@ fn tlb_fill(uc: &mut Unicorn<'_, State>, address: u64, kind: MemType) -> Option<
         return None;
     }
     let state = uc.get_data_mut();
-    let page = u32::try_from(address >> PAGE_SHIFT).ok()?;
+    // In 64 bits: an rv64im address above 4 GiB is a fault, never wrapped
+    // onto a page of the window.
+    let Ok(page) = u32::try_from(address >> PAGE_SHIFT) else {
+        state.denied = Some(kind);
+        return None;
+    };
     if state.mem.inputs.iter().any(|input| input.contains_page(page)) {
         if kind != MemType::READ {
             state.denied = Some(kind);
@@ -336,8 +369,9 @@ fn tlb_fill(uc: &mut Unicorn<'_, State>, address: u64, kind: MemType) -> Option<
 
 /// Interrupt hook: `ecall` (a syscall) or a trap.
 fn on_trap(uc: &mut Unicorn<'_, State>, cause: u32) {
-    // Unicorn has already advanced the pc past the trapping instruction.
-    let pc = (uc.pc_read().unwrap_or(0) as u32).wrapping_sub(4);
+    // Unicorn has already advanced the pc past the trapping instruction
+    // (in 64 bits: the pc of an rv64im guest is never truncated).
+    let pc = uc.pc_read().unwrap_or(0).wrapping_sub(4);
     let stop = match cause {
         // ecall from U, S or M mode.
         8 | 9 | 11 => syscall(uc),
@@ -354,9 +388,9 @@ fn on_trap(uc: &mut Unicorn<'_, State>, cause: u32) {
 /// A trap: the job fails and stops on the trapping instruction, which did
 /// not retire (as at a memory fault), so the pc goes back to it (found by
 /// the fuzzer: the stop pc was the next instruction's).
-fn trap(uc: &mut Unicorn<'_, State>, failure: Failure, pc: u32) -> bool {
+fn trap(uc: &mut Unicorn<'_, State>, failure: Failure, pc: u64) -> bool {
     // Cannot fail on a live handle; the run ends either way.
-    let _ = uc.set_pc(u64::from(pc));
+    let _ = uc.set_pc(pc);
     fail(uc, failure)
 }
 
@@ -365,9 +399,11 @@ fn fail(uc: &mut Unicorn<'_, State>, failure: Failure) -> bool {
     true
 }
 
-/// Runs the syscall in `a7`. Returns whether the run must stop.
+/// Runs the syscall in `a7`. Returns whether the run must stop. The
+/// registers are read whole (64 bits on rv64im): `syscall.rs` refuses what
+/// does not fit, and never truncates.
 fn syscall(uc: &mut Unicorn<'_, State>) -> bool {
-    let reg = |uc: &Unicorn<'_, State>, r| uc.reg_read(r).unwrap_or(0) as u32;
+    let reg = |uc: &Unicorn<'_, State>, r| uc.reg_read(r).unwrap_or(0);
     let number = reg(uc, RegisterRISCV::X17);
     let args = [reg(uc, RegisterRISCV::X10), reg(uc, RegisterRISCV::X11), reg(uc, RegisterRISCV::X12)];
     let remaining = meter::remaining(uc);
@@ -378,9 +414,7 @@ fn syscall(uc: &mut Unicorn<'_, State>) -> bool {
     let state = uc.get_data_mut();
     match syscall::dispatch(number, args, &mut state.mem, &mut state.io) {
         Next::Resume { ret, cycles } => {
-            if meter::start(uc, remaining - cycles).is_err()
-                || uc.reg_write(RegisterRISCV::X10, u64::from(ret)).is_err()
-            {
+            if meter::start(uc, remaining - cycles).is_err() || uc.reg_write(RegisterRISCV::X10, ret).is_err() {
                 return true;
             }
             false

@@ -93,14 +93,14 @@ fn an_image_over_the_memory_limit_fails_before_it_runs() {
 fn store_into_text_is_a_memory_fault() {
     let mut p = Asm::new();
     p.li(5, asm::TEXT_BASE).sw(0, 5, 0).exit(0);
-    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: asm::TEXT_BASE, len: 4 }));
+    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: u64::from(asm::TEXT_BASE), len: 4 }));
 }
 
 #[test]
 fn store_into_an_input_is_a_memory_fault() {
     let mut p = Asm::new();
     p.sb(0, 10, 0).exit(0);
-    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: super::ONCHAIN_INPUT_ADDR, len: 1 }));
+    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: u64::from(super::ONCHAIN_INPUT_ADDR), len: 1 }));
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn jump_into_data_is_a_fetch_fault() {
     let mut p = Asm::new();
     p.li(5, asm::DATA_BASE).jalr(0, 5, 0);
     p.data(&[0x13, 0, 0, 0]);
-    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: asm::DATA_BASE, len: 4 }));
+    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: u64::from(asm::DATA_BASE), len: 4 }));
 }
 
 #[test]
@@ -246,7 +246,7 @@ fn precompiles_hash_guest_memory() {
 fn precompile_output_into_text_is_a_memory_fault() {
     let mut p = Asm::new();
     p.li(11, 0).li(12, asm::TEXT_BASE).li(17, 0x100).ecall().exit(0);
-    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: asm::TEXT_BASE, len: 32 }));
+    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: u64::from(asm::TEXT_BASE), len: 32 }));
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn run_word(word: u32) -> (Option<Failure>, u64) {
 
 fn assert_illegal(name: &str, word: u32) {
     let (failure, cycles) = run_word(word);
-    assert_eq!(failure, Some(Failure::IllegalInstruction { pc: TEXT_BASE + 8 }), "{name} ({word:#010x})");
+    assert_eq!(failure, Some(Failure::IllegalInstruction { pc: u64::from(TEXT_BASE + 8) }), "{name} ({word:#010x})");
     assert_eq!(cycles, 2, "{name}: only the two nops retired");
 }
 
@@ -32,7 +32,7 @@ fn a_trap_stops_on_the_trapping_instruction() {
     p.addi(0, 0, 0).jal(1, 6).exit(0);
     let mut vm = super::vm(&p);
     let outcome = vm.run(&[], &[], &crate::job::JobLimits::default()).expect("run");
-    assert_eq!(outcome.failure, Some(Failure::MisalignedFetch { pc: TEXT_BASE + 4 }));
+    assert_eq!(outcome.failure, Some(Failure::MisalignedFetch { pc: u64::from(TEXT_BASE + 4) }));
     assert_eq!((vm.registers().0, vm.registers().1[1]), (TEXT_BASE + 4, 0), "at the jump, ra not written");
 }
 
@@ -161,17 +161,17 @@ fn a_jump_to_a_2_aligned_address_is_a_misaligned_fetch() {
     let mut p = Asm::new();
     // jal x0, +6: the target is 2-aligned only.
     p.addi(0, 0, 0).jal(0, 6).exit(0);
-    assert_eq!(run(&p).failure, Some(Failure::MisalignedFetch { pc: TEXT_BASE + 4 }));
+    assert_eq!(run(&p).failure, Some(Failure::MisalignedFetch { pc: u64::from(TEXT_BASE + 4) }));
 
     let mut p = Asm::new();
     let target = p.pc() + 4 * 8 + 2;
     p.li(5, target).jalr(0, 5, 0).exit(0).exit(0);
-    assert_eq!(run(&p).failure, Some(Failure::MisalignedFetch { pc: TEXT_BASE + 8 }));
+    assert_eq!(run(&p).failure, Some(Failure::MisalignedFetch { pc: u64::from(TEXT_BASE + 8) }));
 
     let mut p = Asm::new();
     // beq x0, x0, +6
     p.raw(super::asm::b(0, 0, 0, 6)).exit(0);
-    assert_eq!(run(&p).failure, Some(Failure::MisalignedFetch { pc: TEXT_BASE }));
+    assert_eq!(run(&p).failure, Some(Failure::MisalignedFetch { pc: u64::from(TEXT_BASE) }));
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn a_compressed_word_starting_a_block_at_a_page_start_is_illegal() {
         let mut p = Asm::new();
         p.raw(half).exit(0);
         let outcome = run(&p);
-        assert_eq!(outcome.failure, Some(Failure::IllegalInstruction { pc: TEXT_BASE }), "{half:#06x}");
+        assert_eq!(outcome.failure, Some(Failure::IllegalInstruction { pc: u64::from(TEXT_BASE) }), "{half:#06x}");
         assert_eq!((outcome.cycles, outcome.peak_memory_bytes), (0, 4096), "{half:#06x}");
     }
 }

@@ -150,7 +150,7 @@ fn a_fetch_after_the_last_cycle_is_the_cycle_limit_not_a_fault() {
     // fresh page) before its prologue checked the meter.
     for (target, fault) in [
         (0x0000_0100, Failure::MemoryFault { addr: 0x100, len: 4 }),
-        (DATA_BASE, Failure::MemoryFault { addr: DATA_BASE, len: 4 }),
+        (DATA_BASE, Failure::MemoryFault { addr: u64::from(DATA_BASE), len: 4 }),
     ] {
         let mut p = Asm::new();
         p.data(&[0; 16]);

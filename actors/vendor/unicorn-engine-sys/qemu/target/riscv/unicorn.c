@@ -295,14 +295,16 @@ static int riscv_cpus_init(struct uc_struct *uc, const char *cpu_model)
     return 0;
 }
 
-// coprocessor: leave exactly rv32im. Clearing C, A, F and D from misa makes
-// the decoder reject those instructions (and makes a jump to a 2-aligned
-// address fault); Zicsr and the privileged instructions are rejected in
-// translate.c when uc->coproc_rv32im is set.
+// coprocessor: leave exactly rv32im (rv64im in the riscv64 build). Clearing
+// C, A, F and D from misa makes the decoder reject those instructions (and
+// makes a jump to a 2-aligned address fault); Zicsr and the privileged
+// instructions are rejected in translate.c when uc->coproc_rv32im is set.
+// misa's MXL field is this target's own (RVXLEN: RV32 or RV64), so only the
+// extension bits change.
 static void riscv_coproc_set_rv32im(struct uc_struct *uc)
 {
     CPURISCVState *env = &RISCV_CPU(uc->cpu)->env;
-    env->misa = env->misa_mask = RV32 | RVI | RVM;
+    env->misa = env->misa_mask = RVXLEN | RVI | RVM;
 }
 
 DEFAULT_VISIBILITY
