@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # riscv32im target through -Zbuild-std) and link with lld.
 DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-config python3
 
-.PHONY: run test lint deny tools deps node-deps contracts guests build bench fuzz soak help
+.PHONY: run test lint deny tools deps node-deps contracts guests twins build bench fuzz soak help
 
 help:
 	@echo "make run    build everything and start the local stack: node, contracts, engine (./data)"
@@ -20,7 +20,8 @@ help:
 	@echo "make bench  criterion benchmarks (slow; not part of make test)"
 	@echo "make fuzz   every fuzz target for FUZZ_SECONDS each (default 180); fails on a crash or disagreement"
 	@echo "make soak   faults under load for DURATION seconds each (default 600): kill -9 rounds, with and without a chain"
-	@echo "make guests build the example guests to programs/elf/"
+	@echo "make guests build the example guests to programs/elf/ (rv32im) and programs/elf/rv64/ (rv64im)"
+	@echo "make twins  build the guests' logic as Linux user-mode programs for qemu-riscv32/64 (benchmarks)"
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -49,6 +50,11 @@ contracts: node-deps
 
 guests: deps
 	@programs/build.sh
+
+# The benchmarks' QEMU column: programs/target/twins/{rv32,rv64}/twin (needs
+# qemu-user to run; not part of make test).
+twins: deps
+	@programs/build.sh --twins
 
 build: deps
 	$(CARGO) build --release --bin coprocessor
