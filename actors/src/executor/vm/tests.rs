@@ -3,6 +3,8 @@
 mod asm;
 mod isa;
 mod metering;
+mod rv64;
+mod rv64_vm;
 mod semantics;
 mod unicorn_patches;
 
@@ -24,6 +26,22 @@ fn run(program: &Asm) -> JobOutcome {
 fn vm(program: &Asm) -> Vm {
     let image = ProgramImage::parse(&program.elf(), 1 << 24).expect("test ELF is valid");
     Vm::new(&image, 1 << 20).expect("vm")
+}
+
+/// A VM for `program` built as an rv64im ELF64.
+fn vm64(program: &Asm) -> Vm {
+    let image = ProgramImage::parse(&program.elf64(), 1 << 24).expect("test ELF64 is valid");
+    assert_eq!(image.isa, crate::program::Isa::Rv64im);
+    Vm::new(&image, 1 << 20).expect("vm")
+}
+
+/// Runs `program` once as an rv64im guest with `limits`.
+fn run64_with(program: &Asm, onchain: &[u8], limits: JobLimits) -> JobOutcome {
+    vm64(program).run(onchain, &[], &limits).expect("engine error")
+}
+
+fn run64(program: &Asm) -> JobOutcome {
+    run64_with(program, &[], JobLimits::default())
 }
 
 fn limits(max_cycles: u64) -> JobLimits {

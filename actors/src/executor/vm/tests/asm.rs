@@ -176,5 +176,79 @@ impl Asm {
     }
 }
 
+impl Asm {
+    /// `li rd, value` for rv64im: `lui` + `addiw` for a sign-extended 32-bit
+    /// value, otherwise the upper part, `slli 12` and `addi` (as many as the
+    /// value needs).
+    pub(crate) fn li64(&mut self, rd: u32, value: u64) -> &mut Self {
+        let v = value as i64;
+        let lo = (v << 52) >> 52;
+        if v == i64::from(v as i32) {
+            let hi = (v.wrapping_sub(lo) as u32) & 0xffff_f000;
+            return self.raw(hi | rd << 7 | 0x37).raw(i(0x1b, rd, 0, rd, lo as i32));
+        }
+        let hi = ((i128::from(v) - i128::from(lo)) >> 12) as i64;
+        self.li64(rd, hi as u64).raw(i(0x13, rd, 1, rd, 12)).addi(rd, rd, lo as i32)
+    }
+
+    /// `sd rs2, imm(rs1)`.
+    pub(crate) fn sd(&mut self, rs2: u32, rs1: u32, imm: i32) -> &mut Self {
+        self.raw(s(3, rs1, rs2, imm))
+    }
+
+    /// `ld rd, imm(rs1)`.
+    pub(crate) fn ld(&mut self, rd: u32, rs1: u32, imm: i32) -> &mut Self {
+        self.raw(i(0x03, rd, 3, rs1, imm))
+    }
+
+    /// Stores the 64-bit `rs` at `SCRATCH + 8 * slot` (clobbers x31).
+    pub(crate) fn save64(&mut self, rs: u32, slot: u32) -> &mut Self {
+        self.li(31, SCRATCH + 8 * slot).sd(rs, 31, 0)
+    }
+
+    /// Writes `slots` saved doublewords to the output and exits 0.
+    pub(crate) fn commit_saved64(&mut self, slots: u32) -> &mut Self {
+        self.write(3, SCRATCH, 8 * slots).exit(0)
+    }
+
+    /// The program as an ELF64 executable (an rv64im guest), with the same
+    /// segments as [`elf`](Self::elf).
+    pub(crate) fn elf64(&self) -> Vec<u8> {
+        let text: Vec<u8> = self.text.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut segments = vec![(TEXT_BASE, text, 5u32)];
+        if !self.data.is_empty() {
+            segments.push((DATA_BASE, self.data.clone(), 6));
+        }
+        let phoff = 64u64;
+        let mut offset = phoff + 56 * segments.len() as u64;
+        let mut out = Vec::new();
+        out.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        out.extend_from_slice(&243u16.to_le_bytes()); // EM_RISCV
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&u64::from(TEXT_BASE).to_le_bytes()); // entry
+        out.extend_from_slice(&phoff.to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes()); // shoff
+        out.extend_from_slice(&0u32.to_le_bytes()); // flags
+        out.extend_from_slice(&64u16.to_le_bytes());
+        out.extend_from_slice(&56u16.to_le_bytes());
+        out.extend_from_slice(&(segments.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0; 6]); // shentsize, shnum, shstrndx
+        for (vaddr, bytes, flags) in &segments {
+            let size = bytes.len() as u64;
+            out.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+            out.extend_from_slice(&flags.to_le_bytes());
+            for word in [offset, u64::from(*vaddr), u64::from(*vaddr), size, size, 4096] {
+                out.extend_from_slice(&word.to_le_bytes());
+            }
+            offset += size;
+        }
+        for (_, bytes, _) in &segments {
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+}
+
 /// A fresh (zero-filled, non-image) page used to collect results.
 pub(crate) const SCRATCH: u32 = 0x1000_0000;
