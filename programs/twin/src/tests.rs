@@ -268,3 +268,23 @@ fn twins_under_qemu_with_the_bench_inputs() {
         println!("{isa:<6} {workload:<14} {native:>12.2?} {twin:>12.2?} {ratio:>7.1}x");
     }
 }
+
+/// Writes the benchmark's inputs as `<workload>.on` / `<workload>.off`, and
+/// the small cases as `small<i>-<workload>.on` / `.off`, into
+/// `$TWIN_INPUTS_DIR`, for timing the twins (or `coprocessor exec`) by
+/// hand: `TWIN_INPUTS_DIR=/tmp/in cargo test --manifest-path
+/// programs/Cargo.toml -p twin -- --ignored write_bench_inputs`.
+#[test]
+#[ignore]
+fn write_bench_inputs() {
+    let dir = PathBuf::from(env::var_os("TWIN_INPUTS_DIR").expect("set TWIN_INPUTS_DIR"));
+    fs::create_dir_all(&dir).expect("inputs dir");
+    for (workload, onchain, offchain) in bench_cases() {
+        fs::write(dir.join(format!("{workload}.on")), onchain).expect("write");
+        fs::write(dir.join(format!("{workload}.off")), offchain).expect("write");
+    }
+    for (i, (workload, onchain, offchain)) in small_cases().into_iter().enumerate() {
+        fs::write(dir.join(format!("small{i}-{workload}.on")), onchain).expect("write");
+        fs::write(dir.join(format!("small{i}-{workload}.off")), offchain).expect("write");
+    }
+}
