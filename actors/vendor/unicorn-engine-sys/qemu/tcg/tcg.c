@@ -795,6 +795,14 @@ void tcg_context_init(TCGContext *s)
     tcg_debug_assert(!tcg_regset_test_reg(s->reserved_regs, TCG_AREG0));
     ts = tcg_global_reg_new_internal(s, TCG_TYPE_PTR, TCG_AREG0, "env");
     s->cpu_env = temp_tcgv_ptr(s, ts);
+#ifdef TCG_TARGET_METER_REG
+    /* coprocessor: the meter lives in a reserved host register. */
+    ts = tcg_global_reg_new_internal(s, TCG_TYPE_I32, TCG_TARGET_METER_REG,
+                                     "meter");
+    s->meter = temp_tcgv_i32(s, ts);
+#else
+    s->meter = NULL;
+#endif
 }
 
 /*

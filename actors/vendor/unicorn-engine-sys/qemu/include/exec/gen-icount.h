@@ -40,6 +40,14 @@ static inline void gen_io_end(TCGContext *tcg_ctx)
  *     icount_decr.u16.low = count;              // undone on exit, see
  *     if ((count | u16.high) < 0) goto exitreq; // cpu_tb_exec()
  *
+ * On hosts with TCG_TARGET_METER_REG (x86-64) the counter is that register
+ * for as long as generated code runs (the prologue and epilogue move it
+ * from and to icount_decr.u16.low, and so does every helper call), so the
+ * metered prologue is:
+ *     meter -= <insns in this block>;
+ *     if ((meter | u16.high) < 0) goto exitreq;
+ * On other hosts it works on memory:
+ *
  * The two halves are read with two 16-bit loads: a 32-bit load right after
  * the previous block's 16-bit store of the counter cannot be served by
  * store forwarding and stalls. The counter is stored before the branch so
@@ -54,7 +62,19 @@ static inline void gen_tb_start(TCGContext *tcg_ctx, TranslationBlock *tb)
         tcg_gen_ld16s_i32(tcg_ctx, high, tcg_ctx->cpu_env,
                           offsetof(ArchCPU, neg.icount_decr.u16.high) -
                           offsetof(ArchCPU, env));
-        if (tb_cflags(tb) & CF_USE_ICOUNT) {
+        if ((tb_cflags(tb) & CF_USE_ICOUNT) && tcg_ctx->meter != NULL) {
+            /* The meter is a host register (TCG_TARGET_METER_REG): a
+               register subtract, no memory round trip between blocks. */
+            TCGv_i32 imm = tcg_temp_new_i32(tcg_ctx);
+            /* The block length is patched in by gen_tb_end. */
+            tcg_gen_movi_i32(tcg_ctx, imm, 0xdeadbeef);
+            tcg_ctx->icount_start_insn = tcg_last_op(tcg_ctx);
+            tcg_gen_sub_i32(tcg_ctx, tcg_ctx->meter, tcg_ctx->meter, imm);
+            tcg_gen_or_i32(tcg_ctx, high, high, tcg_ctx->meter);
+            tcg_temp_free_i32(tcg_ctx, imm);
+            tcg_gen_brcondi_i32(tcg_ctx, TCG_COND_LT, high, 0,
+                                tcg_ctx->exitreq_label);
+        } else if (tb_cflags(tb) & CF_USE_ICOUNT) {
             TCGv_i32 count = tcg_temp_new_i32(tcg_ctx);
             TCGv_i32 imm = tcg_temp_new_i32(tcg_ctx);
             tcg_gen_ld16u_i32(tcg_ctx, count, tcg_ctx->cpu_env,

@@ -692,6 +692,10 @@ struct TCGContext {
     TCGOp *icount_start_insn;
     /* coprocessor: target of the inline exit check in the block prologue */
     TCGLabel *exitreq_label;
+    /* coprocessor: the 16-bit instruction budget of metered blocks, held in
+       a host register for as long as generated code runs (see
+       TCG_TARGET_METER_REG); NULL on hosts without one. */
+    TCGv_i32 meter;
     /* qemu/tcg/tcg.c */
     GHashTable *helper_table;
     GHashTable *custom_helper_infos; // To support inline hooks.

@@ -89,6 +89,20 @@ typedef enum {
     TCG_REG_CALL_STACK = TCG_REG_ESP
 } TCGReg;
 
+/*
+ * coprocessor: a callee-saved host register reserved for the instruction
+ * meter (icount_decr.u16.low). Generated code keeps the budget in it from
+ * the prologue to the epilogue, so a metered block's prologue is a register
+ * subtract instead of a load, subtract and store to memory: chained blocks
+ * no longer form a store-to-load forwarding chain through the counter. The
+ * prologue loads it from memory, the epilogue stores it back, and every
+ * helper call stores it first (a helper may fault and longjmp out, and
+ * cpu_restore_state works on the memory copy) and loads it after.
+ */
+#if TCG_TARGET_REG_BITS == 64
+#define TCG_TARGET_METER_REG TCG_REG_R15
+#endif
+
 /* used for function call generation */
 #define TCG_TARGET_STACK_ALIGN 16
 #if defined(_WIN64)

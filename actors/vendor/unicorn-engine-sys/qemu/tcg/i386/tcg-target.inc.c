@@ -1626,9 +1626,36 @@ static void tcg_out_branch(TCGContext *s, int call, tcg_insn_unit *dest)
     }
 }
 
+#ifdef TCG_TARGET_METER_REG
+/* coprocessor: where the meter register lives in memory (see tcg-target.h). */
+#define METER_OFS (offsetof(ArchCPU, neg.icount_decr.u16.low) - \
+                   offsetof(ArchCPU, env))
+
+/* movw %r15w, METER_OFS(%rbp) */
+static void tcg_out_meter_store(TCGContext *s)
+{
+    tcg_out_modrm_offset(s, OPC_MOVL_EvGv + P_DATA16, TCG_TARGET_METER_REG,
+                         TCG_AREG0, METER_OFS);
+}
+
+/* movzwl METER_OFS(%rbp), %r15d */
+static void tcg_out_meter_load(TCGContext *s)
+{
+    tcg_out_modrm_offset(s, OPC_MOVZWL, TCG_TARGET_METER_REG, TCG_AREG0,
+                         METER_OFS);
+}
+#else
+static void tcg_out_meter_store(TCGContext *s) { }
+static void tcg_out_meter_load(TCGContext *s) { }
+#endif
+
 static inline void tcg_out_call(TCGContext *s, tcg_insn_unit *dest)
 {
+    /* coprocessor: a helper sees (and may fault with) the meter in memory,
+       and may change it. */
+    tcg_out_meter_store(s);
     tcg_out_branch(s, 1, dest);
+    tcg_out_meter_load(s);
 }
 
 static void tcg_out_jmp(TCGContext *s, tcg_insn_unit *dest)
@@ -1964,6 +1991,10 @@ static bool tcg_out_qemu_st_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
         }
     }
 
+    /* coprocessor: the helper may fault: it must see the meter in memory.
+       It returns straight to the block; a store helper never changes the
+       meter, so there is nothing to load back. */
+    tcg_out_meter_store(s);
     /* "Tail call" to the helper, with the return address back inline.  */
     tcg_out_push(s, retaddr);
     tcg_out_jmp(s, qemu_st_helpers[opc & (MO_BSWAP | MO_SIZE)]);
@@ -3690,6 +3721,8 @@ static void tcg_target_qemu_prologue(TCGContext *s)
                          + stack_addend);
 #else
     tcg_out_mov(s, TCG_TYPE_PTR, TCG_AREG0, tcg_target_call_iarg_regs[0]);
+    /* coprocessor: the meter register holds the budget while blocks run. */
+    tcg_out_meter_load(s);
     tcg_out_addi(s, TCG_REG_ESP, -stack_addend);
     /* jmp *tb.  */
     tcg_out_modrm(s, OPC_GRP5, EXT5_JMPN_Ev, tcg_target_call_iarg_regs[1]);
@@ -3704,6 +3737,9 @@ static void tcg_target_qemu_prologue(TCGContext *s)
 
     /* TB epilogue */
     s->tb_ret_addr = s->code_ptr;
+
+    /* coprocessor: hand the meter back to the C side. */
+    tcg_out_meter_store(s);
 
     tcg_out_addi(s, TCG_REG_CALL_STACK, stack_addend);
 
