@@ -130,6 +130,7 @@ fn mem_touch_over_the_limit_fails_with_exit_status_1() {
         out,
         json!({
             "status": "failed",
+            "isa": "rv32im",
             "exitCode": null,
             "cycles": out["cycles"],
             "peakMemoryBytes": 1_048_576,
