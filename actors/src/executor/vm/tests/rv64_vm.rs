@@ -283,6 +283,13 @@ fn a_load_or_store_above_4_gib_is_a_fault_not_an_alias() {
             assert_eq!(outcome.peak_memory_bytes, 2 * 4096, "{name} at {addr:#x}: no page touched");
         }
     }
+    // Nor onto an input region's page.
+    for addr in [1 << 32 | u64::from(ONCHAIN_INPUT_ADDR), 1 << 32 | u64::from(OFFCHAIN_INPUT_ADDR)] {
+        let mut p = Asm::new();
+        p.li64(5, addr).raw(i(0x03, 7, 3, 5, 0)).exit(0);
+        let outcome = run64_with(&p, &[9; 64], JobLimits::default());
+        assert_eq!(outcome.failure, Some(Failure::MemoryFault { addr, len: 8 }), "{addr:#x}");
+    }
     // Through a negative offset from above 4 GiB too: 0x1_0100_0008 - 8.
     let mut p = Asm::new();
     p.data(&[1; 8]);
