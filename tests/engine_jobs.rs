@@ -83,9 +83,13 @@ fn the_cli_submits_a_job_and_waits_for_its_result() {
     let elf = common::guest("square-root");
     let out = common::coprocessor(&["program", "submit", elf.to_str().unwrap(), "--data-dir", data_arg]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let program = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    // `0x<id> <isa>`, in both commands.
+    let registered = String::from_utf8(out.stdout).unwrap();
+    let (program, isa) = registered.trim().split_once(' ').expect("id and isa");
+    let program = program.to_owned();
+    assert_eq!(isa, "rv32im");
     let listed = common::coprocessor(&["program", "list", "--data-dir", data_arg]);
-    assert_eq!(String::from_utf8(listed.stdout).unwrap().trim(), program);
+    assert_eq!(String::from_utf8(listed.stdout).unwrap(), format!("{program} rv32im\n"));
 
     // 2^128 + 1: the integer square root is 2^64.
     let input = "0x0000000000000000000000000000000100000000000000000000000000000001";
@@ -107,6 +111,7 @@ fn the_cli_submits_a_job_and_waits_for_its_result() {
     assert_eq!(result["status"], "done");
     assert_eq!(result["output"], exec["output"]);
     assert_eq!(result["cycles"], exec["cycles"]);
+    assert_eq!(result["isa"], "rv32im");
     let job_id = result["jobId"].as_str().unwrap().to_owned();
 
     // The next submit takes the next nonce by itself; status and result read back.
@@ -116,10 +121,11 @@ fn the_cli_submits_a_job_and_waits_for_its_result() {
     let mut client = engine.client();
     engine.wait_result(&mut client, &::hex::decode(&second[2..]).unwrap());
     let status = common::coprocessor(&["job", "status", &job_id, "--data-dir", data_arg]);
-    assert_eq!(String::from_utf8(status.stdout).unwrap().trim(), "done");
+    assert_eq!(String::from_utf8(status.stdout).unwrap(), "done\nisa: rv32im\n");
     let human = common::coprocessor(&["job", "result", &job_id, "--data-dir", data_arg]);
     let human = String::from_utf8(human.stdout).unwrap();
     assert!(human.contains(&format!("output   {}", exec["output"].as_str().unwrap())), "{human}");
+    assert!(human.contains("\nstatus   done\nisa      rv32im\n"), "{human}");
 
     // Errors are one line and a non-zero exit.
     let out = common::coprocessor(&["job", "status", "0x1234", "--data-dir", data_arg]);

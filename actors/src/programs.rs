@@ -2,7 +2,7 @@
 //! that read them (executors, the listener, the api). Only the registry
 //! adds to it, after the program is durable.
 
-use crate::program::{ProgramId, ProgramImage};
+use crate::program::{Isa, ProgramId, ProgramImage};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -37,11 +37,17 @@ impl Programs {
         self.images.read().unwrap_or_else(|p| p.into_inner()).contains_key(id)
     }
 
-    /// Every program ID, sorted.
-    pub(crate) fn ids(&self) -> Vec<ProgramId> {
-        let mut ids: Vec<ProgramId> = self.images.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
-        ids.sort_unstable();
-        ids
+    /// A program's instruction set, if the program is known.
+    pub(crate) fn isa(&self, id: &ProgramId) -> Option<Isa> {
+        self.images.read().unwrap_or_else(|p| p.into_inner()).get(id).map(|image| image.isa)
+    }
+
+    /// Every program with its instruction set, sorted by ID.
+    pub(crate) fn list(&self) -> Vec<(ProgramId, Isa)> {
+        let mut list: Vec<(ProgramId, Isa)> =
+            self.images.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(id, image)| (*id, image.isa)).collect();
+        list.sort_unstable_by_key(|(id, _)| *id);
+        list
     }
 
     /// Adds a decoded program (the registry does, once it is stored).

@@ -111,7 +111,7 @@ fn register(socket: &Path, elves: &[Vec<u8>]) {
     for (name, elf) in EXAMPLE_GUESTS.iter().zip(elves) {
         match client.call::<ProgramIdReply>(Call::SubmitProgram(SubmitProgram { elf: HexBytes(elf.clone()) })) {
             Ok(reply) => {
-                tracing::info!(guest = name, program_id = %format!("0x{}", hex::encode(&reply.program_id.0)), "registered")
+                tracing::info!(guest = name, program_id = %format!("0x{}", hex::encode(&reply.program_id.0)), isa = %reply.isa, "registered")
             }
             Err(err) => tracing::error!(guest = name, %err, "registering failed"),
         }

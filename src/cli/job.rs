@@ -16,7 +16,7 @@ use std::process::ExitCode;
 pub(crate) enum JobCommand {
     /// Sign and submit an offchain job; prints its ID (or its result with --wait).
     Submit(SubmitArgs),
-    /// Print a job's status.
+    /// Print a job's status (and its ISA, once it ran).
     Status {
         /// The job ID.
         id: String,
@@ -90,6 +90,9 @@ pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
                 (Some(reason), _) | (None, Some(reason)) => println!("{}: {reason}", result.status),
                 (None, None) => println!("{}", result.status),
             }
+            if let Some(isa) = result.isa {
+                println!("isa: {isa}");
+            }
             if let Some(reason) = &result.rejection {
                 println!("last request refused: {reason}");
             }
@@ -159,6 +162,9 @@ fn print_result(result: &JobResult, json: bool) -> Result<ExitCode, String> {
     } else {
         println!("job      {}", to_hex(&result.job_id.0));
         println!("status   {}", result.status);
+        if let Some(isa) = result.isa {
+            println!("isa      {isa}");
+        }
         if let Some(cycles) = result.cycles {
             let exit = result.exit_code.map_or_else(|| "none".to_owned(), |code| code.to_string());
             println!("exit     {exit}");

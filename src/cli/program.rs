@@ -8,15 +8,21 @@ use std::process::ExitCode;
 /// Program commands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ProgramCommand {
-    /// Register an rv32im ELF and print its program ID.
+    /// Register an rv32im or rv64im ELF; prints its program ID and ISA.
     Submit {
         /// The ELF file.
         elf: PathBuf,
+        /// Print the `coproc_submitProgram` object (`{programId, isa}`) as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// List registered program IDs.
+    /// List registered programs: one line each, its ID and ISA.
     List {
+        /// Print the `coproc_listPrograms` object as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         engine: EngineArgs,
     },
@@ -24,18 +30,26 @@ pub(crate) enum ProgramCommand {
 
 pub(crate) fn run(command: ProgramCommand) -> Result<ExitCode, String> {
     match command {
-        ProgramCommand::Submit { elf, engine } => {
+        ProgramCommand::Submit { elf, json, engine } => {
             let bytes = std::fs::read(&elf).map_err(|err| format!("reading {}: {err}", elf.display()))?;
             let reply: ProgramIdReply = engine
                 .connect()?
                 .call(Call::SubmitProgram(SubmitProgram { elf: HexBytes(bytes) }))
                 .map_err(describe)?;
-            println!("0x{}", hex::encode(reply.program_id.0));
+            if json {
+                println!("{}", serde_json::to_string(&reply).map_err(|err| err.to_string())?);
+            } else {
+                println!("0x{} {}", hex::encode(reply.program_id.0), reply.isa);
+            }
         }
-        ProgramCommand::List { engine } => {
+        ProgramCommand::List { json, engine } => {
             let reply: ProgramsReply = engine.connect()?.call(Call::ListPrograms(NoParams {})).map_err(describe)?;
-            for id in reply.program_ids {
-                println!("0x{}", hex::encode(id.0));
+            if json {
+                println!("{}", serde_json::to_string(&reply).map_err(|err| err.to_string())?);
+            } else {
+                for program in reply.programs {
+                    println!("0x{} {}", hex::encode(program.program_id.0), program.isa);
+                }
             }
         }
     }

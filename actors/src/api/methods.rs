@@ -42,9 +42,16 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
             let id = program_id(&p.program_id)?;
             Ok(Reply::Contains(ContainsReply { contains: ctx.programs.contains(&id) }))
         }
-        Call::ListPrograms(_) => Ok(Reply::Programs(ProgramsReply {
-            program_ids: ctx.programs.ids().into_iter().map(|id| HexBytes(id.0.to_vec())).collect(),
-        })),
+        Call::ListPrograms(_) => {
+            let list = ctx.programs.list();
+            Ok(Reply::Programs(ProgramsReply {
+                program_ids: list.iter().map(|(id, _)| HexBytes(id.0.to_vec())).collect(),
+                programs: list
+                    .into_iter()
+                    .map(|(id, isa)| ProgramInfo { program_id: HexBytes(id.0.to_vec()), isa })
+                    .collect(),
+            }))
+        }
         Call::SubmitJob(p) => submit_job(shared, p).await,
         Call::GetResult(p) => get_result(ctx, &p),
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
@@ -103,7 +110,9 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
     }
     let answer = ctx.registry.send(RegisterProgram { elf: p.elf.0 }).await.map_err(internal)?;
     match answer {
-        Ok(id) => Ok(Reply::ProgramId(ProgramIdReply { program_id: HexBytes(id.0.to_vec()) })),
+        Ok(registered) => {
+            Ok(Reply::ProgramId(ProgramIdReply { program_id: HexBytes(registered.id.0.to_vec()), isa: registered.isa }))
+        }
         Err(RegistryError::Elf(err)) => Err(RpcError::new(codes::INVALID_PROGRAM, format!("invalid program: {err}"))),
         Err(RegistryError::Store(err)) => Err(super::rejections::store_refusal(err)),
         Err(err) => Err(internal(err)),
@@ -141,6 +150,7 @@ async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
     ctx.board.has_room(spec.input_bytes()).map_err(|err| admit_error(ctx, err))?;
 
     let id = spec.id;
+    let program = spec.program_id;
     let refused = |err: RpcError| {
         // Worth retrying: not a refusal of the request.
         if err.code != codes::CHAIN_UNAVAILABLE && err.code != codes::BUSY {
@@ -180,7 +190,7 @@ async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
             // not recorded here (cancelled, or a store failure): the store
             // says what became of the job.
             Some(executed) => match executed.await {
-                Ok(result) => Ok(Reply::Result(Box::new(executed_reply(id, &result)))),
+                Ok(result) => Ok(Reply::Result(Box::new(executed_reply(ctx, id, program, &result)))),
                 Err(_) => get_result(ctx, &JobIdParams { job_id: HexBytes(id.0.to_vec()) }),
             },
             None => Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.0.to_vec()) })),
@@ -198,10 +208,12 @@ async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
     }
 }
 
-/// The reply for a job whose result was just recorded, from memory.
-fn executed_reply(id: JobId, result: &Finished) -> JobResult {
+/// The reply for a job of `program` whose result was just recorded, from
+/// memory.
+fn executed_reply(ctx: &ApiContext, id: JobId, program: ProgramId, result: &Finished) -> JobResult {
     let mut reply = empty_reply(id, None);
     fill_result(&mut reply, result.status(), result);
+    reply.isa = ctx.programs.isa(&program);
     reply
 }
 
@@ -322,6 +334,7 @@ fn empty_reply(id: JobId, rejection: Option<String>) -> JobResult {
         tx_hash: None,
         relay_error: None,
         rejection,
+        isa: None,
     }
 }
 
@@ -361,11 +374,21 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
     if entry.status == Status::DeadLettered {
         reply.relay_error = ctx.store.dead_letter(&id).map_err(internal)?.map(|letter| letter.reason);
     }
-    if entry.status.is_executed() {
-        if let Some((_, result)) = ctx.store.executed(&entry).map_err(internal)? {
+    // The ISA is the program's (the store keeps the ELF, not the ISA):
+    // from the job's `Pending` record, which pruning may have removed.
+    let executed = match entry.status.is_executed() {
+        true => ctx.store.executed(&entry).map_err(internal)?,
+        false => None,
+    };
+    let spec = match executed {
+        Some((spec, result)) => {
             fill_result(&mut reply, entry.status, &result);
+            Some(spec)
         }
-    }
+        // Not executed (cancelled before it ran, say): its request alone.
+        None => ctx.store.spec(&entry).map_err(internal)?,
+    };
+    reply.isa = spec.and_then(|spec| ctx.programs.isa(&spec.program_id));
     Ok(Reply::Result(Box::new(reply)))
 }
 

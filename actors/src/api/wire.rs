@@ -5,6 +5,7 @@
 //! [`Reply`] are the typed request and response; [`Method`] names them.
 
 use crate::metrics::MetricsSnapshot;
+use crate::program::Isa;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -67,12 +68,14 @@ pub struct SubmitProgram {
     pub elf: HexBytes,
 }
 
-/// A program ID result.
+/// A program ID result (`coproc_submitProgram`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgramIdReply {
     /// The program ID (keccak256 of the ELF).
     pub program_id: HexBytes,
+    /// The program's instruction set (its ELF class): `rv32im` or `rv64im`.
+    pub isa: Isa,
 }
 
 /// `coproc_containsProgram` params.
@@ -97,6 +100,19 @@ pub struct ContainsReply {
 pub struct ProgramsReply {
     /// Every program ID, sorted.
     pub program_ids: Vec<HexBytes>,
+    /// Every program with its instruction set, in the same order.
+    #[serde(default)]
+    pub programs: Vec<ProgramInfo>,
+}
+
+/// A registered program, as `coproc_listPrograms` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgramInfo {
+    /// The program ID (keccak256 of the ELF).
+    pub program_id: HexBytes,
+    /// Its instruction set (its ELF class): `rv32im` or `rv64im`.
+    pub isa: Isa,
 }
 
 /// `coproc_submitJob` params.
@@ -172,6 +188,12 @@ pub struct JobResult {
     /// status is `rejected` when no request for it was ever accepted).
     #[serde(default)]
     pub rejection: Option<String>,
+    /// The instruction set the job ran (its program's ELF class): `rv32im`
+    /// or `rv64im`. Known once the job is executed (or settled, cancelled,
+    /// failed); null while it is pending or running, and when its log
+    /// records were pruned or its program is not registered.
+    #[serde(default)]
+    pub isa: Option<Isa>,
 }
 
 /// A consumer address (params of `coproc_getPendingJobs`, `coproc_nextNonce`).

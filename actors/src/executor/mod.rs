@@ -122,6 +122,7 @@ impl Executor {
         let engine = &self.metrics.engine;
         engine.executor_busy_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         engine.cycles.fetch_add(outcome.cycles, Ordering::Relaxed);
+        engine.executed(image.isa, outcome.cycles);
         self.submitter.do_send(Executed { spec: Arc::clone(spec), outcome });
         Ok(())
     }

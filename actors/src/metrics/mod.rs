@@ -14,6 +14,7 @@ pub(crate) mod prometheus;
 
 pub(crate) use histogram::Histogram;
 
+use crate::program::Isa;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,6 +207,36 @@ pub(crate) struct EngineCounters {
     pub store_broken: AtomicU64,
     /// Jobs quarantined after `executor.max_attempts` host panics.
     pub quarantined: AtomicU64,
+    /// Jobs the VM ran (to an outcome, done or failed), per ISA
+    /// ([`ISAS`] order).
+    pub executor_jobs_by_isa: [AtomicU64; ISAS.len()],
+    /// Guest instructions (cycles) those jobs executed, per ISA.
+    pub executor_cycles_by_isa: [AtomicU64; ISAS.len()],
+}
+
+/// Every ISA, in the order of the per-ISA counters.
+pub(crate) const ISAS: [Isa; 2] = [Isa::Rv32im, Isa::Rv64im];
+
+/// Where an ISA's figures are in the per-ISA counters.
+fn isa_slot(isa: Isa) -> usize {
+    match isa {
+        Isa::Rv32im => 0,
+        Isa::Rv64im => 1,
+    }
+}
+
+impl EngineCounters {
+    /// The VM ran a job of `isa` to an outcome, in `cycles` cycles.
+    pub(crate) fn executed(&self, isa: Isa, cycles: u64) {
+        let slot = isa_slot(isa);
+        self.executor_jobs_by_isa[slot].fetch_add(1, Ordering::Relaxed);
+        self.executor_cycles_by_isa[slot].fetch_add(cycles, Ordering::Relaxed);
+    }
+
+    /// A per-ISA counter as a map from the ISA's name, every ISA present.
+    fn by_isa(counters: &[AtomicU64; ISAS.len()]) -> BTreeMap<String, u64> {
+        ISAS.iter().map(|isa| (isa.to_string(), counters[isa_slot(*isa)].load(Ordering::Relaxed))).collect()
+    }
 }
 
 /// The figures at one instant, for rates.
@@ -362,6 +393,13 @@ pub struct EngineSnapshot {
     /// Jobs quarantined after `executor.max_attempts` host panics.
     #[serde(default)]
     pub jobs_quarantined: u64,
+    /// Jobs the VM ran (done or failed), by ISA: `{"rv32im": N, "rv64im": M}`,
+    /// every ISA present.
+    #[serde(default)]
+    pub executor_jobs_by_isa: BTreeMap<String, u64>,
+    /// Guest instructions (cycles) those jobs executed, by ISA.
+    #[serde(default)]
+    pub executor_cycles_by_isa: BTreeMap<String, u64>,
 }
 
 impl Metrics {
@@ -473,6 +511,8 @@ impl Metrics {
                 disk_free_bytes: load(&self.engine.disk_free_bytes),
                 store_broken: load(&self.engine.store_broken) != 0,
                 jobs_quarantined: load(&self.engine.quarantined),
+                executor_jobs_by_isa: EngineCounters::by_isa(&self.engine.executor_jobs_by_isa),
+                executor_cycles_by_isa: EngineCounters::by_isa(&self.engine.executor_cycles_by_isa),
             },
         }
     }
@@ -544,6 +584,43 @@ mod tests {
         assert!(text.contains("# TYPE coprocessor_quota_refused_total counter\n"), "{text}");
         assert!(text.contains("coprocessor_quota_refused_total{quota=\"jobs\"} 5\n"), "{text}");
         assert!(text.contains("coprocessor_quota_refused_total{quota=\"cycles\"} 7\n"), "{text}");
+    }
+
+    #[test]
+    fn executions_are_counted_per_isa_in_json_and_prometheus() {
+        let metrics = Metrics::new(1);
+        let empty = metrics.snapshot(0);
+        let zero: BTreeMap<String, u64> = [("rv32im".to_owned(), 0), ("rv64im".to_owned(), 0)].into();
+        assert_eq!((&empty.engine.executor_jobs_by_isa, &empty.engine.executor_cycles_by_isa), (&zero, &zero));
+        metrics.engine.executed(Isa::Rv64im, 100);
+        metrics.engine.executed(Isa::Rv32im, 7);
+        metrics.engine.executed(Isa::Rv64im, 23);
+        let snapshot = metrics.snapshot(0);
+        let figures = &snapshot.engine;
+        assert_eq!(figures.executor_jobs_by_isa["rv32im"], 1);
+        assert_eq!(figures.executor_jobs_by_isa["rv64im"], 2);
+        assert_eq!(figures.executor_cycles_by_isa["rv32im"], 7);
+        assert_eq!(figures.executor_cycles_by_isa["rv64im"], 123);
+        let json = serde_json::to_value(&snapshot).unwrap();
+        assert_eq!(json["engine"]["executorJobsByIsa"], serde_json::json!({"rv32im": 1, "rv64im": 2}));
+        assert_eq!(json["engine"]["executorCyclesByIsa"], serde_json::json!({"rv32im": 7, "rv64im": 123}));
+        let text = prometheus::render(&snapshot);
+        assert!(
+            text.contains(
+                "# TYPE coprocessor_executor_jobs_total counter\n\
+                 coprocessor_executor_jobs_total{isa=\"rv32im\"} 1\n\
+                 coprocessor_executor_jobs_total{isa=\"rv64im\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# TYPE coprocessor_executor_cycles_total counter\n\
+                 coprocessor_executor_cycles_total{isa=\"rv32im\"} 7\n\
+                 coprocessor_executor_cycles_total{isa=\"rv64im\"} 123\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

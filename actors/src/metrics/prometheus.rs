@@ -78,6 +78,16 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
     ] {
         let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");
     }
+    // What the VM ran, by ISA.
+    for (name, figures) in [
+        ("coprocessor_executor_jobs_total", &engine.executor_jobs_by_isa),
+        ("coprocessor_executor_cycles_total", &engine.executor_cycles_by_isa),
+    ] {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (isa, value) in figures {
+            let _ = writeln!(out, "{name}{{isa=\"{isa}\"}} {value}");
+        }
+    }
     out
 }
 

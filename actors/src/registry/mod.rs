@@ -7,7 +7,7 @@
 
 use crate::metrics::{ActorMetrics, ActorName, Metrics};
 use crate::pool::{guarded, inject_panic, Handle, Panic};
-use crate::program::{ElfError, ProgramId, ProgramImage};
+use crate::program::{ElfError, Isa, ProgramId, ProgramImage};
 use crate::programs::Programs;
 use crate::store::{Store, StoreError};
 use actix::{Actor, Handler, Message, SyncContext};
@@ -27,12 +27,21 @@ pub(crate) enum RegistryError {
     Crashed,
 }
 
-/// Validate, store and cache a program; answers its ID.
+/// Validate, store and cache a program; answers its ID and instruction set.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<ProgramId, RegistryError>")]
+#[rtype(result = "Result<Registered, RegistryError>")]
 pub(crate) struct SubmitProgram {
     /// The ELF bytes.
     pub elf: Vec<u8>,
+}
+
+/// A program the registry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Registered {
+    /// Its ID (keccak256 of the ELF).
+    pub id: ProgramId,
+    /// Its instruction set (the ELF's class).
+    pub isa: Isa,
 }
 
 /// The registry actor.
@@ -61,15 +70,17 @@ impl Registry {
         })
     }
 
-    fn submit(&self, elf: &[u8]) -> Result<ProgramId, RegistryError> {
+    fn submit(&self, elf: &[u8]) -> Result<Registered, RegistryError> {
         let image = ProgramImage::parse(elf, self.max_program_bytes)?;
         let id = ProgramId::of(elf);
+        // The ISA is the ELF's class, so an ID already known has this one too.
+        let isa = image.isa;
         if !self.programs.contains(&id) {
             self.store.put_program(&id, elf)?;
             self.programs.insert(id, Arc::new(image));
-            tracing::info!(program = %id, bytes = elf.len(), "program registered");
+            tracing::info!(program = %id, %isa, bytes = elf.len(), "program registered");
         }
-        Ok(id)
+        Ok(Registered { id, isa })
     }
 }
 
@@ -78,7 +89,7 @@ impl Actor for Registry {
 }
 
 impl Handler<SubmitProgram> for Registry {
-    type Result = Result<ProgramId, RegistryError>;
+    type Result = Result<Registered, RegistryError>;
 
     fn handle(&mut self, msg: SubmitProgram, ctx: &mut SyncContext<Self>) -> Self::Result {
         guarded(&self.metrics, ctx, || self.submit(&msg.elf)).unwrap_or(Err(RegistryError::Crashed))
