@@ -191,4 +191,8 @@ fn results_listings_and_metrics_show_each_jobs_isa() {
          coprocessor_executor_cycles_total{{isa=\"rv64im\"}} {rv64_cycles}\n"
     );
     assert!(text.contains(&expected), "{text}");
+    let out = coprocessor(&["metrics", "--data-dir", &data]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let line = format!("\nisa        rv32im 2 jobs {rv32_cycles} cycles  rv64im 3 jobs {rv64_cycles} cycles\n");
+    assert!(table.contains(&line), "{table}");
 }

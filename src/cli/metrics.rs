@@ -63,6 +63,18 @@ pub(crate) fn table(snapshot: &MetricsSnapshot) -> String {
     let _ =
         writeln!(out, "rate       {:.0} jobs/s  {:.0} instructions/s", e.jobs_per_second, e.instructions_per_second);
     let _ = writeln!(out, "executors  {}  utilization {:.1}%", e.executors, e.executor_utilization * 100.0);
+    // What the VM ran, per ISA (an engine that does not count them sends none).
+    if !e.executor_jobs_by_isa.is_empty() {
+        let by_isa: Vec<String> = e
+            .executor_jobs_by_isa
+            .iter()
+            .map(|(isa, jobs)| {
+                let cycles = e.executor_cycles_by_isa.get(isa).copied().unwrap_or(0);
+                format!("{isa} {jobs} jobs {cycles} cycles")
+            })
+            .collect();
+        let _ = writeln!(out, "isa        {}", by_isa.join("  "));
+    }
     let _ = writeln!(out, "sled       {} bytes", e.sled_bytes);
     let _ = write!(out, "uptime     {} s  rejected requests {}", e.uptime_seconds, e.requests_rejected);
     // Settlement, once anything went onchain.

@@ -623,6 +623,51 @@ mod tests {
     }
 
     #[test]
+    fn the_isa_is_a_string_in_json_null_when_unknown_and_survives_the_fast_path() {
+        let mut result = JobResult {
+            job_id: HexBytes(vec![1; 32]),
+            status: "done".into(),
+            exit_code: Some(0),
+            cycles: Some(5),
+            peak_memory_bytes: Some(4096),
+            output: Some(HexBytes(vec![7])),
+            result_with_metadata: None,
+            signature: None,
+            failure_reason: None,
+            tx_hash: None,
+            relay_error: None,
+            rejection: None,
+            isa: Some(Isa::Rv64im),
+        };
+        assert_eq!(serde_json::to_value(&result).unwrap()["isa"], "rv64im");
+        result.isa = None;
+        assert_eq!(serde_json::to_value(&result).unwrap()["isa"], serde_json::Value::Null);
+        // A result from an engine that predates the field reads as unknown.
+        let mut old = serde_json::to_value(&result).unwrap();
+        old.as_object_mut().unwrap().remove("isa");
+        assert_eq!(serde_json::from_value::<JobResult>(old).unwrap(), result);
+
+        result.isa = Some(Isa::Rv32im);
+        let programs = ProgramsReply {
+            program_ids: vec![HexBytes(vec![2; 32])],
+            programs: vec![ProgramInfo { program_id: HexBytes(vec![2; 32]), isa: Isa::Rv64im }],
+        };
+        let registered = ProgramIdReply { program_id: HexBytes(vec![2; 32]), isa: Isa::Rv32im };
+        assert_eq!(
+            serde_json::to_value(&programs).unwrap(),
+            serde_json::json!({"programIds": [format!("0x{}", "02".repeat(32))],
+                "programs": [{"programId": format!("0x{}", "02".repeat(32)), "isa": "rv64im"}]})
+        );
+        for reply in [Reply::Result(Box::new(result)), Reply::Programs(programs), Reply::ProgramId(registered)] {
+            let response = FastResponse { id: 9, result: Ok(reply) };
+            let frame = fast_frame(&response);
+            let (back, _): (FastResponse, usize) =
+                bincode::serde::decode_from_slice(&frame[4..], bincode::config::standard()).unwrap();
+            assert_eq!(back, response);
+        }
+    }
+
+    #[test]
     fn the_auth_token_never_shows_in_debug_output() {
         let call = Call::Auth(AuthParams { token: "5e".repeat(32) });
         let shown = format!("{call:?} {:?}", FastRequest { id: 1, call: call.clone() });
