@@ -3140,6 +3140,23 @@ uc_err uc_coproc_flush_tlb_page(uc_engine *uc, uint64_t address)
 }
 
 UNICORN_EXPORT
+uc_err uc_coproc_direct(uc_engine *uc, void *base, void *map)
+{
+    UC_INIT(uc);
+
+    if ((uintptr_t)map >= 0x80000000u || (map != NULL && base == NULL)) {
+        restore_jit_state(uc);
+        return UC_ERR_ARG;
+    }
+    uc->coproc_direct_base = map != NULL ? base : NULL;
+    uc->coproc_direct_map = map;
+    uc->tb_flush(uc);
+
+    restore_jit_state(uc);
+    return UC_ERR_OK;
+}
+
+UNICORN_EXPORT
 uc_err uc_coproc_rv32im(uc_engine *uc)
 {
     UC_INIT(uc);

@@ -8,6 +8,7 @@
 //! TLB-fill hook: the first access of a job to a page fills its TLB entry,
 //! and that is where the page is counted against the memory limit.
 
+use super::direct::{PageMap, Space};
 use crate::program::{ProgramImage, GUEST_WINDOW_END, GUEST_WINDOW_START, PAGE_SIZE};
 use std::ptr::NonNull;
 
@@ -64,6 +65,12 @@ pub(crate) struct GuestMemory {
     limit_pages: u64,
     /// The onchain and offchain input regions.
     pub(crate) inputs: [InputRegion; 2],
+    /// Which pages generated code may load from or store to directly.
+    map: PageMap,
+    /// The host address space the window and the inputs are mapped into
+    /// (guest address `a` at `space.base() + a`). Last: dropped after
+    /// everything that points into it.
+    space: Space,
 }
 
 // SAFETY: the mapping is owned by this value and only accessed through it.
@@ -72,13 +79,25 @@ unsafe impl Send for GuestMemory {}
 impl GuestMemory {
     /// Maps the window and loads `image` into it.
     pub(crate) fn new(image: &ProgramImage, max_input_bytes: usize) -> std::io::Result<GuestMemory> {
-        let base = map_anonymous(WINDOW_BYTES)?;
+        let space = Space::reserve()?;
+        let base = space.map(GUEST_WINDOW_START, WINDOW_BYTES)?;
         let inputs = [
-            InputRegion::new(ONCHAIN_INPUT_ADDR, max_input_bytes)?,
-            InputRegion::new(OFFCHAIN_INPUT_ADDR, max_input_bytes)?,
+            InputRegion::new(&space, ONCHAIN_INPUT_ADDR, max_input_bytes)?,
+            InputRegion::new(&space, OFFCHAIN_INPUT_ADDR, max_input_bytes)?,
         ];
+        // Inputs are readable by every job (and never counted): granted
+        // once, for good.
+        let mut map = PageMap::new();
+        for input in &inputs {
+            let first = input.addr >> PAGE_SHIFT;
+            for page in first..first + (input.capacity >> PAGE_SHIFT) as u32 {
+                map.grant(page, true, false);
+            }
+        }
         let mut mem = GuestMemory {
             inputs,
+            map,
+            space,
             base,
             runs: image_runs(image),
             pristine: Vec::new(),
@@ -120,6 +139,19 @@ impl GuestMemory {
     /// Host address of the window's first byte (guest `GUEST_WINDOW_START`).
     pub(crate) fn host_base(&self) -> *mut u8 {
         self.base.as_ptr()
+    }
+
+    /// For `uc_coproc_direct`: the host address of guest address 0 and the
+    /// page map (null when direct memory is off).
+    pub(crate) fn direct(&self) -> (*mut u8, *mut u8) {
+        (self.space.base(), self.map.as_ptr())
+    }
+
+    /// Lets generated code load from (and, if `perms` allow, store to)
+    /// `page` directly for the rest of the job. Only for a page the TLB
+    /// fill has just granted: counted, and with these rights.
+    pub(crate) fn grant(&mut self, page: u32, perms: PagePerms) {
+        self.map.grant(page, perms.read, perms.write);
     }
 
     /// The Unicorn regions to map: `(guest address, size, perms)` covering the window.
@@ -251,9 +283,10 @@ impl GuestMemory {
             self.reset_pages(touched[start], touched[end - 1] + 1);
             start = end;
         }
-        for page in &touched {
+        for &page in &touched {
             let index = (page - FIRST_PAGE) as usize;
             self.touched[index / 64] = 0;
+            self.map.revoke(page);
         }
         self.fresh_pages = 0;
         if many {
@@ -344,19 +377,12 @@ impl GuestMemory {
     }
 }
 
-impl Drop for GuestMemory {
-    fn drop(&mut self) {
-        // SAFETY: unmapping the mapping created in new(); nothing uses it after drop.
-        unsafe {
-            libc::munmap(self.base.as_ptr().cast(), WINDOW_BYTES);
-        }
-    }
-}
-
 /// Guest address of the onchain input.
 pub(crate) const ONCHAIN_INPUT_ADDR: u32 = 0x9000_0000;
 /// Guest address of the offchain input.
 pub(crate) const OFFCHAIN_INPUT_ADDR: u32 = 0xA000_0000;
+/// Guest address space per input region (the distance between the two).
+const INPUT_REGION_SPAN: usize = (OFFCHAIN_INPUT_ADDR - ONCHAIN_INPUT_ADDR) as usize;
 
 /// A read-only input region: a host buffer mapped at a fixed guest address.
 #[derive(Debug)]
@@ -369,9 +395,17 @@ pub(crate) struct InputRegion {
 }
 
 impl InputRegion {
-    fn new(addr: u32, max_input_bytes: usize) -> std::io::Result<InputRegion> {
+    /// Maps the region at its guest address in `space` (which owns the
+    /// mapping). Each region has 256 MiB of guest address space.
+    fn new(space: &Space, addr: u32, max_input_bytes: usize) -> std::io::Result<InputRegion> {
         let capacity = max_input_bytes.max(1).div_ceil(PAGE_SIZE as usize) * PAGE_SIZE as usize;
-        Ok(InputRegion { addr, buf: map_anonymous(capacity)?, capacity, len: 0 })
+        if capacity > INPUT_REGION_SPAN {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("an input region of {capacity} bytes is over the {INPUT_REGION_SPAN} bytes the ABI gives it"),
+            ));
+        }
+        Ok(InputRegion { addr, buf: space.map(addr, capacity)?, capacity, len: 0 })
     }
 
     /// Host address of the buffer.
@@ -417,34 +451,7 @@ impl InputRegion {
     }
 }
 
-impl Drop for InputRegion {
-    fn drop(&mut self) {
-        // SAFETY: unmapping the buffer created in new().
-        unsafe {
-            libc::munmap(self.buf.as_ptr().cast(), self.capacity);
-        }
-    }
-}
-
 /// A private, zero-filled, lazily backed host mapping.
-fn map_anonymous(len: usize) -> std::io::Result<NonNull<u8>> {
-    // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
-    }
-    NonNull::new(ptr.cast::<u8>()).ok_or_else(std::io::Error::last_os_error)
-}
-
 fn page_range(first: u32, end: u32) -> std::ops::Range<usize> {
     (((first - FIRST_PAGE) as usize) << PAGE_SHIFT)..(((end - FIRST_PAGE) as usize) << PAGE_SHIFT)
 }

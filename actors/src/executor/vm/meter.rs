@@ -3,8 +3,8 @@
 
 use unicorn_engine::Unicorn;
 use unicorn_engine_sys::{
-    uc_coproc_flush_tlb_page, uc_coproc_meter_exhausted, uc_coproc_meter_remaining, uc_coproc_meter_start,
-    uc_coproc_rv32im, uc_error,
+    uc_coproc_direct, uc_coproc_flush_tlb_page, uc_coproc_meter_exhausted, uc_coproc_meter_remaining,
+    uc_coproc_meter_start, uc_coproc_rv32im, uc_error,
 };
 
 /// Turns inline metering on with `budget` instructions.
@@ -36,4 +36,17 @@ pub(crate) fn flush_tlb_page<D>(uc: &mut Unicorn<'_, D>, address: u64) -> Result
 pub(crate) fn strict_rv32im<D>(uc: &mut Unicorn<'_, D>) -> Result<(), uc_error> {
     // SAFETY: the handle is live for as long as `uc` is.
     unsafe { uc_coproc_rv32im(uc.get_handle()) }.into()
+}
+
+/// Turns on direct guest memory (patch 11): `base` is the host address of
+/// guest address 0, `map` the page map (below 2 GiB), or null to leave it
+/// off. Flushes the translation cache.
+pub(crate) fn direct<D>(uc: &mut Unicorn<'_, D>, base: *mut u8, map: *mut u8) -> Result<(), uc_error> {
+    if map.is_null() {
+        return Ok(());
+    }
+    // SAFETY: the handle is live for as long as `uc` is; `base` and `map`
+    // belong to the VM's memory, which outlives the Unicorn instance (see
+    // `Vm`), and the map stays true to the TLB (`GuestMemory::grant`).
+    unsafe { uc_coproc_direct(uc.get_handle(), base.cast(), map.cast()) }.into()
 }

@@ -13,6 +13,7 @@
 //! Lifecycle: [`ProgramImage`] (validated ELF) → [`Vm::new`] → [`Vm::run`]
 //! per job → [`JobOutcome`].
 
+mod direct;
 mod fault;
 mod memory;
 mod meter;
@@ -121,6 +122,8 @@ impl Vm {
         meter::strict_rv32im(&mut uc)?;
         uc.ctl_set_tlb_type(TlbType::VIRTUAL)?;
         map_regions(&mut uc)?;
+        let (space, map) = uc.get_data().mem.direct();
+        meter::direct(&mut uc, space, map)?;
         // Every hook is installed before the first run: hooks added later
         // would not apply to blocks already translated.
         uc.add_tlb_hook(0, u64::MAX, tlb_fill)?;
@@ -351,7 +354,9 @@ fn tlb_fill(uc: &mut Unicorn<'_, State>, address: u64, kind: MemType) -> Option<
                 MemType::WRITE => perms.write,
                 _ => perms.exec,
             };
-            if !allowed {
+            if allowed {
+                state.mem.grant(page, perms);
+            } else {
                 state.denied = Some(kind);
             }
             Some(TlbEntry { paddr: address, perms: prot(perms) })

@@ -1,6 +1,7 @@
 //! VM tests: every line of guest ABI v1, with hand-assembled programs.
 
 mod asm;
+mod direct;
 mod isa;
 mod metering;
 mod rv64;

@@ -315,6 +315,13 @@ struct uc_struct {
     uc_args_uc_u64_t coproc_flush_tlb_page;
     uc_args_uc_t coproc_set_rv32im;
     bool coproc_rv32im; // translate exactly rv32im (no Zicsr, no privileged insns)
+    // coprocessor: direct guest memory (PATCHES.md 11). When set, generated
+    // loads and stores check coproc_direct_map[guest page] (bit 1: may read,
+    // bit 2: may write; the map is below 2 GiB) and access
+    // coproc_direct_base + guest address directly; anything else takes the
+    // softmmu slow path. Guest addresses below 4 GiB only.
+    uint8_t *coproc_direct_base;
+    uint8_t *coproc_direct_map;
     uc_add_inline_hook_t add_inline_hook;
     uc_del_inline_hook_t del_inline_hook;
 

@@ -493,6 +493,7 @@ static inline int tcg_target_const_match(tcg_target_long val, TCGType type,
 #define OPC_XCHG_ax_r32	(0x90)
 
 #define OPC_GRP3_Ev	(0xf7)
+#define OPC_GRP3_Eb	(0xf6)	/* coprocessor: testb $imm8 */
 #define OPC_GRP5	(0xff)
 #define OPC_GRP14       (0x73 | P_EXT | P_DATA16)
 
@@ -515,6 +516,7 @@ static inline int tcg_target_const_match(tcg_target_long val, TCGType type,
 #define SHIFT_SAR 7
 
 /* Group 3 opcode extensions for 0xf6, 0xf7.  To be used with OPC_GRP3.  */
+#define EXT3_TESTi 0	/* coprocessor */
 #define EXT3_NOT   2
 #define EXT3_NEG   3
 #define EXT3_MUL   4
@@ -1837,10 +1839,11 @@ static void add_qemu_ldst_label(TCGContext *s, bool is_ld, bool is_64,
     label->addrlo_reg = addrlo;
     label->addrhi_reg = addrhi;
     label->raddr = raddr;
+    /* coprocessor: up to three branches to the slow path, NULL-terminated
+       (the direct path's checks; the TLB path's one or two). */
     label->label_ptr[0] = label_ptr[0];
-    if (TARGET_LONG_BITS > TCG_TARGET_REG_BITS) {
-        label->label_ptr[1] = label_ptr[1];
-    }
+    label->label_ptr[1] = label_ptr[1];
+    label->label_ptr[2] = label_ptr[2];
 }
 
 /*
@@ -1855,9 +1858,8 @@ static bool tcg_out_qemu_ld_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
     int rexw = (l->type == TCG_TYPE_I64 ? P_REXW : 0);
 
     /* resolve label address */
-    tcg_patch32(label_ptr[0], s->code_ptr - label_ptr[0] - 4);
-    if (TARGET_LONG_BITS > TCG_TARGET_REG_BITS) {
-        tcg_patch32(label_ptr[1], s->code_ptr - label_ptr[1] - 4);
+    for (int i = 0; i < 3 && label_ptr[i] != NULL; i++) {
+        tcg_patch32(label_ptr[i], s->code_ptr - label_ptr[i] - 4);
     }
 
     if (TCG_TARGET_REG_BITS == 32) {
@@ -1940,9 +1942,8 @@ static bool tcg_out_qemu_st_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
     TCGReg retaddr;
 
     /* resolve label address */
-    tcg_patch32(label_ptr[0], s->code_ptr - label_ptr[0] - 4);
-    if (TARGET_LONG_BITS > TCG_TARGET_REG_BITS) {
-        tcg_patch32(label_ptr[1], s->code_ptr - label_ptr[1] - 4);
+    for (int i = 0; i < 3 && label_ptr[i] != NULL; i++) {
+        tcg_patch32(label_ptr[i], s->code_ptr - label_ptr[i] - 4);
     }
 
     if (TCG_TARGET_REG_BITS == 32) {
@@ -2106,6 +2107,68 @@ static void tcg_out_qemu_ld_direct(TCGContext *s, TCGReg datalo, TCGReg datahi,
 /* XXX: qemu_ld and qemu_st could be modified to clobber only EDX and
    EAX. It will be useful once fixed registers globals are less
    common. */
+/*
+ * coprocessor: direct guest memory (PATCHES.md 11). Emits, for a guest
+ * access of 1 << (opc & MO_SIZE) bytes at addrlo:
+ *
+ *     mov   addrlo, %rsi            ; the slow path's address argument
+ *     mov   %rsi, %rdi
+ *     shr   $12, %rdi               ; the guest page
+ *     cmp   $0xfffff, %rdi ; ja slow      (64-bit guests: below 4 GiB only)
+ *     test  $size-1, %sil  ; jne slow     (misaligned: may cross a page)
+ *     add   $map, %edi                    (the map lies below 2 GiB)
+ *     testb $bit, (%rdi)   ; je slow      (page not granted for this access)
+ *     movabs $base, %rdi
+ *
+ * after which the access is (%rdi,%rsi). The data never waits for a TLB
+ * entry's addend: the checks are predicted branches off its critical path.
+ * Returns false (nothing emitted) when direct memory is off or a memory
+ * hook needs every access to go through the helpers.
+ */
+static bool tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
+                                  tcg_insn_unit **label_ptr, int bit)
+{
+    uintptr_t map = (uintptr_t)s->uc->coproc_direct_map;
+    unsigned s_bits = opc & MO_SIZE;
+    TCGType ttype = TARGET_LONG_BITS == 64 ? TCG_TYPE_I64 : TCG_TYPE_I32;
+    int n = 0;
+
+    if (TCG_TARGET_REG_BITS != 64 || map == 0 || map >= 0x80000000u ||
+        (opc & MO_BSWAP) || tcg_uc_has_hookmem(s)) {
+        return false;
+    }
+    tcg_out_mov(s, ttype, TCG_REG_L1, addrlo);
+    tcg_out_mov(s, ttype, TCG_REG_L0, TCG_REG_L1);
+    tcg_out_shifti(s, SHIFT_SHR + (ttype == TCG_TYPE_I64 ? P_REXW : 0),
+                   TCG_REG_L0, TARGET_PAGE_BITS);
+    if (TARGET_LONG_BITS == 64) {
+        tgen_arithi(s, ARITH_CMP + P_REXW, TCG_REG_L0,
+                    (0x100000000ull >> TARGET_PAGE_BITS) - 1, 0);
+        tcg_out_opc(s, OPC_JCC_long + JCC_JA, 0, 0, 0);
+        label_ptr[n++] = s->code_ptr;
+        s->code_ptr += 4;
+    }
+    if (s_bits != MO_8) {
+        tcg_out_modrm(s, OPC_GRP3_Eb | P_REXB_RM, EXT3_TESTi, TCG_REG_L1);
+        tcg_out8(s, (1 << s_bits) - 1);
+        tcg_out_opc(s, OPC_JCC_long + JCC_JNE, 0, 0, 0);
+        label_ptr[n++] = s->code_ptr;
+        s->code_ptr += 4;
+    }
+    tgen_arithi(s, ARITH_ADD, TCG_REG_L0, map, 0);
+    tcg_out_modrm_offset(s, OPC_GRP3_Eb, EXT3_TESTi, TCG_REG_L0, 0);
+    tcg_out8(s, bit);
+    tcg_out_opc(s, OPC_JCC_long + JCC_JE, 0, 0, 0);
+    label_ptr[n++] = s->code_ptr;
+    s->code_ptr += 4;
+    while (n < 3) {
+        label_ptr[n++] = NULL;
+    }
+    tcg_out_movi(s, TCG_TYPE_PTR, TCG_REG_L0,
+                 (uintptr_t)s->uc->coproc_direct_base);
+    return true;
+}
+
 static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
 {
     TCGReg datalo, datahi, addrlo;
@@ -2113,7 +2176,7 @@ static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
     TCGMemOpIdx oi;
     MemOp opc;
     int mem_index;
-    tcg_insn_unit *label_ptr[2];
+    tcg_insn_unit *label_ptr[3] = { NULL, NULL, NULL };
 
     datalo = *args++;
     datahi = (TCG_TARGET_REG_BITS == 32 && is64 ? *args++ : 0);
@@ -2124,11 +2187,17 @@ static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
 
     mem_index = get_mmuidx(oi);
 
-    tcg_out_tlb_load(s, addrlo, addrhi, mem_index, opc,
-                     label_ptr, offsetof(CPUTLBEntry, addr_read));
+    if (tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 1)) {
+        tcg_out_qemu_ld_direct(s, datalo, datahi, TCG_REG_L0, TCG_REG_L1, 0,
+                               0, is64, opc);
+    } else {
+        tcg_out_tlb_load(s, addrlo, addrhi, mem_index, opc,
+                         label_ptr, offsetof(CPUTLBEntry, addr_read));
 
-    /* TLB Hit.  */
-    tcg_out_qemu_ld_direct(s, datalo, datahi, TCG_REG_L1, -1, 0, 0, is64, opc);
+        /* TLB Hit.  */
+        tcg_out_qemu_ld_direct(s, datalo, datahi, TCG_REG_L1, -1, 0, 0, is64,
+                               opc);
+    }
 
     /* Record the current context of a load into ldst label */
     add_qemu_ldst_label(s, true, is64, oi, datalo, datahi, addrlo, addrhi,
@@ -2223,7 +2292,7 @@ static void tcg_out_qemu_st(TCGContext *s, const TCGArg *args, bool is64)
     TCGMemOpIdx oi;
     MemOp opc;
     int mem_index;
-    tcg_insn_unit *label_ptr[2];
+    tcg_insn_unit *label_ptr[3] = { NULL, NULL, NULL };
 
     datalo = *args++;
     datahi = (TCG_TARGET_REG_BITS == 32 && is64 ? *args++ : 0);
@@ -2234,11 +2303,16 @@ static void tcg_out_qemu_st(TCGContext *s, const TCGArg *args, bool is64)
 
     mem_index = get_mmuidx(oi);
 
-    tcg_out_tlb_load(s, addrlo, addrhi, mem_index, opc,
-                     label_ptr, offsetof(CPUTLBEntry, addr_write));
+    if (tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 2)) {
+        tcg_out_qemu_st_direct(s, datalo, datahi, TCG_REG_L0, TCG_REG_L1, 0,
+                               0, opc);
+    } else {
+        tcg_out_tlb_load(s, addrlo, addrhi, mem_index, opc,
+                         label_ptr, offsetof(CPUTLBEntry, addr_write));
 
-    /* TLB Hit.  */
-    tcg_out_qemu_st_direct(s, datalo, datahi, TCG_REG_L1, -1, 0, 0, opc);
+        /* TLB Hit.  */
+        tcg_out_qemu_st_direct(s, datalo, datahi, TCG_REG_L1, -1, 0, 0, opc);
+    }
 
     /* Record the current context of a store into ldst label */
     add_qemu_ldst_label(s, false, is64, oi, datalo, datahi, addrlo, addrhi,

@@ -1,0 +1,80 @@
+//! Direct guest memory (Unicorn patch 11): a page granted to generated code
+//! for loads or stores is exactly what the TLB would allow, for this job
+//! only. Each test first makes a page direct (an access the TLB fill
+//! grants), then tries what the grant must not allow.
+
+use super::asm::{i, s, Asm, DATA_BASE, TEXT_BASE};
+use super::{run, run64, vm, Vm};
+use crate::executor::vm::ONCHAIN_INPUT_ADDR;
+use crate::job::{Failure, JobLimits};
+
+const HEAP: u32 = 0x2000_0000;
+
+#[test]
+fn direct_memory_is_on_for_every_vm_here() {
+    // Without it every access takes the softmmu path: slower, not wrong.
+    // On Linux x86-64 the page map fits below 2 GiB, so it is on.
+    let mut p = Asm::new();
+    p.exit(0);
+    let vm: Vm = vm(&p);
+    assert!(!vm.uc.get_data().mem.direct().1.is_null());
+}
+
+#[test]
+fn a_page_loaded_from_still_refuses_a_store_when_read_only() {
+    // Text: a load grants the page for loads only.
+    let mut p = Asm::new();
+    p.li(5, TEXT_BASE).lw(6, 5, 0).sw(6, 5, 0).exit(0);
+    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: u64::from(TEXT_BASE), len: 4 }));
+    // An input: granted for loads from the start.
+    let mut p = Asm::new();
+    p.lw(6, 10, 0).sw(6, 10, 0).exit(0);
+    assert_eq!(run(&p).failure, Some(Failure::MemoryFault { addr: u64::from(ONCHAIN_INPUT_ADDR), len: 4 }));
+}
+
+#[test]
+fn a_grant_ends_with_the_job_so_the_page_counts_again() {
+    // Job 1 stores to a fresh heap page; job 2 loads it: it must read zero
+    // and pay for the page, as if job 1 had never run.
+    let mut p = Asm::new();
+    p.li(5, HEAP).lw(6, 10, 0).beq(6, 0, 8).sw(6, 5, 0).lw(7, 5, 0).save(7, 0).commit_saved(1).exit(0);
+    let mut vm = vm(&p);
+    let first = vm.run(&7u32.to_le_bytes(), &[], &JobLimits::default()).expect("run");
+    assert_eq!(first.output, 7u32.to_le_bytes());
+    let second = vm.run(&0u32.to_le_bytes(), &[], &JobLimits::default()).expect("run");
+    assert_eq!(second.output, 0u32.to_le_bytes());
+    // Counted again: a page left direct would have been read without a TLB
+    // fill, and job 2's peak would be a page short.
+    assert_eq!(second.peak_memory_bytes, first.peak_memory_bytes);
+}
+
+#[test]
+fn a_misaligned_access_that_crosses_into_an_untouched_page_counts_it() {
+    // The first page is made direct by a store; a word straddling it and
+    // the next page must still count (and zero-fill) the next one.
+    let mut p = Asm::new();
+    p.li(5, HEAP).sw(0, 5, 0).li(5, HEAP + 4094).lw(6, 5, 0).save(6, 0).commit_saved(1).exit(0);
+    let straddle = run(&p);
+    let mut p = Asm::new();
+    p.li(5, HEAP).sw(0, 5, 0).li(5, HEAP + 4092).lw(6, 5, 0).save(6, 0).commit_saved(1).exit(0);
+    let inside = run(&p);
+    assert_eq!((straddle.failure.clone(), inside.failure.clone()), (None, None));
+    assert_eq!(straddle.output, [0; 4]);
+    assert_eq!(straddle.peak_memory_bytes, inside.peak_memory_bytes + 4096);
+}
+
+#[test]
+fn a_direct_page_is_not_reachable_through_an_address_above_4_gib() {
+    // rv64: the data page is made direct by a load, then the same page
+    // 4 GiB higher (and 2^63 higher) is a fault, never the page again.
+    for alias in [1u64 << 32, 1 << 63] {
+        let addr = alias | u64::from(DATA_BASE);
+        for (name, word, len) in [("ld", i(0x03, 7, 3, 6, 0), 8), ("sw", s(2, 6, 7, 0), 4)] {
+            let mut p = Asm::new();
+            p.data(&[1; 8]);
+            p.li(5, DATA_BASE).ld(7, 5, 0).li64(6, addr).raw(word).exit(0);
+            let outcome = run64(&p);
+            assert_eq!(outcome.failure, Some(Failure::MemoryFault { addr, len }), "{name} at {addr:#x}");
+        }
+    }
+}
