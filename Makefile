@@ -94,7 +94,14 @@ test: guests contracts lint
 	$(CARGO) test --workspace
 	$(CARGO) test --manifest-path programs/Cargo.toml --workspace --lib
 
-bench: guests node-deps
+# The VM bench's QEMU columns run the twins under qemu-riscv32/-riscv64:
+# qemu-user is installed here, for the benchmark only (without it those
+# columns show "-"). VM_BENCH_TABLE_ONLY=1 prints only the VM table.
+bench: guests twins node-deps
+	@command -v qemu-riscv32 >/dev/null || { \
+	  echo "installing: qemu-user"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user; }
 	$(CARGO) bench --bench vm
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench chain

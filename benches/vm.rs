@@ -4,7 +4,9 @@
 //! Run with `make bench` (it builds the guests and the twins, and installs
 //! `qemu-user` if `qemu-riscv32` is missing), or `cargo bench --bench vm`.
 //! `VM_BENCH_TABLE_ONLY=1` prints only the table (no criterion);
-//! `VM_BENCH_ROUNDS=N` changes the number of rounds (default 15).
+//! `VM_BENCH_ROUNDS=N` changes the number of rounds (default 15);
+//! `VM_BENCH_PROFILE=...` runs one workload one way, for `perf` (see
+//! [`profile`]).
 //!
 //! # The table (printed at the end)
 //!
@@ -558,7 +560,7 @@ fn clob_per_order(rounds: usize) {
         "{:>8} {:>9} {:>9} {:>9} {:>10} {:>8} {:>9} {:>11}",
         "orders", "input KiB", "native", "vm warm", "vm fresh", "vm/nat", "fresh/nat", "instr/order"
     );
-    for orders in [10_000, 40_000, 79_000, 100_000] {
+    for orders in [10_000, 20_000, 40_000, 60_000, 79_000, 100_000] {
         let w = clob_workload(orders);
         let expected = (w.native)(&w.onchain, &w.offchain);
         let limit =
@@ -610,7 +612,54 @@ fn per_job_overhead(c: &mut Criterion) {
     }
 }
 
+/// `VM_BENCH_PROFILE=GUEST[@ORDERS]:ISA:MODE[:RUNS]` (e.g. `clob@79000:rv32:warm:50`,
+/// `fibonacci:rv64:fresh`): runs only that, `RUNS` times (default 30), and
+/// prints each run's time and the median; for `perf record` on the bench
+/// binary. `MODE` is `warm` (one VM, `Vm::run` each time), `fresh`
+/// (`Vm::new` + `Vm::run`) or `native`; `@ORDERS` sets the clob's batch.
+fn profile(spec: &str) {
+    let usage = |what: &str| -> ! {
+        panic!("VM_BENCH_PROFILE={spec:?}: bad {what}; expected GUEST[@ORDERS]:ISA:MODE[:RUNS], e.g. clob@79000:rv32:warm:50")
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (guest, isa, mode, runs) = match parts[..] {
+        [g, i, m] => (g, i, m, 30),
+        [g, i, m, r] => (g, i, m, r.parse().unwrap_or_else(|_| usage("RUNS"))),
+        _ => usage("number of fields"),
+    };
+    let isa = match isa {
+        "rv32" => Isa::Rv32im,
+        "rv64" => Isa::Rv64im,
+        _ => usage("ISA"),
+    };
+    let w = match guest.split_once('@') {
+        Some(("clob", orders)) => clob_workload(orders.parse().unwrap_or_else(|_| usage("ORDERS"))),
+        Some(_) => usage("GUEST (only the clob takes @ORDERS)"),
+        None => workloads().into_iter().find(|w| w.guest == guest).unwrap_or_else(|| usage("GUEST")),
+    };
+    let expected = (w.native)(&w.onchain, &w.offchain);
+    let image = image(w.guest, isa);
+    let mut warm = new_vm(&image, BENCH_MAX_INPUT_BYTES);
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let start = Instant::now();
+        match mode {
+            "native" => assert_eq!(black_box((w.native)(black_box(&w.onchain), &w.offchain)), expected),
+            "warm" => drop(run_checked(&mut warm, &w, &expected, "warm VM")),
+            "fresh" => drop(run_checked(&mut new_vm(&image, BENCH_MAX_INPUT_BYTES), &w, &expected, "fresh VM")),
+            _ => usage("MODE"),
+        }
+        let time = start.elapsed();
+        println!("{} {} {mode} run {run}: {}", w.guest, isa_label(isa), ms(time));
+        times.push(time);
+    }
+    println!("median: {} ms", ms(median(&times)));
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("VM_BENCH_PROFILE") {
+        return profile(&spec);
+    }
     let table_only = std::env::var_os("VM_BENCH_TABLE_ONLY").is_some_and(|v| v == "1");
     let rounds = rounds();
     if !table_only {
