@@ -158,8 +158,8 @@ fn unbounded() -> JobLimits {
 }
 
 /// Runs one job; aborts the bench unless it is done with `expected` as output.
-/// Returns the time of `Vm::run` and the cycles.
-fn run_checked(vm: &mut Vm, w: &Workload, expected: &[u8], what: &str) -> (Duration, u64) {
+/// Returns the time of `Vm::run`, the cycles and the peak guest memory.
+fn run_checked(vm: &mut Vm, w: &Workload, expected: &[u8], what: &str) -> (Duration, u64, u64) {
     let start = Instant::now();
     let outcome = vm.run(&w.onchain, &w.offchain, &unbounded());
     let elapsed = start.elapsed();
@@ -175,7 +175,7 @@ fn run_checked(vm: &mut Vm, w: &Workload, expected: &[u8], what: &str) -> (Durat
             hex::encode(expected)
         );
     }
-    (elapsed, outcome.cycles)
+    (elapsed, outcome.cycles, outcome.peak_memory_bytes)
 }
 
 fn median(samples: &[Duration]) -> Duration {
@@ -314,7 +314,7 @@ impl Subject<'_> {
             }
             Measure::Warm(i) => {
                 let what = format!("{} warm VM", isa_label(ISAS[i]));
-                let (time, cycles) = run_checked(&mut self.warm[i], w, &self.expected, &what);
+                let (time, cycles, _) = run_checked(&mut self.warm[i], w, &self.expected, &what);
                 self.isas[i].warm.push(time);
                 self.record_cycles(i, cycles, &what);
             }
@@ -323,7 +323,7 @@ impl Subject<'_> {
                 let start = Instant::now();
                 let mut vm = new_vm(&self.images[i], BENCH_MAX_INPUT_BYTES);
                 let built = start.elapsed();
-                let (time, cycles) = run_checked(&mut vm, w, &self.expected, &what);
+                let (time, cycles, _) = run_checked(&mut vm, w, &self.expected, &what);
                 self.isas[i].fresh.push(built + time);
                 self.record_cycles(i, cycles, &what);
             }
@@ -557,37 +557,38 @@ fn clob_per_order(rounds: usize) {
     let mut warm = new_vm(&image, BENCH_MAX_INPUT_BYTES);
     println!("\nclob cost per order, rv32 (medians of {rounds}; ns per order)");
     println!(
-        "{:>8} {:>9} {:>9} {:>9} {:>10} {:>8} {:>9} {:>11}",
-        "orders", "input KiB", "native", "vm warm", "vm fresh", "vm/nat", "fresh/nat", "instr/order"
+        "{:>8} {:>9} {:>9} {:>9} {:>10} {:>8} {:>9} {:>11} {:>9}",
+        "orders", "input KiB", "native", "vm warm", "vm fresh", "vm/nat", "fresh/nat", "instr/order", "peak MiB"
     );
     for orders in [10_000, 20_000, 40_000, 60_000, 79_000, 100_000] {
         let w = clob_workload(orders);
         let expected = (w.native)(&w.onchain, &w.offchain);
         let limit =
             if w.onchain.len() <= DEFAULT_MAX_INPUT_BYTES { DEFAULT_MAX_INPUT_BYTES } else { BENCH_MAX_INPUT_BYTES };
-        let (mut native, mut vm, mut fresh, mut cycles) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        let (mut native, mut vm, mut fresh, mut cycles, mut peak) = (Vec::new(), Vec::new(), Vec::new(), 0, 0);
         for _ in 0..=rounds {
             let start = Instant::now();
             black_box((w.native)(black_box(&w.onchain), &w.offchain));
             native.push(start.elapsed());
-            let (time, c) = run_checked(&mut warm, &w, &expected, "warm VM");
+            let (time, c, p) = run_checked(&mut warm, &w, &expected, "warm VM");
             vm.push(time);
-            cycles = c;
+            (cycles, peak) = (c, p);
             let start = Instant::now();
             let mut vm = new_vm(&image, limit);
             let built = start.elapsed();
-            let (time, _) = run_checked(&mut vm, &w, &expected, "fresh VM");
+            let (time, ..) = run_checked(&mut vm, &w, &expected, "fresh VM");
             fresh.push(built + time);
         }
         // The first run of each was a warm-up.
         let per = |v: &[Duration]| median(&v[1..]).as_secs_f64() * 1e9 / orders as f64;
         let (n, v, f) = (per(&native), per(&vm), per(&fresh));
         println!(
-            "{orders:>8} {:>9} {n:>9.1} {v:>9.1} {f:>10.1} {:>7.2}x {:>8.2}x {:>11.0}",
+            "{orders:>8} {:>9} {n:>9.1} {v:>9.1} {f:>10.1} {:>7.2}x {:>8.2}x {:>11.0} {:>9.1}",
             w.onchain.len() / 1024,
             v / n,
             f / n,
-            cycles as f64 / orders as f64
+            cycles as f64 / orders as f64,
+            peak as f64 / f64::from(1 << 20)
         );
     }
 }
