@@ -552,43 +552,73 @@ fn print_table(subjects: &[Subject], rounds: usize) {
 /// warm VM, and as `coprocessor exec` runs it (a fresh VM with the 1 MiB
 /// input limit, where the batch fits).
 fn clob_per_order(rounds: usize) {
-    let rounds = rounds.min(7);
+    struct Size {
+        orders: usize,
+        w: Workload,
+        expected: Vec<u8>,
+        /// `coprocessor exec`'s input limit where the batch fits it.
+        limit: usize,
+        native: Vec<Duration>,
+        warm: Vec<Duration>,
+        fresh: Vec<Duration>,
+        cycles: u64,
+        peak: u64,
+    }
     let image = image("clob", Isa::Rv32im);
     let mut warm = new_vm(&image, BENCH_MAX_INPUT_BYTES);
-    println!("\nclob cost per order, rv32 (medians of {rounds}; ns per order)");
+    let mut sizes: Vec<Size> = [10_000, 20_000, 40_000, 60_000, 79_000, 100_000]
+        .into_iter()
+        .map(|orders| {
+            let w = clob_workload(orders);
+            let fits = w.onchain.len() <= DEFAULT_MAX_INPUT_BYTES;
+            Size {
+                orders,
+                expected: (w.native)(&w.onchain, &w.offchain),
+                limit: if fits { DEFAULT_MAX_INPUT_BYTES } else { BENCH_MAX_INPUT_BYTES },
+                w,
+                native: Vec::new(),
+                warm: Vec::new(),
+                fresh: Vec::new(),
+                cycles: 0,
+                peak: 0,
+            }
+        })
+        .collect();
+    // Round 0 is a warm-up; the sizes are interleaved like the table's workloads.
+    for round in 0..=rounds {
+        for s in &mut sizes {
+            let start = Instant::now();
+            black_box((s.w.native)(black_box(&s.w.onchain), &s.w.offchain));
+            let native = start.elapsed();
+            let (time, cycles, peak) = run_checked(&mut warm, &s.w, &s.expected, "warm VM");
+            (s.cycles, s.peak) = (cycles, peak);
+            let start = Instant::now();
+            let mut vm = new_vm(&image, s.limit);
+            let built = start.elapsed();
+            let (fresh, ..) = run_checked(&mut vm, &s.w, &s.expected, "fresh VM");
+            if round > 0 {
+                s.native.push(native);
+                s.warm.push(time);
+                s.fresh.push(built + fresh);
+            }
+        }
+    }
+    println!("\nclob cost per order, rv32 (medians of {rounds} interleaved rounds; ns per order)");
     println!(
         "{:>8} {:>9} {:>9} {:>9} {:>10} {:>8} {:>9} {:>11} {:>9}",
         "orders", "input KiB", "native", "vm warm", "vm fresh", "vm/nat", "fresh/nat", "instr/order", "peak MiB"
     );
-    for orders in [10_000, 20_000, 40_000, 60_000, 79_000, 100_000] {
-        let w = clob_workload(orders);
-        let expected = (w.native)(&w.onchain, &w.offchain);
-        let limit =
-            if w.onchain.len() <= DEFAULT_MAX_INPUT_BYTES { DEFAULT_MAX_INPUT_BYTES } else { BENCH_MAX_INPUT_BYTES };
-        let (mut native, mut vm, mut fresh, mut cycles, mut peak) = (Vec::new(), Vec::new(), Vec::new(), 0, 0);
-        for _ in 0..=rounds {
-            let start = Instant::now();
-            black_box((w.native)(black_box(&w.onchain), &w.offchain));
-            native.push(start.elapsed());
-            let (time, c, p) = run_checked(&mut warm, &w, &expected, "warm VM");
-            vm.push(time);
-            (cycles, peak) = (c, p);
-            let start = Instant::now();
-            let mut vm = new_vm(&image, limit);
-            let built = start.elapsed();
-            let (time, ..) = run_checked(&mut vm, &w, &expected, "fresh VM");
-            fresh.push(built + time);
-        }
-        // The first run of each was a warm-up.
-        let per = |v: &[Duration]| median(&v[1..]).as_secs_f64() * 1e9 / orders as f64;
-        let (n, v, f) = (per(&native), per(&vm), per(&fresh));
+    for s in &sizes {
+        let per = |v: &[Duration]| median(v).as_secs_f64() * 1e9 / s.orders as f64;
+        let (n, v, f) = (per(&s.native), per(&s.warm), per(&s.fresh));
         println!(
-            "{orders:>8} {:>9} {n:>9.1} {v:>9.1} {f:>10.1} {:>7.2}x {:>8.2}x {:>11.0} {:>9.1}",
-            w.onchain.len() / 1024,
+            "{:>8} {:>9} {n:>9.1} {v:>9.1} {f:>10.1} {:>7.2}x {:>8.2}x {:>11.0} {:>9.1}",
+            s.orders,
+            s.w.onchain.len() / 1024,
             v / n,
             f / n,
-            cycles as f64 / orders as f64,
-            peak as f64 / f64::from(1 << 20)
+            s.cycles as f64 / s.orders as f64,
+            s.peak as f64 / f64::from(1 << 20)
         );
     }
 }
@@ -613,14 +643,17 @@ fn per_job_overhead(c: &mut Criterion) {
     }
 }
 
-/// `VM_BENCH_PROFILE=GUEST[@ORDERS]:ISA:MODE[:RUNS]` (e.g. `clob@79000:rv32:warm:50`,
-/// `fibonacci:rv64:fresh`): runs only that, `RUNS` times (default 30), and
-/// prints each run's time and the median; for `perf record` on the bench
-/// binary. `MODE` is `warm` (one VM, `Vm::run` each time), `fresh`
-/// (`Vm::new` + `Vm::run`) or `native`; `@ORDERS` sets the clob's batch.
+/// `VM_BENCH_PROFILE=GUEST[@ARG]:ISA:MODE[:RUNS]` (e.g. `clob@79000:rv32:warm:50`,
+/// `fibonacci:rv64:fresh`, `fibonacci@1:rv32:warm:1000000`): runs only that,
+/// `RUNS` times (default 30), and prints each run's time (up to 100 runs)
+/// and the median; for `perf record` on the bench binary. `MODE` is `warm`
+/// (one VM, `Vm::run` each time), `fresh` (`Vm::new` + `Vm::run`) or
+/// `native`; `@ARG` sets the clob's orders or fibonacci's / xorshift's n.
 fn profile(spec: &str) {
     let usage = |what: &str| -> ! {
-        panic!("VM_BENCH_PROFILE={spec:?}: bad {what}; expected GUEST[@ORDERS]:ISA:MODE[:RUNS], e.g. clob@79000:rv32:warm:50")
+        panic!(
+            "VM_BENCH_PROFILE={spec:?}: bad {what}; expected GUEST[@ARG]:ISA:MODE[:RUNS], e.g. clob@79000:rv32:warm:50"
+        )
     };
     let parts: Vec<&str> = spec.split(':').collect();
     let (guest, isa, mode, runs) = match parts[..] {
@@ -634,8 +667,16 @@ fn profile(spec: &str) {
         _ => usage("ISA"),
     };
     let w = match guest.split_once('@') {
-        Some(("clob", orders)) => clob_workload(orders.parse().unwrap_or_else(|_| usage("ORDERS"))),
-        Some(_) => usage("GUEST (only the clob takes @ORDERS)"),
+        Some((guest, arg)) => {
+            let arg: u64 = arg.parse().unwrap_or_else(|_| usage("@ARG"));
+            match workloads().into_iter().find(|w| w.guest == guest) {
+                Some(w) if guest == "clob" => {
+                    Workload { name: w.name, ..clob_workload(usize::try_from(arg).unwrap_or_else(|_| usage("@ARG"))) }
+                }
+                Some(w) if matches!(guest, "fibonacci" | "xorshift") => Workload { onchain: abi_u64(arg), ..w },
+                _ => usage("GUEST (@ARG: clob, fibonacci and xorshift only)"),
+            }
+        }
         None => workloads().into_iter().find(|w| w.guest == guest).unwrap_or_else(|| usage("GUEST")),
     };
     let expected = (w.native)(&w.onchain, &w.offchain);
@@ -651,10 +692,12 @@ fn profile(spec: &str) {
             _ => usage("MODE"),
         }
         let time = start.elapsed();
-        println!("{} {} {mode} run {run}: {}", w.guest, isa_label(isa), ms(time));
+        if runs <= 100 {
+            println!("{} {} {mode} run {run}: {time:.2?}", w.guest, isa_label(isa));
+        }
         times.push(time);
     }
-    println!("median: {} ms", ms(median(&times)));
+    println!("median: {:.2?} ({runs} runs)", median(&times));
 }
 
 fn main() {
