@@ -3144,7 +3144,7 @@ uc_err uc_coproc_direct(uc_engine *uc, void *base, void *map)
 {
     UC_INIT(uc);
 
-    if ((uintptr_t)map >= 0x80000000u || (map != NULL && base == NULL)) {
+    if (map != NULL && base == NULL) {
         restore_jit_state(uc);
         return UC_ERR_ARG;
     }

@@ -70,10 +70,9 @@ impl Drop for Space {
 }
 
 /// One byte per guest page: may a load or a store of this job go straight
-/// to host memory. It must lie below 2 GiB (the generated code adds its
-/// address as a 32-bit immediate), so it is mapped with `MAP_32BIT`; where
-/// that fails, direct memory is off for this VM and every access takes the
-/// softmmu path, which is slower but the same in every result.
+/// to host memory. Where it cannot be mapped, direct memory is off for this
+/// VM and every access takes the softmmu path, which is slower but the same
+/// in every result.
 #[derive(Debug)]
 pub(crate) struct PageMap {
     ptr: Option<NonNull<u8>>,
@@ -81,10 +80,7 @@ pub(crate) struct PageMap {
 
 impl PageMap {
     pub(crate) fn new() -> PageMap {
-        let ptr = mmap(std::ptr::null_mut(), MAP_BYTES, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_32BIT)
-            .ok()
-            .filter(|ptr| (ptr.as_ptr() as usize) + MAP_BYTES <= 1 << 31);
-        PageMap { ptr }
+        PageMap { ptr: mmap(std::ptr::null_mut(), MAP_BYTES, libc::PROT_READ | libc::PROT_WRITE, 0).ok() }
     }
 
     /// The map for `uc_coproc_direct`, or null when direct memory is off.

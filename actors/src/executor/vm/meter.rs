@@ -39,7 +39,7 @@ pub(crate) fn strict_rv32im<D>(uc: &mut Unicorn<'_, D>) -> Result<(), uc_error> 
 }
 
 /// Turns on direct guest memory (patch 11): `base` is the host address of
-/// guest address 0, `map` the page map (below 2 GiB), or null to leave it
+/// guest address 0, `map` the page map, or null to leave it
 /// off. Flushes the translation cache.
 pub(crate) fn direct<D>(uc: &mut Unicorn<'_, D>, base: *mut u8, map: *mut u8) -> Result<(), uc_error> {
     if map.is_null() {

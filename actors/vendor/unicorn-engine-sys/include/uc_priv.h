@@ -317,7 +317,7 @@ struct uc_struct {
     bool coproc_rv32im; // translate exactly rv32im (no Zicsr, no privileged insns)
     // coprocessor: direct guest memory (PATCHES.md 11). When set, generated
     // loads and stores check coproc_direct_map[guest page] (bit 1: may read,
-    // bit 2: may write; the map is below 2 GiB) and access
+    // bit 2: may write) and access
     // coproc_direct_base + guest address directly; anything else takes the
     // softmmu slow path. Guest addresses below 4 GiB only.
     uint8_t *coproc_direct_base;

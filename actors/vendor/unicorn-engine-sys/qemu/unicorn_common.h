@@ -189,7 +189,7 @@ void softfloat_init(void);
 // coprocessor: flush one page from the softmmu TLB (all MMU indexes).
 static inline void uc_coproc_flush_tlb_page_impl(struct uc_struct *uc, uint64_t addr)
 {
-    tlb_flush_page(uc->cpu, addr);
+    coproc_tlb_flush_page(uc->cpu, addr);
 }
 
 static inline void uc_common_init(struct uc_struct* uc)

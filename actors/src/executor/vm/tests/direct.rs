@@ -13,7 +13,6 @@ const HEAP: u32 = 0x2000_0000;
 #[test]
 fn direct_memory_is_on_for_every_vm_here() {
     // Without it every access takes the softmmu path: slower, not wrong.
-    // On Linux x86-64 the page map fits below 2 GiB, so it is on.
     let mut p = Asm::new();
     p.exit(0);
     let vm: Vm = vm(&p);

@@ -1092,8 +1092,8 @@ UNICORN_EXPORT
 uc_err uc_coproc_rv32im(uc_engine *uc);
 /* Direct guest memory for generated loads and stores: `base` is the host
    address of guest address 0 (guest addresses below 4 GiB map to
-   base + address), `map` has one byte per 4 KiB guest page (2^20 bytes) and
-   must lie below 2 GiB: bit 1 set means a load from the page may go
+   base + address), `map` has one byte per 4 KiB guest page (2^20 bytes): bit
+   1 set means a load from the page may go
    straight to host memory, bit 2 a store; a clear bit (or a misaligned or
    hooked access) takes the softmmu path, whose TLB fill sets the policy.
    The caller keeps the map true (clears a page's bits before it changes its

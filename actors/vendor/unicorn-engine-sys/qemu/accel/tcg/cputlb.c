@@ -515,6 +515,29 @@ void tlb_flush_page_by_mmuidx(CPUState *cpu, target_ulong addr, uint16_t idxmap)
 #endif
 }
 
+/*
+ * coprocessor: the VM resets a job by flushing the pages it touched. Its
+ * guest-to-host mapping never changes and code pages are never writable
+ * (W^X), so a block found through the jump cache stays valid: flushing the
+ * jump cache for every touched page (about a tenth of a tiny job's cost)
+ * buys nothing. Code pages are counted up front, so a block run without a
+ * new fetch fill changes no count. And only the MMU indexes the guest runs
+ * under are flushed: the VM's guest never leaves its privilege level (a
+ * trap stops the job), so the others never hold an entry.
+ */
+void coproc_tlb_flush_page(CPUState *cpu, target_ulong addr)
+{
+    CPUArchState *env = cpu->env_ptr;
+    int data_idx = cpu_mmu_index(env, false);
+    int code_idx = cpu_mmu_index(env, true);
+
+    addr &= TARGET_PAGE_MASK;
+    tlb_flush_page_locked(env, data_idx, addr);
+    if (code_idx != data_idx) {
+        tlb_flush_page_locked(env, code_idx, addr);
+    }
+}
+
 void tlb_flush_page(CPUState *cpu, target_ulong addr)
 {
     tlb_flush_page_by_mmuidx(cpu, addr, ALL_MMUIDX_BITS);
@@ -874,7 +897,12 @@ void tlb_set_page_with_attrs(CPUState *cpu, target_ulong vaddr,
         if (prot & PAGE_WRITE) {
             if (section->readonly) {
                 write_address |= TLB_DISCARD_WRITE;
-            } else if (cpu_physical_memory_is_clean(iotlb)) {
+            } else if (cpu_physical_memory_is_clean(iotlb) &&
+                       !(cpu->uc->coproc_direct_map != NULL &&
+                         !(section->mr->perms & UC_PROT_EXEC))) {
+                /* coprocessor: a direct-memory VM has no memory hooks and
+                   no snapshots, and a page it may write is never code
+                   (W^X): its first store need not take notdirty_write. */
                 write_address |= TLB_NOTDIRTY;
             }
         }

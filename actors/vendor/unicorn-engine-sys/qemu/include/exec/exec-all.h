@@ -117,6 +117,9 @@ void tlb_init(CPUState *cpu);
  * MMU indexes.
  */
 void tlb_flush_page(CPUState *cpu, target_ulong addr);
+/* coprocessor: flush one page from the TLB of every MMU index, but not
+   the TB jump cache (see PATCHES.md 12). */
+void coproc_tlb_flush_page(CPUState *cpu, target_ulong addr);
 /**
  * tlb_flush_page_all_cpus:
  * @cpu: src CPU of the flush

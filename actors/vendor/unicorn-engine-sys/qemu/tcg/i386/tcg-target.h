@@ -101,6 +101,12 @@ typedef enum {
  */
 #if TCG_TARGET_REG_BITS == 64
 #define TCG_TARGET_METER_REG TCG_REG_R15
+/* coprocessor: direct guest memory (PATCHES.md 11, 12): the host address
+   of guest address 0 and the page map, loaded by the prologue from the
+   uc_struct, so that a direct access is (%r13,addr) after a testb on
+   (%r14,page). */
+#define TCG_TARGET_DIRECT_BASE_REG TCG_REG_R13
+#define TCG_TARGET_DIRECT_MAP_REG TCG_REG_R14
 #endif
 
 /* used for function call generation */

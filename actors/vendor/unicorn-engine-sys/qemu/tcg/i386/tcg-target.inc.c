@@ -2112,33 +2112,39 @@ static void tcg_out_qemu_ld_direct(TCGContext *s, TCGReg datalo, TCGReg datahi,
  * access of 1 << (opc & MO_SIZE) bytes at addrlo:
  *
  *     mov   addrlo, %rsi            ; the slow path's address argument
- *     mov   %rsi, %rdi
+ *     mov   addrlo, %rdi
  *     shr   $12, %rdi               ; the guest page
  *     cmp   $0xfffff, %rdi ; ja slow      (64-bit guests: below 4 GiB only)
  *     test  $size-1, %sil  ; jne slow     (misaligned: may cross a page)
- *     add   $map, %edi                    (the map lies below 2 GiB)
- *     testb $bit, (%rdi)   ; je slow      (page not granted for this access)
- *     movabs $base, %rdi
+ *     testb $bit, (%r14,%rdi) ; je slow   (page not granted for this access)
  *
- * after which the access is (%rdi,%rsi). The data never waits for a TLB
+ * after which the access is (%r13,%rsi) (r13, r14: the base and the map,
+ * reserved and loaded by the prologue). The data never waits for a TLB
  * entry's addend: the checks are predicted branches off its critical path.
  * Returns false (nothing emitted) when direct memory is off or a memory
  * hook needs every access to go through the helpers.
  */
+#ifdef TCG_TARGET_DIRECT_BASE_REG
+#define COPROC_DIRECT_BASE_REG TCG_TARGET_DIRECT_BASE_REG
+#else
+#define COPROC_DIRECT_BASE_REG TCG_REG_L0 /* never used: no direct path */
+#endif
+
 static bool tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
                                   tcg_insn_unit **label_ptr, int bit)
 {
-    uintptr_t map = (uintptr_t)s->uc->coproc_direct_map;
+#ifdef TCG_TARGET_DIRECT_BASE_REG
     unsigned s_bits = opc & MO_SIZE;
     TCGType ttype = TARGET_LONG_BITS == 64 ? TCG_TYPE_I64 : TCG_TYPE_I32;
     int n = 0;
 
-    if (TCG_TARGET_REG_BITS != 64 || map == 0 || map >= 0x80000000u ||
-        (opc & MO_BSWAP) || tcg_uc_has_hookmem(s)) {
+    if (s->uc->coproc_direct_map == NULL || (opc & MO_BSWAP) ||
+        tcg_uc_has_hookmem(s)) {
         return false;
     }
+    /* Both from addrlo, so neither waits for the other. */
     tcg_out_mov(s, ttype, TCG_REG_L1, addrlo);
-    tcg_out_mov(s, ttype, TCG_REG_L0, TCG_REG_L1);
+    tcg_out_mov(s, ttype, TCG_REG_L0, addrlo);
     tcg_out_shifti(s, SHIFT_SHR + (ttype == TCG_TYPE_I64 ? P_REXW : 0),
                    TCG_REG_L0, TARGET_PAGE_BITS);
     if (TARGET_LONG_BITS == 64) {
@@ -2155,8 +2161,8 @@ static bool tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
         label_ptr[n++] = s->code_ptr;
         s->code_ptr += 4;
     }
-    tgen_arithi(s, ARITH_ADD, TCG_REG_L0, map, 0);
-    tcg_out_modrm_offset(s, OPC_GRP3_Eb, EXT3_TESTi, TCG_REG_L0, 0);
+    tcg_out_modrm_sib_offset(s, OPC_GRP3_Eb, EXT3_TESTi,
+                             TCG_TARGET_DIRECT_MAP_REG, TCG_REG_L0, 0, 0);
     tcg_out8(s, bit);
     tcg_out_opc(s, OPC_JCC_long + JCC_JE, 0, 0, 0);
     label_ptr[n++] = s->code_ptr;
@@ -2164,9 +2170,10 @@ static bool tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
     while (n < 3) {
         label_ptr[n++] = NULL;
     }
-    tcg_out_movi(s, TCG_TYPE_PTR, TCG_REG_L0,
-                 (uintptr_t)s->uc->coproc_direct_base);
     return true;
+#else
+    return false;
+#endif
 }
 
 static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
@@ -2188,8 +2195,8 @@ static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
     mem_index = get_mmuidx(oi);
 
     if (tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 1)) {
-        tcg_out_qemu_ld_direct(s, datalo, datahi, TCG_REG_L0, TCG_REG_L1, 0,
-                               0, is64, opc);
+        tcg_out_qemu_ld_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
+                               TCG_REG_L1, 0, 0, is64, opc);
     } else {
         tcg_out_tlb_load(s, addrlo, addrhi, mem_index, opc,
                          label_ptr, offsetof(CPUTLBEntry, addr_read));
@@ -2304,8 +2311,8 @@ static void tcg_out_qemu_st(TCGContext *s, const TCGArg *args, bool is64)
     mem_index = get_mmuidx(oi);
 
     if (tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 2)) {
-        tcg_out_qemu_st_direct(s, datalo, datahi, TCG_REG_L0, TCG_REG_L1, 0,
-                               0, opc);
+        tcg_out_qemu_st_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
+                               TCG_REG_L1, 0, 0, opc);
     } else {
         tcg_out_tlb_load(s, addrlo, addrhi, mem_index, opc,
                          label_ptr, offsetof(CPUTLBEntry, addr_write));
@@ -3797,6 +3804,17 @@ static void tcg_target_qemu_prologue(TCGContext *s)
     tcg_out_mov(s, TCG_TYPE_PTR, TCG_AREG0, tcg_target_call_iarg_regs[0]);
     /* coprocessor: the meter register holds the budget while blocks run. */
     tcg_out_meter_load(s);
+#ifdef TCG_TARGET_DIRECT_BASE_REG
+    /* coprocessor: direct memory's base and map, from env->uc. */
+    tcg_out_ld(s, TCG_TYPE_PTR, TCG_TARGET_DIRECT_MAP_REG, TCG_AREG0,
+               offsetof(CPUArchState, uc));
+    tcg_out_ld(s, TCG_TYPE_PTR, TCG_TARGET_DIRECT_BASE_REG,
+               TCG_TARGET_DIRECT_MAP_REG,
+               offsetof(struct uc_struct, coproc_direct_base));
+    tcg_out_ld(s, TCG_TYPE_PTR, TCG_TARGET_DIRECT_MAP_REG,
+               TCG_TARGET_DIRECT_MAP_REG,
+               offsetof(struct uc_struct, coproc_direct_map));
+#endif
     tcg_out_addi(s, TCG_REG_ESP, -stack_addend);
     /* jmp *tb.  */
     tcg_out_modrm(s, OPC_GRP5, EXT5_JMPN_Ev, tcg_target_call_iarg_regs[1]);
@@ -3953,6 +3971,10 @@ static void tcg_target_init(TCGContext *s)
 
     s->reserved_regs = 0;
     tcg_regset_set_reg(s->reserved_regs, TCG_REG_CALL_STACK);
+#ifdef TCG_TARGET_DIRECT_BASE_REG
+    tcg_regset_set_reg(s->reserved_regs, TCG_TARGET_DIRECT_BASE_REG);
+    tcg_regset_set_reg(s->reserved_regs, TCG_TARGET_DIRECT_MAP_REG);
+#endif
 }
 
 typedef struct {
