@@ -64,3 +64,22 @@ pub fn li(rd: u32, value: u32) -> [u32; 2] {
 
 /// `ecall`.
 pub const ECALL: u32 = 0x0000_0073;
+
+/// `li rd, value` on rv64: always eight words. `lui` + `addiw` make the
+/// high 32 bits (sign-extended), then three shifts and `ori`s of
+/// non-negative 11-, 11- and 10-bit chunks append the low 32 bits.
+pub fn li64(rd: u32, value: u64) -> [u32; 8] {
+    let hi = (value >> 32) as u32;
+    let lo = ((hi & 0xfff) as i32) << 20 >> 20;
+    let low = value as u32;
+    [
+        lui(rd, hi.wrapping_sub(lo as u32)),
+        i(0x1b, rd, 0, rd, lo),
+        i(0x13, rd, 1, rd, 11),
+        i(0x13, rd, 6, rd, (low >> 21) as i32),
+        i(0x13, rd, 1, rd, 11),
+        i(0x13, rd, 6, rd, ((low >> 10) & 0x7ff) as i32),
+        i(0x13, rd, 1, rd, 10),
+        i(0x13, rd, 6, rd, (low & 0x3ff) as i32),
+    ]
+}

@@ -1,4 +1,4 @@
-//! A reference rv32im interpreter for guest ABI v1 (`DESIGN.md`, "Guest ABI
+//! A reference rv32im and rv64im interpreter for guest ABI v1 (`DESIGN.md`, "Guest ABI
 //! v1"), written to be read: one instruction at a time, memory as a map of
 //! pages, no unsafe, no Unicorn. It is the oracle the engine's metered VM is
 //! fuzzed against (`fuzz/targets`), so it follows the ABI to the letter:
@@ -25,6 +25,16 @@
 //! - Misaligned loads and stores are byte accesses; their pages are checked
 //!   in address order. A jump or taken branch to an address that is not
 //!   4-byte aligned fails `MisalignedFetch` at the jump.
+//! - rv64im ([`Xlen::Rv64`], an ELF64 guest): the same window, inputs,
+//!   syscalls and cycles, with 64-bit registers (the entry values
+//!   zero-extended). A load, store or fetch address above 4 GiB is a
+//!   `MemoryFault` reporting it in full, never an alias of the low 4 GiB. A
+//!   syscall number is matched in full (`0x1_0000_005d` is not `exit`); an
+//!   exit code and a file descriptor are the register's low 32 bits; a
+//!   syscall pointer or length above 4 GiB is a `MemoryFault` reporting both
+//!   in full, checked before anything else the syscall does (a write to a
+//!   descriptor other than 1, 2 and 3 reads nothing and returns the whole
+//!   length), and a precompile's charge uses the whole length (saturating).
 
 pub mod asm;
 mod cpu;
@@ -75,9 +85,21 @@ pub struct Segment {
     pub perms: Perms,
 }
 
+/// The register width: which ISA a program is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Xlen {
+    /// rv32im (an ELF32 guest).
+    #[default]
+    Rv32,
+    /// rv64im (an ELF64 guest).
+    Rv64,
+}
+
 /// A validated program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
+    /// Its ISA.
+    pub xlen: Xlen,
     /// Entry point.
     pub entry: u32,
     /// Its segments.
@@ -94,23 +116,23 @@ pub enum Failure {
     /// A refused access: a load's or store's effective address and width, a
     /// fetch's pc and 4, or a syscall's whole range.
     MemoryFault {
-        /// First byte.
-        addr: u32,
+        /// First byte (64 bits on rv64im).
+        addr: u64,
         /// Bytes.
-        len: u32,
+        len: u64,
     },
-    /// Not an rv32im instruction (or a CSR/SYSTEM one other than `ecall`).
+    /// Not an instruction of the program's ISA (or a CSR/SYSTEM one other than `ecall`).
     IllegalInstruction {
         /// Its address.
-        pc: u32,
+        pc: u64,
     },
     /// A jump or taken branch to an address that is not 4-byte aligned.
     MisalignedFetch {
         /// The jump's address.
-        pc: u32,
+        pc: u64,
     },
     /// `ecall` with an undefined number.
-    UnsupportedSyscall(u32),
+    UnsupportedSyscall(u64),
     /// `exit` with a non-zero code.
     GuestExit(u32),
     /// More than `max_output_bytes` written to fd 3.

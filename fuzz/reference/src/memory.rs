@@ -154,7 +154,7 @@ impl Memory {
         }
     }
 
-    /// An instruction's access of `len` bytes (1, 2 or 4; any alignment):
+    /// An instruction's access of `len` bytes (1, 2, 4 or 8; any alignment):
     /// its pages are checked in address order, then it happens.
     pub(crate) fn check(&mut self, addr: u32, len: u32, access: Access) -> Result<(), Refused> {
         let last = addr.wrapping_add(len - 1);
@@ -175,18 +175,18 @@ impl Memory {
         }
     }
 
-    /// Reads `len` (1, 2 or 4) bytes little-endian, after [`Memory::check`].
-    pub(crate) fn load(&mut self, addr: u32, len: u32, access: Access) -> Result<u32, Refused> {
+    /// Reads `len` (1, 2, 4 or 8) bytes little-endian, after [`Memory::check`].
+    pub(crate) fn load(&mut self, addr: u32, len: u32, access: Access) -> Result<u64, Refused> {
         self.check(addr, len, access)?;
-        let mut value = 0u32;
+        let mut value = 0u64;
         for i in (0..len).rev() {
-            value = value << 8 | u32::from(self.byte(addr.wrapping_add(i)));
+            value = value << 8 | u64::from(self.byte(addr.wrapping_add(i)));
         }
         Ok(value)
     }
 
     /// Writes the low `len` bytes of `value` little-endian.
-    pub(crate) fn store(&mut self, addr: u32, len: u32, value: u32) -> Result<(), Refused> {
+    pub(crate) fn store(&mut self, addr: u32, len: u32, value: u64) -> Result<(), Refused> {
         self.check(addr, len, Access::Write)?;
         for i in 0..len {
             self.put(addr.wrapping_add(i), (value >> (8 * i)) as u8);

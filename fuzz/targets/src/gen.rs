@@ -5,11 +5,20 @@
 //! and stores across page boundaries, at the window's edges and into the
 //! inputs, ecalls with random numbers and arguments, illegal words,
 //! misaligned jumps, jumps into data), then the jobs' inputs and budgets.
+//!
+//! The first byte chooses the ISA: even for rv32im, odd for rv64im. An
+//! rv64im program is generated the same way, with 64-bit structure on top:
+//! the W forms, `ld`/`sd`/`lwu`, 6-bit shift amounts, 64-bit values
+//! (`li64`) for the multiplies and divides, addresses with high bits set
+//! (above 4 GiB: they must fault, never alias the low 4 GiB), and syscall
+//! numbers, descriptors, pointers and lengths with high bits set. An rv32im
+//! program reads exactly the bytes it read before rv64im existed, so older
+//! inputs keep their meaning behind a zero first byte.
 
 use crate::source::Source;
-use rv32im_reference::asm::{addi, b, i, jal, jalr, li, lui, r, s, ECALL};
+use rv32im_reference::asm::{addi, b, i, jal, jalr, li, li64, lui, r, s, ECALL};
 use rv32im_reference::{
-    input_capacity, Limits, Perms, Program, Segment, GUEST_WINDOW_END, OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR,
+    input_capacity, Limits, Perms, Program, Segment, Xlen, GUEST_WINDOW_END, OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR,
     PAGE_SIZE, STACK_TOP,
 };
 
@@ -25,6 +34,7 @@ pub struct Case {
 /// Where the generated program lives.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
+    xlen: Xlen,
     text: u32,
     /// Instruction words in the text segment.
     words: u32,
@@ -57,6 +67,27 @@ const ILLEGAL: [u32; 16] = [
     0x0200_1093, // slli with shamt 32
 ];
 
+/// Words that are not rv64im: the rv32im list's, less `ld` and a 6-bit
+/// `slli` (rv64im has them), plus reserved rv64 encodings.
+const ILLEGAL64: [u32; 16] = [
+    0x0000_0000, // all zeros
+    0xffff_ffff, // all ones
+    0x0000_2505, // c.addiw
+    0x0000_100f, // fence.i
+    0x0010_0073, // ebreak
+    0xc000_2373, // csrr cycle
+    0x1000_302f, // lr.d
+    0x0062_b2af, // amoadd.d
+    0x0031_00d3, // fadd.s
+    0x0002_b007, // fld
+    0x0203_1293, // slliw with shamt 32 (0x1b, funct3 1)
+    0x0203_529b, // srliw with shamt 32
+    0x0003_7283, // ldu (load funct3 7)
+    0x0053_4023, // sq (store funct3 4)
+    0x0473_02bb, // op-32 with funct7 2
+    0x0073_22bb, // sltw (op-32 funct3 2)
+];
+
 /// Registers generated code uses: a few temporaries, sp, ra, the syscall
 /// registers, and any register now and then.
 fn reg(src: &mut Source<'_>) -> u32 {
@@ -67,8 +98,9 @@ fn reg(src: &mut Source<'_>) -> u32 {
     }
 }
 
-/// Generates a program (its layout, then its code) and the input limit.
+/// Generates a program (its ISA, its layout, then its code) and the input limit.
 pub fn case(src: &mut Source<'_>) -> Case {
+    let xlen = if src.u8() & 1 == 1 { Xlen::Rv64 } else { Xlen::Rv32 };
     let max_input_bytes = src.pick(&[0, 1, 64, 4095, 4096, 5000, 1 << 16]);
     let capacity = input_capacity(max_input_bytes) as u32;
     let most = if src.one_in(4) { 2048 } else { 96 };
@@ -97,9 +129,9 @@ pub fn case(src: &mut Source<'_>) -> Case {
         };
         Some((base, mem.max(1), file.min(mem.max(1)), perms))
     };
-    let layout = Layout { text, words, data: data.map(|(base, mem, _, _)| (base, mem)), capacity };
+    let layout = Layout { xlen, text, words, data: data.map(|(base, mem, _, _)| (base, mem)), capacity };
     let code = match src.below(4) {
-        0 => random_words(src, words),
+        0 => random_words(src, words, xlen),
         _ => structured(src, &layout),
     };
     let entry = text + 4 * if src.one_in(8) { src.below(words) } else { 0 };
@@ -112,27 +144,31 @@ pub fn case(src: &mut Source<'_>) -> Case {
     if let Some((base, mem, file, perms)) = data {
         let bytes: Vec<u8> = if src.one_in(3) {
             // Instruction words (a jump into data must still fault: no exec).
-            (0..file.div_ceil(4)).flat_map(|_| valid_ish(src).to_le_bytes()).take(file as usize).collect()
+            (0..file.div_ceil(4)).flat_map(|_| valid_ish(src, xlen).to_le_bytes()).take(file as usize).collect()
         } else {
             src.take(file as usize).to_vec()
         };
         segments.push(Segment { vaddr: base, mem_size: mem, data: bytes, perms });
     }
     segments.sort_by_key(|segment| segment.vaddr);
-    Case { program: Program { entry, segments }, max_input_bytes }
+    Case { program: Program { xlen, entry, segments }, max_input_bytes }
 }
 
 /// `words` instruction words: random, or random with a valid opcode and
 /// funct fields, ending (if it gets there) with exit(0).
-fn random_words(src: &mut Source<'_>, words: u32) -> Vec<u32> {
-    let mut code: Vec<u32> = (0..words - 5).map(|_| if src.one_in(3) { src.u32() } else { valid_ish(src) }).collect();
+fn random_words(src: &mut Source<'_>, words: u32, xlen: Xlen) -> Vec<u32> {
+    let mut code: Vec<u32> =
+        (0..words - 5).map(|_| if src.one_in(3) { src.u32() } else { valid_ish(src, xlen) }).collect();
     code.extend(exit_code(0));
     code
 }
 
-/// A word with a valid rv32im opcode and (mostly) valid funct fields,
+/// A word with a valid opcode of the ISA and (mostly) valid funct fields,
 /// random registers and immediates.
-fn valid_ish(src: &mut Source<'_>) -> u32 {
+fn valid_ish(src: &mut Source<'_>, xlen: Xlen) -> u32 {
+    if xlen == Xlen::Rv64 {
+        return valid_ish64(src);
+    }
     let word = src.u32();
     let opcode = src.pick(&[0x37, 0x17, 0x6f, 0x67, 0x63, 0x03, 0x23, 0x13, 0x33, 0x0f, 0x73]);
     let mut word = (word & !0x7f) | opcode;
@@ -143,6 +179,70 @@ fn valid_ish(src: &mut Source<'_>) -> u32 {
         word = ECALL;
     }
     word
+}
+
+/// [`valid_ish`] for rv64im: the OP-32 and OP-IMM-32 opcodes too.
+fn valid_ish64(src: &mut Source<'_>) -> u32 {
+    let word = src.u32();
+    let opcode = src.pick(&[0x37, 0x17, 0x6f, 0x67, 0x63, 0x03, 0x23, 0x13, 0x33, 0x0f, 0x73, 0x1b, 0x3b, 0x3b]);
+    let mut word = (word & !0x7f) | opcode;
+    if (opcode == 0x33 || opcode == 0x3b) && !src.one_in(8) {
+        word = (word & 0x01ff_ffff) | src.pick(&[0x00u32, 0x20, 0x01]) << 25;
+    }
+    let funct3 = (word >> 12) & 7;
+    if (opcode == 0x13 || opcode == 0x1b) && (funct3 == 1 || funct3 == 5) && !src.one_in(4) {
+        // A shift: its kind field 0, or arithmetic (bit 30); a 6-bit shamt, or 5 for a W shift.
+        let keep = if opcode == 0x13 { 0x03ff_ffff } else { 0x01ff_ffff };
+        word = (word & keep) | if src.one_in(2) { 1 << 30 } else { 0 };
+    }
+    if opcode == 0x73 && !src.one_in(4) {
+        word = ECALL;
+    }
+    word
+}
+
+/// `li rd, value` for the ISA: two words on rv32im (the low 32 bits), eight on rv64im.
+fn li_x(xlen: Xlen, rd: u32, value: u64) -> Vec<u32> {
+    match xlen {
+        Xlen::Rv32 => li(rd, value as u32).to_vec(),
+        Xlen::Rv64 => li64(rd, value).to_vec(),
+    }
+}
+
+/// An rv64im address from an rv32im-interesting one: as it is, or with
+/// high bits that must make it fault (never alias the low 4 GiB), or
+/// sign-extended as `lui` would make it.
+fn widen(src: &mut Source<'_>, addr: u32) -> u64 {
+    let addr = u64::from(addr);
+    match src.below(10) {
+        0 => 1 << 32 | addr,
+        1 => 0xffff_ffff_0000_0000 | addr,
+        2 => addr as u32 as i32 as i64 as u64,
+        3 => addr | 1 << (32 + src.below(32)),
+        4 => src.pick(&[1 << 63, u64::MAX, (1 << 32) - 4, 1 << 32, 0xffff_ffff_ffff_f000]),
+        _ => addr,
+    }
+}
+
+/// A 64-bit operand: edges of every width, or random.
+fn value64(src: &mut Source<'_>) -> u64 {
+    match src.below(4) {
+        0 => src.pick(&[
+            0,
+            1,
+            u64::MAX,
+            1 << 63,
+            i64::MAX as u64,
+            0x8000_0000,
+            0xffff_ffff,
+            0xffff_ffff_8000_0000,
+            0x1_0000_0000,
+            0x7fff_ffff,
+            0xffff_ffff_0000_0000,
+        ]),
+        1 => u64::from(src.u32()) as u32 as i32 as i64 as u64,
+        _ => src.u64(),
+    }
 }
 
 fn exit_code(code: u32) -> Vec<u32> {
@@ -182,7 +282,76 @@ fn interesting(src: &mut Source<'_>, layout: &Layout) -> u32 {
     }
 }
 
-fn alu_r(src: &mut Source<'_>) -> u32 {
+/// [`interesting`], widened on rv64im.
+fn interesting_x(src: &mut Source<'_>, layout: &Layout) -> u64 {
+    let addr = interesting(src, layout);
+    match layout.xlen {
+        Xlen::Rv32 => u64::from(addr),
+        Xlen::Rv64 => widen(src, addr),
+    }
+}
+
+/// A register-register operation of rv64im: OP (64-bit) or OP-32 (the W forms).
+fn alu_r64(src: &mut Source<'_>) -> u32 {
+    let op = src.pick(&[
+        (0x33, 0x00, 0),
+        (0x33, 0x20, 0),
+        (0x33, 0x00, 1),
+        (0x33, 0x00, 2),
+        (0x33, 0x00, 3),
+        (0x33, 0x00, 4),
+        (0x33, 0x00, 5),
+        (0x33, 0x20, 5),
+        (0x33, 0x00, 6),
+        (0x33, 0x00, 7),
+        (0x33, 0x01, 0),
+        (0x33, 0x01, 1),
+        (0x33, 0x01, 2),
+        (0x33, 0x01, 3),
+        (0x33, 0x01, 4),
+        (0x33, 0x01, 5),
+        (0x33, 0x01, 6),
+        (0x33, 0x01, 7),
+        (0x3b, 0x00, 0),
+        (0x3b, 0x20, 0),
+        (0x3b, 0x00, 1),
+        (0x3b, 0x00, 5),
+        (0x3b, 0x20, 5),
+        (0x3b, 0x01, 0),
+        (0x3b, 0x01, 4),
+        (0x3b, 0x01, 5),
+        (0x3b, 0x01, 6),
+        (0x3b, 0x01, 7),
+    ]);
+    let (opcode, funct7, funct3) = op;
+    r(opcode, reg(src), funct3, reg(src), reg(src), funct7)
+}
+
+/// A register-immediate operation of rv64im: OP-IMM (6-bit shift amounts)
+/// or OP-IMM-32 (`addiw` and the 5-bit W shifts).
+fn alu_i64(src: &mut Source<'_>) -> u32 {
+    if src.one_in(3) {
+        let funct3 = src.pick(&[0, 0, 1, 5]);
+        let imm = match funct3 {
+            0 => (src.u16() as i16 >> 4) as i32,
+            1 => src.below(32) as i32,
+            _ => (src.below(32) | if src.one_in(2) { 0x400 } else { 0 }) as i32,
+        };
+        return i(0x1b, reg(src), funct3, reg(src), imm);
+    }
+    let funct3 = src.below(8);
+    let imm = match funct3 {
+        1 => src.below(64) as i32,
+        5 => (src.below(64) | if src.one_in(2) { 0x400 } else { 0 }) as i32,
+        _ => (src.u16() as i16 >> 4) as i32,
+    };
+    i(0x13, reg(src), funct3, reg(src), imm)
+}
+
+fn alu_r(src: &mut Source<'_>, xlen: Xlen) -> u32 {
+    if xlen == Xlen::Rv64 {
+        return alu_r64(src);
+    }
     let (funct7, funct3) = src.pick(&[
         (0x00, 0),
         (0x20, 0),
@@ -206,7 +375,10 @@ fn alu_r(src: &mut Source<'_>) -> u32 {
     r(0x33, reg(src), funct3, reg(src), reg(src), funct7)
 }
 
-fn alu_i(src: &mut Source<'_>) -> u32 {
+fn alu_i(src: &mut Source<'_>, xlen: Xlen) -> u32 {
+    if xlen == Xlen::Rv64 {
+        return alu_i64(src);
+    }
     let funct3 = src.below(8);
     let imm = match funct3 {
         1 => src.below(32) as i32,
@@ -224,29 +396,44 @@ fn imm12(src: &mut Source<'_>) -> i32 {
     }
 }
 
-fn load(src: &mut Source<'_>) -> u32 {
-    let funct3 = src.pick(&[0, 1, 2, 4, 5]);
+fn load(src: &mut Source<'_>, xlen: Xlen) -> u32 {
+    let funct3 = match xlen {
+        Xlen::Rv32 => src.pick(&[0, 1, 2, 4, 5]),
+        Xlen::Rv64 => src.pick(&[0, 1, 2, 3, 3, 4, 5, 6]),
+    };
     i(0x03, reg(src), funct3, reg(src), imm12(src))
 }
 
-fn store(src: &mut Source<'_>) -> u32 {
-    s(src.below(3), reg(src), reg(src), imm12(src))
+fn store(src: &mut Source<'_>, xlen: Xlen) -> u32 {
+    let funct3 = match xlen {
+        Xlen::Rv32 => src.below(3),
+        Xlen::Rv64 => src.below(4),
+    };
+    s(funct3, reg(src), reg(src), imm12(src))
 }
 
 /// A structured program filling `layout.words` words, ending with exit.
 fn structured(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
+    let xlen = layout.xlen;
     let budget = layout.words as usize - 5;
     let mut code: Vec<u32> = Vec::new();
     while code.len() < budget && !src.is_empty() {
         let mut piece: Vec<u32> = Vec::new();
         match src.below(12) {
-            0 | 1 => piece.extend(li(reg(src), interesting(src, layout))),
-            2 => piece.push(alu_r(src)),
-            3 => piece.push(alu_i(src)),
+            0 | 1 => {
+                let rd = reg(src);
+                if xlen == Xlen::Rv64 && src.one_in(2) {
+                    piece.extend(li64(rd, value64(src)));
+                } else {
+                    piece.extend(li_x(xlen, rd, interesting_x(src, layout)));
+                }
+            }
+            2 => piece.push(alu_r(src, xlen)),
+            3 => piece.push(alu_i(src, xlen)),
             4 => {
                 let base = reg(src);
-                piece.extend(li(base, interesting(src, layout)));
-                let access = if src.one_in(2) { load(src) } else { store(src) };
+                piece.extend(li_x(xlen, base, interesting_x(src, layout)));
+                let access = if src.one_in(2) { load(src, xlen) } else { store(src, xlen) };
                 piece.push((access & !(31 << 15)) | base << 15);
             }
             5 => {
@@ -256,10 +443,10 @@ fn structured(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
                 piece.extend(li(counter, 1 + src.below(most)));
                 let body: Vec<u32> = (0..1 + src.below(6))
                     .map(|_| match src.below(4) {
-                        0 => load(src),
-                        1 => store(src),
-                        2 => alu_i(src),
-                        _ => alu_r(src),
+                        0 => load(src, xlen),
+                        1 => store(src, xlen),
+                        2 => alu_i(src, xlen),
+                        _ => alu_r(src, xlen),
                     })
                     .map(|word| if (word >> 7) & 31 == counter { word & !(31 << 7) } else { word })
                     .collect();
@@ -268,12 +455,16 @@ fn structured(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
                 piece.push(b(1, counter, 0, -4 * (body.len() as i32 + 1)));
             }
             6 | 7 => piece.extend(syscall(src, layout)),
-            8 => piece.push(if src.one_in(3) { src.u32() } else { src.pick(&ILLEGAL) }),
+            8 => piece.push(match (src.one_in(3), xlen) {
+                (true, _) => src.u32(),
+                (false, Xlen::Rv32) => src.pick(&ILLEGAL),
+                (false, Xlen::Rv64) => src.pick(&ILLEGAL64),
+            }),
             9 => match src.below(3) {
                 0 => piece.push(jal(reg(src), 4 * src.below(8) as i32 + if src.one_in(6) { 2 } else { 0 })),
                 1 => {
                     let target = reg(src);
-                    piece.extend(li(target, interesting(src, layout)));
+                    piece.extend(li_x(xlen, target, interesting_x(src, layout)));
                     piece.push(jalr(reg(src), target, src.below(8) as i32 - 4));
                 }
                 _ => {
@@ -286,7 +477,7 @@ fn structured(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
                 1 => lui(reg(src), src.u32()),
                 _ => (src.u32() & 0xffff_f000) | reg(src) << 7 | 0x17, // auipc
             }),
-            _ => piece.push(valid_ish(src)),
+            _ => piece.push(valid_ish(src, xlen)),
         }
         if code.len() + piece.len() > budget {
             break;
@@ -303,6 +494,9 @@ fn structured(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
 
 /// Sets up `a0..a2` and `a7` and calls `ecall`.
 fn syscall(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
+    if layout.xlen == Xlen::Rv64 {
+        return syscall64(src, layout);
+    }
     let mut words = Vec::new();
     let number = src.pick(&[64, 64, 64, 0x100, 0x101, 93, 0, 63, 0x102, 0xffff_ffff]);
     let fd = src.pick(&[3, 3, 1, 2, 0, 4, u32::MAX]);
@@ -379,4 +573,52 @@ pub fn limits(
         _ => 1 << 20,
     };
     Limits { max_cycles, max_memory_bytes, max_output_bytes }
+}
+
+/// [`syscall`] on rv64im: numbers, descriptors, pointers and lengths with
+/// high bits set too (a number is matched in full, a descriptor and an exit
+/// code are the low 32 bits, a pointer or length above 4 GiB faults).
+fn syscall64(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
+    let number = src.pick(&[
+        64,
+        64,
+        64,
+        0x100,
+        0x101,
+        93,
+        0,
+        63,
+        0x102,
+        0xffff_ffff,
+        1 << 32 | 64,
+        1 << 32 | 93,
+        0xffff_ffff_0000_0100,
+        u64::MAX,
+    ]);
+    let fd = src.pick(&[3, 3, 1, 2, 0, 4, u64::MAX, 1 << 32 | 3, 0xffff_ffff_0000_0001, 0xffff_ffff]);
+    let ptr = interesting_x(src, layout);
+    let len = match src.below(7) {
+        0 => 0,
+        1 => u64::from(src.below(8)),
+        2 => u64::from(src.below(300)),
+        3 => u64::from(layout.capacity.wrapping_sub(src.below(8))),
+        4 => 1 << 32 | u64::from(src.below(8)),
+        5 => src.pick(&[u64::MAX, 1 << 63, 0xffff_ffff_0000_0004, (1 << 32) - 1]),
+        _ => u64::from(src.u32()),
+    };
+    let out = interesting_x(src, layout);
+    let args = match number {
+        64 => [fd, ptr, len],
+        0x100 | 0x101 => [ptr, len, out],
+        _ => [u64::from(src.below(4)) | if src.one_in(3) { 0xffff_ffff_0000_0000 } else { 0 }, ptr, len],
+    };
+    let mut words = Vec::new();
+    for (reg, value) in [10, 11, 12].into_iter().zip(args) {
+        if !src.one_in(8) {
+            words.extend(li64(reg, value));
+        }
+    }
+    words.extend(li64(17, number));
+    words.push(ECALL);
+    words
 }

@@ -4,9 +4,9 @@ use crate::elf_writer;
 use crate::gen;
 use crate::source::Source;
 use coprocessor_actors::job::{Failure, JobLimits, JobOutcome};
-use coprocessor_actors::program::{ProgramImage, SegmentPerms};
+use coprocessor_actors::program::{Isa, ProgramImage, SegmentPerms};
 use coprocessor_actors::Vm;
-use rv32im_reference::{self as reference, Limits, Perms, Program, Segment};
+use rv32im_reference::{self as reference, Limits, Perms, Program, Segment, Xlen};
 
 /// The most cycles a generated job may use (keeps a run short).
 const MAX_CYCLES: u64 = 30_000;
@@ -48,6 +48,10 @@ pub fn vm_diff(data: &[u8]) {
 pub(crate) fn to_reference(image: &ProgramImage) -> Program {
     let perms = |p: SegmentPerms| Perms { read: p.read, write: p.write, exec: p.exec };
     Program {
+        xlen: match image.isa {
+            Isa::Rv32im => Xlen::Rv32,
+            Isa::Rv64im => Xlen::Rv64,
+        },
         entry: image.entry,
         segments: image
             .segments
@@ -62,22 +66,15 @@ fn failure(failure: &Failure) -> Option<reference::Failure> {
     Some(match *failure {
         Failure::CycleLimitExceeded => R::CycleLimitExceeded,
         Failure::MemoryLimitExceeded => R::MemoryLimitExceeded,
-        // The engine reports addresses and numbers at 64 bits (rv64im); an
-        // rv32im guest's always fit in 32.
-        Failure::MemoryFault { addr, len } => R::MemoryFault { addr: narrow(addr), len: narrow(len) },
-        Failure::IllegalInstruction { pc } => R::IllegalInstruction { pc: narrow(pc) },
-        Failure::MisalignedFetch { pc } => R::MisalignedFetch { pc: narrow(pc) },
-        Failure::UnsupportedSyscall(n) => R::UnsupportedSyscall(narrow(n)),
+        Failure::MemoryFault { addr, len } => R::MemoryFault { addr, len },
+        Failure::IllegalInstruction { pc } => R::IllegalInstruction { pc },
+        Failure::MisalignedFetch { pc } => R::MisalignedFetch { pc },
+        Failure::UnsupportedSyscall(n) => R::UnsupportedSyscall(n),
         Failure::GuestExit(code) => R::GuestExit(code),
         Failure::OutputTooLarge => R::OutputTooLarge,
         // Recorded by the executor after host panics; never a VM outcome.
         Failure::Quarantined { .. } => return None,
     })
-}
-
-/// An rv32im value the engine reported at 64 bits.
-fn narrow(value: u64) -> u32 {
-    u32::try_from(value).expect("an rv32im guest's addresses and numbers fit in 32 bits")
 }
 
 /// Runs `job` on `vm` and on the reference and panics, saying where, if
@@ -99,17 +96,18 @@ pub fn compare(vm: &mut Vm, program: &Program, max_input_bytes: usize, job: &Job
             .map(|s| format!("{:#x}+{:#x} {:?} ({} file bytes)", s.vaddr, s.mem_size, s.perms, s.data.len()))
             .collect();
         let head = |bytes: &[u8]| format!("{} bytes {:02x?}", bytes.len(), &bytes[..bytes.len().min(16)]);
-        let word_at = |pc: u32| {
+        let word_at = |pc: u64| {
             program.segments.iter().find_map(|s| {
-                let at = pc.checked_sub(s.vaddr)? as usize;
+                let at = pc.checked_sub(u64::from(s.vaddr))? as usize;
                 let bytes = s.data.get(at..at + 4)?;
                 Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
             })
         };
         let stop_pc = expected.stop.as_ref().map(|stop| stop.pc);
         format!(
-            "entry {:#x}, segments {segments:?}, word at the reference's stop: {:x?}\ninputs: onchain {}, offchain {}; {:?}\nreference: {:x?} \
+            "{:?} entry {:#x}, segments {segments:?}, word at the reference's stop: {:x?}\ninputs: onchain {}, offchain {}; {:?}\nreference: {:x?} \
              cycles {} peak {} exit {:?} output {} log {} stop {:x?}\nvm: {:x?} cycles {} peak {} exit {:?} output {} log {}",
+            program.xlen,
             program.entry,
             stop_pc.and_then(word_at),
             head(&job.onchain),
@@ -138,9 +136,9 @@ pub fn compare(vm: &mut Vm, program: &Program, max_input_bytes: usize, job: &Job
     assert_eq!(got.log, expected.log, "log differs\n{}", context());
     if let Some(stop) = &expected.stop {
         let (pc, regs) = vm.stop_registers().expect("registers");
-        assert_eq!(pc, u64::from(stop.pc), "pc at the stop differs\n{}", context());
+        assert_eq!(pc, stop.pc, "pc at the stop differs\n{}", context());
         for (i, (got, want)) in regs.iter().zip(stop.regs.iter()).enumerate() {
-            assert_eq!(*got, u64::from(*want), "x{i} at the stop differs\n{}", context());
+            assert_eq!(got, want, "x{i} at the stop differs\n{}", context());
         }
     }
 }

@@ -9,7 +9,7 @@ use coprocessor_actors::wire::{FastRequest, Method};
 use coprocessor_fuzz_targets::elf_writer;
 use coprocessor_fuzz_targets::source::pseudo_random_bytes;
 use rv32im_reference::asm::{li, ECALL};
-use rv32im_reference::{Perms, Program, Segment};
+use rv32im_reference::{Perms, Program, Segment, Xlen};
 use std::path::{Path, PathBuf};
 
 fn corpus(target: &str) -> PathBuf {
@@ -71,6 +71,7 @@ fn write_seeds() {
     let code: Vec<u8> = text.iter().flat_map(|w| w.to_le_bytes()).collect();
     let rx = Perms { read: true, write: false, exec: true };
     let exit = Program {
+        xlen: Xlen::Rv32,
         entry: 0x1_0000,
         segments: vec![Segment { vaddr: 0x1_0000, mem_size: code.len() as u32, data: code.clone(), perms: rx }],
     };
@@ -83,6 +84,8 @@ fn write_seeds() {
         perms: Perms { read: true, write: true, exec: false },
     });
     write("elf", "text-and-bss", &elf_writer::write(&two));
+    write("elf", "exit-0-rv64", &elf_writer::write(&Program { xlen: Xlen::Rv64, ..exit.clone() }));
+    write("elf", "text-and-bss-rv64", &elf_writer::write(&Program { xlen: Xlen::Rv64, ..two.clone() }));
     let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programs/elf");
     for name in ["fibonacci", "xorshift"] {
         if let Ok(bytes) = std::fs::read(guests.join(format!("{name}.elf"))) {
@@ -126,9 +129,14 @@ fn write_seeds() {
     );
     write("abi_request", "fields-flipped", &[3u8; 300]);
 
-    // vm_diff: any bytes are a program; a few of different lengths.
+    // vm_diff: any bytes are a program; a few of different lengths, for
+    // each ISA (the first byte: 0 for rv32im, 1 for rv64im).
     for (seed, len) in [(1u64, 200usize), (2, 800), (3, 1500), (4, 3000), (5, 6000)] {
-        write("vm_diff", &format!("random-{seed}"), &pseudo_random_bytes(seed + 1000, len));
+        for (isa, prefix) in [(0u8, "random"), (1, "rv64-random")] {
+            let mut bytes = vec![isa];
+            bytes.extend(pseudo_random_bytes(seed + 1000, len));
+            write("vm_diff", &format!("{prefix}-{seed}"), &bytes);
+        }
     }
 }
 

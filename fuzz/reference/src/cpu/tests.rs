@@ -1,7 +1,7 @@
 //! One test per instruction class and per trap.
 
 use crate::asm::{addi, b, i, jal, jalr, li, r, s, ECALL};
-use crate::{run, Failure, Limits, Outcome, Perms, Program, Segment, OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR};
+use crate::{run, Failure, Limits, Outcome, Perms, Program, Segment, Xlen, OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR};
 
 const TEXT: u32 = 0x1_0000;
 const DATA: u32 = 0x100_0000;
@@ -22,7 +22,7 @@ fn program(text: &[u32], data: &[u8]) -> Program {
     if !data.is_empty() {
         segments.push(Segment { vaddr: DATA, mem_size: data.len() as u32, data: data.to_vec(), perms: RW });
     }
-    Program { entry: TEXT, segments }
+    Program { xlen: Xlen::Rv32, entry: TEXT, segments }
 }
 
 fn exec(text: &[u32], onchain: &[u8], limits: Limits) -> Outcome {
@@ -35,7 +35,7 @@ fn regs_after(text: &[u32]) -> [u32; 32] {
     all.extend(exit(0));
     let outcome = exec(&all, &[], limits(1 << 20));
     assert_eq!(outcome.failure, None, "{outcome:?}");
-    outcome.stop.expect("started").regs
+    outcome.stop.expect("started").regs.map(|r| u32::try_from(r).expect("a 32-bit value"))
 }
 
 fn exit(code: u32) -> Vec<u32> {
@@ -56,8 +56,8 @@ fn entry_state_follows_the_abi() {
     let stop = outcome.stop.expect("started");
     assert_eq!(stop.regs[2], 0x8000_0000 - 16);
     assert_eq!(stop.regs[11], 3);
-    assert_eq!((stop.regs[12], stop.regs[13]), (OFFCHAIN_INPUT_ADDR, 0));
-    assert_eq!(stop.pc, TEXT + 20, "pc after the ecall");
+    assert_eq!((stop.regs[12], stop.regs[13]), (u64::from(OFFCHAIN_INPUT_ADDR), 0));
+    assert_eq!(stop.pc, u64::from(TEXT + 20), "pc after the ecall");
     assert_eq!(outcome.peak_memory_bytes, 4096);
 }
 
@@ -179,13 +179,13 @@ fn inputs_are_readable_zero_padded_and_read_only() {
     let store = with(&[&[s(0, 10, 0, 0)], &exit(0)]);
     assert_eq!(
         exec(&store, &[1], limits(100)).failure,
-        Some(Failure::MemoryFault { addr: ONCHAIN_INPUT_ADDR, len: 1 })
+        Some(Failure::MemoryFault { addr: u64::from(ONCHAIN_INPUT_ADDR), len: 1 })
     );
     // Past the region (one page for 4096 bytes) is unmapped.
     let past = with(&[&li(5, ONCHAIN_INPUT_ADDR + 4096), &[i(0x03, 6, 0, 5, 0)], &exit(0)]);
     assert_eq!(
         exec(&past, &[], limits(100)).failure,
-        Some(Failure::MemoryFault { addr: ONCHAIN_INPUT_ADDR + 4096, len: 1 })
+        Some(Failure::MemoryFault { addr: u64::from(ONCHAIN_INPUT_ADDR + 4096), len: 1 })
     );
 }
 
@@ -193,13 +193,13 @@ fn inputs_are_readable_zero_padded_and_read_only() {
 fn stores_to_text_fetches_from_data_and_wild_accesses_fault() {
     let store_text = with(&[&li(5, TEXT), &[s(2, 5, 0, 0)], &exit(0)]);
     let outcome = exec(&store_text, &[], limits(100));
-    assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::MemoryFault { addr: TEXT, len: 4 }), 2));
-    assert_eq!(outcome.stop.expect("started").pc, TEXT + 8, "pc at the faulting store");
+    assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::MemoryFault { addr: u64::from(TEXT), len: 4 }), 2));
+    assert_eq!(outcome.stop.expect("started").pc, u64::from(TEXT + 8), "pc at the faulting store");
 
     let jump_data = with(&[&li(5, DATA), &[jalr(1, 5, 0)]]);
     let outcome = run(&program(&jump_data, &[0; 4]), 4096, &[], &[], &limits(100)).expect("fits");
-    assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::MemoryFault { addr: DATA, len: 4 }), 3));
-    assert_eq!(outcome.stop.expect("started").regs[1], TEXT + 12, "the jump retired");
+    assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::MemoryFault { addr: u64::from(DATA), len: 4 }), 3));
+    assert_eq!(outcome.stop.expect("started").regs[1], u64::from(TEXT + 12), "the jump retired");
 
     let below = with(&[&[i(0x03, 5, 2, 0, 0x100)], &exit(0)]);
     assert_eq!(exec(&below, &[], limits(100)).failure, Some(Failure::MemoryFault { addr: 0x100, len: 4 }));
@@ -237,9 +237,9 @@ fn illegal_words_fail_without_retiring() {
     ] {
         let text = with(&[&[addi(5, 0, 1)], &[word], &exit(0)]);
         let outcome = exec(&text, &[], limits(100));
-        assert_eq!(outcome.failure, Some(Failure::IllegalInstruction { pc: TEXT + 4 }), "{word:#010x}");
+        assert_eq!(outcome.failure, Some(Failure::IllegalInstruction { pc: u64::from(TEXT + 4) }), "{word:#010x}");
         assert_eq!(outcome.cycles, 1, "{word:#010x}");
-        assert_eq!(outcome.stop.expect("started").pc, TEXT + 4);
+        assert_eq!(outcome.stop.expect("started").pc, u64::from(TEXT + 4));
     }
     let fence = with(&[&[0x0ff0_000f], &exit(0)]);
     assert_eq!(exec(&fence, &[], limits(100)).failure, None);
@@ -248,15 +248,15 @@ fn illegal_words_fail_without_retiring() {
 #[test]
 fn misaligned_jumps_fail_at_the_jump_without_linking() {
     let outcome = exec(&[addi(5, 0, 1), jal(1, 6)], &[], limits(100));
-    assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::MisalignedFetch { pc: TEXT + 4 }), 1));
+    assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::MisalignedFetch { pc: u64::from(TEXT + 4) }), 1));
     assert_eq!(outcome.stop.expect("started").regs[1], 0);
     let jalr_odd = with(&[&li(5, TEXT + 3), &[jalr(0, 5, 0)]]);
     // jalr clears bit 0: TEXT + 2 is still misaligned.
-    assert_eq!(exec(&jalr_odd, &[], limits(100)).failure, Some(Failure::MisalignedFetch { pc: TEXT + 8 }));
+    assert_eq!(exec(&jalr_odd, &[], limits(100)).failure, Some(Failure::MisalignedFetch { pc: u64::from(TEXT + 8) }));
     let jalr_one = with(&[&li(5, TEXT + 13), &[jalr(0, 5, 0)], &exit(7)]);
     assert_eq!(exec(&jalr_one, &[], limits(100)).failure, Some(Failure::GuestExit(7)), "bit 0 cleared: aligned");
     let branch = exec(&[b(0, 0, 0, 6)], &[], limits(100));
-    assert_eq!(branch.failure, Some(Failure::MisalignedFetch { pc: TEXT }));
+    assert_eq!(branch.failure, Some(Failure::MisalignedFetch { pc: u64::from(TEXT) }));
     let not_taken = with(&[&[b(1, 0, 0, 6)], &exit(0)]);
     assert_eq!(exec(&not_taken, &[], limits(100)).failure, None);
 }
@@ -269,11 +269,11 @@ fn max_cycles_is_exact() {
     assert_eq!(exec(&text, &[], limits(n)).failure, None);
     let short = exec(&text, &[], limits(n - 1));
     assert_eq!((short.failure, short.cycles), (Some(Failure::CycleLimitExceeded), n - 1));
-    assert_eq!(short.stop.expect("started").pc, TEXT + 4 * 8, "before the ecall");
+    assert_eq!(short.stop.expect("started").pc, u64::from(TEXT + 4 * 8), "before the ecall");
     let none = exec(&text, &[], limits(0));
     assert_eq!(
         (none.failure, none.cycles, none.stop.expect("started").pc),
-        (Some(Failure::CycleLimitExceeded), 0, TEXT)
+        (Some(Failure::CycleLimitExceeded), 0, u64::from(TEXT))
     );
 }
 
@@ -291,7 +291,7 @@ fn write_appends_to_output_and_log_and_the_output_limit_is_inclusive() {
     let wild = with(&[&write(3, 4097), &exit(0)]);
     assert_eq!(
         exec(&wild, &[], limits(1000)).failure,
-        Some(Failure::MemoryFault { addr: ONCHAIN_INPUT_ADDR, len: 4097 })
+        Some(Failure::MemoryFault { addr: u64::from(ONCHAIN_INPUT_ADDR), len: 4097 })
     );
 }
 
@@ -327,7 +327,7 @@ fn hashes_write_their_digest_and_charge_per_block() {
     // The charge itself does not fit: stopped after the ecall.
     let charge = out(0x100, b"", 9 + 16 + 63);
     assert_eq!((charge.failure, charge.cycles), (Some(Failure::CycleLimitExceeded), 88));
-    assert_eq!(charge.stop.expect("started").pc, TEXT + 36);
+    assert_eq!(charge.stop.expect("started").pc, u64::from(TEXT + 36));
 }
 
 #[test]
@@ -356,7 +356,7 @@ fn pages_shared_by_segments_get_the_union_of_their_rights() {
         perms: Perms { read: true, ..Perms::default() },
     });
     let outcome = run(&p, 4096, &[], &[], &limits(100)).expect("fits");
-    assert_eq!(outcome.failure, Some(Failure::MemoryFault { addr: TEXT + 0x800, len: 4 }));
+    assert_eq!(outcome.failure, Some(Failure::MemoryFault { addr: u64::from(TEXT + 0x800), len: 4 }));
 }
 
 #[test]
@@ -367,4 +367,100 @@ fn inputs_over_their_region_are_refused() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// --- rv64im ---------------------------------------------------------------
+
+use crate::asm::li64;
+
+fn exec64(text: &[u32], limits: Limits) -> Outcome {
+    let mut program = program(text, &[0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99]);
+    program.xlen = Xlen::Rv64;
+    run(&program, 4096, &[], &[], &limits).expect("inputs fit")
+}
+
+fn regs64_after(text: &[u32]) -> [u64; 32] {
+    let mut all = text.to_vec();
+    all.extend(exit(0));
+    let outcome = exec64(&all, limits(1 << 20));
+    assert_eq!(outcome.failure, None, "{outcome:?}");
+    outcome.stop.expect("started").regs
+}
+
+#[test]
+fn li64_builds_any_value() {
+    let values = [0, 1, u64::MAX, 1 << 63, 0x8000_0000, 0xffff_ffff, 0x1_0000_0000, 0x1234_5678_9abc_def0, 0xfff];
+    let text: Vec<u32> = values.iter().enumerate().flat_map(|(n, &v)| li64(18 + n as u32, v)).collect();
+    let regs = regs64_after(&text);
+    assert_eq!(&regs[18..18 + values.len()], &values);
+}
+
+#[test]
+fn rv64_alu_word_forms_and_wide_multiplies() {
+    let regs = regs64_after(&with(&[
+        &li64(5, 0xffff_ffff_8000_0000),
+        &li64(6, 0x0000_0001_7fff_ffff),
+        &[
+            r(0x3b, 7, 0, 5, 6, 0x00),  // addw: 0x8000_0000 + 0x7fff_ffff = -1
+            r(0x3b, 8, 0, 6, 5, 0x20),  // subw: 0x7fff_ffff - 0x8000_0000 = -1
+            i(0x1b, 9, 1, 6, 1),        // slliw 1
+            i(0x1b, 18, 5, 5, 0x41f),   // sraiw 31
+            i(0x13, 19, 1, 6, 33),      // slli 33
+            i(0x13, 20, 5, 5, 0x420),   // srai 32
+            r(0x33, 21, 1, 5, 6, 0x01), // mulh
+            r(0x33, 22, 3, 5, 6, 0x01), // mulhu
+            r(0x33, 23, 2, 5, 6, 0x01), // mulhsu
+            r(0x3b, 24, 4, 5, 0, 0x01), // divw by zero
+            r(0x3b, 25, 7, 6, 0, 0x01), // remuw by zero: the low word, sign-extended
+            r(0x33, 26, 4, 5, 0, 0x01), // div by zero
+        ],
+    ]));
+    assert_eq!((regs[7], regs[8], regs[9], regs[18]), (u64::MAX, u64::MAX, 0xffff_ffff_ffff_fffe, u64::MAX));
+    assert_eq!((regs[19], regs[20]), (0xffff_fffe_0000_0000, u64::MAX));
+    assert_eq!((regs[21], regs[22], regs[23]), (u64::MAX, 0x1_7fff_fffe, u64::MAX));
+    assert_eq!((regs[24], regs[25], regs[26]), (u64::MAX, 0x7fff_ffff, u64::MAX));
+}
+
+#[test]
+fn rv64_loads_extend_and_addresses_above_4_gib_fault() {
+    let regs = regs64_after(&with(&[
+        &li(5, DATA),
+        &[
+            i(0x03, 6, 3, 5, 0), // ld
+            i(0x03, 7, 2, 5, 4), // lw: 0x8877_6655 sign-extended
+            i(0x03, 8, 6, 5, 4), // lwu
+        ],
+    ]));
+    assert_eq!((regs[6], regs[7], regs[8]), (0x8877_6655_4433_2211, 0xffff_ffff_8877_6655, 0x8877_6655));
+    for addr in [1 << 32 | u64::from(DATA), 0xffff_ffff_0000_0000 | u64::from(DATA), 1 << 63] {
+        let load = exec64(&with(&[&li64(5, addr), &[i(0x03, 6, 3, 5, 0)], &exit(0)]), limits(100));
+        assert_eq!(load.failure, Some(Failure::MemoryFault { addr, len: 8 }), "{addr:#x}");
+        assert_eq!(load.peak_memory_bytes, 2 * 4096, "nothing touched");
+        let jump = exec64(&with(&[&li64(5, addr & !3), &[jalr(0, 5, 0)]]), limits(100));
+        assert_eq!(jump.failure, Some(Failure::MemoryFault { addr: addr & !3, len: 4 }), "{addr:#x}");
+        assert_eq!(jump.stop.expect("started").pc, addr & !3);
+    }
+}
+
+#[test]
+fn rv64_syscalls_read_whole_registers() {
+    // write(fd = 1 << 32 | 3, DATA, 4): the descriptor is the low 32 bits.
+    let call = |number: u64, args: [u64; 3]| {
+        let mut text = with(&[&li64(10, args[0]), &li64(11, args[1]), &li64(12, args[2]), &li64(17, number)]);
+        text.push(ECALL);
+        text.extend(exit(0));
+        exec64(&text, limits(1000))
+    };
+    let data = u64::from(DATA);
+    let out = call(64, [1 << 32 | 3, data, 4]);
+    assert_eq!((out.failure, out.output), (None, vec![0x11, 0x22, 0x33, 0x44]));
+    assert_eq!(call(64, [3, 1 << 32 | data, 4]).failure, Some(Failure::MemoryFault { addr: 1 << 32 | data, len: 4 }));
+    assert_eq!(call(64, [1, data, 1 << 32]).failure, Some(Failure::MemoryFault { addr: data, len: 1 << 32 }));
+    // Another descriptor reads nothing and returns the whole length.
+    let other = call(64, [5, 1 << 40, 1 << 32]);
+    assert_eq!((other.failure, other.stop.expect("started").regs[10]), (None, 0));
+    assert_eq!(call(1 << 32 | 93, [0, 0, 0]).failure, Some(Failure::UnsupportedSyscall(1 << 32 | 93)));
+    assert_eq!(call(93, [0xffff_ffff_0000_0007, 0, 0]).failure, Some(Failure::GuestExit(7)));
+    // A precompile's whole length is charged first.
+    assert_eq!(call(0x100, [data, 1 << 40, data]).failure, Some(Failure::CycleLimitExceeded));
 }
