@@ -266,7 +266,8 @@ impl GuestMemory {
 
     /// Undoes everything the last job did: restores touched image pages,
     /// zeroes touched fresh pages, and returns the pages whose TLB entries
-    /// must be flushed (`Err`: too many, flush the whole TLB). Either way the
+    /// must be flushed, the writable and fresh ones (`Err`: too many, flush
+    /// the whole TLB). Either way the
     /// caller hands the list back with [`GuestMemory::recycle`], so a job
     /// allocates nothing here.
     pub(crate) fn reset(&mut self) -> Result<Vec<u32>, Vec<u32>> {
@@ -286,6 +287,14 @@ impl GuestMemory {
         for &page in &touched {
             let index = (page - FIRST_PAGE) as usize;
             self.touched[index / 64] = 0;
+        }
+        // Read-only image pages (text, rodata) keep their TLB entries and
+        // their grants: no job can change them, and they are counted up
+        // front (`image_pages`), so the next job reaching them without a
+        // fill changes neither a byte nor a count. Only pages a job may
+        // have written go back through the fill.
+        touched.retain(|&page| self.run_of(page).is_none_or(|run| run.perms.write));
+        for &page in &touched {
             self.map.revoke(page);
         }
         self.fresh_pages = 0;

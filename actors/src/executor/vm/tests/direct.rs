@@ -77,3 +77,20 @@ fn a_direct_page_is_not_reachable_through_an_address_above_4_gib() {
         }
     }
 }
+
+#[test]
+fn a_read_only_page_kept_across_jobs_still_refuses_a_store_and_costs_the_same() {
+    // Text keeps its TLB entry and its grant from one job to the next (no
+    // job can change it, and image pages are counted up front): a store to
+    // it in a later job is still a fault, and every job's peak is the same.
+    let mut p = Asm::new();
+    p.li(5, TEXT_BASE).lw(6, 5, 0).lw(7, 10, 0).beq(7, 0, 8).sw(6, 5, 0).exit(0);
+    let mut vm = vm(&p);
+    let read = vm.run(&0u32.to_le_bytes(), &[], &JobLimits::default()).expect("run");
+    let store = vm.run(&1u32.to_le_bytes(), &[], &JobLimits::default()).expect("run");
+    let again = vm.run(&0u32.to_le_bytes(), &[], &JobLimits::default()).expect("run");
+    assert_eq!(read.failure, None);
+    assert_eq!(store.failure, Some(Failure::MemoryFault { addr: u64::from(TEXT_BASE), len: 4 }));
+    assert_eq!(again, read);
+    assert_eq!(store.peak_memory_bytes, read.peak_memory_bytes);
+}
