@@ -348,6 +348,22 @@ fn alu_i64(src: &mut Source<'_>) -> u32 {
     i(0x13, reg(src), funct3, reg(src), imm)
 }
 
+/// rv64im data paths: 64-bit values in three registers, then a chain of
+/// operations among them (every result is visible at the stop unless
+/// overwritten).
+fn alu_block64(src: &mut Source<'_>) -> Vec<u32> {
+    let regs = [src.pick(&[5, 6, 7]), src.pick(&[18, 19, 20]), src.pick(&[28, 29, 30, 31])];
+    let mut words: Vec<u32> = regs.iter().flat_map(|&rd| li64(rd, value64(src))).collect();
+    for _ in 0..2 + src.below(10) {
+        let word = if src.one_in(3) { alu_i64(src) } else { alu_r64(src) };
+        let (rd, rs1, rs2) = (src.pick(&regs), src.pick(&regs), src.pick(&regs));
+        let word = (word & !(31 << 7 | 31 << 15)) | rd << 7 | rs1 << 15;
+        // Only R-type words have rs2 (bits 20..24 of an I-type are its immediate).
+        words.push(if word & 0x7f == 0x33 || word & 0x7f == 0x3b { (word & !(31 << 20)) | rs2 << 20 } else { word });
+    }
+    words
+}
+
 fn alu_r(src: &mut Source<'_>, xlen: Xlen) -> u32 {
     if xlen == Xlen::Rv64 {
         return alu_r64(src);
@@ -419,7 +435,9 @@ fn structured(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
     let mut code: Vec<u32> = Vec::new();
     while code.len() < budget && !src.is_empty() {
         let mut piece: Vec<u32> = Vec::new();
-        match src.below(12) {
+        // rv64im has two more kinds of piece; rv32im's choices are as they were.
+        let kinds = if xlen == Xlen::Rv64 { 14 } else { 12 };
+        match src.below(kinds) {
             0 | 1 => {
                 let rd = reg(src);
                 if xlen == Xlen::Rv64 && src.one_in(2) {
@@ -477,6 +495,7 @@ fn structured(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
                 1 => lui(reg(src), src.u32()),
                 _ => (src.u32() & 0xffff_f000) | reg(src) << 7 | 0x17, // auipc
             }),
+            12 | 13 if xlen == Xlen::Rv64 => piece.extend(alu_block64(src)),
             _ => piece.push(valid_ish(src, xlen)),
         }
         if code.len() + piece.len() > budget {
