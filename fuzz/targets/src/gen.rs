@@ -80,7 +80,7 @@ const ILLEGAL64: [u32; 16] = [
     0x0062_b2af, // amoadd.d
     0x0031_00d3, // fadd.s
     0x0002_b007, // fld
-    0x0203_1293, // slliw with shamt 32 (0x1b, funct3 1)
+    0x0203_129b, // slliw with shamt 32
     0x0203_529b, // srliw with shamt 32
     0x0003_7283, // ldu (load funct3 7)
     0x0053_4023, // sq (store funct3 4)
@@ -640,4 +640,28 @@ fn syscall64(src: &mut Source<'_>, layout: &Layout) -> Vec<u32> {
     words.extend(li64(17, number));
     words.push(ECALL);
     words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ILLEGAL, ILLEGAL64, RX};
+    use rv32im_reference::{run, Failure, Limits, Program, Segment, Xlen};
+
+    /// Each listed word is illegal on the reference for its ISA.
+    #[test]
+    fn the_illegal_words_are_illegal() {
+        for (xlen, words) in [(Xlen::Rv32, ILLEGAL), (Xlen::Rv64, ILLEGAL64)] {
+            for word in words {
+                let segment = Segment { vaddr: 0x1_0000, mem_size: 4, data: word.to_le_bytes().to_vec(), perms: RX };
+                let program = Program { xlen, entry: 0x1_0000, segments: vec![segment] };
+                let limits = Limits { max_cycles: 10, max_memory_bytes: 1 << 20, max_output_bytes: 0 };
+                let outcome = run(&program, 0, &[], &[], &limits).expect("no input");
+                assert_eq!(
+                    outcome.failure,
+                    Some(Failure::IllegalInstruction { pc: 0x1_0000 }),
+                    "{xlen:?} {word:#010x}"
+                );
+            }
+        }
+    }
 }
