@@ -206,7 +206,8 @@ fn refusals_say_why_in_job_status() {
         "--data-dir",
         stack.engine.data_dir.to_str().expect("utf-8"),
     ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "cancelled\n");
+    // The job never ran, but its program (and so its ISA) is known.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cancelled\nisa: rv32im\n");
 }
 
 #[test]
