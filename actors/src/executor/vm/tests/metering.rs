@@ -18,14 +18,24 @@ fn counted_loop(iterations: u32) -> Asm {
     p
 }
 
-/// Single-steps `program` for `count` instructions on a plain Unicorn
+/// Single-steps `program` for `count` instructions on a plain rv32 Unicorn
 /// instance (its own per-instruction counter, no metering) and returns the
 /// pc and registers.
 fn single_step(program: &Asm, count: usize) -> (u32, [u32; 32]) {
-    let mut uc = Unicorn::new(Arch::RISCV, Mode::RISCV32).expect("unicorn");
+    let (pc, regs) = single_step_in(Mode::RISCV32, program, count);
+    (pc as u32, regs.map(|r| r as u32))
+}
+
+/// Single-steps `program` for `count` instructions on a plain Unicorn
+/// instance of `mode` (its own per-instruction counter, no metering) and
+/// returns the pc and the registers: the oracle of the exact-metering tests
+/// on both ISAs.
+pub(super) fn single_step_in(mode: Mode, program: &Asm, count: usize) -> (u64, [u64; 32]) {
+    let text_base = u64::from(TEXT_BASE);
+    let mut uc = Unicorn::new(Arch::RISCV, mode).expect("unicorn");
     let text: Vec<u8> = program.text.iter().flat_map(|w| w.to_le_bytes()).collect();
-    uc.mem_map(u64::from(TEXT_BASE), 0x10000, Prot::ALL).expect("map text");
-    uc.mem_write(u64::from(TEXT_BASE), &text).expect("write text");
+    uc.mem_map(text_base, 0x10000, Prot::ALL).expect("map text");
+    uc.mem_write(text_base, &text).expect("write text");
     uc.mem_map(u64::from(DATA_BASE), 0x1000, Prot::ALL).expect("map data");
     uc.mem_map(u64::from(STACK_TOP & !0xfff), 0x1000, Prot::ALL).expect("map stack");
     for (reg, value) in [
@@ -38,14 +48,14 @@ fn single_step(program: &Asm, count: usize) -> (u32, [u32; 32]) {
         uc.reg_write(reg, u64::from(value)).expect("reg");
     }
     let pc = if count > 0 {
-        uc.emu_start(u64::from(TEXT_BASE), 0, 0, count).expect("single-step run");
-        uc.pc_read().expect("pc") as u32
+        uc.emu_start(text_base, 0, 0, count).expect("single-step run");
+        uc.pc_read().expect("pc")
     } else {
-        TEXT_BASE
+        text_base
     };
-    let mut regs = [0u32; 32];
+    let mut regs = [0u64; 32];
     for (i, slot) in regs.iter_mut().enumerate().skip(1) {
-        *slot = uc.reg_read(RegisterRISCV::X0 as i32 + i as i32).expect("reg") as u32;
+        *slot = uc.reg_read(RegisterRISCV::X0 as i32 + i as i32).expect("reg");
     }
     (pc, regs)
 }

@@ -7,8 +7,7 @@ use super::{limits, run, run64, run64_with, touch_pages, vm64};
 use crate::executor::vm::{OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR, STACK_TOP};
 use crate::job::{Failure, JobLimits};
 use crate::program::Isa;
-use unicorn_engine::unicorn_const::{Arch, Mode, Prot};
-use unicorn_engine::{RegisterRISCV, Unicorn};
+use unicorn_engine::unicorn_const::Mode;
 
 const TEXT: u64 = TEXT_BASE as u64;
 
@@ -67,36 +66,9 @@ fn counted_loop(iterations: u32) -> Asm {
     p
 }
 
-/// Single-steps `program` for `count` instructions on a plain riscv64
-/// Unicorn instance (its own per-instruction counter, no metering) and
-/// returns the pc and registers.
+/// Single-steps `program` on a plain riscv64 Unicorn instance.
 fn single_step(program: &Asm, count: usize) -> (u64, [u64; 32]) {
-    let mut uc = Unicorn::new(Arch::RISCV, Mode::RISCV64).expect("unicorn");
-    let text: Vec<u8> = program.text.iter().flat_map(|w| w.to_le_bytes()).collect();
-    uc.mem_map(TEXT, 0x10000, Prot::ALL).expect("map text");
-    uc.mem_write(TEXT, &text).expect("write text");
-    uc.mem_map(u64::from(DATA_BASE), 0x1000, Prot::ALL).expect("map data");
-    uc.mem_map(u64::from(STACK_TOP & !0xfff), 0x1000, Prot::ALL).expect("map stack");
-    for (reg, value) in [
-        (RegisterRISCV::X2, STACK_TOP),
-        (RegisterRISCV::X10, ONCHAIN_INPUT_ADDR),
-        (RegisterRISCV::X11, 0),
-        (RegisterRISCV::X12, OFFCHAIN_INPUT_ADDR),
-        (RegisterRISCV::X13, 0),
-    ] {
-        uc.reg_write(reg, u64::from(value)).expect("reg");
-    }
-    let pc = if count > 0 {
-        uc.emu_start(TEXT, 0, 0, count).expect("single-step run");
-        uc.pc_read().expect("pc")
-    } else {
-        TEXT
-    };
-    let mut regs = [0u64; 32];
-    for (i, slot) in regs.iter_mut().enumerate().skip(1) {
-        *slot = uc.reg_read(RegisterRISCV::X0 as i32 + i as i32).expect("reg");
-    }
-    (pc, regs)
+    super::metering::single_step_in(Mode::RISCV64, program, count)
 }
 
 #[test]
