@@ -94,3 +94,18 @@ fn a_read_only_page_kept_across_jobs_still_refuses_a_store_and_costs_the_same() 
     assert_eq!(again, read);
     assert_eq!(store.peak_memory_bytes, read.peak_memory_bytes);
 }
+
+#[test]
+fn an_input_limit_beyond_the_abi_s_256_mib_region_is_refused_when_the_vm_is_built() {
+    // Each input region has 256 MiB of guest address space (0x9000_0000,
+    // 0xA000_0000); a larger limit would overlap the next region.
+    let mut p = Asm::new();
+    p.exit(0);
+    let image = crate::program::ProgramImage::parse(&p.elf(), 1 << 24).expect("test ELF is valid");
+    assert!(Vm::new(&image, 256 << 20).is_ok(), "exactly 256 MiB fits");
+    let err = Vm::new(&image, (256 << 20) + 1).expect_err("over 256 MiB");
+    assert_eq!(
+        err.to_string(),
+        "mapping guest memory: an input region of 268439552 bytes is over the 268435456 bytes the ABI gives it"
+    );
+}
