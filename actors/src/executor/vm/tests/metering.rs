@@ -1,7 +1,7 @@
 //! Exact metering: every budget stops on the exact instruction.
 
 use super::asm::{Asm, DATA_BASE, TEXT_BASE};
-use super::{limits, vm};
+use super::{limits, vm, Vm};
 use crate::executor::vm::{OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR, STACK_TOP};
 use crate::job::{Failure, JobLimits};
 use unicorn_engine::unicorn_const::{Arch, Mode, Prot};
@@ -18,12 +18,21 @@ fn counted_loop(iterations: u32) -> Asm {
     p
 }
 
-/// Single-steps `program` for `count` instructions on a plain rv32 Unicorn
-/// instance (its own per-instruction counter, no metering) and returns the
-/// pc and registers.
-fn single_step(program: &Asm, count: usize) -> (u32, [u32; 32]) {
-    let (pc, regs) = single_step_in(Mode::RISCV32, program, count);
-    (pc as u32, regs.map(|r| r as u32))
+/// Runs `program` on `vm` with each of `budgets` (all below the program's
+/// full count) and checks that it runs out of cycles exactly where
+/// single-stepping that many instructions on a plain Unicorn of `mode` stops:
+/// pc and every register. The exact-metering check of both ISAs.
+pub(super) fn assert_stops_like_single_stepping(
+    vm: &mut Vm,
+    mode: Mode,
+    program: &Asm,
+    budgets: impl IntoIterator<Item = u64>,
+) {
+    for budget in budgets {
+        let outcome = vm.run(&[], &[], &limits(budget)).expect("run");
+        assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::CycleLimitExceeded), budget), "budget {budget}");
+        assert_eq!(vm.registers64(), single_step_in(mode, program, budget as usize), "budget {budget}");
+    }
 }
 
 /// Single-steps `program` for `count` instructions on a plain Unicorn
@@ -78,14 +87,10 @@ fn every_budget_stops_where_single_stepping_does() {
     let program = counted_loop(7);
     let mut vm = vm(&program);
     let n = vm.run(&[], &[], &JobLimits::default()).expect("run").cycles;
-    for budget in 0..=n + 1 {
+    assert_stops_like_single_stepping(&mut vm, Mode::RISCV32, &program, 0..n);
+    for budget in [n, n + 1] {
         let outcome = vm.run(&[], &[], &limits(budget)).expect("run");
-        if budget >= n {
-            assert_eq!((outcome.failure, outcome.cycles), (None, n), "budget {budget}");
-            continue;
-        }
-        assert_eq!(outcome.failure, Some(Failure::CycleLimitExceeded), "budget {budget}");
-        assert_eq!(vm.registers(), single_step(&program, budget as usize), "budget {budget}");
+        assert_eq!((outcome.failure, outcome.cycles), (None, n), "budget {budget}");
     }
 }
 
@@ -95,11 +100,12 @@ fn budgets_across_the_16_bit_counter_refill_are_exact() {
     let mut vm = vm(&program);
     let n = vm.run(&[], &[], &JobLimits::default()).expect("run").cycles;
     assert!(n > 65_535 + 1);
-    for budget in [65_534, 65_535, 65_536, 65_537, 65_538, 99_999, n - 1] {
-        let outcome = vm.run(&[], &[], &limits(budget)).expect("run");
-        assert_eq!(outcome.failure, Some(Failure::CycleLimitExceeded), "budget {budget}");
-        assert_eq!(vm.registers(), single_step(&program, budget as usize), "budget {budget}");
-    }
+    assert_stops_like_single_stepping(
+        &mut vm,
+        Mode::RISCV32,
+        &program,
+        [65_534, 65_535, 65_536, 65_537, 65_538, 99_999, n - 1],
+    );
     let exact = vm.run(&[], &[], &limits(n)).expect("run");
     assert_eq!((exact.failure, exact.cycles), (None, n));
 }

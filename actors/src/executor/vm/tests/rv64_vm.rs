@@ -3,6 +3,7 @@
 //! registers read whole (an address above 4 GiB is a fault, never an alias).
 
 use super::asm::{b, i, r, Asm, DATA_BASE, SCRATCH, TEXT_BASE};
+use super::metering::assert_stops_like_single_stepping;
 use super::{limits, run, run64, run64_with, touch_pages, vm64};
 use crate::executor::vm::{OFFCHAIN_INPUT_ADDR, ONCHAIN_INPUT_ADDR, STACK_TOP};
 use crate::job::{Failure, JobLimits};
@@ -66,11 +67,6 @@ fn counted_loop(iterations: u32) -> Asm {
     p
 }
 
-/// Single-steps `program` on a plain riscv64 Unicorn instance.
-fn single_step(program: &Asm, count: usize) -> (u64, [u64; 32]) {
-    super::metering::single_step_in(Mode::RISCV64, program, count)
-}
-
 #[test]
 fn a_job_that_needs_n_cycles_succeeds_with_n_and_fails_with_n_minus_1() {
     let program = counted_loop(1000);
@@ -88,14 +84,10 @@ fn every_budget_stops_where_single_stepping_does() {
     let program = counted_loop(7);
     let mut vm = vm64(&program);
     let n = vm.run(&[], &[], &JobLimits::default()).expect("run").cycles;
-    for budget in 0..=n + 1 {
+    assert_stops_like_single_stepping(&mut vm, Mode::RISCV64, &program, 0..n);
+    for budget in [n, n + 1] {
         let outcome = vm.run(&[], &[], &limits(budget)).expect("run");
-        if budget >= n {
-            assert_eq!((outcome.failure, outcome.cycles), (None, n), "budget {budget}");
-            continue;
-        }
-        assert_eq!((outcome.failure, outcome.cycles), (Some(Failure::CycleLimitExceeded), budget), "budget {budget}");
-        assert_eq!(vm.registers64(), single_step(&program, budget as usize), "budget {budget}");
+        assert_eq!((outcome.failure, outcome.cycles), (None, n), "budget {budget}");
     }
 }
 
@@ -105,11 +97,12 @@ fn budgets_across_the_16_bit_counter_refill_are_exact() {
     let mut vm = vm64(&program);
     let n = vm.run(&[], &[], &JobLimits::default()).expect("run").cycles;
     assert!(n > 65_535 + 1);
-    for budget in [65_534, 65_535, 65_536, 65_537, 65_538, 99_999, n - 1] {
-        let outcome = vm.run(&[], &[], &limits(budget)).expect("run");
-        assert_eq!(outcome.failure, Some(Failure::CycleLimitExceeded), "budget {budget}");
-        assert_eq!(vm.registers64(), single_step(&program, budget as usize), "budget {budget}");
-    }
+    assert_stops_like_single_stepping(
+        &mut vm,
+        Mode::RISCV64,
+        &program,
+        [65_534, 65_535, 65_536, 65_537, 65_538, 99_999, n - 1],
+    );
     let exact = vm.run(&[], &[], &limits(n)).expect("run");
     assert_eq!((exact.failure, exact.cycles), (None, n));
 }
