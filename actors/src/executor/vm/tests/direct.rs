@@ -4,7 +4,7 @@
 //! grants), then tries what the grant must not allow.
 
 use super::asm::{i, s, Asm, DATA_BASE, TEXT_BASE};
-use super::{run, run64, vm, Vm};
+use super::{run, run64, vm, vm64, Vm};
 use crate::executor::vm::ONCHAIN_INPUT_ADDR;
 use crate::job::{Failure, JobLimits};
 
@@ -108,4 +108,42 @@ fn an_input_limit_beyond_the_abi_s_256_mib_region_is_refused_when_the_vm_is_buil
         err.to_string(),
         "mapping guest memory: an input region of 268439552 bytes is over the 268435456 bytes the ABI gives it"
     );
+}
+
+#[test]
+fn registers_live_across_a_slow_path_access_keep_their_values() {
+    // Unicorn patch 13: a load or store clobbers no host register but its
+    // two scratch ones; its slow path (here: the first touch of a page, and
+    // a misaligned word straddling two fresh pages) saves and restores the
+    // rest. Ten values derived from the input are held in host registers
+    // across both accesses and then summed: one clobbered changes the sum.
+    let input = 0x1234_5679u32;
+    let mut expected = [input; 11];
+    for k in 1..11 {
+        expected[k] = expected[k - 1].wrapping_add(expected[k - 1]).wrapping_add(k as u32);
+    }
+    let expected = expected.iter().fold(0u32, |sum, v| sum.wrapping_add(*v));
+    let regs = [5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16];
+    let program = |rv64: bool| {
+        let mut p = Asm::new();
+        p.lw(5, 10, 0);
+        for (k, pair) in regs.windows(2).enumerate() {
+            p.add(pair[1], pair[0], pair[0]).addi(pair[1], pair[1], k as i32 + 1);
+        }
+        p.li(28, HEAP).sw(5, 28, 0).li(29, HEAP + 2 * 4096 - 2).lw(30, 29, 0);
+        if rv64 {
+            p.li(29, HEAP + 4 * 4096 - 4).ld(30, 29, 0);
+        }
+        for &rd in &regs[1..] {
+            p.add(5, 5, rd);
+        }
+        p.save(5, 0).commit_saved(1);
+        p
+    };
+    let rv32 = vm(&program(false)).run(&input.to_le_bytes(), &[], &JobLimits::default()).expect("run");
+    let rv64 = vm64(&program(true)).run(&input.to_le_bytes(), &[], &JobLimits::default()).expect("run");
+    for (isa, outcome) in [("rv32", rv32), ("rv64", rv64)] {
+        assert_eq!(outcome.failure, None, "{isa}");
+        assert_eq!(outcome.output, expected.to_le_bytes(), "{isa}");
+    }
 }

@@ -2313,9 +2313,9 @@ static void la_global_kill(TCGContext *s, int ng)
 }
 
 /* liveness analysis: note live globals crossing calls.  */
-static void la_cross_call(TCGContext *s, int nt)
+static void la_cross_clobber(TCGContext *s, int nt, TCGRegSet clobbers)
 {
-    TCGRegSet mask = ~(s->tcg_target_call_clobber_regs);
+    TCGRegSet mask = ~clobbers;
     int i;
 
     for (i = 0; i < nt; i++) {
@@ -2332,6 +2332,27 @@ static void la_cross_call(TCGContext *s, int nt)
             *pset = set;
         }
     }
+}
+
+static void la_cross_call(TCGContext *s, int nt)
+{
+    la_cross_clobber(s, nt, s->tcg_target_call_clobber_regs);
+}
+
+/* coprocessor: the registers a qemu_ld/st clobbers (PATCHES.md 13). */
+static TCGRegSet tcg_ldst_clobbers(TCGContext *s)
+{
+#ifdef TCG_TARGET_DIRECT_BASE_REG
+    return tcg_target_ldst_clobbers(s);
+#else
+    return s->tcg_target_call_clobber_regs;
+#endif
+}
+
+static bool tcg_op_is_qemu_ldst(TCGOpcode opc)
+{
+    return opc == INDEX_op_qemu_ld_i32 || opc == INDEX_op_qemu_ld_i64 ||
+           opc == INDEX_op_qemu_st_i32 || opc == INDEX_op_qemu_st_i64;
 }
 
 /* Liveness analysis : update the opc_arg_life array to tell if a
@@ -2582,7 +2603,10 @@ static void liveness_pass_1(TCGContext *s)
             } else if (def->flags & TCG_OPF_SIDE_EFFECTS) {
                 la_global_sync(s, nb_globals);
                 if (def->flags & TCG_OPF_CALL_CLOBBER) {
-                    la_cross_call(s, nb_temps);
+                    la_cross_clobber(s, nb_temps,
+                                     tcg_op_is_qemu_ldst(opc)
+                                     ? tcg_ldst_clobbers(s)
+                                     : s->tcg_target_call_clobber_regs);
                 }
             }
 
@@ -3485,9 +3509,12 @@ static void tcg_reg_alloc_op(TCGContext *s, const TCGOp *op)
         tcg_reg_alloc_bb_end(s, i_allocated_regs);
     } else {
         if (def->flags & TCG_OPF_CALL_CLOBBER) {
-            /* XXX: permit generic clobber register list ? */ 
+            /* coprocessor: a qemu_ld/st may clobber fewer (PATCHES.md 13). */
+            TCGRegSet clobbers = tcg_op_is_qemu_ldst(op->opc)
+                                 ? tcg_ldst_clobbers(s)
+                                 : s->tcg_target_call_clobber_regs;
             for (i = 0; i < TCG_TARGET_NB_REGS; i++) {
-                if (tcg_regset_test_reg(s->tcg_target_call_clobber_regs, i)) {
+                if (tcg_regset_test_reg(clobbers, i)) {
                     tcg_reg_free(s, i, i_allocated_regs);
                 }
             }

@@ -1847,6 +1847,68 @@ static void add_qemu_ldst_label(TCGContext *s, bool is_ld, bool is_64,
 }
 
 /*
+ * coprocessor: memory accesses keep host registers live (PATCHES.md 13).
+ * With direct memory on, a qemu_ld/st clobbers only L0 and L1 (the inline
+ * path's scratch, and the slow path's first two arguments) instead of
+ * every call-clobbered register: the slow path saves the other
+ * general-purpose ones around its helper call, in the static call-argument
+ * area at the bottom of the frame (no ld/st helper takes stack arguments).
+ * So guest registers held in rax..r11 survive a load or a store instead of
+ * being reloaded from env after each one. tcg.c asks
+ * tcg_target_ldst_clobbers() which registers an access clobbers.
+ */
+#ifdef TCG_TARGET_DIRECT_BASE_REG
+static const TCGReg coproc_ldst_saved_regs[] = {
+    TCG_REG_EAX, TCG_REG_ECX, TCG_REG_EDX, TCG_REG_R8,
+    TCG_REG_R9, TCG_REG_R10, TCG_REG_R11,
+};
+QEMU_BUILD_BUG_ON(ARRAY_SIZE(coproc_ldst_saved_regs) * 8 >
+                  TCG_STATIC_CALL_ARGS_SIZE);
+
+static bool coproc_ldst_keeps_regs(TCGContext *s)
+{
+    return s->uc->coproc_direct_map != NULL && !tcg_uc_has_hookmem(s);
+}
+
+/* The registers a qemu_ld/st clobbers: L0 and L1 (and the vector
+   registers, which a RISC-V guest never uses) when the slow path saves
+   the rest; every call-clobbered register otherwise. */
+static TCGRegSet tcg_target_ldst_clobbers(TCGContext *s)
+{
+    TCGRegSet set = s->tcg_target_call_clobber_regs;
+    if (coproc_ldst_keeps_regs(s)) {
+        for (size_t i = 0; i < ARRAY_SIZE(coproc_ldst_saved_regs); i++) {
+            tcg_regset_reset_reg(set, coproc_ldst_saved_regs[i]);
+        }
+    }
+    return set;
+}
+
+static void coproc_ldst_save_regs(TCGContext *s)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(coproc_ldst_saved_regs); i++) {
+        tcg_out_st(s, TCG_TYPE_I64, coproc_ldst_saved_regs[i],
+                   TCG_REG_CALL_STACK, i * 8);
+    }
+}
+
+/* Restores every saved register but `except` (the load's result). */
+static void coproc_ldst_restore_regs(TCGContext *s, TCGReg except)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(coproc_ldst_saved_regs); i++) {
+        if (coproc_ldst_saved_regs[i] != except) {
+            tcg_out_ld(s, TCG_TYPE_I64, coproc_ldst_saved_regs[i],
+                       TCG_REG_CALL_STACK, i * 8);
+        }
+    }
+}
+#else
+static bool coproc_ldst_keeps_regs(TCGContext *s) { return false; }
+static void coproc_ldst_save_regs(TCGContext *s) { }
+static void coproc_ldst_restore_regs(TCGContext *s, TCGReg except) { }
+#endif
+
+/*
  * Generate code for the slow path for a load at the end of block
  */
 static bool tcg_out_qemu_ld_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
@@ -1856,6 +1918,7 @@ static bool tcg_out_qemu_ld_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
     TCGReg data_reg;
     tcg_insn_unit **label_ptr = &l->label_ptr[0];
     int rexw = (l->type == TCG_TYPE_I64 ? P_REXW : 0);
+    bool keep = false;
 
     /* resolve label address */
     for (int i = 0; i < 3 && label_ptr[i] != NULL; i++) {
@@ -1881,8 +1944,15 @@ static bool tcg_out_qemu_ld_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
 
         tcg_out_sti(s, TCG_TYPE_PTR, (uintptr_t)l->raddr, TCG_REG_ESP, ofs);
     } else {
+        keep = coproc_ldst_keeps_regs(s);
+        if (keep) {
+            coproc_ldst_save_regs(s);
+        }
         tcg_out_mov(s, TCG_TYPE_PTR, tcg_target_call_iarg_regs[0], TCG_AREG0);
-        /* The second argument is already loaded with addrlo.  */
+        /* coprocessor: the direct path may not have loaded the second
+           argument with addrlo (PATCHES.md 13); addrlo is intact here. */
+        tcg_out_mov(s, TARGET_LONG_BITS == 64 ? TCG_TYPE_I64 : TCG_TYPE_I32,
+                    tcg_target_call_iarg_regs[1], l->addrlo_reg);
         tcg_out_movi(s, TCG_TYPE_I32, tcg_target_call_iarg_regs[2], oi);
         tcg_out_movi(s, TCG_TYPE_PTR, tcg_target_call_iarg_regs[3],
                      (uintptr_t)l->raddr);
@@ -1923,6 +1993,9 @@ static bool tcg_out_qemu_ld_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
         break;
     default:
         tcg_abort();
+    }
+    if (keep) {
+        coproc_ldst_restore_regs(s, data_reg);
     }
 
     /* Jump to the code corresponding to next IR of qemu_st */
@@ -1975,6 +2048,24 @@ static bool tcg_out_qemu_st_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
         tcg_out_movi(s, TCG_TYPE_PTR, retaddr, (uintptr_t)l->raddr);
         tcg_out_st(s, TCG_TYPE_PTR, retaddr, TCG_REG_ESP, ofs);
     } else {
+        if (coproc_ldst_keeps_regs(s)) {
+            /* coprocessor: a call, not a tail call, so that the registers
+               saved here are restored before going back to the block. */
+            coproc_ldst_save_regs(s);
+            tcg_out_mov(s, TCG_TYPE_PTR, tcg_target_call_iarg_regs[0],
+                        TCG_AREG0);
+            tcg_out_mov(s, TARGET_LONG_BITS == 64 ? TCG_TYPE_I64 : TCG_TYPE_I32,
+                        tcg_target_call_iarg_regs[1], l->addrlo_reg);
+            tcg_out_mov(s, (s_bits == MO_64 ? TCG_TYPE_I64 : TCG_TYPE_I32),
+                        tcg_target_call_iarg_regs[2], l->datalo_reg);
+            tcg_out_movi(s, TCG_TYPE_I32, tcg_target_call_iarg_regs[3], oi);
+            tcg_out_movi(s, TCG_TYPE_PTR, tcg_target_call_iarg_regs[4],
+                         (uintptr_t)l->raddr);
+            tcg_out_call(s, qemu_st_helpers[opc & (MO_BSWAP | MO_SIZE)]);
+            coproc_ldst_restore_regs(s, TCG_REG_CALL_STACK); /* all */
+            tcg_out_jmp(s, l->raddr);
+            return true;
+        }
         tcg_out_mov(s, TCG_TYPE_PTR, tcg_target_call_iarg_regs[0], TCG_AREG0);
         /* The second argument is already loaded with addrlo.  */
         tcg_out_mov(s, (s_bits == MO_64 ? TCG_TYPE_I64 : TCG_TYPE_I32),
@@ -2111,7 +2202,7 @@ static void tcg_out_qemu_ld_direct(TCGContext *s, TCGReg datalo, TCGReg datahi,
  * coprocessor: direct guest memory (PATCHES.md 11). Emits, for a guest
  * access of 1 << (opc & MO_SIZE) bytes at addrlo:
  *
- *     mov   addrlo, %rsi            ; the slow path's address argument
+ *     mov   addrlo, %rsi            ; zero-extends a 32-bit guest address
  *     mov   addrlo, %rdi
  *     shr   $12, %rdi               ; the guest page
  *     cmp   $0xfffff, %rdi ; ja slow      (64-bit guests: below 4 GiB only)
@@ -2119,60 +2210,85 @@ static void tcg_out_qemu_ld_direct(TCGContext *s, TCGReg datalo, TCGReg datahi,
  *     testb $bit, (%r14,%rdi) ; je slow   (page not granted for this access)
  *
  * after which the access is (%r13,%rsi) (r13, r14: the base and the map,
- * reserved and loaded by the prologue). The data never waits for a TLB
- * entry's addend: the checks are predicted branches off its critical path.
- * Returns false (nothing emitted) when direct memory is off or a memory
- * hook needs every access to go through the helpers.
+ * reserved and loaded by the prologue). A 64-bit guest's address needs no
+ * zero-extension, and with BMI2 one rotation folds the range and the
+ * alignment checks into one compare (PATCHES.md 13):
+ *
+ *     rorx  $k, addrlo, %rdi        ; k = log2(size) >= 1
+ *     cmp   $2^(32-k)-1, %rdi ; ja slow   (>= 4 GiB, or low k bits set)
+ *     shr   $(12-k), %rdi           ; the guest page
+ *     testb $bit, (%r14,%rdi) ; je slow
+ *
+ * and the access is (%r13,addrlo). The data never waits for a TLB entry's
+ * addend: the checks are predicted branches off its critical path. The
+ * slow path loads %rsi from addrlo itself. Returns the index register of
+ * the access, or -1 (nothing emitted) when direct memory is off or a
+ * memory hook needs every access to go through the helpers.
  */
 #ifdef TCG_TARGET_DIRECT_BASE_REG
 #define COPROC_DIRECT_BASE_REG TCG_TARGET_DIRECT_BASE_REG
 #else
 #define COPROC_DIRECT_BASE_REG TCG_REG_L0 /* never used: no direct path */
 #endif
+#define OPC_RORX (0xf0 | P_EXT3A | P_SIMDF2)
 
-static bool tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
-                                  tcg_insn_unit **label_ptr, int bit)
+static void coproc_jcc_slow(TCGContext *s, int cond,
+                            tcg_insn_unit **label_ptr, int *n)
+{
+    tcg_out_opc(s, OPC_JCC_long + cond, 0, 0, 0);
+    label_ptr[(*n)++] = s->code_ptr;
+    s->code_ptr += 4;
+}
+
+static int tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
+                                 tcg_insn_unit **label_ptr, int bit)
 {
 #ifdef TCG_TARGET_DIRECT_BASE_REG
     unsigned s_bits = opc & MO_SIZE;
     TCGType ttype = TARGET_LONG_BITS == 64 ? TCG_TYPE_I64 : TCG_TYPE_I32;
+    int index = TCG_REG_L1;
     int n = 0;
 
     if (s->uc->coproc_direct_map == NULL || (opc & MO_BSWAP) ||
         tcg_uc_has_hookmem(s)) {
-        return false;
+        return -1;
     }
-    /* Both from addrlo, so neither waits for the other. */
-    tcg_out_mov(s, ttype, TCG_REG_L1, addrlo);
-    tcg_out_mov(s, ttype, TCG_REG_L0, addrlo);
-    tcg_out_shifti(s, SHIFT_SHR + (ttype == TCG_TYPE_I64 ? P_REXW : 0),
-                   TCG_REG_L0, TARGET_PAGE_BITS);
-    if (TARGET_LONG_BITS == 64) {
+    if (TARGET_LONG_BITS == 64 && have_bmi2 && s_bits != MO_8) {
+        tcg_out_vex_modrm(s, OPC_RORX + P_REXW, TCG_REG_L0, 0, addrlo);
+        tcg_out8(s, s_bits);
         tgen_arithi(s, ARITH_CMP + P_REXW, TCG_REG_L0,
-                    (0x100000000ull >> TARGET_PAGE_BITS) - 1, 0);
-        tcg_out_opc(s, OPC_JCC_long + JCC_JA, 0, 0, 0);
-        label_ptr[n++] = s->code_ptr;
-        s->code_ptr += 4;
-    }
-    if (s_bits != MO_8) {
-        tcg_out_modrm(s, OPC_GRP3_Eb | P_REXB_RM, EXT3_TESTi, TCG_REG_L1);
-        tcg_out8(s, (1 << s_bits) - 1);
-        tcg_out_opc(s, OPC_JCC_long + JCC_JNE, 0, 0, 0);
-        label_ptr[n++] = s->code_ptr;
-        s->code_ptr += 4;
+                    (1ull << (32 - s_bits)) - 1, 0);
+        coproc_jcc_slow(s, JCC_JA, label_ptr, &n);
+        tcg_out_shifti(s, SHIFT_SHR + P_REXW, TCG_REG_L0,
+                       TARGET_PAGE_BITS - s_bits);
+        index = addrlo;
+    } else {
+        /* Both from addrlo, so neither waits for the other. */
+        tcg_out_mov(s, ttype, TCG_REG_L1, addrlo);
+        tcg_out_mov(s, ttype, TCG_REG_L0, addrlo);
+        tcg_out_shifti(s, SHIFT_SHR + (ttype == TCG_TYPE_I64 ? P_REXW : 0),
+                       TCG_REG_L0, TARGET_PAGE_BITS);
+        if (TARGET_LONG_BITS == 64) {
+            tgen_arithi(s, ARITH_CMP + P_REXW, TCG_REG_L0,
+                        (0x100000000ull >> TARGET_PAGE_BITS) - 1, 0);
+            coproc_jcc_slow(s, JCC_JA, label_ptr, &n);
+        }
+        if (s_bits != MO_8) {
+            tcg_out_modrm(s, OPC_GRP3_Eb | P_REXB_RM, EXT3_TESTi, TCG_REG_L1);
+            tcg_out8(s, (1 << s_bits) - 1);
+            coproc_jcc_slow(s, JCC_JNE, label_ptr, &n);
+        }
     }
     tcg_out_modrm_sib_offset(s, OPC_GRP3_Eb, EXT3_TESTi,
                              TCG_TARGET_DIRECT_MAP_REG, TCG_REG_L0, 0, 0);
     tcg_out8(s, bit);
-    tcg_out_opc(s, OPC_JCC_long + JCC_JE, 0, 0, 0);
-    label_ptr[n++] = s->code_ptr;
-    s->code_ptr += 4;
+    coproc_jcc_slow(s, JCC_JE, label_ptr, &n);
     while (n < 3) {
         label_ptr[n++] = NULL;
     }
-    return true;
+    return index;
 #else
-    return false;
+    return -1;
 #endif
 }
 
@@ -2182,7 +2298,7 @@ static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
     TCGReg addrhi QEMU_UNUSED_VAR;
     TCGMemOpIdx oi;
     MemOp opc;
-    int mem_index;
+    int mem_index, index;
     tcg_insn_unit *label_ptr[3] = { NULL, NULL, NULL };
 
     datalo = *args++;
@@ -2194,9 +2310,10 @@ static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
 
     mem_index = get_mmuidx(oi);
 
-    if (tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 1)) {
+    index = tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 1);
+    if (index >= 0) {
         tcg_out_qemu_ld_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
-                               TCG_REG_L1, 0, 0, is64, opc);
+                               index, 0, 0, is64, opc);
     } else {
         tcg_out_tlb_load(s, addrlo, addrhi, mem_index, opc,
                          label_ptr, offsetof(CPUTLBEntry, addr_read));
@@ -2298,7 +2415,7 @@ static void tcg_out_qemu_st(TCGContext *s, const TCGArg *args, bool is64)
     TCGReg addrhi QEMU_UNUSED_VAR;
     TCGMemOpIdx oi;
     MemOp opc;
-    int mem_index;
+    int mem_index, index;
     tcg_insn_unit *label_ptr[3] = { NULL, NULL, NULL };
 
     datalo = *args++;
@@ -2310,9 +2427,10 @@ static void tcg_out_qemu_st(TCGContext *s, const TCGArg *args, bool is64)
 
     mem_index = get_mmuidx(oi);
 
-    if (tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 2)) {
+    index = tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 2);
+    if (index >= 0) {
         tcg_out_qemu_st_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
-                               TCG_REG_L1, 0, 0, opc);
+                               index, 0, 0, opc);
     } else {
         tcg_out_tlb_load(s, addrlo, addrhi, mem_index, opc,
                          label_ptr, offsetof(CPUTLBEntry, addr_write));
