@@ -16,7 +16,12 @@ use std::ptr::NonNull;
 /// Bytes of guest address space behind one VM: all of `[0, 4 GiB)`.
 const SPACE_BYTES: usize = 1 << 32;
 /// Guest pages in [`SPACE_BYTES`]: one map byte each.
-const MAP_BYTES: usize = SPACE_BYTES / crate::program::PAGE_SIZE as usize;
+const MAP_PAGES: usize = SPACE_BYTES / crate::program::PAGE_SIZE as usize;
+/// Bytes of address space behind the map: eight times its pages' bytes. A
+/// 32-bit guest's misaligned access indexes the map past them (patch 13:
+/// the address's low bits rotated above the page number), into bytes that
+/// are never set (and never backed by memory), so it takes the softmmu path.
+const MAP_BYTES: usize = MAP_PAGES << 3;
 /// A load may go straight to host memory.
 const READ: u8 = 1;
 /// A store may go straight to host memory.
@@ -102,7 +107,7 @@ impl PageMap {
 
     fn set(&mut self, page: u32, bits: u8) {
         if let Some(ptr) = self.ptr {
-            if (page as usize) < MAP_BYTES {
+            if (page as usize) < MAP_PAGES {
                 // SAFETY: `page` is inside the map (checked), which this
                 // value owns; Unicorn reads it only while a job runs on
                 // this thread, never concurrently with this write.

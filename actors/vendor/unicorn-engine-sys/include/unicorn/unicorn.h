@@ -1096,6 +1096,9 @@ uc_err uc_coproc_rv32im(uc_engine *uc);
    1 set means a load from the page may go
    straight to host memory, bit 2 a store; a clear bit (or a misaligned or
    hooked access) takes the softmmu path, whose TLB fill sets the policy.
+   `map` must be readable for 2^23 bytes, all zero past the first 2^20: a
+   32-bit guest's misaligned access indexes it there (its low address bits
+   rotated above the page number) and so takes the softmmu path.
    The caller keeps the map true (clears a page's bits before it changes its
    rights or contents behind the guest's back). NULL turns it off. Flushes
    the translation cache. */

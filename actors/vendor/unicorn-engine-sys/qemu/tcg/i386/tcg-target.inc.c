@@ -2219,7 +2219,17 @@ static void tcg_out_qemu_ld_direct(TCGContext *s, TCGReg datalo, TCGReg datahi,
  *     shr   $(12-k), %rdi           ; the guest page
  *     testb $bit, (%r14,%rdi) ; je slow
  *
- * and the access is (%r13,addrlo). The data never waits for a TLB entry's
+ * and the access is (%r13,addrlo). A 32-bit guest's aligned access, with
+ * BMI2, needs no test of its own either:
+ *
+ *     mov   addrlo, %esi
+ *     rorx  $k, %esi, %edi          ; 32-bit: the low k bits go to the top
+ *     shr   $(12-k), %edi           ; page | misaligned bits << 20
+ *     testb $bit, (%r14,%rdi) ; je slow
+ *
+ * where a misaligned address indexes the map past its 2^20 page bytes,
+ * into bytes that are never granted (the map is 8 MiB of address space).
+ * The data never waits for a TLB entry's
  * addend: the checks are predicted branches off its critical path. The
  * slow path loads %rsi from addrlo itself. Returns the index register of
  * the access, or -1 (nothing emitted) when direct memory is off or a
@@ -2262,6 +2272,11 @@ static int tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
         tcg_out_shifti(s, SHIFT_SHR + P_REXW, TCG_REG_L0,
                        TARGET_PAGE_BITS - s_bits);
         index = addrlo;
+    } else if (TARGET_LONG_BITS == 32 && have_bmi2 && s_bits != MO_8) {
+        tcg_out_mov(s, TCG_TYPE_I32, TCG_REG_L1, addrlo);
+        tcg_out_vex_modrm(s, OPC_RORX, TCG_REG_L0, 0, TCG_REG_L1);
+        tcg_out8(s, s_bits);
+        tcg_out_shifti(s, SHIFT_SHR, TCG_REG_L0, TARGET_PAGE_BITS - s_bits);
     } else {
         /* Both from addrlo, so neither waits for the other. */
         tcg_out_mov(s, ttype, TCG_REG_L1, addrlo);
