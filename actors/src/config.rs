@@ -98,6 +98,13 @@ pub struct Api {
     pub max_connections: usize,
     /// Requests one connection may have in flight (pipelining depth).
     pub max_requests_in_flight: usize,
+    /// Requests one `coproc_submitJobs` call may carry.
+    pub max_batch_jobs: usize,
+    /// `coproc_call` dry runs started per second, engine-wide (a token
+    /// bucket with a second's worth of burst).
+    pub calls_per_second: u32,
+    /// `coproc_call` dry runs running or waiting for an executor at once.
+    pub max_calls_in_flight: usize,
 }
 
 /// The sled store.
@@ -313,6 +320,9 @@ impl Default for Api {
             max_frame_bytes: 48 << 20,
             max_connections: 4096,
             max_requests_in_flight: 1024,
+            max_batch_jobs: 1024,
+            calls_per_second: 100,
+            max_calls_in_flight: 8,
         }
     }
 }
@@ -388,6 +398,9 @@ impl Config {
         }
         if self.api.max_connections == 0 || self.api.max_requests_in_flight == 0 {
             return invalid("api.max_connections and api.max_requests_in_flight must be positive");
+        }
+        if self.api.max_batch_jobs == 0 || self.api.calls_per_second == 0 || self.api.max_calls_in_flight == 0 {
+            return invalid("api.max_batch_jobs, api.calls_per_second and api.max_calls_in_flight must be positive");
         }
         if self.queue.max_jobs == 0 || self.queue.max_bytes == 0 {
             return invalid("queue.max_jobs and queue.max_bytes must be positive");

@@ -4,8 +4,9 @@
 //! prints), 2 when the program or the arguments are rejected.
 
 use coprocessor::input::{parse_bytes, to_hex};
-use coprocessor_actors::job::{JobLimits, JobOutcome};
-use coprocessor_actors::program::{Isa, ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::job::JobLimits;
+use coprocessor_actors::program::{ProgramImage, DEFAULT_MAX_PROGRAM_BYTES};
+use coprocessor_actors::wire::RunReply;
 use coprocessor_actors::{Vm, DEFAULT_MAX_INPUT_BYTES};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,18 +36,7 @@ pub(crate) struct ExecArgs {
 
 pub(crate) fn run(args: ExecArgs) -> ExitCode {
     match execute(&args) {
-        Ok((isa, outcome, wall_micros)) => {
-            if args.json {
-                println!("{}", json(isa, &outcome, wall_micros));
-            } else {
-                print_human(isa, &outcome, wall_micros);
-            }
-            if outcome.is_done() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
+        Ok(reply) => print_run(&reply, args.json),
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
@@ -54,7 +44,7 @@ pub(crate) fn run(args: ExecArgs) -> ExitCode {
     }
 }
 
-fn execute(args: &ExecArgs) -> Result<(Isa, JobOutcome, u128), String> {
+fn execute(args: &ExecArgs) -> Result<RunReply, String> {
     let elf = std::fs::read(&args.elf).map_err(|err| format!("reading {}: {err}", args.elf.display()))?;
     let onchain = parse_bytes(&args.input).map_err(|err| format!("--input: {err}"))?;
     let offchain = parse_bytes(&args.offchain_input).map_err(|err| format!("--offchain-input: {err}"))?;
@@ -64,46 +54,42 @@ fn execute(args: &ExecArgs) -> Result<(Isa, JobOutcome, u128), String> {
     let limits = JobLimits { max_cycles: args.max_cycles, max_memory_bytes: args.max_memory, ..JobLimits::default() };
     let start = Instant::now();
     let outcome = vm.run(&onchain, &offchain, &limits).map_err(|err| err.to_string())?;
-    let wall_micros = start.elapsed().as_micros();
+    let wall_micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     if !outcome.log.is_empty() {
         eprintln!("{}", String::from_utf8_lossy(&outcome.log).trim_end());
     }
-    Ok((image.isa, outcome, wall_micros))
+    Ok(RunReply::new(image.isa, &outcome, wall_micros))
 }
 
-fn status(outcome: &JobOutcome) -> &'static str {
-    if outcome.is_done() {
-        "done"
+/// Prints a run's outcome (`exec`, `job call`), as one JSON object with
+/// `json`; exit status 0 when it is done, 1 when it failed.
+pub(crate) fn print_run(reply: &RunReply, json: bool) -> ExitCode {
+    if json {
+        match serde_json::to_string(reply) {
+            Ok(text) => println!("{text}"),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::from(2);
+            }
+        }
     } else {
-        "failed"
+        println!("status:      {}", reply.status);
+        println!("isa:         {}", reply.isa);
+        if let Some(reason) = &reply.failure_reason {
+            println!("reason:      {reason}");
+        }
+        match reply.exit_code {
+            Some(code) => println!("exit code:   {code}"),
+            None => println!("exit code:   -"),
+        }
+        println!("cycles:      {}", reply.cycles);
+        println!("peak memory: {} bytes", reply.peak_memory_bytes);
+        println!("wall time:   {} µs", reply.wall_micros);
+        println!("output:      {}", to_hex(&reply.output.0));
     }
-}
-
-fn json(isa: Isa, outcome: &JobOutcome, wall_micros: u128) -> serde_json::Value {
-    serde_json::json!({
-        "status": status(outcome),
-        "isa": isa,
-        "exitCode": outcome.exit_code,
-        "cycles": outcome.cycles,
-        "peakMemoryBytes": outcome.peak_memory_bytes,
-        "output": to_hex(&outcome.output),
-        "failureReason": outcome.failure.as_ref().map(ToString::to_string),
-        "wallMicros": wall_micros,
-    })
-}
-
-fn print_human(isa: Isa, outcome: &JobOutcome, wall_micros: u128) {
-    println!("status:      {}", status(outcome));
-    println!("isa:         {isa}");
-    if let Some(failure) = &outcome.failure {
-        println!("reason:      {failure}");
+    if reply.status == "done" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
-    match outcome.exit_code {
-        Some(code) => println!("exit code:   {code}"),
-        None => println!("exit code:   -"),
-    }
-    println!("cycles:      {}", outcome.cycles);
-    println!("peak memory: {} bytes", outcome.peak_memory_bytes);
-    println!("wall time:   {wall_micros} µs");
-    println!("output:      {}", to_hex(&outcome.output));
 }

@@ -1,4 +1,4 @@
-//! `coprocessor job submit|status|result`.
+//! `coprocessor job submit|call|status|result|retry|request`.
 
 use super::{describe, EngineArgs};
 use alloy::primitives::Address;
@@ -7,7 +7,9 @@ use coprocessor::input::{parse_bytes, to_hex};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
-use coprocessor_actors::wire::{Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply, RelayStrategy};
+use coprocessor_actors::wire::{
+    Call, CallParams, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply, RelayStrategy, RunReply,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,6 +32,10 @@ pub(crate) enum JobCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Run a registered program on inputs as a job would, on the engine,
+    /// and print the outcome (as `exec` does); nothing is stored, signed or
+    /// relayed, and no signature is needed.
+    Call(CallArgs),
     /// Request a job onchain through an example consumer (local dev).
     Request(super::request::RequestArgs),
     /// Print a job's result.
@@ -81,9 +87,44 @@ pub(crate) struct SubmitArgs {
     engine: EngineArgs,
 }
 
+/// Arguments of `job call`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CallArgs {
+    /// The program ID.
+    #[arg(long)]
+    program: String,
+    /// Onchain input, as hex or @FILE.
+    #[arg(long, default_value = "")]
+    input: String,
+    /// Offchain input, as hex or @FILE.
+    #[arg(long, default_value = "")]
+    offchain_input: String,
+    /// Cycle limit (exact) [default: the engine's limits.default_max_cycles].
+    #[arg(long)]
+    max_cycles: Option<u64>,
+    /// Print the outcome as one JSON object (the shape of `exec --json`).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
 pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
     match command {
         JobCommand::Submit(args) => submit(args),
+        JobCommand::Call(args) => {
+            let program: ProgramId = args.program.parse().map_err(|err| format!("--program: {err}"))?;
+            let params = CallParams {
+                program_id: HexBytes(program.0.to_vec()),
+                onchain_input: HexBytes(parse_bytes(&args.input).map_err(|err| format!("--input: {err}"))?),
+                offchain_input: HexBytes(
+                    parse_bytes(&args.offchain_input).map_err(|err| format!("--offchain-input: {err}"))?,
+                ),
+                max_cycles: args.max_cycles,
+            };
+            let reply: RunReply = args.engine.connect()?.call(Call::CallProgram(params)).map_err(describe)?;
+            Ok(super::exec::print_run(&reply, args.json))
+        }
         JobCommand::Status { id, engine } => {
             let result = fetch(&mut engine.connect()?, &id)?;
             match (&result.failure_reason, &result.relay_error) {

@@ -7,7 +7,8 @@ use super::wire::*;
 use super::{ApiContext, Shared};
 use crate::board::{AdmitError, Finished};
 use crate::chain::OffchainCheck;
-use crate::job::{JobId, JobSpec, Status};
+use crate::executor::{DryRun, ExecuteError};
+use crate::job::{check_limits, JobId, JobLimits, JobSpec, Status};
 use crate::metrics::ActorName;
 use crate::pool::Panic;
 use crate::program::ProgramId;
@@ -15,11 +16,12 @@ use crate::protocol::abi::OffchainJobRequest;
 use crate::protocol::eip191::Rules;
 use crate::registry::{RegistryError, SubmitProgram as RegisterProgram};
 use crate::relayer::{LaneQuery, Retry, RetryError};
-use crate::store::ResultRecord;
+use crate::store::{CommitError, ResultRecord};
 use alloy::primitives::Address;
 use alloy::sol_types::SolValue;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio::sync::oneshot::error::RecvError;
 
 /// Runs one call. Refusals other than `busy` and `quota` (counted on
 /// their own) count as rejected requests.
@@ -27,9 +29,7 @@ pub(crate) async fn call(shared: &Shared, call: Call) -> Result<Reply, RpcError>
     let ctx = &shared.ctx;
     let result = dispatch(shared, call).await;
     if let Err(err) = &result {
-        if err.code != codes::BUSY && err.code != codes::QUOTA {
-            ctx.metrics.engine.rejected.fetch_add(1, Ordering::Relaxed);
-        }
+        count_refusal(ctx, err);
     }
     result
 }
@@ -53,6 +53,8 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
             }))
         }
         Call::SubmitJob(p) => submit_job(shared, p).await,
+        Call::SubmitJobs(p) => submit_jobs(shared, p).await,
+        Call::CallProgram(p) => call_program(shared, p).await,
         Call::GetResult(p) => get_result(ctx, &p),
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
         Call::NextNonce(p) => next_nonce(ctx, &p).await,
@@ -125,18 +127,116 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
 /// refused after its quota was charged is refunded.
 async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
     let ctx = &shared.ctx;
-    let onchain = shared.onchain.as_ref();
-    if ctx.shutting_down.load(Ordering::Relaxed) {
-        return Err(RpcError::new(codes::SHUTTING_DOWN, "the engine is shutting down; retry after restart"));
+    refuse_when_shutting_down(ctx)?;
+    let checked = check_request(shared, p.request.0, p.signature.0, p.offchain_input.0, p.relay_strategy).await?;
+    let (id, program, charge) = (checked.spec.id, checked.spec.program_id, checked.charge);
+    let admitted = ctx.intake.admit(checked.spec, p.wait).map_err(|err| admission_refused(shared, id, charge, err))?;
+    match durable(admitted.durable.await) {
+        Ok(()) => match admitted.executed {
+            // The waiter carries the result; a dropped waiter means it was
+            // not recorded here (cancelled, or a store failure): the store
+            // says what became of the job.
+            Some(executed) => match executed.await {
+                Ok(result) => Ok(Reply::Result(Box::new(executed_reply(ctx, id, program, &result)))),
+                Err(_) => get_result(ctx, &JobIdParams { job_id: HexBytes(id.0.to_vec()) }),
+            },
+            None => Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.0.to_vec()) })),
+        },
+        // Not admitted after all (a full disk, a failed store): like every
+        // refusal after the charge, it costs the signer nothing.
+        Err(err) => {
+            shared.quotas.refund(charge);
+            Err(err)
+        }
     }
-    let decoded = OffchainJobRequest::abi_decode(&p.request.0)
+}
+
+/// `coproc_submitJobs`: every request is checked as `coproc_submitJob`
+/// checks one (concurrently: signature recoveries on the verifier pool,
+/// onchain checks in the same batches) and answered on its own, in order;
+/// the admitted ones are recorded with one durable write and answered
+/// `{jobId}` once it is done.
+async fn submit_jobs(shared: &Shared, p: SubmitJobs) -> Result<Reply, RpcError> {
+    let ctx = &shared.ctx;
+    refuse_when_shutting_down(ctx)?;
+    let max = ctx.config.api.max_batch_jobs;
+    if p.jobs.len() > max {
+        return Err(RpcError::new(
+            codes::TOO_LARGE,
+            format!("a batch of {} jobs is over api.max_batch_jobs ({max}); split it", p.jobs.len()),
+        ));
+    }
+    let checks = p
+        .jobs
+        .into_iter()
+        .map(|job| check_request(shared, job.request.0, job.signature.0, job.offchain_input.0, job.relay_strategy));
+    let checked = futures_util::future::join_all(checks).await;
+    let specs: Vec<Arc<JobSpec>> =
+        checked.iter().filter_map(|check| check.as_ref().ok().map(|c| Arc::clone(&c.spec))).collect();
+    let batch = ctx.intake.admit_batch(&specs);
+    let mut admissions = batch.admitted.into_iter();
+    let mut results: Vec<Result<Checked, RpcError>> = checked
+        .into_iter()
+        .map(|check| {
+            let check = check?;
+            match admissions.next() {
+                Some(Ok(())) => Ok(check),
+                Some(Err(err)) => Err(admission_refused(shared, check.spec.id, check.charge, err)),
+                None => Err(internal("a batch lost track of an admission")),
+            }
+        })
+        .collect();
+    if let Some(written) = batch.durable {
+        if let Err(err) = durable(written.await) {
+            for result in &mut results {
+                if let Ok(check) = result {
+                    shared.quotas.refund(check.charge);
+                    *result = Err(err.clone());
+                }
+            }
+        }
+    }
+    let results = results
+        .into_iter()
+        .map(|result| {
+            if let Err(err) = &result {
+                count_refusal(ctx, err);
+            }
+            BatchItem::new(result.map(|check| HexBytes(check.spec.id.0.to_vec())))
+        })
+        .collect();
+    Ok(Reply::Batch(BatchReply { results }))
+}
+
+/// A request checked, its signer charged: ready for admission.
+struct Checked {
+    spec: Arc<JobSpec>,
+    charge: Charge,
+}
+
+/// Everything `coproc_submitJob` checks before admission: the request
+/// decodes and is within the limits, its program is registered, there is
+/// room in the queue, the signature recovers to an allowed signer (with a
+/// chain, one the consumer accepts, and the job ID is unused onchain), and
+/// the signer's quotas cover it (charged here; refunded if a check after
+/// the charge refuses it).
+async fn check_request(
+    shared: &Shared,
+    request: Vec<u8>,
+    signature: Vec<u8>,
+    offchain_input: Vec<u8>,
+    relay: RelayStrategy,
+) -> Result<Checked, RpcError> {
+    let ctx = &shared.ctx;
+    let onchain = shared.onchain.as_ref();
+    let decoded = OffchainJobRequest::abi_decode(&request)
         .map_err(|err| RpcError::invalid_params(format!("request is not an ABI-encoded OffchainJobRequest: {err}")))?;
-    let ordered = p.relay_strategy == RelayStrategy::Ordered;
+    let ordered = relay == RelayStrategy::Ordered;
     let spec = JobSpec::from_offchain(
-        p.request.0.clone(),
+        request.clone(),
         &decoded,
-        p.offchain_input.0,
-        p.signature.0.clone(),
+        offchain_input,
+        signature.clone(),
         ordered,
         &ctx.config.limits,
     )
@@ -150,7 +250,6 @@ async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
     ctx.board.has_room(spec.input_bytes()).map_err(|err| admit_error(ctx, err))?;
 
     let id = spec.id;
-    let program = spec.program_id;
     let refused = |err: RpcError| {
         // Worth retrying: not a refusal of the request.
         if err.code != codes::CHAIN_UNAVAILABLE && err.code != codes::BUSY {
@@ -159,7 +258,7 @@ async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
         err
     };
     let rules = if onchain.is_some() { Rules::Ecrecover } else { Rules::Lenient };
-    let verify = Verify { request: p.request.0.clone(), signature: p.signature.0.clone(), rules };
+    let verify = Verify { request, signature: signature.clone(), rules };
     let recovered = ctx.verifier.send(verify).await.map_err(internal)?.map_err(|err| refused(bad_signature(err)))?;
     if onchain.is_none() && !ctx.signers.allowed.contains(&recovered.signer) {
         let signer = recovered.signer;
@@ -170,41 +269,82 @@ async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
     }
     let charge = charge_quota(shared, recovered.signer, spec.max_cycles)?;
     if let Some(onchain) = onchain {
-        let checked = check_onchain(ctx, onchain, &decoded, p.signature.0, recovered.digest, id).await;
+        let checked = check_onchain(ctx, onchain, &decoded, signature, recovered.digest, id).await;
         if let Err(err) = checked {
             shared.quotas.refund(charge);
             return Err(refused(err));
         }
     }
-    let admitted = ctx.intake.admit(Arc::new(spec), p.wait).map_err(|err| {
-        shared.quotas.refund(charge);
-        let err = admit_error(ctx, err);
-        if err.code == codes::NONCE_USED {
-            ctx.rejections.record(id, err.message.clone());
+    Ok(Checked { spec: Arc::new(spec), charge })
+}
+
+fn refuse_when_shutting_down(ctx: &ApiContext) -> Result<(), RpcError> {
+    if ctx.shutting_down.load(Ordering::Relaxed) {
+        return Err(RpcError::new(codes::SHUTTING_DOWN, "the engine is shutting down; retry after restart"));
+    }
+    Ok(())
+}
+
+/// The board refused a checked request: its charge is refunded, and a used
+/// nonce is remembered as the request's rejection.
+fn admission_refused(shared: &Shared, id: JobId, charge: Charge, err: AdmitError) -> RpcError {
+    let ctx = &shared.ctx;
+    shared.quotas.refund(charge);
+    let err = admit_error(ctx, err);
+    if err.code == codes::NONCE_USED {
+        ctx.rejections.record(id, err.message.clone());
+    }
+    err
+}
+
+/// What became of admitted jobs' `Pending` records.
+fn durable(written: Result<Result<(), CommitError>, RecvError>) -> Result<(), RpcError> {
+    match written {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(super::rejections::commit_refusal(err)),
+        Err(_) => Err(internal("the store closed before the job was durable")),
+    }
+}
+
+/// Counts a refusal the way [`call`] counts a failed call.
+fn count_refusal(ctx: &ApiContext, err: &RpcError) {
+    if err.code != codes::BUSY && err.code != codes::QUOTA {
+        ctx.metrics.engine.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `coproc_call`: runs a registered program on the given inputs exactly as
+/// a job would run (an executor's warm VM, the job limits, the meter) and
+/// answers its outcome. Nothing is stored, signed or relayed, so it needs
+/// no signature; it is refused while the job queue is full, and its own
+/// rate and in-flight bound (`api.calls_per_second`,
+/// `api.max_calls_in_flight`) keep it from starving real jobs.
+async fn call_program(shared: &Shared, p: CallParams) -> Result<Reply, RpcError> {
+    let ctx = &shared.ctx;
+    refuse_when_shutting_down(ctx)?;
+    let program_id = program_id(&p.program_id)?;
+    let limits = &ctx.config.limits;
+    let max_cycles = p.max_cycles.unwrap_or(limits.default_max_cycles);
+    let (onchain, offchain) = (p.onchain_input.0, p.offchain_input.0);
+    check_limits(limits, onchain.len(), offchain.len(), max_cycles)
+        .map_err(|err| RpcError::new(codes::TOO_LARGE, err.to_string()))?;
+    if !ctx.programs.contains(&program_id) {
+        return Err(RpcError::new(codes::UNKNOWN_PROGRAM, format!("program {program_id} is not registered")));
+    }
+    ctx.board.has_room(onchain.len() + offchain.len()).map_err(|err| admit_error(ctx, err))?;
+    let _permit = shared.calls.enter(std::time::Instant::now())?;
+    let job_limits =
+        JobLimits { max_cycles, max_memory_bytes: limits.max_memory_bytes, max_output_bytes: limits.max_output_bytes };
+    let run = DryRun { program_id, onchain_input: onchain, offchain_input: offchain, limits: job_limits };
+    match ctx.dry_runs.send(run).await.map_err(internal)? {
+        Ok(ran) => {
+            let micros = u64::try_from(ran.wall.as_micros()).unwrap_or(u64::MAX);
+            Ok(Reply::Run(Box::new(RunReply::new(ran.isa, &ran.outcome, micros))))
         }
-        err
-    })?;
-    match admitted.durable.await {
-        Ok(Ok(())) => match admitted.executed {
-            // The waiter carries the result; a dropped waiter means it was
-            // not recorded here (cancelled, or a store failure): the store
-            // says what became of the job.
-            Some(executed) => match executed.await {
-                Ok(result) => Ok(Reply::Result(Box::new(executed_reply(ctx, id, program, &result)))),
-                Err(_) => get_result(ctx, &JobIdParams { job_id: HexBytes(id.0.to_vec()) }),
-            },
-            None => Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.0.to_vec()) })),
-        },
-        // Not admitted after all (a full disk, a failed store): like every
-        // refusal after the charge, it costs the signer nothing.
-        Ok(Err(err)) => {
-            shared.quotas.refund(charge);
-            Err(super::rejections::commit_refusal(err))
+        Err(ExecuteError::UnknownProgram(id)) => {
+            Err(RpcError::new(codes::UNKNOWN_PROGRAM, format!("program {id} is not registered")))
         }
-        Err(_) => {
-            shared.quotas.refund(charge);
-            Err(internal("the store closed before the job was durable"))
-        }
+        Err(err) => Err(internal(err)),
     }
 }
 

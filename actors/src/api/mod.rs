@@ -5,6 +5,7 @@
 //! - `auth`: the first request of a TCP connection (`coproc_auth` with
 //!   the api token).
 //! - `quota`: per-signer quotas on submitted jobs.
+//! - `calls`: the rate and in-flight bound of `coproc_call` dry runs.
 //! - `jsonrpc`: JSON-RPC 2.0 envelopes, batches and notifications.
 //! - `methods`: what each method does.
 //! - `verifier`: request signature checks on their own threads.
@@ -13,6 +14,7 @@
 //! - `rejections`: why recent requests were refused.
 
 mod auth;
+mod calls;
 mod connection;
 pub(crate) mod jsonrpc;
 mod methods;
@@ -29,6 +31,7 @@ pub use wire::{decode_fast_request, fast_frame};
 use crate::board::JobBoard;
 use crate::chain::Chain;
 use crate::config::Config;
+use crate::executor::DryRun;
 use crate::intake::Intake;
 use crate::keys::{self, ApiToken, KeyError};
 use crate::metrics::{ActorName, Metrics};
@@ -65,6 +68,8 @@ pub(crate) struct ApiContext {
     pub(crate) registry: Mailbox<SubmitProgram>,
     /// The signature verifier pool.
     pub(crate) verifier: Mailbox<Verify>,
+    /// The executors, for `coproc_call` dry runs.
+    pub(crate) dry_runs: Mailbox<DryRun>,
     /// Admission and dispatch.
     pub(crate) intake: Intake,
     /// Who signs results and who may sign requests.
@@ -114,6 +119,8 @@ pub(crate) struct Shared {
     pub(crate) token: Option<ApiToken>,
     /// Per-signer quotas.
     pub(crate) quotas: quota::Quotas,
+    /// The rate and in-flight bound of `coproc_call` dry runs.
+    pub(crate) calls: calls::CallGate,
 }
 
 impl Shared {
@@ -122,7 +129,9 @@ impl Shared {
     fn start(ctx: ApiContext, token: Option<ApiToken>) -> Shared {
         let onchain = ctx.chain.as_ref().map(|access| OnchainChecks::start(access.chain.clone()));
         let quotas = quota::Quotas::new(ctx.config.quota);
-        Shared { ctx, onchain, token, quotas }
+        let api = &ctx.config.api;
+        let calls = calls::CallGate::new(api.calls_per_second, api.max_calls_in_flight, std::time::Instant::now());
+        Shared { ctx, onchain, token, quotas, calls }
     }
 }
 

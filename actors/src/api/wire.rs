@@ -4,6 +4,7 @@
 //! bytes as 0x-hex) and the bincode fast path (raw bytes). [`Call`] and
 //! [`Reply`] are the typed request and response; [`Method`] names them.
 
+use crate::job::JobOutcome;
 use crate::metrics::MetricsSnapshot;
 use crate::program::Isa;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -306,6 +307,120 @@ impl fmt::Debug for AuthParams {
     }
 }
 
+/// `coproc_submitJobs` params: many signed requests in one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubmitJobs {
+    /// The requests, answered in this order (at most `api.max_batch_jobs`).
+    pub jobs: Vec<BatchJob>,
+}
+
+/// One request of a batch: `coproc_submitJob`'s params but `wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BatchJob {
+    /// `abi.encode(OffchainJobRequest)`.
+    pub request: HexBytes,
+    /// The consumer signer's EIP-191 signature over `request`.
+    pub signature: HexBytes,
+    /// The offchain input (its keccak256 is in the request).
+    #[serde(default)]
+    pub offchain_input: HexBytes,
+    /// How the result is relayed onchain.
+    #[serde(default)]
+    pub relay_strategy: RelayStrategy,
+}
+
+/// `coproc_submitJobs` result: one item per request, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchReply {
+    /// In JSON each is `{"jobId": ...}` (accepted and durable) or
+    /// `{"error": {"code", "message"}}` (refused, as `coproc_submitJob`
+    /// would refuse it alone).
+    pub results: Vec<BatchItem>,
+}
+
+/// One answer of a batch: exactly one of the two is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItem {
+    /// The job ID of an accepted request.
+    #[serde(default)]
+    pub job_id: Option<HexBytes>,
+    /// Why the request was refused.
+    #[serde(default)]
+    pub error: Option<RpcError>,
+}
+
+impl BatchItem {
+    /// The answer for one request.
+    pub fn new(result: Result<HexBytes, RpcError>) -> BatchItem {
+        match result {
+            Ok(id) => BatchItem { job_id: Some(id), error: None },
+            Err(err) => BatchItem { job_id: None, error: Some(err) },
+        }
+    }
+}
+
+/// `coproc_call` params: run a registered program on these inputs as a
+/// job would run, and store, sign and relay nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallParams {
+    /// The program.
+    pub program_id: HexBytes,
+    /// The onchain input.
+    #[serde(default)]
+    pub onchain_input: HexBytes,
+    /// The offchain input.
+    #[serde(default)]
+    pub offchain_input: HexBytes,
+    /// The cycle limit (`limits.default_max_cycles` when absent).
+    #[serde(default)]
+    pub max_cycles: Option<u64>,
+}
+
+/// The outcome of one run with nothing stored: `coproc_call`'s result and
+/// `exec --json`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReply {
+    /// `done` (exit code 0) or `failed`.
+    pub status: String,
+    /// The instruction set the program ran.
+    pub isa: Isa,
+    /// The guest's exit code (null when it did not exit).
+    pub exit_code: Option<u32>,
+    /// Cycles used, exact.
+    pub cycles: u64,
+    /// Guest memory used: the image plus every page touched.
+    pub peak_memory_bytes: u64,
+    /// The guest's output.
+    pub output: HexBytes,
+    /// Why the run failed.
+    pub failure_reason: Option<String>,
+    /// Wall time of the run, in microseconds.
+    pub wall_micros: u64,
+}
+
+impl RunReply {
+    /// The reply for `outcome`, a run of an `isa` program that took
+    /// `wall_micros`.
+    pub fn new(isa: Isa, outcome: &JobOutcome, wall_micros: u64) -> RunReply {
+        RunReply {
+            status: if outcome.is_done() { "done" } else { "failed" }.to_owned(),
+            isa,
+            exit_code: outcome.exit_code,
+            cycles: outcome.cycles,
+            peak_memory_bytes: outcome.peak_memory_bytes,
+            output: HexBytes(outcome.output.clone()),
+            failure_reason: outcome.failure.as_ref().map(ToString::to_string),
+            wall_micros,
+        }
+    }
+}
+
 /// Empty params.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -344,6 +459,10 @@ pub enum Call {
     Panic(PanicParams),
     /// `coproc_auth` (the first request of a TCP connection)
     Auth(AuthParams),
+    /// `coproc_submitJobs`
+    SubmitJobs(SubmitJobs),
+    /// `coproc_call`
+    CallProgram(CallParams),
 }
 
 /// Every response. In JSON-RPC the `result` is the variant's object alone
@@ -372,6 +491,10 @@ pub enum Reply {
     Replay(ReplayReply),
     /// Nothing.
     Empty(Empty),
+    /// A batch's answers.
+    Batch(BatchReply),
+    /// A run's outcome.
+    Run(Box<RunReply>),
 }
 
 impl Reply {
@@ -389,6 +512,17 @@ impl Reply {
             Reply::Status(r) => serde_json::to_value(r),
             Reply::Replay(r) => serde_json::to_value(r),
             Reply::Empty(r) => serde_json::to_value(r),
+            Reply::Batch(r) => {
+                // Each item shows only the field it has.
+                let mut value = serde_json::to_value(r)?;
+                if let Some(items) = value.get_mut("results").and_then(|v| v.as_array_mut()) {
+                    for item in items.iter_mut().filter_map(|item| item.as_object_mut()) {
+                        item.retain(|_, v| !v.is_null());
+                    }
+                }
+                Ok(value)
+            }
+            Reply::Run(r) => serde_json::to_value(r),
         }
     }
 }
@@ -510,6 +644,8 @@ impl Method {
             "coproc_retryJob" => Call::RetryJob(required(params)?),
             "debug_panic" => Call::Panic(required(params)?),
             "coproc_auth" => Call::Auth(required(params)?),
+            "coproc_submitJobs" => Call::SubmitJobs(required(params)?),
+            "coproc_call" => Call::CallProgram(required(params)?),
             other => return Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method not found: {other}"))),
         })
     }
@@ -530,6 +666,8 @@ impl Method {
             Call::RetryJob(_) => "coproc_retryJob",
             Call::Panic(_) => "debug_panic",
             Call::Auth(_) => "coproc_auth",
+            Call::SubmitJobs(_) => "coproc_submitJobs",
+            Call::CallProgram(_) => "coproc_call",
         };
         // Serde tags the variant as `{"Variant": params}`; the params are its value.
         let params = match serde_json::to_value(call) {

@@ -17,10 +17,10 @@ mod warm;
 pub(crate) use warm::WarmVms;
 
 use crate::board::JobBoard;
-use crate::job::{Failure, JobOutcome, JobSpec};
+use crate::job::{Failure, JobLimits, JobOutcome, JobSpec};
 use crate::metrics::{ActorMetrics, ActorName, Metrics};
 use crate::pool::{guarded_reason, inject_panic, Handle, Mailbox, Panic};
-use crate::program::ProgramId;
+use crate::program::{Isa, ProgramId};
 use crate::programs::Programs;
 use crate::store::{Store, Write};
 use crate::submitter::Executed;
@@ -44,6 +44,34 @@ pub(crate) struct Execute {
     pub attempt: u8,
 }
 
+/// Run a registered program on inputs exactly as a job would run (the
+/// same warm VMs, limits and meter) and answer the outcome: `coproc_call`.
+/// Nothing is stored, signed or relayed, and nothing counts as a job in
+/// the metrics.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<DryRunOutcome, ExecuteError>")]
+pub(crate) struct DryRun {
+    /// The program.
+    pub program_id: ProgramId,
+    /// The onchain input.
+    pub onchain_input: Vec<u8>,
+    /// The offchain input.
+    pub offchain_input: Vec<u8>,
+    /// The job's limits.
+    pub limits: JobLimits,
+}
+
+/// What a [`DryRun`] answers.
+#[derive(Debug)]
+pub(crate) struct DryRunOutcome {
+    /// The program's instruction set.
+    pub isa: Isa,
+    /// The guest's outcome.
+    pub outcome: JobOutcome,
+    /// The run's wall time.
+    pub wall: Duration,
+}
+
 /// Why a job could not be run (an engine problem, not the guest's).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExecuteError {
@@ -53,6 +81,9 @@ pub(crate) enum ExecuteError {
     /// The VM could not run it.
     #[error(transparent)]
     Vm(#[from] vm::VmError),
+    /// The run panicked the host (the executor is rebuilt).
+    #[error("host panic: {0}")]
+    Panic(String),
 }
 
 /// One executor thread.
@@ -125,6 +156,14 @@ impl Executor {
         engine.executed(image.isa, outcome.cycles);
         self.submitter.do_send(Executed { spec: Arc::clone(spec), outcome });
         Ok(())
+    }
+
+    fn dry_run(&mut self, run: &DryRun) -> Result<DryRunOutcome, ExecuteError> {
+        let image = self.programs.get(&run.program_id).ok_or(ExecuteError::UnknownProgram(run.program_id))?;
+        let start = Instant::now();
+        let outcome = self.vms.run(&run.program_id, &image, &run.onchain_input, &run.offchain_input, &run.limits)?;
+        self.metrics.engine.dry_runs.fetch_add(1, Ordering::Relaxed);
+        Ok(DryRunOutcome { isa: image.isa, outcome, wall: start.elapsed() })
     }
 
     /// Attempt `attempts` of a job failed the host: quarantine it if that
@@ -202,6 +241,15 @@ impl Handler<Execute> for Executor {
             Err(panic) => format!("host panic: {panic}"),
         };
         self.failed_attempt(msg.spec, msg.attempt.saturating_add(1), reason, ctx.address());
+    }
+}
+
+impl Handler<DryRun> for Executor {
+    type Result = Result<DryRunOutcome, ExecuteError>;
+
+    fn handle(&mut self, msg: DryRun, ctx: &mut SyncContext<Self>) -> Self::Result {
+        let actor = Arc::clone(&self.actor);
+        guarded_reason(&actor, ctx, || self.dry_run(&msg)).unwrap_or_else(|panic| Err(ExecuteError::Panic(panic)))
     }
 }
 

@@ -15,6 +15,7 @@ mod spec;
 pub use id::JobId;
 pub use outcome::{Failure, JobLimits, JobOutcome};
 pub use settlement::{DeadLetter, Settlement};
+pub(crate) use spec::check as check_limits;
 pub use spec::{JobSpec, Origin, SpecError};
 
 use serde::{Deserialize, Serialize};

@@ -92,8 +92,8 @@ impl SpecError {
     }
 }
 
-/// The one check both origins go through.
-fn check(limits: &Limits, onchain: usize, offchain: usize, max_cycles: u64) -> Result<(), SpecError> {
+/// The one check both origins go through (and `coproc_call`'s dry runs).
+pub(crate) fn check(limits: &Limits, onchain: usize, offchain: usize, max_cycles: u64) -> Result<(), SpecError> {
     for (which, len) in [("onchain", onchain), ("offchain", offchain)] {
         if len > limits.max_input_bytes {
             return Err(SpecError::InputTooLarge { which, len, max: limits.max_input_bytes });

@@ -207,6 +207,8 @@ pub(crate) struct EngineCounters {
     pub store_broken: AtomicU64,
     /// Jobs quarantined after `executor.max_attempts` host panics.
     pub quarantined: AtomicU64,
+    /// `coproc_call` dry runs the executors ran (none of them is a job).
+    pub dry_runs: AtomicU64,
     /// Jobs the VM ran (to an outcome, done or failed), per ISA
     /// ([`ISAS`] order).
     pub executor_jobs_by_isa: [AtomicU64; ISAS.len()],
@@ -393,6 +395,9 @@ pub struct EngineSnapshot {
     /// Jobs quarantined after `executor.max_attempts` host panics.
     #[serde(default)]
     pub jobs_quarantined: u64,
+    /// `coproc_call` dry runs run (never counted as jobs).
+    #[serde(default)]
+    pub dry_runs: u64,
     /// Jobs the VM ran (done or failed), by ISA: `{"rv32im": N, "rv64im": M}`,
     /// every ISA present.
     #[serde(default)]
@@ -511,6 +516,7 @@ impl Metrics {
                 disk_free_bytes: load(&self.engine.disk_free_bytes),
                 store_broken: load(&self.engine.store_broken) != 0,
                 jobs_quarantined: load(&self.engine.quarantined),
+                dry_runs: load(&self.engine.dry_runs),
                 executor_jobs_by_isa: EngineCounters::by_isa(&self.engine.executor_jobs_by_isa),
                 executor_cycles_by_isa: EngineCounters::by_isa(&self.engine.executor_cycles_by_isa),
             },

@@ -75,6 +75,7 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
         ("coprocessor_disk_free_bytes", "gauge", engine.disk_free_bytes),
         ("coprocessor_store_broken", "gauge", u64::from(engine.store_broken)),
         ("coprocessor_jobs_quarantined_total", "counter", engine.jobs_quarantined),
+        ("coprocessor_dry_runs_total", "counter", engine.dry_runs),
     ] {
         let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");
     }

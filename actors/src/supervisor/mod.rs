@@ -258,6 +258,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             metrics: Arc::clone(&metrics),
             registry: registry.mailbox(),
             verifier: verifier.mailbox(),
+            dry_runs: executor.mailbox(),
             intake,
             signers,
             chain: chain_access,
