@@ -11,7 +11,7 @@ use coprocessor::client::{Client, ClientError};
 use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{codes, Call, JobIdParams, JobResult, NoParams, Reply, StatusReply};
-use coprocessor_actors::{MetricsSnapshot, Store};
+use coprocessor_actors::{Health, MetricsSnapshot, Store};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -173,6 +173,12 @@ fn a_full_disk_refuses_new_jobs_serves_reads_recovers_by_itself_and_stops_in_tim
         outputs.push(result.output.expect("output").0);
     }
     let status: StatusReply = client.call(Call::Status(NoParams {})).expect("status");
+    // Healthy (a restart would not help) but not ready, and the store check says why.
+    let health: Health = client.call(Call::Health(NoParams {})).expect("health");
+    assert!(health.healthy && !health.ready, "{health:?}");
+    let store = &health.checks["store"];
+    assert!(!store.ok && store.detail.starts_with("disk full: "), "{store:?}");
+    assert!(store.detail.ends_with(&format!("reserve {RESERVE} (store.min_free_bytes): new jobs are refused")));
     assert!(!status.version.is_empty());
     eventually("metrics report the full disk", || metrics(&mut client).engine.disk_full);
     let full = metrics(&mut client).engine;
@@ -408,6 +414,10 @@ fn a_store_that_meets_enospc_anyway_refuses_writes_and_still_stops() {
     }
     let _: StatusReply = client.call(Call::Status(NoParams {})).expect("status");
     eventually("metrics report the broken store", || metrics(&mut client).engine.store_broken);
+    // The one state only a restart repairs: unhealthy, not ready.
+    let health: Health = client.call(Call::Health(NoParams {})).expect("health");
+    assert!(!health.healthy && !health.ready, "{health:?}");
+    assert!(health.checks["store"].detail.ends_with("failed: it refuses writes until the engine restarts"));
     drop(client);
     let stopping = Instant::now();
     let status = engine.terminate();

@@ -183,12 +183,22 @@ impl Default for Quota {
     }
 }
 
-/// Metrics export.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+/// Metrics export, health and readiness.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Metrics {
-    /// Serve Prometheus text on this loopback address.
+    /// Serve Prometheus text (`/metrics`), `/healthz` and `/readyz` on this
+    /// loopback address.
     pub prometheus: Option<SocketAddr>,
+    /// With a chain, the engine is ready only while the listener is at most
+    /// this many blocks behind the newest block it may read.
+    pub ready_max_lag_blocks: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { prometheus: None, ready_max_lag_blocks: 64 }
+    }
 }
 
 /// Onchain settlement: the node, the JobManager, and how the relayer and

@@ -13,7 +13,8 @@
 //! 2. Infrastructure: `metrics`, `store` (sled trees and the group commit),
 //!    `chain` (a node client with deadlines), `pool` (supervision as a
 //!    library: sync pools, panic guards, restart counts, counted
-//!    mailboxes), `board` (jobs in flight) and `intake` (admission).
+//!    mailboxes), `board` (jobs in flight), `intake` (admission) and
+//!    `health` (the checks behind `coproc_health`, `/healthz`, `/readyz`).
 //! 3. Actors, each in its own module with the messages it accepts:
 //!    `registry` (programs), `executor` (runs jobs; the metered VM lives in
 //!    `executor::vm`), `submitter` (signs and records results), `relayer`
@@ -33,6 +34,7 @@ pub mod protocol;
 
 mod board;
 mod chain;
+mod health;
 mod intake;
 mod metrics;
 mod pool;
@@ -56,6 +58,7 @@ pub use api::{fast_frame, wire};
 pub use chain::job_state;
 pub use chain::ChainError;
 pub use executor::vm::{Vm, VmError, DEFAULT_MAX_INPUT_BYTES, STACK_TOP};
+pub use health::{Check as HealthCheck, Health};
 pub use metrics::{ActorSnapshot, EngineSnapshot, MetricsSnapshot};
 pub use replay::{replay, Range as ReplayRange, ReplayError, ReplayReport};
 pub use store::{Attempts, DiskFull, Execution, LogRecord, ResultRecord, Store, StoreError, Transition};

@@ -55,6 +55,7 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
         Call::SubmitJob(p) => submit_job(shared, p).await,
         Call::SubmitJobs(p) => submit_jobs(shared, p).await,
         Call::CallProgram(p) => call_program(shared, p).await,
+        Call::Health(_) => Ok(Reply::Health(ctx.health.check().await)),
         Call::GetResult(p) => get_result(ctx, &p),
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
         Call::NextNonce(p) => next_nonce(ctx, &p).await,

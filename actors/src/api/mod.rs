@@ -32,6 +32,7 @@ use crate::board::JobBoard;
 use crate::chain::Chain;
 use crate::config::Config;
 use crate::executor::DryRun;
+use crate::health::HealthProbe;
 use crate::intake::Intake;
 use crate::keys::{self, ApiToken, KeyError};
 use crate::metrics::{ActorName, Metrics};
@@ -83,6 +84,8 @@ pub(crate) struct ApiContext {
     pub(crate) shutting_down: Arc<AtomicBool>,
     /// Why recent job requests were refused.
     pub(crate) rejections: Arc<Rejections>,
+    /// The checks behind `coproc_health`.
+    pub(crate) health: HealthProbe,
 }
 
 /// The operator and the offchain request signers.

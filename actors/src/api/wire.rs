@@ -4,6 +4,7 @@
 //! bytes as 0x-hex) and the bincode fast path (raw bytes). [`Call`] and
 //! [`Reply`] are the typed request and response; [`Method`] names them.
 
+pub use crate::health::{Check, Health};
 use crate::job::JobOutcome;
 use crate::metrics::MetricsSnapshot;
 use crate::program::Isa;
@@ -463,6 +464,8 @@ pub enum Call {
     SubmitJobs(SubmitJobs),
     /// `coproc_call`
     CallProgram(CallParams),
+    /// `coproc_health`
+    Health(NoParams),
 }
 
 /// Every response. In JSON-RPC the `result` is the variant's object alone
@@ -495,6 +498,8 @@ pub enum Reply {
     Batch(BatchReply),
     /// A run's outcome.
     Run(Box<RunReply>),
+    /// Health and readiness.
+    Health(Health),
 }
 
 impl Reply {
@@ -523,6 +528,7 @@ impl Reply {
                 Ok(value)
             }
             Reply::Run(r) => serde_json::to_value(r),
+            Reply::Health(r) => serde_json::to_value(r),
         }
     }
 }
@@ -646,6 +652,7 @@ impl Method {
             "coproc_auth" => Call::Auth(required(params)?),
             "coproc_submitJobs" => Call::SubmitJobs(required(params)?),
             "coproc_call" => Call::CallProgram(required(params)?),
+            "coproc_health" => Call::Health(params_of(params)?),
             other => return Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method not found: {other}"))),
         })
     }
@@ -668,6 +675,7 @@ impl Method {
             Call::Auth(_) => "coproc_auth",
             Call::SubmitJobs(_) => "coproc_submitJobs",
             Call::CallProgram(_) => "coproc_call",
+            Call::Health(_) => "coproc_health",
         };
         // Serde tags the variant as `{"Variant": params}`; the params are its value.
         let params = match serde_json::to_value(call) {

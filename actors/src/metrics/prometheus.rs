@@ -1,8 +1,11 @@
-//! The metrics in Prometheus text format, served on a loopback address.
+//! The metrics in Prometheus text format, served on a loopback address
+//! with the health probes.
 
 use super::MetricsSnapshot;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -92,30 +95,64 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
     out
 }
 
-/// Serves `render(snapshot())` to every HTTP request on `addr` until the
-/// runtime stops.
+/// Answers a health probe: `/readyz` (true) or `/healthz` (false). Resolves
+/// to whether it passes and the JSON body.
+pub(crate) type Probe = Arc<dyn Fn(bool) -> Pin<Box<dyn Future<Output = (bool, String)> + Send>> + Send + Sync>;
+
+/// Serves, until the runtime stops, on `addr`: `GET /metrics` (and `/`)
+/// `render(snapshot())`; `GET /healthz` and `GET /readyz` the probe's
+/// answer, 200 when it passes and 503 when not; anything else 404.
 pub(crate) async fn serve(
     addr: SocketAddr,
     snapshot: Arc<dyn Fn() -> MetricsSnapshot + Send + Sync>,
+    probe: Probe,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving Prometheus metrics");
+    tracing::info!(%addr, "serving Prometheus metrics, /healthz and /readyz");
     loop {
         let (mut stream, _) = listener.accept().await?;
-        let snapshot = Arc::clone(&snapshot);
+        let (snapshot, probe) = (Arc::clone(&snapshot), Arc::clone(&probe));
         tokio::spawn(async move {
-            // Read the request head (bounded); any path gets the metrics.
+            // Read the request head (bounded).
             let mut head = [0u8; 4096];
             let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head)).await;
-            if !matches!(read, Ok(Ok(n)) if n > 0) {
-                return;
-            }
-            let body = render(&snapshot());
+            let Ok(Ok(n)) = read else { return };
+            let (status, kind, body) = match request_path(&head[..n]) {
+                Some("/metrics" | "/") => ("200 OK", "text/plain; version=0.0.4", render(&snapshot())),
+                Some(path @ ("/healthz" | "/readyz")) => {
+                    let (passes, body) = probe(path == "/readyz").await;
+                    let status = if passes { "200 OK" } else { "503 Service Unavailable" };
+                    (status, "application/json", body + "\n")
+                }
+                _ => ("404 Not Found", "text/plain", "not found: GET /metrics, /healthz or /readyz\n".to_owned()),
+            };
             let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = stream.write_all(response.as_bytes()).await;
         });
+    }
+}
+
+/// The path of an HTTP request head's `GET` line, without its query.
+fn request_path(head: &[u8]) -> Option<&str> {
+    let line = head.split(|&b| b == b'\r' || b == b'\n').next()?;
+    let mut words = std::str::from_utf8(line).ok()?.split(' ');
+    let (method, target) = (words.next()?, words.next()?);
+    (method == "GET").then(|| target.split('?').next().unwrap_or(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_path;
+
+    #[test]
+    fn only_a_get_line_names_a_path() {
+        assert_eq!(request_path(b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n"), Some("/readyz"));
+        assert_eq!(request_path(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Some("/metrics"));
+        assert_eq!(request_path(b"POST /healthz HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(request_path(b"GET\r\n"), None);
+        assert_eq!(request_path(&[0xff, 0xfe, b' ', b'/']), None);
     }
 }

@@ -10,6 +10,7 @@ use crate::board::JobBoard;
 use crate::chain::{Chain, ChainError};
 use crate::config::Config;
 use crate::executor::{Execute, Executor, ExecutorSetup};
+use crate::health::{ChainProbe, HealthProbe};
 use crate::intake::Intake;
 use crate::job::JobSpec;
 use crate::keys::{self, KeyError};
@@ -250,6 +251,19 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             ])
         });
         let shutting_down = Arc::new(AtomicBool::new(false));
+        let health = HealthProbe {
+            metrics: Arc::clone(&metrics),
+            data_dir: data_dir.clone(),
+            min_free_bytes: config.store.min_free_bytes,
+            socket: config.socket_path(),
+            shutting_down: Arc::clone(&shutting_down),
+            chain: chain.as_ref().map(|(chain, section, _, _)| ChainProbe {
+                chain: chain.clone(),
+                rpc_url: section.rpc_url.clone(),
+                confirmations: section.confirmations,
+                max_lag: config.metrics.ready_max_lag_blocks,
+            }),
+        };
         let api = Api::start(ApiContext {
             config: config.clone(),
             store: store.clone(),
@@ -265,12 +279,21 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             faults,
             shutting_down: Arc::clone(&shutting_down),
             rejections: Arc::new(Rejections::default()),
+            health: health.clone(),
         })?;
         if let Some(addr) = config.metrics.prometheus {
             let (metrics, store) = (Arc::clone(&metrics), store.clone());
             let snapshot = Arc::new(move || metrics.snapshot(store.size_on_disk()));
+            let probe: crate::metrics::prometheus::Probe = Arc::new(move |readiness| {
+                let health = health.clone();
+                Box::pin(async move {
+                    let answer = health.check().await;
+                    let passes = if readiness { answer.ready } else { answer.healthy };
+                    (passes, serde_json::to_string(&answer).unwrap_or_default())
+                })
+            });
             actix_rt::spawn(async move {
-                if let Err(err) = crate::metrics::prometheus::serve(addr, snapshot).await {
+                if let Err(err) = crate::metrics::prometheus::serve(addr, snapshot, probe).await {
                     tracing::error!(%addr, %err, "Prometheus endpoint failed");
                 }
             });
