@@ -6,7 +6,7 @@ mod common;
 use common::chain::{Link, Stack};
 use common::engine::Engine;
 use coprocessor::devnet::free_port;
-use coprocessor_actors::wire::{Call, NoParams};
+use coprocessor_actors::wire::{Call, NoParams, StatusReply};
 use coprocessor_actors::Health;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -60,6 +60,23 @@ fn an_engine_without_a_chain_is_healthy_and_ready_and_says_so_on_every_probe() {
     assert_eq!(get(port, "/healthz").0, 200);
     assert!(get(port, "/metrics").1.contains("coprocessor_jobs_accepted_total 0"));
     assert_eq!(get(port, "/nope"), (404, "not found: GET /metrics, /healthz or /readyz\n".to_owned()));
+
+    // `coprocessor status`: the build, what the node holds, and the checks.
+    let data_arg = data.to_str().unwrap();
+    let out = common::coprocessor(&["status", "--json", "--data-dir", data_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let both: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let commit = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().unwrap();
+    let commit = String::from_utf8(commit.stdout).unwrap();
+    assert_eq!(both["status"]["gitCommit"], commit.trim());
+    assert_eq!(both["status"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!((&both["status"]["jobsPending"], &both["status"]["jobsDeadLettered"]), (&0.into(), &0.into()));
+    assert_eq!(both["status"]["onchain"], serde_json::Value::Null);
+    assert_eq!(both["health"]["ready"], true);
+    let out = common::coprocessor(&["status", "--data-dir", data_arg]);
+    let human = String::from_utf8(out.stdout).unwrap();
+    assert!(human.starts_with("engine      ready\n"), "{human}");
+    assert!(human.contains("\ncheck api   ok   accepting on "), "{human}");
 }
 
 #[test]
@@ -70,6 +87,15 @@ fn readyz_fails_while_the_chain_node_is_unreachable_and_recovers_after() {
     let chain = &ready.checks["chain"];
     assert!(chain.ok && chain.detail.starts_with("head "), "{chain:?}");
     assert!(chain.detail.ends_with(" behind the newest it may read (at most 64)"), "{chain:?}");
+    // What the node and the relayer report: hardhat's chain, the one
+    // relayer key with the funds the deployment gave it and nothing spent.
+    let status: StatusReply = stack.engine.client().call(Call::Status(NoParams {})).unwrap();
+    let onchain = status.onchain.expect("a chain");
+    assert_eq!(onchain.chain_id, Some(31337));
+    assert!(onchain.listener_lag_blocks.is_some_and(|lag| lag <= 64), "{onchain:?}");
+    assert_eq!(onchain.relayers.len(), 1);
+    assert_eq!(onchain.relayers[0].balance_wei.as_deref(), Some("1000000000000000000000"));
+    assert_eq!(onchain.awaiting_relay, 0);
 
     // The node goes away: not ready (a restart would not help: healthy).
     stack.proxy.as_mut().expect("proxied").down();
@@ -82,6 +108,11 @@ fn readyz_fails_while_the_chain_node_is_unreachable_and_recovers_after() {
     assert_eq!(get(port, "/healthz").0, 200);
     let over_socket: Health = stack.engine.client().call(Call::Health(NoParams {})).unwrap();
     assert!(!over_socket.ready && !over_socket.checks["chain"].ok, "{over_socket:?}");
+    // Status still answers; what only the node knows is null.
+    let status: StatusReply = stack.engine.client().call(Call::Status(NoParams {})).unwrap();
+    let onchain = status.onchain.expect("a chain");
+    assert_eq!((onchain.chain_id, onchain.head, onchain.listener_lag_blocks), (None, None, None));
+    assert_eq!(onchain.relayers[0].balance_wei, None);
 
     // Back: ready again by itself.
     stack.proxy.as_mut().unwrap().up();

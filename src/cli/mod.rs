@@ -9,6 +9,7 @@ mod program;
 mod replay;
 mod request;
 mod run;
+mod status;
 
 use clap::{Parser, Subcommand};
 use coprocessor::client::{Client, ClientError};
@@ -39,6 +40,9 @@ enum Command {
     Job(job::JobCommand),
     /// Show per-actor and engine metrics.
     Metrics(metrics::MetricsArgs),
+    /// Show who the engine is, what it holds, and whether it is ready
+    /// (exit 1 when it is not).
+    Status(status::StatusArgs),
     /// Re-execute logged jobs and check them against the log.
     Replay(replay::ReplayArgs),
     /// Run one program locally, with no engine, and print its result.
@@ -55,6 +59,7 @@ impl Cli {
             Command::Program(command) => program::run(command),
             Command::Job(command) => job::run(command),
             Command::Metrics(args) => metrics::run(args),
+            Command::Status(args) => status::run(args),
             Command::Replay(args) => replay::run(args),
         };
         match result {

@@ -4,7 +4,7 @@ use super::onchain::{self, CheckError, OnchainChecks};
 use super::quota::{Charge, QuotaError};
 use super::verifier::Verify;
 use super::wire::*;
-use super::{ApiContext, Shared};
+use super::{ApiContext, ChainAccess, Shared};
 use crate::board::{AdmitError, Finished};
 use crate::chain::OffchainCheck;
 use crate::executor::{DryRun, ExecuteError};
@@ -60,19 +60,7 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
         Call::NextNonce(p) => next_nonce(ctx, &p).await,
         Call::Metrics(_) => Ok(Reply::Metrics(Box::new(ctx.metrics.snapshot(ctx.store.size_on_disk())))),
-        Call::Status(_) => Ok(Reply::Status(StatusReply {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            operator: HexBytes(ctx.signers.operator.to_vec()),
-            uptime_seconds: ctx.metrics.uptime().as_secs(),
-            chain: ctx.chain.as_ref().map(|c| {
-                format!(
-                    "{} (JobManager {})",
-                    ctx.config.chain.as_ref().map_or("", |c| c.rpc_url.as_str()),
-                    c.chain.job_manager()
-                )
-            }),
-            dev_signer: ctx.signers.dev_signer.map(|a| HexBytes(a.to_vec())),
-        })),
+        Call::Status(_) => status(ctx).await,
         Call::Replay(p) => replay(ctx, p).await,
         Call::RetryJob(p) => retry(ctx, &p).await,
         Call::Panic(p) => inject_panic(ctx, &p),
@@ -81,6 +69,53 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
             codes::INVALID_REQUEST,
             "coproc_auth is only the first request of a TCP connection; Unix socket connections need no token",
         )),
+    }
+}
+
+/// `coproc_status`: who the node is, what it holds, and with a chain what
+/// the node and the relayer report (read now, each read bounded by
+/// `chain.rpc_timeout_ms`; a figure the node does not give is null).
+async fn status(ctx: &ApiContext) -> Result<Reply, RpcError> {
+    let onchain = match &ctx.chain {
+        Some(access) => Some(onchain_status(ctx, access).await),
+        None => None,
+    };
+    Ok(Reply::Status(StatusReply {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        operator: HexBytes(ctx.signers.operator.to_vec()),
+        uptime_seconds: ctx.metrics.uptime().as_secs(),
+        chain: ctx.chain.as_ref().map(|c| {
+            format!(
+                "{} (JobManager {})",
+                ctx.config.chain.as_ref().map_or("", |c| c.rpc_url.as_str()),
+                c.chain.job_manager()
+            )
+        }),
+        dev_signer: ctx.signers.dev_signer.map(|a| HexBytes(a.to_vec())),
+        git_commit: env!("COPROCESSOR_GIT_COMMIT").to_owned(),
+        jobs_pending: ctx.board.len() as u64,
+        jobs_dead_lettered: ctx.store.dead_letter_count() as u64,
+        onchain,
+    }))
+}
+
+async fn onchain_status(ctx: &ApiContext, access: &ChainAccess) -> OnchainStatus {
+    let chain = &access.chain;
+    let (chain_id, head) = (chain.chain_id().await.ok(), chain.head().await.ok());
+    let listener_block = ctx.metrics.engine.listener_block.load(Ordering::Relaxed);
+    let newest = head.map(|head| (head + 1).saturating_sub(access.confirmations));
+    let mut relayers = Vec::new();
+    for &address in &access.relayers {
+        let balance_wei = chain.balance(address).await.ok().map(|wei| wei.to_string());
+        relayers.push(RelayerStatus { address: HexBytes(address.to_vec()), balance_wei });
+    }
+    OnchainStatus {
+        chain_id,
+        head,
+        listener_block,
+        listener_lag_blocks: newest.map(|newest| newest.saturating_sub(listener_block)),
+        relayers,
+        awaiting_relay: ctx.metrics.engine.relay_backlog.load(Ordering::Relaxed),
     }
 }
 

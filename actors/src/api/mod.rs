@@ -108,6 +108,10 @@ pub(crate) struct ChainAccess {
     pub(crate) retry: Mailbox<Retry>,
     /// Ordered-relay lanes.
     pub(crate) lanes: Mailbox<LaneQuery>,
+    /// The relayer keys' addresses.
+    pub(crate) relayers: Vec<Address>,
+    /// `chain.confirmations`.
+    pub(crate) confirmations: u64,
 }
 
 /// What every connection shares: the supervisor's context, and what the

@@ -243,6 +243,52 @@ pub struct StatusReply {
     pub chain: Option<String>,
     /// The dev consumer signer's address, if the engine allows one.
     pub dev_signer: Option<HexBytes>,
+    /// The git commit the engine was built from (`unknown` outside a
+    /// checkout).
+    #[serde(default)]
+    pub git_commit: String,
+    /// Jobs accepted and not yet executed and recorded (pending or running).
+    #[serde(default)]
+    pub jobs_pending: u64,
+    /// Jobs in the dead-letter tree (settlement kept failing;
+    /// `coproc_retryJob` pushes one again).
+    #[serde(default)]
+    pub jobs_dead_lettered: u64,
+    /// With a chain: what the node and the relayer report.
+    #[serde(default)]
+    pub onchain: Option<OnchainStatus>,
+}
+
+/// The chain part of `coproc_status`. Read from the node at the call (each
+/// read bounded by `chain.rpc_timeout_ms`); a figure the node did not give
+/// is null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnchainStatus {
+    /// The node's chain ID.
+    pub chain_id: Option<u64>,
+    /// The node's newest block.
+    pub head: Option<u64>,
+    /// The last block the listener has read.
+    pub listener_block: u64,
+    /// Blocks between the newest one the listener may read (`head + 1 -
+    /// confirmations`) and the last one it read.
+    pub listener_lag_blocks: Option<u64>,
+    /// The relayer keys and their balances.
+    pub relayers: Vec<RelayerStatus>,
+    /// Results executed and not yet confirmed onchain or dead-lettered.
+    pub awaiting_relay: u64,
+}
+
+/// One relayer key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayerStatus {
+    /// Its address.
+    pub address: HexBytes,
+    /// Its balance in wei, as a decimal string (it may not fit in a JSON
+    /// number).
+    pub balance_wei: Option<String>,
 }
 
 /// `coproc_replay` params.

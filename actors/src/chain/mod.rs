@@ -13,7 +13,7 @@ pub(crate) use batch::{OffchainAnswer, OffchainCheck};
 
 use crate::config;
 use crate::protocol::bindings::Consumer;
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::transports::{RpcError, TransportErrorKind};
 use std::future::IntoFuture;
@@ -150,6 +150,11 @@ impl Chain {
     /// The head block number.
     pub(crate) async fn head(&self) -> Result<u64, ChainError> {
         self.rpc(self.provider.get_block_number()).await
+    }
+
+    /// An account's balance at the head, in wei.
+    pub(crate) async fn balance(&self, account: Address) -> Result<U256, ChainError> {
+        self.rpc(self.provider.get_balance(account)).await
     }
 
     /// The consumer's next nonce (`Consumer.getNextNonce()`).

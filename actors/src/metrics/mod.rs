@@ -164,6 +164,9 @@ pub(crate) struct EngineCounters {
     pub cancelled: AtomicU64,
     /// Settlement transactions sent and not yet mined (a gauge).
     pub relay_in_flight: AtomicU64,
+    /// Results the relayer holds: executed, not yet confirmed onchain or
+    /// dead-lettered (a gauge).
+    pub relay_backlog: AtomicU64,
     /// Jobs found settled onchain by someone else (`already-settled`).
     pub already_settled: AtomicU64,
     /// Settlement transactions sent (replacements not counted).
@@ -336,6 +339,9 @@ pub struct EngineSnapshot {
     /// Settlement transactions sent and not yet mined.
     #[serde(default)]
     pub relay_in_flight: u64,
+    /// Results the relayer holds, not yet confirmed or dead-lettered.
+    #[serde(default)]
+    pub relay_backlog: u64,
     /// Results confirmed onchain per second over the last few seconds.
     #[serde(default)]
     pub settled_per_second: f64,
@@ -488,6 +494,7 @@ impl Metrics {
                 jobs_dead_lettered: load(&self.engine.dead_lettered),
                 jobs_cancelled: load(&self.engine.cancelled),
                 relay_in_flight: load(&self.engine.relay_in_flight),
+                relay_backlog: load(&self.engine.relay_backlog),
                 settled_per_second: per_second(now.settled, oldest.settled),
                 jobs_already_settled: load(&self.engine.already_settled),
                 relay_transactions: load(&self.engine.relay_transactions),

@@ -31,7 +31,7 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
         }
     }
     let engine = &snapshot.engine;
-    let engine_series: [(&str, &str, f64); 26] = [
+    let engine_series: [(&str, &str, f64); 27] = [
         ("coprocessor_jobs_accepted_total", "counter", engine.jobs_accepted as f64),
         ("coprocessor_jobs_done_total", "counter", engine.jobs_done as f64),
         ("coprocessor_jobs_failed_total", "counter", engine.jobs_failed as f64),
@@ -50,6 +50,7 @@ pub(crate) fn render(snapshot: &MetricsSnapshot) -> String {
         ("coprocessor_jobs_already_settled_total", "counter", engine.jobs_already_settled as f64),
         ("coprocessor_settled_per_second", "gauge", engine.settled_per_second),
         ("coprocessor_relay_in_flight", "gauge", engine.relay_in_flight as f64),
+        ("coprocessor_relay_backlog", "gauge", engine.relay_backlog as f64),
         ("coprocessor_relay_transactions_total", "counter", engine.relay_transactions as f64),
         ("coprocessor_relay_average_batch", "gauge", engine.relay_average_batch),
         ("coprocessor_relay_replacements_total", "counter", engine.relay_replacements as f64),

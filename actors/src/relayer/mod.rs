@@ -387,6 +387,7 @@ impl Relayer {
         let engine = &self.setup.metrics.engine;
         let in_flight: usize = self.senders.iter().map(Sender::in_flight).sum();
         engine.relay_in_flight.store(in_flight as u64, Ordering::Relaxed);
+        engine.relay_backlog.store(self.jobs.len() as u64, Ordering::Relaxed);
         engine.relay_blocked_consumers.store(self.lanes.blocked() as u64, Ordering::Relaxed);
         let lowest = self.senders.iter().filter_map(|sender| sender.balance).min();
         if let Some(lowest) = lowest {

@@ -374,6 +374,12 @@ impl Store {
         self.dead_letters.get(id)?.map(|bytes| decoded("dead_letters", &id.0, &bytes)).transpose()
     }
 
+    /// Jobs in the dead-letter tree (a scan of the tree: for status, not
+    /// for a hot path).
+    pub fn dead_letter_count(&self) -> usize {
+        self.dead_letters.len()
+    }
+
     /// The spec of a job, from its `Pending` record.
     pub fn spec(&self, entry: &JobEntry) -> Result<Option<JobSpec>, StoreError> {
         Ok(match self.log_record(entry.pending_seq)? {

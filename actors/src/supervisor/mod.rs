@@ -228,7 +228,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             metrics: Arc::clone(&metrics),
         };
         let chain_access = match (&chain, &relayer) {
-            (Some((chain, section, _, unsettled)), Some(relayer)) => {
+            (Some((chain, section, keys, unsettled)), Some(relayer)) => {
                 resubmit(unsettled, &relayer.mailbox());
                 let listener = Listener::new(ListenerSetup {
                     chain: chain.clone(),
@@ -239,7 +239,13 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                     relayer: relayer.mailbox(),
                 })?;
                 Listener::start_in_arbiter(&chain_arbiter.handle(), |_| listener);
-                Some(ChainAccess { chain: chain.clone(), retry: relayer.mailbox(), lanes: relayer.mailbox() })
+                Some(ChainAccess {
+                    chain: chain.clone(),
+                    retry: relayer.mailbox(),
+                    lanes: relayer.mailbox(),
+                    relayers: keys.iter().map(|key| key.address()).collect(),
+                    confirmations: section.confirmations,
+                })
             }
             _ => None,
         };
