@@ -160,6 +160,7 @@ fn a_full_disk_refuses_new_jobs_serves_reads_recovers_by_itself_and_stops_in_tim
     let err = client
         .call::<serde_json::Value>(Call::SubmitProgram(coprocessor_actors::wire::SubmitProgram {
             elf: coprocessor_actors::wire::HexBytes(elf),
+            name: None,
         }))
         .expect_err("a program stored on a full disk");
     assert_disk_full(&err, &data);

@@ -169,7 +169,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let spec = crate::job::test_spec(1, 3);
         let result = crate::store::test_result(b"", None);
-        store.commit_and_wait(vec![Write::admit(&spec), Write::executed(spec.id, &result)]).unwrap();
+        store.commit_and_wait(vec![Write::admit(&spec), Write::executed(&spec, &result)]).unwrap();
         assert_eq!(store.prune(crate::store::unix_ms() + 60_000, |status| status.is_executed()).unwrap(), 2);
         let everything = Range { from: 0, to: u64::MAX, program: None };
         let report = replay(&store, &everything, 1024, |_, _| {}).unwrap();

@@ -109,7 +109,10 @@ fn register(socket: &Path, elves: &[Vec<u8>]) {
         }
     };
     for (name, elf) in EXAMPLE_GUESTS.iter().zip(elves) {
-        match client.call::<ProgramIdReply>(Call::SubmitProgram(SubmitProgram { elf: HexBytes(elf.clone()) })) {
+        match client.call::<ProgramIdReply>(Call::SubmitProgram(SubmitProgram {
+            elf: HexBytes(elf.clone()),
+            name: Some(name.to_string()),
+        })) {
             Ok(reply) => {
                 tracing::info!(guest = name, program_id = %format!("0x{}", hex::encode(&reply.program_id.0)), isa = %reply.isa, "registered")
             }

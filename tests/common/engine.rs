@@ -253,8 +253,14 @@ impl Engine {
 
     pub fn submit_program(&self, guest: &str) -> ProgramId {
         let elf = super::guest_elf(guest);
-        let reply: ProgramIdReply =
-            self.client().call(Call::SubmitProgram(SubmitProgram { elf: HexBytes(elf) })).expect("submit program");
+        let reply: ProgramIdReply = self
+            .client()
+            // Named as the CLI names it: the file's name, so `rv64/clob` is `clob`.
+            .call(Call::SubmitProgram(SubmitProgram {
+                elf: HexBytes(elf),
+                name: guest.rsplit('/').next().map(str::to_owned),
+            }))
+            .expect("submit program");
         ProgramId(reply.program_id.0.try_into().expect("32-byte id"))
     }
 

@@ -42,16 +42,7 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
             let id = program_id(&p.program_id)?;
             Ok(Reply::Contains(ContainsReply { contains: ctx.programs.contains(&id) }))
         }
-        Call::ListPrograms(_) => {
-            let list = ctx.programs.list();
-            Ok(Reply::Programs(ProgramsReply {
-                program_ids: list.iter().map(|(id, _)| HexBytes(id.0.to_vec())).collect(),
-                programs: list
-                    .into_iter()
-                    .map(|(id, isa)| ProgramInfo { program_id: HexBytes(id.0.to_vec()), isa })
-                    .collect(),
-            }))
-        }
+        Call::ListPrograms(_) => list_programs(ctx),
         Call::SubmitJob(p) => submit_job(shared, p).await,
         Call::SubmitJobs(p) => submit_jobs(shared, p).await,
         Call::CallProgram(p) => call_program(shared, p).await,
@@ -119,6 +110,36 @@ async fn onchain_status(ctx: &ApiContext, access: &ChainAccess) -> OnchainStatus
     }
 }
 
+/// `coproc_listPrograms`: every program with its ISA (from the image
+/// cache), its name, size and registration time, and its jobs and cycles
+/// (from the store).
+fn list_programs(ctx: &ApiContext) -> Result<Reply, RpcError> {
+    let list = ctx.programs.list();
+    let mut programs = Vec::with_capacity(list.len());
+    for &(id, isa) in &list {
+        let info = ctx.store.program_info(&id).map_err(internal)?;
+        let stats = ctx.store.program_stats(&id).map_err(internal)?;
+        let (name, size_bytes, registered_unix_ms) = match info {
+            Some(info) => (info.name, info.size_bytes, info.registered_unix_ms),
+            // Registered before names were recorded.
+            None => (String::new(), ctx.store.program(&id).map_err(internal)?.map_or(0, |elf| elf.len() as u64), 0),
+        };
+        programs.push(ProgramInfo {
+            program_id: HexBytes(id.0.to_vec()),
+            isa,
+            name,
+            size_bytes,
+            registered_unix_ms,
+            jobs: stats.jobs,
+            cycles: stats.cycles,
+        });
+    }
+    Ok(Reply::Programs(ProgramsReply {
+        program_ids: list.iter().map(|(id, _)| HexBytes(id.0.to_vec())).collect(),
+        programs,
+    }))
+}
+
 fn program_id(bytes: &HexBytes) -> Result<ProgramId, RpcError> {
     let id: [u8; 32] = bytes
         .0
@@ -146,12 +167,15 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
             format!("program is {} bytes, over the limit of {max}", p.elf.0.len()),
         ));
     }
-    let answer = ctx.registry.send(RegisterProgram { elf: p.elf.0 }).await.map_err(internal)?;
+    let answer = ctx.registry.send(RegisterProgram { elf: p.elf.0, name: p.name }).await.map_err(internal)?;
     match answer {
-        Ok(registered) => {
-            Ok(Reply::ProgramId(ProgramIdReply { program_id: HexBytes(registered.id.0.to_vec()), isa: registered.isa }))
-        }
+        Ok(registered) => Ok(Reply::ProgramId(ProgramIdReply {
+            program_id: HexBytes(registered.id.0.to_vec()),
+            isa: registered.isa,
+            name: registered.name,
+        })),
         Err(RegistryError::Elf(err)) => Err(RpcError::new(codes::INVALID_PROGRAM, format!("invalid program: {err}"))),
+        Err(err @ RegistryError::Name(_)) => Err(RpcError::invalid_params(err.to_string())),
         Err(RegistryError::Store(err)) => Err(super::rejections::store_refusal(err)),
         Err(err) => Err(internal(err)),
     }

@@ -68,6 +68,11 @@ impl<'de> Deserialize<'de> for HexBytes {
 pub struct SubmitProgram {
     /// The ELF.
     pub elf: HexBytes,
+    /// A name for it (1 to 64 of `A-Z a-z 0-9 . _ -`): a label, not an
+    /// identifier. Absent: a program registered before keeps its name, a
+    /// new one has none.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// A program ID result (`coproc_submitProgram`).
@@ -78,6 +83,9 @@ pub struct ProgramIdReply {
     pub program_id: HexBytes,
     /// The program's instruction set (its ELF class): `rv32im` or `rv64im`.
     pub isa: Isa,
+    /// Its name (empty: none).
+    #[serde(default)]
+    pub name: String,
 }
 
 /// `coproc_containsProgram` params.
@@ -115,6 +123,22 @@ pub struct ProgramInfo {
     pub program_id: HexBytes,
     /// Its instruction set (its ELF class): `rv32im` or `rv64im`.
     pub isa: Isa,
+    /// Its name (empty: none).
+    #[serde(default)]
+    pub name: String,
+    /// The ELF's size.
+    #[serde(default)]
+    pub size_bytes: u64,
+    /// When it was first registered, in Unix milliseconds (0: before the
+    /// engine recorded it).
+    #[serde(default)]
+    pub registered_unix_ms: u64,
+    /// Its jobs that ran to a result (done or failed).
+    #[serde(default)]
+    pub jobs: u64,
+    /// The cycles those jobs used.
+    #[serde(default)]
+    pub cycles: u64,
 }
 
 /// `coproc_submitJob` params.
@@ -842,14 +866,27 @@ mod tests {
         result.isa = Some(Isa::Rv32im);
         let programs = ProgramsReply {
             program_ids: vec![HexBytes(vec![2; 32])],
-            programs: vec![ProgramInfo { program_id: HexBytes(vec![2; 32]), isa: Isa::Rv64im }],
+            programs: vec![ProgramInfo {
+                program_id: HexBytes(vec![2; 32]),
+                isa: Isa::Rv64im,
+                name: "clob".into(),
+                size_bytes: 4096,
+                registered_unix_ms: 1_764_547_200_000,
+                jobs: 3,
+                cycles: 300,
+            }],
         };
-        let registered = ProgramIdReply { program_id: HexBytes(vec![2; 32]), isa: Isa::Rv32im };
+        let registered = ProgramIdReply { program_id: HexBytes(vec![2; 32]), isa: Isa::Rv32im, name: String::new() };
         assert_eq!(
             serde_json::to_value(&programs).unwrap(),
             serde_json::json!({"programIds": [format!("0x{}", "02".repeat(32))],
-                "programs": [{"programId": format!("0x{}", "02".repeat(32)), "isa": "rv64im"}]})
+                "programs": [{"programId": format!("0x{}", "02".repeat(32)), "isa": "rv64im", "name": "clob",
+                    "sizeBytes": 4096, "registeredUnixMs": 1_764_547_200_000u64, "jobs": 3, "cycles": 300}]})
         );
+        // A listing from an engine that predates names reads as unnamed.
+        let old = serde_json::json!({"programId": format!("0x{}", "02".repeat(32)), "isa": "rv64im"});
+        let old: ProgramInfo = serde_json::from_value(old).unwrap();
+        assert_eq!((old.name.as_str(), old.size_bytes, old.jobs), ("", 0, 0));
         for reply in [Reply::Result(Box::new(result)), Reply::Programs(programs), Reply::ProgramId(registered)] {
             let response = FastResponse { id: 9, result: Ok(reply) };
             let frame = fast_frame(&response);

@@ -19,6 +19,9 @@ pub(crate) enum RegistryError {
     /// The ELF is not a valid guest.
     #[error("invalid program: {0}")]
     Elf(#[from] ElfError),
+    /// The name is not a valid label.
+    #[error("program name {0:?} must be 1 to 64 of A-Z a-z 0-9 . _ -")]
+    Name(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -33,15 +36,19 @@ pub(crate) enum RegistryError {
 pub(crate) struct SubmitProgram {
     /// The ELF bytes.
     pub elf: Vec<u8>,
+    /// Its name, if one is given.
+    pub name: Option<String>,
 }
 
 /// A program the registry holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Registered {
     /// Its ID (keccak256 of the ELF).
     pub id: ProgramId,
     /// Its instruction set (the ELF's class).
     pub isa: Isa,
+    /// Its name (empty: none).
+    pub name: String,
 }
 
 /// The registry actor.
@@ -70,18 +77,31 @@ impl Registry {
         })
     }
 
-    fn submit(&self, elf: &[u8]) -> Result<Registered, RegistryError> {
+    fn submit(&self, elf: &[u8], name: Option<&str>) -> Result<Registered, RegistryError> {
+        if let Some(name) = name.filter(|name| !valid_name(name)) {
+            return Err(RegistryError::Name(name.to_owned()));
+        }
         let image = ProgramImage::parse(elf, self.max_program_bytes)?;
         let id = ProgramId::of(elf);
         // The ISA is the ELF's class, so an ID already known has this one too.
         let isa = image.isa;
-        if !self.programs.contains(&id) {
-            self.store.put_program(&id, elf)?;
+        let known = self.programs.contains(&id);
+        let name = match (known, name) {
+            // Known and no new name: nothing to write.
+            (true, None) => self.store.program_info(&id)?.map(|info| info.name).unwrap_or_default(),
+            _ => self.store.put_program(&id, elf, name)?.name,
+        };
+        if !known {
             self.programs.insert(id, Arc::new(image));
-            tracing::info!(program = %id, %isa, bytes = elf.len(), "program registered");
+            tracing::info!(program = %id, %isa, bytes = elf.len(), name, "program registered");
         }
-        Ok(Registered { id, isa })
+        Ok(Registered { id, isa, name })
     }
+}
+
+/// A program name: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl Actor for Registry {
@@ -92,7 +112,8 @@ impl Handler<SubmitProgram> for Registry {
     type Result = Result<Registered, RegistryError>;
 
     fn handle(&mut self, msg: SubmitProgram, ctx: &mut SyncContext<Self>) -> Self::Result {
-        guarded(&self.metrics, ctx, || self.submit(&msg.elf)).unwrap_or(Err(RegistryError::Crashed))
+        guarded(&self.metrics, ctx, || self.submit(&msg.elf, msg.name.as_deref()))
+            .unwrap_or(Err(RegistryError::Crashed))
     }
 }
 

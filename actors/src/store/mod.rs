@@ -8,6 +8,8 @@
 //! | `dead_letters` | job ID | [`DeadLetter`]: jobs whose submission kept failing |
 //! | `meta` | name | engine metadata (the format, the listener's block cursor) |
 //! | `attempts` | job ID | [`Attempts`]: failed attempts of a job whose execution panicked |
+//! | `program_info` | program ID | [`ProgramInfo`]: its name, size and registration time |
+//! | `program_stats` | program ID | [`ProgramStats`]: its jobs run and their cycles (with the results) |
 //!
 //! A job costs four records: its `Pending` log record (the spec, inputs
 //! and signed request included) and its entry when it is admitted, its
@@ -20,7 +22,8 @@
 //!
 //! Job writes go through one writer thread ([`writer`]) that groups every
 //! write waiting at that moment into one sled transaction over `log`,
-//! `jobs` and `dead_letters`, flushes once, and then tells each writer. A
+//! `jobs`, `dead_letters` (and `attempts`) and `program_stats`, flushes
+//! once, and then tells each writer. A
 //! job is acknowledged only after that flush.
 //!
 //! sled never meets a full disk: [`space`] keeps a reserve of free space
@@ -37,6 +40,7 @@ pub(crate) use records::test_result;
 pub(crate) use records::unix_ms;
 pub(crate) use records::JobEntry;
 pub use records::{Attempts, Execution, LogRecord, ResultRecord, Transition};
+pub(crate) use records::{ProgramInfo, ProgramStats};
 pub use space::DiskFull;
 pub(crate) use space::Space;
 pub(crate) use writer::{CommitError, CommitStats, Done, Write};
@@ -114,6 +118,8 @@ pub struct Store {
     dead_letters: sled::Tree,
     meta: sled::Tree,
     attempts: sled::Tree,
+    program_info: sled::Tree,
+    program_stats: sled::Tree,
     space: Arc<Space>,
     flusher: space::Flusher,
     writer: writer::Handle,
@@ -134,6 +140,7 @@ pub(crate) struct JobTrees {
     pub(crate) log: sled::Tree,
     pub(crate) dead_letters: sled::Tree,
     pub(crate) attempts: sled::Tree,
+    pub(crate) program_stats: sled::Tree,
 }
 
 /// A job executed successfully but not settled onchain.
@@ -174,6 +181,8 @@ impl Store {
         let dead_letters = db.open_tree("dead_letters")?;
         let meta = db.open_tree("meta")?;
         let attempts = db.open_tree("attempts")?;
+        let program_info = db.open_tree("program_info")?;
+        let program_stats = db.open_tree("program_stats")?;
         check_format(dir, &meta, &jobs)?;
         let log_start = log_start_of(meta.get(LOG_START_KEY)?.as_deref());
         let next_seq = match log.last()? {
@@ -186,6 +195,7 @@ impl Store {
             log: log.clone(),
             dead_letters: dead_letters.clone(),
             attempts: attempts.clone(),
+            program_stats: program_stats.clone(),
         };
         let space = Arc::new(Space::new(dir, config.min_free_bytes));
         let flusher = space::Flusher::spawn(db.clone(), Arc::clone(&space));
@@ -199,6 +209,8 @@ impl Store {
             dead_letters,
             meta,
             attempts,
+            program_info,
+            program_stats,
             space,
             flusher,
             writer,
@@ -245,12 +257,37 @@ impl Store {
         self.writer.stats()
     }
 
-    /// Stores a program durably; refused when the disk is below the
-    /// reserve, as a new job is.
-    pub fn put_program(&self, id: &ProgramId, elf: &[u8]) -> Result<(), StoreError> {
+    /// Stores a program durably, named `name` (a program stored before
+    /// keeps its registration time, and its name unless `name` is given);
+    /// refused when the disk is below the reserve, as a new job is.
+    pub fn put_program(&self, id: &ProgramId, elf: &[u8], name: Option<&str>) -> Result<ProgramInfo, StoreError> {
         self.space.admit(elf.len())?;
+        let info = match self.program_info(id)? {
+            Some(info) => ProgramInfo { name: name.map_or(info.name, str::to_owned), ..info },
+            None => ProgramInfo {
+                name: name.unwrap_or_default().to_owned(),
+                size_bytes: elf.len() as u64,
+                registered_unix_ms: unix_ms(),
+            },
+        };
+        // The ELF first: a crash between the two leaves a program with no
+        // name, never a name with no program.
         self.programs.insert(id.0, elf)?;
-        self.flusher.flush()
+        self.program_info.insert(id.0, records::encode(&info))?;
+        self.flusher.flush()?;
+        Ok(info)
+    }
+
+    /// What a program was registered as (`None` for a program stored
+    /// before names existed).
+    pub fn program_info(&self, id: &ProgramId) -> Result<Option<ProgramInfo>, StoreError> {
+        self.program_info.get(id.0)?.map(|bytes| decoded("program_info", &id.0, &bytes)).transpose()
+    }
+
+    /// The jobs a program ran to a result, and their cycles.
+    pub fn program_stats(&self, id: &ProgramId) -> Result<ProgramStats, StoreError> {
+        let stats = self.program_stats.get(id.0)?.map(|bytes| decoded("program_stats", &id.0, &bytes)).transpose()?;
+        Ok(stats.unwrap_or_default())
     }
 
     /// A stored program's ELF.
@@ -591,7 +628,7 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             commit(&store, vec![Write::admit(&a), Write::admit(&b)]);
-            commit(&store, vec![Write::executed(a.id, &result(b"out", None))]);
+            commit(&store, vec![Write::executed(&a, &result(b"out", None))]);
         }
         let store = reopen(dir.path());
         assert_eq!(store.log_len().unwrap(), 3);
@@ -614,8 +651,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (a, b, c) = (spec(1), spec(2), spec(3));
-        commit(&store, vec![Write::admit(&a), Write::admit(&b), Write::executed(a.id, &result(b"a", None))]);
-        commit(&store, vec![Write::admit(&c), Write::executed(c.id, &result(b"c", None))]);
+        commit(&store, vec![Write::admit(&a), Write::admit(&b), Write::executed(&a, &result(b"a", None))]);
+        commit(&store, vec![Write::admit(&c), Write::executed(&c, &result(b"c", None))]);
         // Log: 0 Pending(a), 1 Pending(b), 2 Executed(a), 3 Pending(c), 4 Executed(c).
         let done = |status: Status| status.is_executed();
         // Nothing is older than a cutoff in the past.
@@ -629,7 +666,7 @@ mod tests {
         assert_eq!(store.job(&a.id).unwrap().unwrap().status, Status::Done);
         assert_eq!(store.result(&a.id).unwrap(), None);
         // Once b has run, everything goes; c's result went with its records.
-        commit(&store, vec![Write::executed(b.id, &result(b"b", None))]);
+        commit(&store, vec![Write::executed(&b, &result(b"b", None))]);
         assert_eq!(store.prune(records::unix_ms() + 60_000, done).unwrap(), 5);
         assert_eq!((store.log_start().unwrap(), store.log_len().unwrap()), (6, 6));
         assert_eq!(store.result(&c.id).unwrap(), None);
@@ -646,8 +683,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let a = spec(1);
-        commit(&store, vec![Write::admit(&a), Write::executed(a.id, &result(b"one", None))]);
-        commit(&store, vec![Write::executed(a.id, &result(b"two", Some(Failure::GuestExit(1))))]);
+        commit(&store, vec![Write::admit(&a), Write::executed(&a, &result(b"one", None))]);
+        commit(&store, vec![Write::executed(&a, &result(b"two", Some(Failure::GuestExit(1))))]);
         assert_eq!(store.log_len().unwrap(), 2);
         assert_eq!(store.result(&a.id).unwrap().unwrap().output, b"one");
         assert_eq!(store.commit_stats().duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -721,7 +758,7 @@ mod tests {
         assert!(!store.contains_job(&spec(2).id).unwrap());
         // The accepted job's result goes in, out of the reserve; an empty
         // commit (a sync) always passes.
-        commit(&store, vec![Write::executed(a.id, &result(b"out", None))]);
+        commit(&store, vec![Write::executed(&a, &result(b"out", None))]);
         assert_eq!(store.result(&a.id).unwrap().unwrap().output, b"out");
         store.sync().unwrap();
         // Admission says so before any write is queued.
@@ -746,7 +783,7 @@ mod tests {
         let attempts = store.attempts(&a.id).unwrap().unwrap();
         assert_eq!((attempts.count, attempts.reason.as_str(), attempts.pending_seq), (2, "host panic: 2", 0));
         // Failed, then its nonce reused: the new job starts from none.
-        commit(&store, vec![Write::executed(a.id, &result(b"", Some(Failure::GuestExit(1))))]);
+        commit(&store, vec![Write::executed(&a, &result(b"", Some(Failure::GuestExit(1))))]);
         commit(&store, vec![Write::admit(&a)]);
         assert_eq!(store.attempts(&a.id).unwrap(), None);
     }
@@ -755,7 +792,7 @@ mod tests {
     fn a_result_for_a_job_never_stored_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        commit(&store, vec![Write::executed(spec(1).id, &result(b"out", None))]);
+        commit(&store, vec![Write::executed(&spec(1), &result(b"out", None))]);
         assert_eq!((store.log_len().unwrap(), store.job(&spec(1).id).unwrap()), (0, None));
     }
 

@@ -152,6 +152,30 @@ pub struct Attempts {
     pub reason: String,
 }
 
+/// The `program_info` tree's value: what a program was registered as.
+/// Names are labels: the program ID stays keccak256 of the ELF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramInfo {
+    /// Its name (the last one given; empty for a program registered
+    /// before names existed).
+    pub name: String,
+    /// The ELF's size.
+    pub size_bytes: u64,
+    /// When it was first registered (0: before this was recorded).
+    pub registered_unix_ms: u64,
+}
+
+/// The `program_stats` tree's value: the jobs of a program that ran to a
+/// result, and the cycles they used, kept by the group commit with the
+/// results themselves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramStats {
+    /// Jobs recorded done or failed.
+    pub jobs: u64,
+    /// Cycles those jobs used.
+    pub cycles: u64,
+}
+
 /// A [`LogRecord`] by reference: the same bincode bytes, without copying
 /// the job's inputs to build one.
 #[derive(Serialize)]

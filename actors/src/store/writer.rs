@@ -14,10 +14,13 @@
 //! to write is not flushed. Once sled has failed (an error, or a flush
 //! that did not return in time) every commit is refused at once.
 
-use super::records::{encode, unix_ms, Attempts, JobEntry, LogRecordRef, ResultRecord, TransitionRef};
+use super::records::{
+    self, encode, unix_ms, Attempts, JobEntry, LogRecordRef, ProgramStats, ResultRecord, TransitionRef,
+};
 use super::space::{DiskFull, Flusher, Space};
 use super::{JobTrees, StoreError};
 use crate::job::{JobId, JobSpec, Settlement, Status};
+use crate::program::ProgramId;
 use alloy::primitives::Address;
 use crossbeam_channel::{Receiver, Sender};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -44,10 +47,15 @@ pub enum Write {
         /// The encoded `Pending` log record.
         record: Vec<u8>,
     },
-    /// A job's result: its `Executed` log record and its entry.
+    /// A job's result: its `Executed` log record and its entry (and its
+    /// program's job and cycle counts).
     Executed {
         /// The job.
         id: JobId,
+        /// Its program.
+        program: ProgramId,
+        /// Cycles it used.
+        cycles: u64,
         /// Done or failed.
         status: Status,
         /// The encoded `Executed` log record.
@@ -82,11 +90,13 @@ impl Write {
         Write::Admit { id: spec.id, consumer: spec.consumer, nonce: spec.nonce, record: encode(&record) }
     }
 
-    /// The writes that record `result` for job `id`.
-    pub fn executed(id: JobId, result: &ResultRecord) -> Write {
+    /// The writes that record `result` for job `spec`.
+    pub fn executed(spec: &JobSpec, result: &ResultRecord) -> Write {
+        let id = spec.id;
         let record =
             LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: TransitionRef::Executed(result.execution()) };
-        Write::Executed { id, status: result.status(), record: encode(&record) }
+        let (program, cycles) = (spec.program_id, result.cycles);
+        Write::Executed { id, program, cycles, status: result.status(), record: encode(&record) }
     }
 
     /// Bytes this write stores (its record).
@@ -303,6 +313,7 @@ fn apply<'a>(
     let mut jobs = sled::Batch::default();
     let mut dead_letters = sled::Batch::default();
     let mut attempts = sled::Batch::default();
+    let mut programs: HashMap<ProgramId, ProgramStats> = HashMap::new();
     let (mut written, mut attempted) = (false, false);
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
     for write in group.flat_map(|commit| &commit.writes) {
@@ -321,7 +332,7 @@ fn apply<'a>(
                 entries.insert(*id, entry);
                 seq += 1;
             }
-            Write::Executed { id, status, record } => {
+            Write::Executed { id, program, cycles, status, record } => {
                 let Some(mut entry) = entry_of(trees, state, &entries, id)? else {
                     // Its admission was refused (a full disk, say) after it
                     // had been dispatched: there is nothing to record.
@@ -333,6 +344,9 @@ fn apply<'a>(
                     continue;
                 }
                 log.insert(&seq.to_be_bytes(), record.as_slice());
+                let stats = programs.entry(*program).or_default();
+                stats.jobs += 1;
+                stats.cycles = stats.cycles.saturating_add(*cycles);
                 entry.status = *status;
                 entry.executed_seq = Some(seq);
                 jobs.insert(&id.0, encode(&entry));
@@ -383,23 +397,36 @@ fn apply<'a>(
         guard.space.set_broken(reason.clone());
         CommitError::Broken(reason)
     };
+    // A program's counts are read and added to inside the transaction, so
+    // they hold exactly the results the log holds.
+    let add_stats = |stats_tx: &sled::transaction::TransactionalTree| {
+        for (program, delta) in &programs {
+            let old: ProgramStats = match stats_tx.get(program.0)? {
+                Some(bytes) => records::decode(&bytes).unwrap_or_default(),
+                None => ProgramStats::default(),
+            };
+            let new = ProgramStats { jobs: old.jobs + delta.jobs, cycles: old.cycles.saturating_add(delta.cycles) };
+            stats_tx.insert(&program.0, encode(&new))?;
+        }
+        Ok::<(), ConflictableTransactionError<()>>(())
+    };
     if attempted {
-        (&trees.log, &trees.jobs, &trees.dead_letters, &trees.attempts)
-            .transaction(|(log_tx, jobs_tx, dead_tx, attempts_tx)| {
+        (&trees.log, &trees.jobs, &trees.dead_letters, &trees.attempts, &trees.program_stats)
+            .transaction(|(log_tx, jobs_tx, dead_tx, attempts_tx, stats_tx)| {
                 log_tx.apply_batch(&log)?;
                 jobs_tx.apply_batch(&jobs)?;
                 dead_tx.apply_batch(&dead_letters)?;
                 attempts_tx.apply_batch(&attempts)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
+                add_stats(stats_tx)
             })
             .map_err(failed)?;
     } else {
-        (&trees.log, &trees.jobs, &trees.dead_letters)
-            .transaction(|(log_tx, jobs_tx, dead_tx)| {
+        (&trees.log, &trees.jobs, &trees.dead_letters, &trees.program_stats)
+            .transaction(|(log_tx, jobs_tx, dead_tx, stats_tx)| {
                 log_tx.apply_batch(&log)?;
                 jobs_tx.apply_batch(&jobs)?;
                 dead_tx.apply_batch(&dead_letters)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
+                add_stats(stats_tx)
             })
             .map_err(failed)?;
     }

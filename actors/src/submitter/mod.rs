@@ -69,7 +69,7 @@ impl Submitter {
         }
         let record = Arc::new(signing::sign_result(&spec, outcome, &self.setup.operator));
         let status = record.status();
-        let write = Write::executed(spec.id, &record);
+        let write = Write::executed(&spec, &record);
         let (board, metrics, id) = (Arc::clone(&self.setup.board), Arc::clone(&self.setup.metrics), spec.id);
         // Only a successful result is relayed (as in InfinityVM).
         let relay = match (&self.setup.relayer, status) {
