@@ -14,7 +14,10 @@
 //! ```
 
 use coprocessor_actors::fast_frame;
-use coprocessor_actors::wire::{AuthParams, Call, FastRequest, FastResponse, Method, Reply, RpcError, FAST_PATH_MAGIC};
+use coprocessor_actors::wire::{
+    AuthParams, Call, FastRequest, FastResponse, JobFilter, JobResult, Method, Reply, RpcError, SubscribeParams,
+    FAST_PATH_MAGIC,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -182,6 +185,48 @@ impl Client {
     pub fn call<T: serde::de::DeserializeOwned>(&mut self, call: Call) -> Result<T, ClientError> {
         let result = self.call_json(&call)?;
         serde_json::from_value(result).map_err(|err| ClientError::Protocol(err.to_string()))
+    }
+
+    /// Subscribes this connection to the status changes of the jobs
+    /// `filter` names (`coproc_subscribe`); it then only reads them.
+    pub fn subscribe(mut self, filter: JobFilter) -> Result<Subscription, ClientError> {
+        let id: String = self.call(Call::Subscribe(SubscribeParams("jobs".into(), filter)))?;
+        Ok(Subscription { client: self, id })
+    }
+}
+
+/// A connection that reads a subscription's notifications.
+#[derive(Debug)]
+pub struct Subscription {
+    client: Client,
+    id: String,
+}
+
+impl Subscription {
+    /// The subscription's ID.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The next status change: the job's `coproc_getResult` object. The
+    /// engine's last notification to a subscription it dropped is an
+    /// `Rpc` error (code `-32013`).
+    pub fn next_change(&mut self) -> Result<JobResult, ClientError> {
+        let mut line = String::new();
+        if self.client.reader.read_line(&mut line)? == 0 {
+            return Err(ClientError::Protocol("the engine closed the connection".into()));
+        }
+        let mut message: serde_json::Value =
+            serde_json::from_str(&line).map_err(|err| ClientError::Protocol(err.to_string()))?;
+        let params = message.get_mut("params").filter(|params| params["subscription"] == self.id.as_str());
+        let Some(params) = params else {
+            return Err(ClientError::Protocol(format!("not a notification of subscription {}: {line}", self.id)));
+        };
+        if let Some(error) = params.get_mut("error") {
+            let error = serde_json::from_value(error.take()).map_err(|err| ClientError::Protocol(err.to_string()))?;
+            return Err(ClientError::Rpc(error));
+        }
+        serde_json::from_value(params["result"].take()).map_err(|err| ClientError::Protocol(err.to_string()))
     }
 }
 

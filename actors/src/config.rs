@@ -105,6 +105,11 @@ pub struct Api {
     pub calls_per_second: u32,
     /// `coproc_call` dry runs running or waiting for an executor at once.
     pub max_calls_in_flight: usize,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions_per_connection: usize,
+    /// Notifications a subscription may have queued and not yet written to
+    /// its socket; past it the subscription is dropped.
+    pub subscription_backlog: usize,
 }
 
 /// The sled store.
@@ -333,6 +338,8 @@ impl Default for Api {
             max_batch_jobs: 1024,
             calls_per_second: 100,
             max_calls_in_flight: 8,
+            max_subscriptions_per_connection: 64,
+            subscription_backlog: 1024,
         }
     }
 }
@@ -411,6 +418,9 @@ impl Config {
         }
         if self.api.max_batch_jobs == 0 || self.api.calls_per_second == 0 || self.api.max_calls_in_flight == 0 {
             return invalid("api.max_batch_jobs, api.calls_per_second and api.max_calls_in_flight must be positive");
+        }
+        if self.api.max_subscriptions_per_connection == 0 || self.api.subscription_backlog == 0 {
+            return invalid("api.max_subscriptions_per_connection and api.subscription_backlog must be positive");
         }
         if self.queue.max_jobs == 0 || self.queue.max_bytes == 0 {
             return invalid("queue.max_jobs and queue.max_bytes must be positive");

@@ -8,7 +8,8 @@ use coprocessor::request::JobRequest;
 use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::wire::{
-    Call, CallParams, ConsumerParams, HexBytes, JobIdParams, JobResult, NonceReply, RelayStrategy, RunReply,
+    codes, Call, CallParams, ConsumerParams, HexBytes, JobFilter, JobIdParams, JobResult, NoParams, NonceReply,
+    RelayStrategy, RunReply, StatusReply,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,21 @@ pub(crate) enum JobCommand {
     /// and print the outcome (as `exec` does); nothing is stored, signed or
     /// relayed, and no signature is needed.
     Call(CallArgs),
+    /// Print each status change of jobs as the engine makes it durable
+    /// (pushed, not polled): given job IDs' (until each reaches a final
+    /// status), or every job of a consumer's (until interrupted).
+    Watch {
+        /// The job IDs to follow.
+        ids: Vec<String>,
+        /// Follow every job of this consumer instead.
+        #[arg(long, conflicts_with = "ids")]
+        consumer: Option<Address>,
+        /// Print each change as the `coproc_getResult` object, one JSON per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
     /// Request a job onchain through an example consumer (local dev).
     Request(super::request::RequestArgs),
     /// Print a job's result.
@@ -145,12 +161,66 @@ pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
             println!("{}", result.status);
             Ok(ExitCode::SUCCESS)
         }
+        JobCommand::Watch { ids, consumer, json, engine } => watch(ids, consumer, json, &engine),
         JobCommand::Request(args) => super::request::run(args),
         JobCommand::Result { id, json, engine } => {
             let result = fetch(&mut engine.connect()?, &id)?;
             print_result(&result, json)
         }
     }
+}
+
+/// `job watch`: subscribes first, then reads the jobs' current status, so
+/// that no change falls between the two.
+fn watch(ids: Vec<String>, consumer: Option<Address>, json: bool, engine: &EngineArgs) -> Result<ExitCode, String> {
+    let ids: Vec<HexBytes> = ids.iter().map(|id| job_id(id)).collect::<Result<_, _>>()?;
+    let filter = match (consumer, ids.is_empty()) {
+        (Some(consumer), _) => JobFilter { consumer: Some(HexBytes(consumer.to_vec())), job_ids: None },
+        (None, false) => JobFilter { consumer: None, job_ids: Some(ids.clone()) },
+        (None, true) => return Err("name job IDs, or --consumer ADDRESS".to_owned()),
+    };
+    let mut client = engine.connect()?;
+    let status: StatusReply = client.call(Call::Status(NoParams {})).map_err(describe)?;
+    let settles = status.chain.is_some();
+    let mut subscription = engine.connect()?.subscribe(filter).map_err(describe)?;
+    let print = |result: &JobResult| -> Result<(), String> {
+        if json {
+            println!("{}", serde_json::to_string(result).map_err(|err| err.to_string())?);
+        } else {
+            println!("{} {}", to_hex(&result.job_id.0), result.status);
+        }
+        Ok(())
+    };
+    let mut open: std::collections::HashSet<Vec<u8>> = ids.iter().map(|id| id.0.clone()).collect();
+    for id in &ids {
+        let now: JobResult = match client.call(Call::GetResult(JobIdParams { job_id: id.clone() })) {
+            Ok(now) => now,
+            // Not submitted yet: its changes will come.
+            Err(err) if err.code() == Some(codes::UNKNOWN_JOB) => continue,
+            Err(err) => return Err(describe(err)),
+        };
+        if final_status(&now.status, settles) {
+            print(&now)?;
+            open.remove(&id.0);
+        }
+    }
+    while consumer.is_some() || !open.is_empty() {
+        let change = subscription.next_change().map_err(describe)?;
+        if consumer.is_none() && !open.contains(&change.job_id.0) {
+            continue; // Final already, from the read above.
+        }
+        print(&change)?;
+        if final_status(&change.status, settles) {
+            open.remove(&change.job_id.0);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A status no job leaves (done is one only when the engine settles nothing).
+fn final_status(status: &str, settles: bool) -> bool {
+    matches!(status, "failed" | "cancelled" | "dead-lettered" | "confirmed" | "rejected")
+        || (status == "done" && !settles)
 }
 
 pub(crate) fn job_id(text: &str) -> Result<HexBytes, String> {

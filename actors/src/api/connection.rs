@@ -14,6 +14,7 @@
 //! closed, and nothing else it sent is read.
 
 use super::auth::{self, reasons, Verdict, AUTH_TIMEOUT};
+use super::subscriptions::{Outgoing, Session};
 use super::wire::{codes, decode_fast_request, fast_frame, FastResponse, RpcError, AUTH_MAX_BYTES, FAST_PATH_MAGIC};
 use super::{jsonrpc, methods, Shared};
 use crate::keys::ApiToken;
@@ -23,12 +24,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
-/// A response on its way out, holding its request's slot until written: a
-/// client that pipelines without reading runs out of slots and is no
-/// longer read, so its unread answers cannot pile up in memory.
-type Outgoing = (Vec<u8>, Option<OwnedSemaphorePermit>);
+// A response on its way out holds its request's slot until written: a
+// client that pipelines without reading runs out of slots and is no longer
+// read, so its unread answers cannot pile up in memory (and a
+// subscription's notifications hold its backlog's).
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -219,6 +220,8 @@ async fn serve_json<R: AsyncRead + Unpin>(
     let slots = Arc::new(Semaphore::new(shared.ctx.config.api.max_requests_in_flight));
     let max = shared.ctx.config.api.max_frame_bytes;
     let mut framer = LineFramer::default();
+    // Its subscriptions end with it (the last handle is dropped below).
+    let session = Rc::new(Session::new(Rc::clone(shared), responses.clone()));
     loop {
         while let Some(frame) = framer.next(&mut buf, max) {
             let frame = match frame {
@@ -229,8 +232,9 @@ async fn serve_json<R: AsyncRead + Unpin>(
                     continue;
                 }
             };
-            let shared2 = Rc::clone(shared);
-            dispatch(&slots, shared, responses, async move { jsonrpc::handle_frame(&shared2, &frame).await }).await;
+            let (shared2, session2) = (Rc::clone(shared), Rc::clone(&session));
+            let work = async move { jsonrpc::handle_frame(&shared2, &session2, &frame).await };
+            dispatch(&slots, shared, responses, work).await;
         }
         buf.reserve(READ_CHUNK);
         match reader.read_buf(&mut buf).await {
@@ -240,10 +244,12 @@ async fn serve_json<R: AsyncRead + Unpin>(
     }
     // A last request without a newline before the client closed its side.
     if !framer.discarding && buf.iter().any(|b| !b.is_ascii_whitespace()) {
-        let shared2 = Rc::clone(shared);
-        dispatch(&slots, shared, responses, async move { jsonrpc::handle_frame(&shared2, &buf).await }).await;
+        let (shared2, session2) = (Rc::clone(shared), Rc::clone(&session));
+        let work = async move { jsonrpc::handle_frame(&shared2, &session2, &buf).await };
+        dispatch(&slots, shared, responses, work).await;
     }
     drain(&slots, shared).await;
+    drop(session);
 }
 
 enum Frame {

@@ -1,5 +1,6 @@
 //! JSON-RPC 2.0: envelopes, batches, notifications and error objects.
 
+use super::subscriptions::Session;
 use super::wire::{codes, Call, Method, RpcError};
 use super::{methods, Shared};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -51,15 +52,15 @@ fn encode(id: &Value, outcome: Result<Value, &RpcError>) -> Vec<u8> {
 
 /// Handles one frame (a request or a batch) and returns the response line,
 /// or `None` when there is nothing to answer (notifications only).
-pub(crate) async fn handle_frame(shared: &Shared, frame: &[u8]) -> Option<Vec<u8>> {
+pub(crate) async fn handle_frame(shared: &Shared, session: &Session, frame: &[u8]) -> Option<Vec<u8>> {
     let items = match split_batch(frame) {
-        Ok(None) => return handle_one(shared, frame).await,
+        Ok(None) => return handle_one(shared, session, frame).await,
         Ok(Some(items)) => items,
         Err(error) => return Some(error_line(&error)),
     };
     let mut responses = Vec::new();
     for item in items {
-        if let Some(response) = handle_one(shared, item.get().as_bytes()).await {
+        if let Some(response) = handle_one(shared, session, item.get().as_bytes()).await {
             responses.push(response);
         }
     }
@@ -136,9 +137,11 @@ fn parse_error(err: &serde_json::Error) -> RpcError {
     RpcError::new(codes::PARSE_ERROR, format!("parse error: {err}"))
 }
 
-async fn handle_one(shared: &Shared, frame: &[u8]) -> Option<Vec<u8>> {
+async fn handle_one(shared: &Shared, session: &Session, frame: &[u8]) -> Option<Vec<u8>> {
     let decoded = decode(frame);
     let outcome = match decoded.call {
+        Ok(Call::Subscribe(params)) => session.subscribe(params),
+        Ok(Call::Unsubscribe(params)) => session.unsubscribe(params),
         Ok(call) => methods::call(shared, call).await,
         Err(error) => Err(error),
     };

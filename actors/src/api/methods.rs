@@ -47,6 +47,11 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
         Call::SubmitJobs(p) => submit_jobs(shared, p).await,
         Call::CallProgram(p) => call_program(shared, p).await,
         Call::Health(_) => Ok(Reply::Health(ctx.health.check().await)),
+        // A JSON-RPC connection answers these itself (`subscriptions.rs`).
+        Call::Subscribe(_) | Call::Unsubscribe(_) => Err(RpcError::new(
+            codes::INVALID_REQUEST,
+            "coproc_subscribe and coproc_unsubscribe are for JSON-RPC connections, not the fast path",
+        )),
         Call::GetResult(p) => get_result(ctx, &p),
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
         Call::NextNonce(p) => next_nonce(ctx, &p).await,
@@ -520,7 +525,7 @@ fn admit_error(ctx: &ApiContext, err: AdmitError) -> RpcError {
     }
 }
 
-fn empty_reply(id: JobId, rejection: Option<String>) -> JobResult {
+pub(crate) fn empty_reply(id: JobId, rejection: Option<String>) -> JobResult {
     JobResult {
         job_id: HexBytes(id.0.to_vec()),
         status: String::new(),
@@ -562,13 +567,27 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
         reply.status = status.as_str().to_owned();
         return Ok(Reply::Result(Box::new(reply)));
     }
-    let Some(entry) = ctx.store.job(&id).map_err(internal)? else {
-        if reply.rejection.is_none() {
-            return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}")));
+    let rejection = reply.rejection.take();
+    match stored_result(ctx, id, rejection.clone())? {
+        Some(stored) => Ok(Reply::Result(Box::new(stored))),
+        None if rejection.is_some() => {
+            let mut reply = empty_reply(id, rejection);
+            reply.status = "rejected".to_owned();
+            Ok(Reply::Result(Box::new(reply)))
         }
-        reply.status = "rejected".to_owned();
-        return Ok(Reply::Result(Box::new(reply)));
-    };
+        None => Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}"))),
+    }
+}
+
+/// A job's `coproc_getResult` object from the store alone (`None`: the
+/// store has no such job).
+pub(crate) fn stored_result(
+    ctx: &ApiContext,
+    id: JobId,
+    rejection: Option<String>,
+) -> Result<Option<JobResult>, RpcError> {
+    let Some(entry) = ctx.store.job(&id).map_err(internal)? else { return Ok(None) };
+    let mut reply = empty_reply(id, rejection);
     reply.status = entry.status.as_str().to_owned();
     reply.tx_hash = entry.tx_hash.map(|tx| HexBytes(tx.to_vec()));
     if entry.status == Status::DeadLettered {
@@ -589,7 +608,7 @@ fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
         None => ctx.store.spec(&entry).map_err(internal)?,
     };
     reply.isa = spec.and_then(|spec| ctx.programs.isa(&spec.program_id));
-    Ok(Reply::Result(Box::new(reply)))
+    Ok(Some(reply))
 }
 
 async fn replay(ctx: &ApiContext, p: ReplayParams) -> Result<Reply, RpcError> {

@@ -12,6 +12,8 @@
 //! - `onchain`: with a chain, the onchain checks of offchain requests,
 //!   batched.
 //! - `rejections`: why recent requests were refused.
+//! - `subscriptions`: `coproc_subscribe`, job status changes pushed on a
+//!   JSON-RPC connection.
 
 mod auth;
 mod calls;
@@ -21,6 +23,7 @@ mod methods;
 mod onchain;
 mod quota;
 mod rejections;
+mod subscriptions;
 mod verifier;
 pub mod wire;
 

@@ -492,6 +492,32 @@ impl RunReply {
     }
 }
 
+/// `coproc_subscribe` params: `["jobs", {"consumer": ADDRESS}]` or
+/// `["jobs", {"jobIds": [ID, ...]}]`. The answer is the subscription's ID;
+/// then each durable status change of a matching job arrives as
+/// `{"jsonrpc":"2.0","method":"coproc_subscription","params":
+/// {"subscription": ID, "result": <the coproc_getResult object>}}`, in
+/// order, and a subscription that is dropped gets one last notification
+/// with `"error"` instead of `"result"`. JSON-RPC connections only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeParams(pub String, pub JobFilter);
+
+/// Which jobs a subscription follows: exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobFilter {
+    /// Every job of this consumer.
+    #[serde(default)]
+    pub consumer: Option<HexBytes>,
+    /// These jobs (at most 1024).
+    #[serde(default)]
+    pub job_ids: Option<Vec<HexBytes>>,
+}
+
+/// `coproc_unsubscribe` params: `[ID]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsubscribeParams(pub Vec<String>);
+
 /// Empty params.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -536,6 +562,10 @@ pub enum Call {
     CallProgram(CallParams),
     /// `coproc_health`
     Health(NoParams),
+    /// `coproc_subscribe` (JSON-RPC only)
+    Subscribe(SubscribeParams),
+    /// `coproc_unsubscribe` (JSON-RPC only)
+    Unsubscribe(UnsubscribeParams),
 }
 
 /// Every response. In JSON-RPC the `result` is the variant's object alone
@@ -570,6 +600,10 @@ pub enum Reply {
     Run(Box<RunReply>),
     /// Health and readiness.
     Health(Health),
+    /// A subscription's ID.
+    Subscribed(String),
+    /// Whether a subscription was live when it was cancelled.
+    Unsubscribed(bool),
 }
 
 impl Reply {
@@ -599,6 +633,8 @@ impl Reply {
             }
             Reply::Run(r) => serde_json::to_value(r),
             Reply::Health(r) => serde_json::to_value(r),
+            Reply::Subscribed(r) => serde_json::to_value(r),
+            Reply::Unsubscribed(r) => serde_json::to_value(r),
         }
     }
 }
@@ -654,6 +690,9 @@ pub mod codes {
     /// The request's signer is over one of its quotas (`[quota]`); retry
     /// later.
     pub const QUOTA: i32 = -32012;
+    /// A subscription was dropped (its client did not read); in the last
+    /// `coproc_subscription` notification it gets.
+    pub const SUBSCRIPTION_DROPPED: i32 = -32013;
 }
 
 impl RpcError {
@@ -723,6 +762,8 @@ impl Method {
             "coproc_submitJobs" => Call::SubmitJobs(required(params)?),
             "coproc_call" => Call::CallProgram(required(params)?),
             "coproc_health" => Call::Health(params_of(params)?),
+            "coproc_subscribe" => Call::Subscribe(required(params)?),
+            "coproc_unsubscribe" => Call::Unsubscribe(required(params)?),
             other => return Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("method not found: {other}"))),
         })
     }
@@ -746,6 +787,8 @@ impl Method {
             Call::SubmitJobs(_) => "coproc_submitJobs",
             Call::CallProgram(_) => "coproc_call",
             Call::Health(_) => "coproc_health",
+            Call::Subscribe(_) => "coproc_subscribe",
+            Call::Unsubscribe(_) => "coproc_unsubscribe",
         };
         // Serde tags the variant as `{"Variant": params}`; the params are its value.
         let params = match serde_json::to_value(call) {

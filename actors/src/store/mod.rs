@@ -43,7 +43,7 @@ pub use records::{Attempts, Execution, LogRecord, ResultRecord, Transition};
 pub(crate) use records::{ProgramInfo, ProgramStats};
 pub use space::DiskFull;
 pub(crate) use space::Space;
-pub(crate) use writer::{CommitError, CommitStats, Done, Write};
+pub(crate) use writer::{CommitError, CommitStats, Done, JobEvent, Write};
 
 use crate::job::{DeadLetter, JobId, JobSpec, Status};
 use crate::program::ProgramId;
@@ -107,6 +107,9 @@ const FORMAT_KEY: &str = "store.format";
 
 /// The `meta` key of the first sequence number the log holds, big-endian.
 const LOG_START_KEY: &str = "store.log_start";
+/// Job status changes kept for [`Store::job_events`] receivers that are
+/// behind.
+pub(crate) const JOB_EVENTS_CAPACITY: usize = 16_384;
 
 /// The engine's sled database.
 #[derive(Clone)]
@@ -120,6 +123,7 @@ pub struct Store {
     attempts: sled::Tree,
     program_info: sled::Tree,
     program_stats: sled::Tree,
+    events: tokio::sync::broadcast::Sender<JobEvent>,
     space: Arc<Space>,
     flusher: space::Flusher,
     writer: writer::Handle,
@@ -199,7 +203,8 @@ impl Store {
         };
         let space = Arc::new(Space::new(dir, config.min_free_bytes));
         let flusher = space::Flusher::spawn(db.clone(), Arc::clone(&space));
-        let guard = writer::Guard { space: Arc::clone(&space), flusher: flusher.clone() };
+        let (events, _) = tokio::sync::broadcast::channel(JOB_EVENTS_CAPACITY);
+        let guard = writer::Guard { space: Arc::clone(&space), flusher: flusher.clone(), events: events.clone() };
         let writer = writer::spawn(trees, next_seq, guard);
         Ok(Store {
             db,
@@ -211,6 +216,7 @@ impl Store {
             attempts,
             program_info,
             program_stats,
+            events,
             space,
             flusher,
             writer,
@@ -250,6 +256,13 @@ impl Store {
         let (tx, rx) = std::sync::mpsc::channel();
         self.commit(writes, Box::new(move |result| drop(tx.send(result))));
         Ok(rx.recv().map_err(|_| StoreError::Closed)??)
+    }
+
+    /// Every durable status change of a job from now on, in order. A
+    /// receiver that falls [`JOB_EVENTS_CAPACITY`] events behind gets
+    /// `Lagged` (and has lost them).
+    pub(crate) fn job_events(&self) -> tokio::sync::broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
     }
 
     /// Counters of the group commit.

@@ -200,6 +200,20 @@ impl Handle {
 pub(super) struct Guard {
     pub(super) space: Arc<Space>,
     pub(super) flusher: Flusher,
+    /// Where each durable status change of a job is announced.
+    pub(super) events: tokio::sync::broadcast::Sender<JobEvent>,
+}
+
+/// A job's status changed, durably (announced after the flush that wrote
+/// it, in the order of the writes): what `coproc_subscribe` pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobEvent {
+    /// The job.
+    pub id: JobId,
+    /// Its consumer.
+    pub consumer: Address,
+    /// Its new status.
+    pub status: Status,
 }
 
 pub(super) fn spawn(trees: JobTrees, next_seq: u64, guard: Guard) -> Handle {
@@ -314,6 +328,7 @@ fn apply<'a>(
     let mut dead_letters = sled::Batch::default();
     let mut attempts = sled::Batch::default();
     let mut programs: HashMap<ProgramId, ProgramStats> = HashMap::new();
+    let mut events = Vec::new();
     let (mut written, mut attempted) = (false, false);
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
     for write in group.flat_map(|commit| &commit.writes) {
@@ -329,6 +344,7 @@ fn apply<'a>(
                     tx_hash: None,
                 };
                 jobs.insert(&id.0, encode(&entry));
+                events.push(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
@@ -350,6 +366,7 @@ fn apply<'a>(
                 entry.status = *status;
                 entry.executed_seq = Some(seq);
                 jobs.insert(&id.0, encode(&entry));
+                events.push(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
@@ -373,6 +390,7 @@ fn apply<'a>(
                 }
                 entry.status = status;
                 jobs.insert(&id.0, encode(&entry));
+                events.push(JobEvent { id: *id, consumer: entry.consumer, status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
@@ -431,6 +449,10 @@ fn apply<'a>(
             .map_err(failed)?;
     }
     guard.flusher.flush()?;
+    for event in events {
+        // No subscriber is not an error.
+        let _ = guard.events.send(event);
+    }
     state.next_seq = seq;
     for (id, entry) in entries {
         if entry.status.is_executed() {
