@@ -182,10 +182,11 @@ fn results_listings_and_metrics_show_each_jobs_isa() {
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     let expected = format!(
-        "# TYPE coprocessor_executor_jobs_total counter\n\
+        "# TYPE coprocessor_executor_jobs counter\n\
          coprocessor_executor_jobs_total{{isa=\"rv32im\"}} 2\n\
          coprocessor_executor_jobs_total{{isa=\"rv64im\"}} 3\n\
-         # TYPE coprocessor_executor_cycles_total counter\n\
+         # HELP coprocessor_executor_cycles Guest instructions those jobs ran, by ISA\n\
+         # TYPE coprocessor_executor_cycles counter\n\
          coprocessor_executor_cycles_total{{isa=\"rv32im\"}} {rv32_cycles}\n\
          coprocessor_executor_cycles_total{{isa=\"rv64im\"}} {rv64_cycles}\n"
     );

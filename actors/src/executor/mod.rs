@@ -154,6 +154,7 @@ impl Executor {
         engine.executor_busy_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         engine.cycles.fetch_add(outcome.cycles, Ordering::Relaxed);
         engine.executed(image.isa, outcome.cycles);
+        self.metrics.programs.observe(&spec.program_id, outcome.cycles, start.elapsed());
         self.submitter.do_send(Executed { spec: Arc::clone(spec), outcome });
         Ok(())
     }

@@ -14,7 +14,9 @@ pub(crate) mod prometheus;
 
 pub(crate) use histogram::Histogram;
 
-use crate::program::Isa;
+use crate::program::{Isa, ProgramId};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram as Buckets};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -257,12 +259,48 @@ struct Sample {
 /// How far back rates look.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 
+/// Per-program histograms of job cycles and run times (served by the
+/// metrics listener; labelled by program ID).
+#[derive(Debug, Clone)]
+pub(crate) struct ProgramHistograms {
+    pub(crate) cycles: ProgramFamily,
+    pub(crate) seconds: ProgramFamily,
+}
+
+/// A histogram per program.
+pub(crate) type ProgramFamily = Family<Vec<(&'static str, String)>, Buckets, fn() -> Buckets>;
+
+impl ProgramHistograms {
+    fn new() -> ProgramHistograms {
+        // 1,000 cycles to 6.7e10, and 100 µs to 105 s, each bucket 4x the last.
+        fn cycles() -> Buckets {
+            Buckets::new(exponential_buckets(1e3, 4.0, 13))
+        }
+        fn seconds() -> Buckets {
+            Buckets::new(exponential_buckets(1e-4, 4.0, 11))
+        }
+        ProgramHistograms {
+            cycles: Family::new_with_constructor(cycles),
+            seconds: Family::new_with_constructor(seconds),
+        }
+    }
+
+    /// A job of `program` ran to an outcome in `cycles`, taking `took`.
+    pub(crate) fn observe(&self, program: &ProgramId, cycles: u64, took: Duration) {
+        let labels = vec![("program", program.to_string())];
+        self.cycles.get_or_create(&labels).observe(cycles as f64);
+        self.seconds.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+}
+
 /// Every metric of the engine.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     actors: [Arc<ActorMetrics>; ActorName::ALL.len()],
     /// Engine-wide job counters.
     pub engine: EngineCounters,
+    /// Per-program histograms of job cycles and run times.
+    pub(crate) programs: ProgramHistograms,
     started: Instant,
     executors: usize,
     samples: Mutex<VecDeque<Sample>>,
@@ -420,6 +458,7 @@ impl Metrics {
         Metrics {
             actors: Default::default(),
             engine: EngineCounters::default(),
+            programs: ProgramHistograms::new(),
             started: now,
             executors,
             samples: Mutex::new(VecDeque::from([Sample {
@@ -574,7 +613,7 @@ mod tests {
         assert!(figures.relay_low_balance);
         assert_eq!(figures.jobs_already_settled, 3);
         let text = prometheus::render(&snapshot);
-        assert!(text.contains("coprocessor_relay_average_batch 5\n"), "{text}");
+        assert!(text.contains("coprocessor_relay_average_batch 5.0\n"), "{text}");
         assert!(text.contains("coprocessor_jobs_already_settled_total 3\n"), "{text}");
     }
 
@@ -589,12 +628,10 @@ mod tests {
         assert_eq!((figures.api_auth_failures, figures.quota_refused_jobs, figures.quota_refused_cycles), (2, 5, 7));
         let text = prometheus::render(&snapshot);
         assert!(
-            text.contains(
-                "# TYPE coprocessor_api_auth_failures_total counter\ncoprocessor_api_auth_failures_total 2\n"
-            ),
+            text.contains("# TYPE coprocessor_api_auth_failures counter\ncoprocessor_api_auth_failures_total 2\n"),
             "{text}"
         );
-        assert!(text.contains("# TYPE coprocessor_quota_refused_total counter\n"), "{text}");
+        assert!(text.contains("# TYPE coprocessor_quota_refused counter\n"), "{text}");
         assert!(text.contains("coprocessor_quota_refused_total{quota=\"jobs\"} 5\n"), "{text}");
         assert!(text.contains("coprocessor_quota_refused_total{quota=\"cycles\"} 7\n"), "{text}");
     }
@@ -620,7 +657,7 @@ mod tests {
         let text = prometheus::render(&snapshot);
         assert!(
             text.contains(
-                "# TYPE coprocessor_executor_jobs_total counter\n\
+                "# TYPE coprocessor_executor_jobs counter\n\
                  coprocessor_executor_jobs_total{isa=\"rv32im\"} 1\n\
                  coprocessor_executor_jobs_total{isa=\"rv64im\"} 2\n"
             ),
@@ -628,7 +665,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "# TYPE coprocessor_executor_cycles_total counter\n\
+                "# TYPE coprocessor_executor_cycles counter\n\
                  coprocessor_executor_cycles_total{isa=\"rv32im\"} 7\n\
                  coprocessor_executor_cycles_total{isa=\"rv64im\"} 123\n"
             ),

@@ -289,7 +289,10 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
         })?;
         if let Some(addr) = config.metrics.prometheus {
             let (metrics, store) = (Arc::clone(&metrics), store.clone());
-            let snapshot = Arc::new(move || metrics.snapshot(store.size_on_disk()));
+            let programs = metrics.programs.clone();
+            let snapshot: crate::metrics::prometheus::Snapshot =
+                Arc::new(move || metrics.snapshot(store.size_on_disk()));
+            let registry = crate::metrics::prometheus::registry(snapshot, Some(&programs));
             let probe: crate::metrics::prometheus::Probe = Arc::new(move |readiness| {
                 let health = health.clone();
                 Box::pin(async move {
@@ -299,7 +302,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 })
             });
             actix_rt::spawn(async move {
-                if let Err(err) = crate::metrics::prometheus::serve(addr, snapshot, probe).await {
+                if let Err(err) = crate::metrics::prometheus::serve(addr, registry, probe).await {
                     tracing::error!(%addr, %err, "Prometheus endpoint failed");
                 }
             });
