@@ -69,15 +69,8 @@ pub(crate) enum JobCommand {
 /// Arguments of `job submit`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SubmitArgs {
-    /// The program ID.
-    #[arg(long)]
-    program: String,
-    /// Onchain input, as hex or @FILE.
-    #[arg(long, default_value = "")]
-    input: String,
-    /// Offchain input, as hex or @FILE.
-    #[arg(long, default_value = "")]
-    offchain_input: String,
+    #[command(flatten)]
+    job: JobInputs,
     /// Consumer address [default: the signer's own address].
     #[arg(long)]
     consumer: Option<Address>,
@@ -103,9 +96,9 @@ pub(crate) struct SubmitArgs {
     engine: EngineArgs,
 }
 
-/// Arguments of `job call`.
+/// What a job runs: `job submit`'s and `job call`'s arguments.
 #[derive(Debug, clap::Args)]
-pub(crate) struct CallArgs {
+pub(crate) struct JobInputs {
     /// The program ID.
     #[arg(long)]
     program: String,
@@ -115,6 +108,23 @@ pub(crate) struct CallArgs {
     /// Offchain input, as hex or @FILE.
     #[arg(long, default_value = "")]
     offchain_input: String,
+}
+
+impl JobInputs {
+    /// The program ID and the two inputs, parsed.
+    fn parse(&self) -> Result<(ProgramId, Vec<u8>, Vec<u8>), String> {
+        let program = self.program.parse().map_err(|err| format!("--program: {err}"))?;
+        let onchain = parse_bytes(&self.input).map_err(|err| format!("--input: {err}"))?;
+        let offchain = parse_bytes(&self.offchain_input).map_err(|err| format!("--offchain-input: {err}"))?;
+        Ok((program, onchain, offchain))
+    }
+}
+
+/// Arguments of `job call`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CallArgs {
+    #[command(flatten)]
+    job: JobInputs,
     /// Cycle limit (exact) [default: the engine's limits.default_max_cycles].
     #[arg(long)]
     max_cycles: Option<u64>,
@@ -129,13 +139,11 @@ pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
     match command {
         JobCommand::Submit(args) => submit(args),
         JobCommand::Call(args) => {
-            let program: ProgramId = args.program.parse().map_err(|err| format!("--program: {err}"))?;
+            let (program, onchain, offchain) = args.job.parse()?;
             let params = CallParams {
                 program_id: HexBytes(program.0.to_vec()),
-                onchain_input: HexBytes(parse_bytes(&args.input).map_err(|err| format!("--input: {err}"))?),
-                offchain_input: HexBytes(
-                    parse_bytes(&args.offchain_input).map_err(|err| format!("--offchain-input: {err}"))?,
-                ),
+                onchain_input: HexBytes(onchain),
+                offchain_input: HexBytes(offchain),
                 max_cycles: args.max_cycles,
             };
             let reply: RunReply = args.engine.connect()?.call(Call::CallProgram(params)).map_err(describe)?;
@@ -236,9 +244,7 @@ fn fetch(client: &mut Client, id: &str) -> Result<JobResult, String> {
 }
 
 fn submit(args: SubmitArgs) -> Result<ExitCode, String> {
-    let program_id: ProgramId = args.program.parse().map_err(|err| format!("--program: {err}"))?;
-    let onchain_input = parse_bytes(&args.input).map_err(|err| format!("--input: {err}"))?;
-    let offchain_input = parse_bytes(&args.offchain_input).map_err(|err| format!("--offchain-input: {err}"))?;
+    let (program_id, onchain_input, offchain_input) = args.job.parse()?;
     let key_path = args.key.clone().unwrap_or_else(|| args.engine.data_dir.join(keys::DEV_CONSUMER_KEY));
     let signer = keys::load(&key_path).map_err(|err| format!("signing key: {err}"))?;
     let consumer = args.consumer.unwrap_or(signer.address());
