@@ -5,6 +5,7 @@ mod dev;
 mod exec;
 mod job;
 mod metrics;
+mod new;
 mod program;
 mod replay;
 mod request;
@@ -47,6 +48,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Run one program locally, with no engine, and print its result.
     Exec(exec::ExecArgs),
+    /// Create a new app: a guest crate on the SDK with an example, a unit
+    /// test and a Makefile (`make test`).
+    New(new::NewArgs),
 }
 
 impl Cli {
@@ -61,6 +65,7 @@ impl Cli {
             Command::Metrics(args) => metrics::run(args),
             Command::Status(args) => status::run(args),
             Command::Replay(args) => replay::run(args),
+            Command::New(args) => new::run(args),
         };
         match result {
             Ok(code) => code,
