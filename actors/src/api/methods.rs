@@ -560,23 +560,20 @@ fn fill_result(reply: &mut JobResult, status: Status, result: &ResultRecord) {
 
 fn get_result(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
     let id = job_id_param(p)?;
-    let mut reply = empty_reply(id, ctx.rejections.get(&id));
+    let rejection = ctx.rejections.get(&id);
     // A job in flight has no result or transaction yet: the board answers
     // without a store read.
-    if let Some(status) = ctx.board.status(&id) {
-        reply.status = status.as_str().to_owned();
-        return Ok(Reply::Result(Box::new(reply)));
-    }
-    let rejection = reply.rejection.take();
-    match stored_result(ctx, id, rejection.clone())? {
-        Some(stored) => Ok(Reply::Result(Box::new(stored))),
-        None if rejection.is_some() => {
-            let mut reply = empty_reply(id, rejection);
-            reply.status = "rejected".to_owned();
-            Ok(Reply::Result(Box::new(reply)))
-        }
-        None => Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}"))),
-    }
+    let status = match ctx.board.status(&id) {
+        Some(status) => status.as_str(),
+        None => match stored_result(ctx, id, rejection.clone())? {
+            Some(stored) => return Ok(Reply::Result(Box::new(stored))),
+            None if rejection.is_some() => "rejected",
+            None => return Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}"))),
+        },
+    };
+    let mut reply = empty_reply(id, rejection);
+    reply.status = status.to_owned();
+    Ok(Reply::Result(Box::new(reply)))
 }
 
 /// A job's `coproc_getResult` object from the store alone (`None`: the

@@ -150,11 +150,12 @@ impl Executor {
         let start = Instant::now();
         let outcome =
             self.vms.run(&spec.program_id, &image, &spec.onchain_input, &spec.offchain_input, &spec.limits())?;
+        let took = start.elapsed();
         let engine = &self.metrics.engine;
-        engine.executor_busy_micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        engine.executor_busy_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         engine.cycles.fetch_add(outcome.cycles, Ordering::Relaxed);
         engine.executed(image.isa, outcome.cycles);
-        self.metrics.programs.observe(&spec.program_id, outcome.cycles, start.elapsed());
+        self.metrics.programs.observe(&spec.program_id, outcome.cycles, took);
         self.submitter.do_send(Executed { spec: Arc::clone(spec), outcome });
         Ok(())
     }

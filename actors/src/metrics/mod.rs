@@ -15,6 +15,7 @@ pub(crate) mod prometheus;
 pub(crate) use histogram::Histogram;
 
 use crate::program::{Isa, ProgramId};
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram as Buckets};
 use serde::{Deserialize, Serialize};
@@ -268,7 +269,19 @@ pub(crate) struct ProgramHistograms {
 }
 
 /// A histogram per program.
-pub(crate) type ProgramFamily = Family<Vec<(&'static str, String)>, Buckets, fn() -> Buckets>;
+pub(crate) type ProgramFamily = Family<[(&'static str, ProgramLabel); 1], Buckets, fn() -> Buckets>;
+
+/// A program ID as a label value: written out (0x-hex) only when scraped,
+/// so observing a job allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ProgramLabel(ProgramId);
+
+impl EncodeLabelValue for ProgramLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        write!(encoder, "{}", self.0)
+    }
+}
 
 impl ProgramHistograms {
     fn new() -> ProgramHistograms {
@@ -287,7 +300,7 @@ impl ProgramHistograms {
 
     /// A job of `program` ran to an outcome in `cycles`, taking `took`.
     pub(crate) fn observe(&self, program: &ProgramId, cycles: u64, took: Duration) {
-        let labels = vec![("program", program.to_string())];
+        let labels = [("program", ProgramLabel(*program))];
         self.cycles.get_or_create(&labels).observe(cycles as f64);
         self.seconds.get_or_create(&labels).observe(took.as_secs_f64());
     }

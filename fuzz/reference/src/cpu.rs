@@ -571,51 +571,45 @@ fn sext(value: u32) -> u64 {
     value as i32 as i64 as u64
 }
 
-/// The M extension at 64 bits.
-fn muldiv64(funct3: u32, a: u64, b: u64) -> u64 {
-    let (sa, sb) = (a as i64, b as i64);
-    match funct3 {
-        0 => a.wrapping_mul(b),
-        1 => ((i128::from(sa) * i128::from(sb)) >> 64) as u64,
-        2 => ((i128::from(sa) * i128::from(b)) >> 64) as u64,
-        3 => ((u128::from(a) * u128::from(b)) >> 64) as u64,
-        4 => match (sa, sb) {
-            (_, 0) => u64::MAX,
-            (i64::MIN, -1) => a,
-            _ => (sa / sb) as u64,
-        },
-        5 => a.checked_div(b).unwrap_or(u64::MAX),
-        6 => match (sa, sb) {
-            (_, 0) => a,
-            (i64::MIN, -1) => 0,
-            _ => (sa % sb) as u64,
-        },
-        _ => a.checked_rem(b).unwrap_or(a),
-    }
+/// The M extension at one width: `$u` the register type, `$s` its signed
+/// twin, `$w`/`$uw` the double-width signed and unsigned types for the high
+/// halves of products.
+macro_rules! muldiv {
+    ($(#[$doc:meta])* $name:ident, $u:ty, $s:ty, $w:ty, $uw:ty) => {
+        $(#[$doc])*
+        fn $name(funct3: u32, a: $u, b: $u) -> $u {
+            let (sa, sb) = (a as $s, b as $s);
+            let bits = <$u>::BITS;
+            match funct3 {
+                0 => a.wrapping_mul(b),
+                1 => ((<$w>::from(sa) * <$w>::from(sb)) >> bits) as $u,
+                2 => ((<$w>::from(sa) * <$w>::from(b)) >> bits) as $u,
+                3 => ((<$uw>::from(a) * <$uw>::from(b)) >> bits) as $u,
+                4 => match (sa, sb) {
+                    (_, 0) => <$u>::MAX,
+                    (<$s>::MIN, -1) => a,
+                    _ => (sa / sb) as $u,
+                },
+                5 => a.checked_div(b).unwrap_or(<$u>::MAX),
+                6 => match (sa, sb) {
+                    (_, 0) => a,
+                    (<$s>::MIN, -1) => 0,
+                    _ => (sa % sb) as $u,
+                },
+                _ => a.checked_rem(b).unwrap_or(a),
+            }
+        }
+    };
 }
 
-/// The M extension at 32 bits.
-fn muldiv(funct3: u32, a: u32, b: u32) -> u32 {
-    let (sa, sb) = (a as i32, b as i32);
-    match funct3 {
-        0 => a.wrapping_mul(b),
-        1 => ((i64::from(sa) * i64::from(sb)) >> 32) as u32,
-        2 => ((i64::from(sa) * i64::from(b)) >> 32) as u32,
-        3 => ((u64::from(a) * u64::from(b)) >> 32) as u32,
-        4 => match (sa, sb) {
-            (_, 0) => u32::MAX,
-            (i32::MIN, -1) => a,
-            _ => (sa / sb) as u32,
-        },
-        5 => a.checked_div(b).unwrap_or(u32::MAX),
-        6 => match (sa, sb) {
-            (_, 0) => a,
-            (i32::MIN, -1) => 0,
-            _ => (sa % sb) as u32,
-        },
-        _ => a.checked_rem(b).unwrap_or(a),
-    }
-}
+muldiv!(
+    /// The M extension at 64 bits.
+    muldiv64, u64, i64, i128, u128
+);
+muldiv!(
+    /// The M extension at 32 bits.
+    muldiv, u32, i32, i64, u64
+);
 
 #[cfg(test)]
 mod tests;
