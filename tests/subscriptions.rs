@@ -6,7 +6,7 @@ mod common;
 
 use alloy::primitives::Address;
 use common::engine::{u64_job, Engine};
-use coprocessor_actors::wire::{codes, Call, HexBytes, JobFilter, JobIdParams};
+use coprocessor_actors::wire::{codes, Call, HexBytes, JobFilter, JobIdParams, SubscribeParams};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -157,4 +157,57 @@ fn job_watch_follows_a_job_to_its_final_status() {
     assert!(String::from_utf8(out.stdout).unwrap().ends_with(&format!("{id} done\n")));
     let out = common::coprocessor(&["job", "watch", "--data-dir", data_arg]);
     assert_eq!(String::from_utf8(out.stderr).unwrap(), "error: name job IDs, or --consumer ADDRESS\n");
+}
+
+#[test]
+fn a_subscription_that_cannot_be_served_is_refused_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[api]\nmax_subscriptions_per_connection = 2\n";
+    let engine = Engine::start_with(&dir.path().join("data"), Some(config), &[]);
+    let mut client = engine.client();
+    let refused = |client: &mut coprocessor::client::Client, params: serde_json::Value| {
+        let answer = client.raw("coproc_subscribe", params).unwrap();
+        (answer["error"]["code"].as_i64().unwrap(), answer["error"]["message"].as_str().unwrap().to_owned())
+    };
+    let invalid = i64::from(codes::INVALID_PARAMS);
+    assert_eq!(
+        refused(&mut client, serde_json::json!(["blocks", {"consumer": "0x00"}])),
+        (invalid, "unknown subscription \"blocks\": the one kind is \"jobs\"".to_owned())
+    );
+    assert_eq!(
+        refused(&mut client, serde_json::json!(["jobs", {}])),
+        (invalid, "the filter must be {consumer} or {jobIds}, exactly one of them".to_owned())
+    );
+    assert_eq!(
+        refused(&mut client, serde_json::json!(["jobs", {"consumer": "0x1234"}])),
+        (invalid, "consumer must be a 20-byte address, got 2 bytes".to_owned())
+    );
+    assert_eq!(
+        refused(&mut client, serde_json::json!(["jobs", {"jobIds": []}])),
+        (invalid, "jobIds must name 1 to 1024 jobs, got 0".to_owned())
+    );
+    assert_eq!(
+        refused(&mut client, serde_json::json!(["jobs", {"jobIds": ["0x12"]}])),
+        (invalid, "a jobId must be 32 bytes, got 1".to_owned())
+    );
+    // Two per connection here: the third waits for one to go.
+    let mine = serde_json::json!(["jobs", {"consumer": format!("{}", Address::repeat_byte(1))}]);
+    for _ in 0..2 {
+        assert!(client.raw("coproc_subscribe", mine.clone()).unwrap()["result"].is_string());
+    }
+    assert_eq!(
+        refused(&mut client, mine),
+        (
+            i64::from(codes::BUSY),
+            "2 subscriptions on this connection (api.max_subscriptions_per_connection); unsubscribe first".to_owned()
+        )
+    );
+    // The fast path has no notifications.
+    let filter = JobFilter { consumer: None, job_ids: Some(vec![HexBytes(vec![0; 32])]) };
+    let err = engine.fast_client().call(Call::Subscribe(SubscribeParams("jobs".into(), filter))).unwrap_err();
+    assert_eq!(err.code(), Some(codes::INVALID_REQUEST));
+    assert_eq!(
+        err.to_string(),
+        "coproc_subscribe and coproc_unsubscribe are for JSON-RPC connections, not the fast path"
+    );
 }

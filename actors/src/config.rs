@@ -555,6 +555,20 @@ mod tests {
         assert_eq!((off.quota.jobs_per_second, off.quota.cycles_per_second), (0, 0));
         let err = Config::parse("[store]\ncache_bytes = 1000\n", "f.toml").unwrap_err();
         assert_eq!(err.to_string(), "invalid config: store.cache_bytes must be at least 1 MiB (1048576)");
+        for field in ["max_batch_jobs", "calls_per_second", "max_calls_in_flight"] {
+            let err = Config::parse(&format!("[api]\n{field} = 0\n"), "f.toml").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid config: api.max_batch_jobs, api.calls_per_second and api.max_calls_in_flight must be positive"
+            );
+        }
+        for field in ["max_subscriptions_per_connection", "subscription_backlog"] {
+            let err = Config::parse(&format!("[api]\n{field} = 0\n"), "f.toml").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid config: api.max_subscriptions_per_connection and api.subscription_backlog must be positive"
+            );
+        }
     }
 
     #[test]
