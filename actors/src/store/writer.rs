@@ -328,7 +328,15 @@ fn apply<'a>(
     let mut dead_letters = sled::Batch::default();
     let mut attempts = sled::Batch::default();
     let mut programs: HashMap<ProgramId, ProgramStats> = HashMap::new();
+    // Announced after the flush; with no subscriber (the common case) none
+    // is collected. One that subscribes during this group hears from the next.
+    let announce = guard.events.receiver_count() > 0;
     let mut events = Vec::new();
+    let mut changed = |event: JobEvent| {
+        if announce {
+            events.push(event);
+        }
+    };
     let (mut written, mut attempted) = (false, false);
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
     for write in group.flat_map(|commit| &commit.writes) {
@@ -344,7 +352,7 @@ fn apply<'a>(
                     tx_hash: None,
                 };
                 jobs.insert(&id.0, encode(&entry));
-                events.push(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
+                changed(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
@@ -366,7 +374,7 @@ fn apply<'a>(
                 entry.status = *status;
                 entry.executed_seq = Some(seq);
                 jobs.insert(&id.0, encode(&entry));
-                events.push(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
+                changed(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
@@ -390,7 +398,7 @@ fn apply<'a>(
                 }
                 entry.status = status;
                 jobs.insert(&id.0, encode(&entry));
-                events.push(JobEvent { id: *id, consumer: entry.consumer, status });
+                changed(JobEvent { id: *id, consumer: entry.consumer, status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
