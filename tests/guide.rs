@@ -43,14 +43,10 @@ fn every_command_of_the_guide_runs() {
     let binary = Path::new(env!("CARGO_BIN_EXE_coprocessor"));
     let path = format!("{}:{}", binary.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
     let script = format!("set -euo pipefail\n{}", blocks.join("\n"));
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(dir.path())
-        .env("PATH", path)
-        .env("REPO", repo)
-        .output()
-        .unwrap();
+    let out = common::output_within(
+        Command::new("bash").arg("-c").arg(&script).current_dir(dir.path()).env("PATH", path).env("REPO", repo),
+        common::COMMAND_LIMIT,
+    );
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the guide failed ({}):\n{stdout}\n{stderr}", out.status);
     // What it showed along the way.

@@ -29,7 +29,9 @@ fn a_new_app_passes_its_own_make_test_and_its_guest_runs_on_the_engine() {
     // Its own `make test`: the unit tests, the guest for both ISAs, exec.
     let binary = Path::new(env!("CARGO_BIN_EXE_coprocessor"));
     let path = format!("{}:{}", binary.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new("make").arg("-C").arg(&app).arg("test").env("PATH", path).output().unwrap();
+    // It builds a guest twice with -Zbuild-std: minutes on a cold machine.
+    let mut make = Command::new("make");
+    let out = common::output_within(make.arg("-C").arg(&app).arg("test").env("PATH", path), 4 * common::COMMAND_LIMIT);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "make test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("test result: ok. 2 passed"), "{stdout}");

@@ -388,11 +388,12 @@ fn a_tcp_connection_must_authenticate_first_and_is_closed_otherwise() {
         String::from_utf8_lossy(&out.stderr).trim(),
         format!("error: the engine refused the api token: {WRONG_TOKEN}")
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_coprocessor"))
-        .args(["metrics", "--json", "--tcp", &addr, "--data-dir", dir.path().to_str().unwrap()])
-        .env("COPROCESSOR_API_TOKEN", &token)
-        .output()
-        .unwrap();
+    let out = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_coprocessor"))
+            .args(["metrics", "--json", "--tcp", &addr, "--data-dir", dir.path().to_str().unwrap()])
+            .env("COPROCESSOR_API_TOKEN", &token),
+        common::COMMAND_LIMIT,
+    );
     assert!(out.status.success(), "the token from the environment: {}", String::from_utf8_lossy(&out.stderr));
     assert!(engine.terminate().success());
 }
@@ -639,7 +640,8 @@ fn no_key_or_token_appears_in_any_output_of_a_full_run() {
     let cli = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--data-dir", data.to_str().unwrap()]);
-        let out = Command::new(env!("CARGO_BIN_EXE_coprocessor")).args(&all).env("RUST_LOG", "trace").output().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coprocessor"));
+        let out = common::output_within(command.args(&all).env("RUST_LOG", "trace"), common::COMMAND_LIMIT);
         let mut bytes = out.stdout;
         bytes.extend(out.stderr);
         (out.status.success(), bytes)

@@ -68,6 +68,40 @@ fn a_subscriber_sees_every_status_of_its_100_jobs_in_order_and_nothing_of_anothe
     assert_eq!(statuses, ["pending", "done"]);
 }
 
+/// The way `job watch` and `--wait` follow a job: subscribe, then read
+/// its status. A change that lands between the two is in one or the other,
+/// never in neither, however the store writer's groups fall.
+#[test]
+fn subscribe_then_read_never_misses_a_change_that_falls_between() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(&dir.path().join("data"));
+    let program = engine.submit_program("square-root");
+    let signer = engine.dev_signer();
+    let socket = engine.socket();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut client = coprocessor::client::Client::connect(&socket).unwrap();
+        let mut missed_none = 0;
+        for nonce in 0..300u64 {
+            let job = u64_job(program, signer.address(), nonce, nonce);
+            let _: JobIdParams = client.call(Call::SubmitJob(job.sign(&signer))).unwrap();
+            let id = HexBytes(job.job_id().0.to_vec());
+            let filter = JobFilter { consumer: None, job_ids: Some(vec![id.clone()]) };
+            let mut subscription = coprocessor::client::Client::connect(&socket).unwrap().subscribe(filter).unwrap();
+            let now: coprocessor_actors::wire::JobResult =
+                client.call(Call::GetResult(JobIdParams { job_id: id })).unwrap();
+            if now.status != "done" {
+                while subscription.next_change().unwrap().status != "done" {}
+            }
+            missed_none += 1;
+        }
+        done.send(missed_none).unwrap();
+    });
+    // A missed change hangs the follower: give it far more than it needs.
+    let followed = finished.recv_timeout(Duration::from_secs(240)).expect("a job's change was missed: still waiting");
+    assert_eq!(followed, 300);
+}
+
 /// One JSON-RPC line on a raw connection, and its answer.
 fn request(stream: &mut UnixStream, reader: &mut BufReader<UnixStream>, line: &str) -> serde_json::Value {
     stream.write_all(format!("{line}\n").as_bytes()).unwrap();

@@ -4,8 +4,10 @@
 
 use coprocessor::client::FastClient;
 use coprocessor_actors::wire::{Call, Reply, SubmitJob};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Path of a built example guest (`make guests` builds them).
 pub fn guest(name: &str) -> PathBuf {
@@ -31,9 +33,53 @@ pub fn hex(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
+/// No CLI command a test runs takes this long; one that does is hung, and
+/// the test fails instead of holding up the whole suite.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
 /// Runs `coprocessor ARGS...` and returns its output.
 pub fn coprocessor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coprocessor")).args(args).output().expect("run coprocessor")
+    output_within(Command::new(env!("CARGO_BIN_EXE_coprocessor")).args(args), COMMAND_LIMIT)
+}
+
+/// Runs `command` to its end and returns its output; kills it and panics,
+/// with what it printed so far, if it runs longer than `limit`.
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("run {command:?}: {err}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+            panic!(
+                "{command:?} still ran after {limit:?}; killed it.\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output { status, stdout: stdout.join().expect("stdout reader"), stderr: stderr.join().expect("stderr reader") }
 }
 
 /// Runs `coprocessor exec ELF ARGS... --json`; returns (exit status, JSON).

@@ -328,15 +328,10 @@ fn apply<'a>(
     let mut dead_letters = sled::Batch::default();
     let mut attempts = sled::Batch::default();
     let mut programs: HashMap<ProgramId, ProgramStats> = HashMap::new();
-    // Announced after the flush; with no subscriber (the common case) none
-    // is collected. One that subscribes during this group hears from the next.
-    let announce = guard.events.receiver_count() > 0;
+    // Announced after the flush, to the receivers there are then: one that
+    // subscribed before this group became visible hears of it, one that
+    // subscribes later reads it from the store.
     let mut events = Vec::new();
-    let mut changed = |event: JobEvent| {
-        if announce {
-            events.push(event);
-        }
-    };
     let (mut written, mut attempted) = (false, false);
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
     for write in group.flat_map(|commit| &commit.writes) {
@@ -352,7 +347,7 @@ fn apply<'a>(
                     tx_hash: None,
                 };
                 jobs.insert(&id.0, encode(&entry));
-                changed(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
+                events.push(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
@@ -374,7 +369,7 @@ fn apply<'a>(
                 entry.status = *status;
                 entry.executed_seq = Some(seq);
                 jobs.insert(&id.0, encode(&entry));
-                changed(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
+                events.push(JobEvent { id: *id, consumer: entry.consumer, status: entry.status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
@@ -398,7 +393,7 @@ fn apply<'a>(
                 }
                 entry.status = status;
                 jobs.insert(&id.0, encode(&entry));
-                changed(JobEvent { id: *id, consumer: entry.consumer, status });
+                events.push(JobEvent { id: *id, consumer: entry.consumer, status });
                 entries.insert(*id, entry);
                 seq += 1;
             }
@@ -457,9 +452,11 @@ fn apply<'a>(
             .map_err(failed)?;
     }
     guard.flusher.flush()?;
-    for event in events {
-        // No subscriber is not an error.
-        let _ = guard.events.send(event);
+    if guard.events.receiver_count() > 0 {
+        for event in events {
+            // A receiver gone since is not an error.
+            let _ = guard.events.send(event);
+        }
     }
     state.next_seq = seq;
     for (id, entry) in entries {
