@@ -124,7 +124,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent, SolValue};
 use common::engine::Engine;
 use common::{abi_u64, guest_elf};
-use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
+use coprocessor::devnet::{self, DeployParams, Deployment, ExamplePrograms, HardhatNode};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::config::Limits;
 use coprocessor_actors::job::JobSpec;
@@ -544,6 +544,8 @@ struct Chain {
     runtime: tokio::runtime::Runtime,
     url: String,
     deployment: Deployment,
+    /// The square-root example consumer, which every job of the bench is for.
+    consumer: Address,
     chain_id: u64,
     /// Hardhat's default accounts #1..=#8.
     accounts: Vec<PrivateKeySigner>,
@@ -608,7 +610,7 @@ impl Chain {
     /// the bench gave out and past the consumer's own count (onchain
     /// requests take `getNextNonce()`).
     fn offchain_jobs(&mut self, count: usize) -> Vec<OffchainJob> {
-        let consumer = SquareRootConsumer::new(self.deployment.square_root_consumer, self.provider());
+        let consumer = SquareRootConsumer::new(self.consumer, self.provider());
         let onchain = self.block_on(consumer.getNextNonce().call()).expect("getNextNonce");
         let first = self.next_nonce.max(onchain);
         self.next_nonce = first + count as u64;
@@ -620,7 +622,7 @@ impl Chain {
                 let request = JobRequest {
                     nonce: first + i as u64,
                     max_cycles: 1_000_000,
-                    consumer: self.deployment.square_root_consumer,
+                    consumer: self.consumer,
                     program_id: self.program,
                     onchain_input: abi_u64(n),
                     offchain_input: Vec::new(),
@@ -859,7 +861,7 @@ impl Chain {
         let manager = IJobManager::new(self.deployment.job_manager, p);
         let status = self.block_on(manager.getJobMetadata(first).call()).expect("getJobMetadata").status;
         assert_eq!(status, 3, "getJobMetadata: COMPLETED");
-        let consumer = SquareRootConsumer::new(self.deployment.square_root_consumer, p);
+        let consumer = SquareRootConsumer::new(self.consumer, p);
         let answer = self.block_on(consumer.getSquareRoot(U256::from(n)).call()).expect("getSquareRoot");
         assert!(answer.known && answer.root == U256::from(n.isqrt()), "the consumer's root of {n}");
     }
@@ -923,7 +925,7 @@ fn onchain_run(chain: &mut Chain, engine: &Engine, jobs: usize) -> Sample {
     let calls = inputs.iter().map(|n| Bytes::from(requestSquareRootCall { n: U256::from(*n) }.abi_encode())).collect();
     let p = chain.provider();
     let senders = chain.accounts.len();
-    let lanes = chain.sign_lanes(&p, senders, chain.deployment.square_root_consumer, calls, chain.request_gas);
+    let lanes = chain.sign_lanes(&p, senders, chain.consumer, calls, chain.request_gas);
     let from = chain.head(&p) + 1;
     let cpu = Cpu::start(chain.node_pgid, Some(engine));
     let start = Instant::now();
@@ -1126,12 +1128,12 @@ fn main() {
         operator: operator.address(),
         relayer: relayer.address(),
         offchain_signer: dev.address(),
-        square_root_program: program,
-        clob_program: clob,
+        examples: Some(ExamplePrograms { square_root: program, clob }),
         max_cycles: 100_000_000,
         relayer_funds: U256::from(10u64).pow(U256::from(21u64)),
     };
     let deployment = runtime.block_on(devnet::deploy(&params)).expect("deploy");
+    let consumer = deployment.examples.expect("the example consumers").square_root_consumer;
     let p = provider(&node.url());
     let accounts: Vec<PrivateKeySigner> =
         ACCOUNT_KEYS.iter().map(|key| key.parse().expect("a hardhat account key")).collect();
@@ -1143,6 +1145,7 @@ fn main() {
         runtime,
         url: node.url(),
         deployment: deployment.clone(),
+        consumer,
         chain_id,
         accounts,
         relayer: relayer.address(),
@@ -1166,8 +1169,7 @@ fn main() {
         gas + gas / 4
     };
     let settle_gas = estimate(deployment.job_manager, settlement);
-    let request_gas =
-        estimate(deployment.square_root_consumer, requestSquareRootCall { n: U256::from(2u64) }.abi_encode().into());
+    let request_gas = estimate(consumer, requestSquareRootCall { n: U256::from(2u64) }.abi_encode().into());
     (chain.settle_gas, chain.request_gas) = (settle_gas, request_gas);
     drop(p);
     println!(
@@ -1176,7 +1178,7 @@ fn main() {
         node.url(),
         node.pid(),
         deployment.job_manager,
-        deployment.square_root_consumer,
+        consumer,
         chain.relayer,
         chain.settle_gas,
         chain.request_gas,

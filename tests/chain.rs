@@ -34,7 +34,7 @@ fn an_onchain_request_is_executed_settled_and_stored_by_the_consumer() {
 #[test]
 fn an_offchain_request_answers_at_once_and_its_result_lands_onchain() {
     let stack = Stack::start(Link::Direct, "");
-    let consumer = stack.deployment.square_root_consumer;
+    let consumer = stack.examples.square_root_consumer;
     let mut params = u64_job(stack.square_root, consumer, 7, 144).sign(&stack.engine.dev_signer());
     params.wait = true;
     let result: JobResult = stack.engine.client().call(Call::SubmitJob(params)).expect("submit");
@@ -50,7 +50,7 @@ fn an_offchain_request_answers_at_once_and_its_result_lands_onchain() {
 #[test]
 fn clob_batches_settle_in_nonce_order_and_the_state_root_advances_each_time() {
     let stack = Stack::start(Link::Direct, "");
-    let consumer = stack.deployment.clob_consumer;
+    let consumer = stack.examples.clob_consumer;
     let signer = stack.engine.dev_signer();
     // Fifty batches, each from the state the previous one leaves.
     let mut state = clob::EMPTY_STATE.to_vec();
@@ -110,7 +110,7 @@ fn clob_batches_settle_in_nonce_order_and_the_state_root_advances_each_time() {
 #[test]
 fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
     let mut stack = Stack::start(Link::Proxied, "");
-    let consumer = stack.deployment.square_root_consumer;
+    let consumer = stack.examples.square_root_consumer;
     let signer = stack.engine.dev_signer();
     let mut client = stack.engine.client();
     let mut ids = Vec::new();
@@ -161,7 +161,7 @@ fn a_node_down_for_ten_seconds_loses_nothing_and_settles_each_job_once() {
 #[test]
 fn refusals_say_why_in_job_status() {
     let stack = Stack::start(Link::Direct, "");
-    let consumer = stack.deployment.square_root_consumer;
+    let consumer = stack.examples.square_root_consumer;
     let mut client = stack.engine.client();
 
     // A key that is not the consumer's offchain signer: EIP-1271 says no.
@@ -268,7 +268,7 @@ fn pipelined_offchain_requests_are_each_answered_for_themselves_and_the_accepted
     use coprocessor_actors::wire::{codes, HexBytes, Reply, RpcError};
 
     let mut stack = Stack::start(Link::Proxied, "");
-    let consumer = stack.deployment.square_root_consumer;
+    let consumer = stack.examples.square_root_consumer;
     let signer = stack.engine.dev_signer();
     let stranger = Signer::random();
     // A nonce an onchain request took.

@@ -84,3 +84,46 @@ fn a_program_lists_its_name_size_registration_and_the_jobs_it_ran_across_restart
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(listed(&engine, &id), ProgramInfo { name: "sqrt".into(), ..program });
 }
+
+#[test]
+fn program_id_names_each_elf_as_an_engine_would_with_no_engine() {
+    let (rv32, rv64) = (common::guest("square-root"), common::guest("rv64/fibonacci"));
+    let id = |path: &std::path::Path| ProgramId::of(&std::fs::read(path).unwrap()).to_string();
+    let out = common::coprocessor(&["program", "id", rv32.to_str().unwrap(), rv64.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{} rv32im {}\n{} rv64im {}\n", id(&rv32), rv32.display(), id(&rv64), rv64.display())
+    );
+
+    // For a consumer contract: one constant per ELF, named after the file.
+    let out = common::coprocessor(&["program", "id", "--solidity", rv32.to_str().unwrap(), rv64.to_str().unwrap()]);
+    let solidity = String::from_utf8(out.stdout).unwrap();
+    assert!(solidity.contains("pragma solidity ^0.8.28;\n\nlibrary ProgramID {\n"), "{solidity}");
+    let constant = |name: &str, path: &std::path::Path| {
+        format!("    bytes internal constant {name} = hex\"{}\";\n", &id(path)[2..])
+    };
+    assert!(solidity.contains(&constant("SQUARE_ROOT_ID", &rv32)), "{solidity}");
+    assert!(solidity.contains(&constant("FIBONACCI_ID", &rv64)), "{solidity}");
+    assert!(solidity.ends_with("}\n"), "{solidity}");
+
+    // What it refuses: what an engine would refuse, and names Solidity cannot take.
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.elf");
+    std::fs::write(&text, "hello\n").unwrap();
+    let digit = dir.path().join("9lives.elf");
+    std::fs::copy(&rv32, &digit).unwrap();
+    let twice = common::guest("rv64/square-root");
+    let refused = |args: &[&std::path::Path]| {
+        let mut all = vec!["program", "id", "--solidity"];
+        all.extend(args.iter().map(|path| path.to_str().unwrap()));
+        let out = common::coprocessor(&all);
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert_eq!(refused(&[&text]), format!("error: {}: not an elf file (bad magic)\n", text.display()));
+    assert_eq!(
+        refused(&[&digit]),
+        format!("error: {}: 9LIVES_ID is not a Solidity name; rename the file\n", digit.display())
+    );
+    assert_eq!(refused(&[&rv32, &twice]), format!("error: {}: a second ELF named SQUARE_ROOT_ID\n", twice.display()));
+}

@@ -49,7 +49,7 @@ fn revert(stack: &Stack, snapshot: serde_json::Value) {
 /// The ID the consumer's next request gets.
 fn next_id(stack: &Stack) -> B256 {
     let nonce: u64 = stack.block_on(stack.square_root_consumer().getNextNonce().call()).expect("getNextNonce");
-    JobId::of(nonce, stack.deployment.square_root_consumer).to_b256()
+    JobId::of(nonce, stack.examples.square_root_consumer).to_b256()
 }
 
 /// Sends `requestSquareRoot(n)` to the mempool (mined by the caller); the
@@ -192,8 +192,8 @@ fn confirmations_1_a_block_under_the_cursor_replaced_by_a_reorg_is_read_again() 
     // nonce went back) with a different input, and the original request
     // follows in that block with the next ID.
     let nonce: u64 = stack.block_on(stack.square_root_consumer().getNextNonce().call()).expect("getNextNonce");
-    assert_eq!(JobId::of(nonce, stack.deployment.square_root_consumer).to_b256(), first);
-    let second = JobId::of(nonce + 1, stack.deployment.square_root_consumer).to_b256();
+    assert_eq!(JobId::of(nonce, stack.examples.square_root_consumer).to_b256(), first);
+    let second = JobId::of(nonce + 1, stack.examples.square_root_consumer).to_b256();
     let taken = request(&stack, 16_000_000);
     let again = request(&stack, 9_000_000);
     mine(&stack);

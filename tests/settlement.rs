@@ -125,7 +125,7 @@ fn submitted_tx(stack: &Stack, id: B256) -> B256 {
 fn a_stuck_transaction_is_replaced_with_higher_fees_and_settles_once() {
     let stack = Stack::start(Link::Direct, "replace_after_blocks = 2\n");
     manual_mining(&stack);
-    let id = submit(&stack, &stack.engine, stack.deployment.square_root_consumer, 5, 81);
+    let id = submit(&stack, &stack.engine, stack.examples.square_root_consumer, 5, 81);
     let first = submitted_tx(&stack, id);
     let old = stack.block_on(stack.fresh_owner().get_transaction_by_hash(first)).expect("tx").expect("first tx known");
 
@@ -164,7 +164,7 @@ fn a_stuck_transaction_is_replaced_with_higher_fees_and_settles_once() {
 fn a_dropped_transaction_is_sent_again_and_settles_once() {
     let stack = Stack::start(Link::Direct, "");
     manual_mining(&stack);
-    let id = submit(&stack, &stack.engine, stack.deployment.square_root_consumer, 6, 64);
+    let id = submit(&stack, &stack.engine, stack.examples.square_root_consumer, 6, 64);
     let tx = submitted_tx(&stack, id);
     let dropped: bool = serde_json::from_value(stack.node_rpc("hardhat_dropTransaction", json!([tx]))).expect("bool");
     assert!(dropped, "the node had the transaction");
@@ -182,7 +182,7 @@ fn a_dropped_transaction_is_sent_again_and_settles_once() {
 fn kill_9_with_200_results_in_flight_then_restart_settles_each_job_once() {
     let mut stack = Stack::start(Link::Direct, "");
     manual_mining(&stack);
-    let consumer = stack.deployment.square_root_consumer;
+    let consumer = stack.examples.square_root_consumer;
     let ids: Vec<B256> = (1..=200u64).map(|i| submit(&stack, &stack.engine, consumer, 10_000 + i, i)).collect();
     // Most results are out, in the mempool, when the engine dies.
     wait_until(&stack, "results in flight", SETTLE, || stack.engine.metrics().engine.relay_in_flight > 0);
@@ -220,7 +220,7 @@ fn a_batch_skips_its_poisoned_items_and_settles_the_others() {
     let burner = stack
         .block_on(burner::GasBurnerConsumer::deploy(owner.clone(), stack.deployment.job_manager, dev))
         .expect("deploy GasBurnerConsumer");
-    let square_root = stack.deployment.square_root_consumer;
+    let square_root = stack.examples.square_root_consumer;
     // One result first, so the relayer knows what an offchain result costs
     // (its one simulation); the poisoned ones then go into batches.
     let warm = submit(&stack, &stack.engine, square_root, 1, 4);
@@ -315,7 +315,7 @@ fn two_engines_on_one_job_manager_settle_each_job_once() {
     // sent to both engines before any block can settle it.
     let onchain: Vec<B256> = (1..=50u64).map(|n| stack.request_square_root(1000 + n)).collect();
     manual_mining(&stack);
-    let consumer = stack.deployment.square_root_consumer;
+    let consumer = stack.examples.square_root_consumer;
     let offchain: Vec<B256> = (1..=50u64)
         .map(|i| {
             let id = submit(&stack, &stack.engine, consumer, 1_000_000 + i, i);
@@ -354,7 +354,7 @@ fn a_second_relayer_key_is_a_second_nonce_lane() {
         let fund = TransactionRequest::default().with_to(second).with_value(U256::from(10u64).pow(U256::from(20u64)));
         assert!(owner.send_transaction(fund).await.expect("fund").get_receipt().await.expect("receipt").status());
     });
-    let consumer = stack.deployment.square_root_consumer;
+    let consumer = stack.examples.square_root_consumer;
     let ids: Vec<B256> = (1..=60u64).map(|i| submit(&stack, &stack.engine, consumer, 500 + i, i)).collect();
     for id in &ids {
         stack.wait_status(id.as_slice(), "confirmed", SETTLE);

@@ -427,7 +427,7 @@ fn soak_kill_9_while_results_are_relayed_settles_every_job_once() {
     // engine dies.
     stack.node_rpc("evm_setAutomine", json!([false]));
     stack.node_rpc("evm_setIntervalMining", json!([1000]));
-    let (program, consumer) = (stack.square_root, stack.deployment.square_root_consumer);
+    let (program, consumer) = (stack.square_root, stack.examples.square_root_consumer);
     let signer = stack.engine.dev_signer();
     // Offchain nonces count down from far above anything an onchain
     // request takes (the consumer's highest nonce plus one), so the two

@@ -2,7 +2,7 @@
 //! to a node (local development), for the engine in `--data-dir`.
 
 use super::dev::block_on;
-use coprocessor::devnet::{self, DeployParams};
+use coprocessor::devnet::{self, DeployParams, ExamplePrograms};
 use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
 use std::path::PathBuf;
@@ -39,17 +39,17 @@ pub(crate) fn run(args: DeployArgs) -> Result<ExitCode, String> {
         operator: key(keys::OPERATOR_KEY)?.address(),
         relayer: key(keys::RELAYER_KEY)?.address(),
         offchain_signer: key(keys::DEV_CONSUMER_KEY)?.address(),
-        square_root_program: ProgramId::of(&square_root),
-        clob_program: ProgramId::of(&clob),
+        examples: Some(ExamplePrograms { square_root: ProgramId::of(&square_root), clob: ProgramId::of(&clob) }),
         max_cycles: 1_000_000_000,
         relayer_funds: alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(20u64)),
     };
     let deployment = block_on(devnet::deploy(&params))?.map_err(|err| err.to_string())?;
+    let examples = deployment.examples.ok_or("the example consumers were not deployed")?;
     if args.json {
         let json = serde_json::json!({
             "jobManager": deployment.job_manager.to_string(),
-            "squareRootConsumer": deployment.square_root_consumer.to_string(),
-            "clobConsumer": deployment.clob_consumer.to_string(),
+            "squareRootConsumer": examples.square_root_consumer.to_string(),
+            "clobConsumer": examples.clob_consumer.to_string(),
         });
         println!("{json}");
     } else {
@@ -58,8 +58,8 @@ pub(crate) fn run(args: DeployArgs) -> Result<ExitCode, String> {
         println!("rpc_url = \"{}\"", deployment.rpc_url);
         println!("job_manager = \"{}\"", deployment.job_manager);
         println!();
-        println!("# square-root consumer: {}", deployment.square_root_consumer);
-        println!("# clob consumer:        {}", deployment.clob_consumer);
+        println!("# square-root consumer: {}", examples.square_root_consumer);
+        println!("# clob consumer:        {}", examples.clob_consumer);
     }
     Ok(ExitCode::SUCCESS)
 }

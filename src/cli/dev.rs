@@ -1,9 +1,11 @@
 //! `coprocessor dev`: the whole local stack in one command — a hardhat
-//! node, the contracts, and the engine wired to them.
+//! node, the contracts, and the engine wired to them. In the coprocessor
+//! repository it deploys and registers the example apps too; in an app from
+//! `coprocessor new` (its own `contracts/`), the JobManager alone.
 
 use super::run::chain_section;
 use coprocessor::client::Client;
-use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
+use coprocessor::devnet::{self, DeployParams, Deployment, ExamplePrograms, HardhatNode};
 use coprocessor_actors::config::Config;
 use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
@@ -21,34 +23,37 @@ pub(crate) struct DevArgs {
     /// Data dir (keys, sled, socket, deployment.json).
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
-    /// The node's port on 127.0.0.1.
+    /// The node's port on 127.0.0.1 (0: any free port; deployment.json
+    /// says which).
     #[arg(long, default_value_t = 8545)]
     rpc_port: u16,
 }
 
 pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
     let contracts = devnet::contracts_dir().map_err(|err| err.to_string())?;
-    let elves: Vec<Vec<u8>> = EXAMPLE_GUESTS
-        .iter()
-        .map(|name| devnet::guest_elf(&contracts, name))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+    let elves = devnet::example_guests(&contracts).map_err(|err| err.to_string())?;
     prepare_data_dir(&args.data_dir)?;
     let operator = keys::load_or_generate(&args.data_dir.join(keys::OPERATOR_KEY)).map_err(|e| e.to_string())?;
     let relayer = keys::load_or_generate(&args.data_dir.join(keys::RELAYER_KEY)).map_err(|e| e.to_string())?;
     let signer = keys::load_or_generate(&args.data_dir.join(keys::DEV_CONSUMER_KEY)).map_err(|e| e.to_string())?;
 
-    tracing::info!(port = args.rpc_port, "starting the local node");
+    let port = match args.rpc_port {
+        0 => devnet::free_port().map_err(|err| err.to_string())?,
+        port => port,
+    };
+    tracing::info!(port, "starting the local node");
     let node_log = args.data_dir.join("node.log");
-    let node = HardhatNode::start(&contracts, args.rpc_port, Some(&node_log)).map_err(|err| err.to_string())?;
+    let node = HardhatNode::start(&contracts, port, Some(&node_log)).map_err(|err| err.to_string())?;
     let params = DeployParams {
         rpc_url: node.url(),
         deployer: devnet::DEV_DEPLOYER_KEY.parse().map_err(|err| format!("deployer key: {err}"))?,
         operator: operator.address(),
         relayer: relayer.address(),
         offchain_signer: signer.address(),
-        square_root_program: ProgramId::of(&elves[0]),
-        clob_program: ProgramId::of(&elves[1]),
+        examples: elves.as_ref().map(|[square_root, clob]| ExamplePrograms {
+            square_root: ProgramId::of(square_root),
+            clob: ProgramId::of(clob),
+        }),
         max_cycles: 1_000_000_000,
         relayer_funds: alloy::primitives::U256::from(1000u64)
             * alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(18u64)),
@@ -57,8 +62,8 @@ pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
     write_deployment(&args.data_dir, &deployment)?;
     tracing::info!(
         job_manager = %deployment.job_manager,
-        square_root_consumer = %deployment.square_root_consumer,
-        clob_consumer = %deployment.clob_consumer,
+        square_root_consumer = ?deployment.examples.map(|examples| examples.square_root_consumer),
+        clob_consumer = ?deployment.examples.map(|examples| examples.clob_consumer),
         "contracts deployed; see {}",
         args.data_dir.join("deployment.json").display()
     );
@@ -67,7 +72,9 @@ pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
     config.data_dir = args.data_dir.clone();
     config.chain = Some(chain_section(node.url(), deployment.job_manager.to_string()));
     let socket = config.socket_path();
-    std::thread::spawn(move || register(&socket, &elves));
+    if let Some(elves) = elves {
+        std::thread::spawn(move || register(&socket, &elves));
+    }
     let result = coprocessor_actors::run(config, coprocessor_actors::shutdown_signal()).map_err(|err| err.to_string());
     drop(node);
     result.map(|()| ExitCode::SUCCESS)

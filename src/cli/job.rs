@@ -37,9 +37,9 @@ pub(crate) enum JobCommand {
     /// and print the outcome (as `exec` does); nothing is stored, signed or
     /// relayed, and no signature is needed.
     Call(CallArgs),
-    /// Print each status change of jobs as the engine makes it durable
-    /// (pushed, not polled): given job IDs' (until each reaches a final
-    /// status), or every job of a consumer's (until interrupted).
+    /// Print the status of given jobs now, then each change as the engine
+    /// makes it durable (pushed, not polled) until each job reaches a final
+    /// status; or every change of a consumer's jobs (until interrupted).
     Watch {
         /// The job IDs to follow.
         ids: Vec<String>,
@@ -199,6 +199,9 @@ fn watch(ids: Vec<String>, consumer: Option<Address>, json: bool, engine: &Engin
         }
         Ok(())
     };
+    // Each job's status as last printed: a change the read above already
+    // showed is not shown twice.
+    let mut shown: std::collections::HashMap<Vec<u8>, String> = std::collections::HashMap::new();
     let mut open: std::collections::HashSet<Vec<u8>> = ids.iter().map(|id| id.0.clone()).collect();
     for id in &ids {
         let now: JobResult = match client.call(Call::GetResult(JobIdParams { job_id: id.clone() })) {
@@ -207,20 +210,24 @@ fn watch(ids: Vec<String>, consumer: Option<Address>, json: bool, engine: &Engin
             Err(err) if err.code() == Some(codes::UNKNOWN_JOB) => continue,
             Err(err) => return Err(describe(err)),
         };
+        print(&now)?;
         if final_status(&now.status, settles) {
-            print(&now)?;
             open.remove(&id.0);
         }
+        shown.insert(id.0.clone(), now.status);
     }
     while consumer.is_some() || !open.is_empty() {
         let change = subscription.next_change().map_err(describe)?;
         if consumer.is_none() && !open.contains(&change.job_id.0) {
             continue; // Final already, from the read above.
         }
-        print(&change)?;
+        if shown.get(&change.job_id.0) != Some(&change.status) {
+            print(&change)?;
+        }
         if final_status(&change.status, settles) {
             open.remove(&change.job_id.0);
         }
+        shown.insert(change.job_id.0.clone(), change.status);
     }
     Ok(ExitCode::SUCCESS)
 }

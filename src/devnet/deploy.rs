@@ -1,5 +1,6 @@
 //! Deploys the JobManager (behind an `ERC1967Proxy` that initializes it in
-//! the same transaction) and the example consumers, and funds the relayer.
+//! the same transaction) and, where their guests are built, the example
+//! consumers, and funds the relayer.
 
 use super::DevnetError;
 use alloy::network::EthereumWallet;
@@ -27,16 +28,24 @@ pub struct DeployParams {
     pub operator: Address,
     /// The engine's relayer (sends results); it gets `relayer_funds`.
     pub relayer: Address,
-    /// The example consumers' offchain signer (EIP-1271).
+    /// The consumers' offchain signer (EIP-1271): the engine's dev consumer key.
     pub offchain_signer: Address,
-    /// The `square-root` guest.
-    pub square_root_program: ProgramId,
-    /// The `clob` guest.
-    pub clob_program: ProgramId,
+    /// The example consumers' guests; `None` deploys the JobManager alone
+    /// (an app from `coprocessor new` deploys its own consumer).
+    pub examples: Option<ExamplePrograms>,
     /// The cycle limit the example consumers ask for.
     pub max_cycles: u64,
     /// Wei sent to the relayer.
     pub relayer_funds: U256,
+}
+
+/// The program IDs of the example guests.
+#[derive(Debug, Clone, Copy)]
+pub struct ExamplePrograms {
+    /// The `square-root` guest.
+    pub square_root: ProgramId,
+    /// The `clob` guest.
+    pub clob: ProgramId,
 }
 
 /// Where everything is: `<data_dir>/deployment.json`.
@@ -49,6 +58,17 @@ pub struct Deployment {
     pub chain_id: u64,
     /// The JobManager (its proxy).
     pub job_manager: Address,
+    /// The offchain signer the consumers were deployed with.
+    pub offchain_signer: Address,
+    /// The example consumers, if they were deployed.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub examples: Option<ExampleConsumers>,
+}
+
+/// Where the example consumers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExampleConsumers {
     /// The `square-root` example consumer.
     pub square_root_consumer: Address,
     /// The `clob` example consumer.
@@ -65,8 +85,6 @@ pub async fn deploy(params: &DeployParams) -> Result<Deployment, DevnetError> {
     let url = params.rpc_url.parse().map_err(|err| DevnetError::Node(format!("{}: {err}", params.rpc_url)))?;
     let owner = params.deployer.address();
     let provider = ProviderBuilder::new().wallet(EthereumWallet::from(params.deployer.clone())).connect_http(url);
-    let failed =
-        |what: &'static str| move |err: alloy::contract::Error| DevnetError::Deploy { what, reason: err.to_string() };
     let chain_id = provider.get_chain_id().await.map_err(|err| DevnetError::Node(err.to_string()))?;
 
     let implementation = JobManager::deploy(&provider).await.map_err(failed("JobManager"))?;
@@ -81,25 +99,10 @@ pub async fn deploy(params: &DeployParams) -> Result<Deployment, DevnetError> {
         .map_err(failed("ERC1967Proxy"))?;
     let job_manager = *proxy.address();
 
-    let square_root = SquareRootConsumer::deploy(
-        &provider,
-        job_manager,
-        params.offchain_signer,
-        Bytes::copy_from_slice(&params.square_root_program.0),
-        params.max_cycles,
-    )
-    .await
-    .map_err(failed("SquareRootConsumer"))?;
-    let clob = ClobConsumer::deploy(
-        &provider,
-        job_manager,
-        params.offchain_signer,
-        Bytes::copy_from_slice(&params.clob_program.0),
-        params.max_cycles,
-        empty_clob_root(),
-    )
-    .await
-    .map_err(failed("ClobConsumer"))?;
+    let examples = match params.examples {
+        Some(programs) => Some(deploy_examples(&provider, params, programs, job_manager).await?),
+        None => None,
+    };
 
     let funding = TransactionRequest::default().to(params.relayer).value(params.relayer_funds);
     let pending = provider
@@ -115,7 +118,40 @@ pub async fn deploy(params: &DeployParams) -> Result<Deployment, DevnetError> {
         rpc_url: params.rpc_url.clone(),
         chain_id,
         job_manager,
-        square_root_consumer: *square_root.address(),
-        clob_consumer: *clob.address(),
+        offchain_signer: params.offchain_signer,
+        examples,
     })
+}
+
+/// A failed deployment of `what`.
+fn failed(what: &'static str) -> impl Fn(alloy::contract::Error) -> DevnetError {
+    move |err| DevnetError::Deploy { what, reason: err.to_string() }
+}
+
+async fn deploy_examples<P: Provider>(
+    provider: &P,
+    params: &DeployParams,
+    programs: ExamplePrograms,
+    job_manager: Address,
+) -> Result<ExampleConsumers, DevnetError> {
+    let square_root = SquareRootConsumer::deploy(
+        provider,
+        job_manager,
+        params.offchain_signer,
+        Bytes::copy_from_slice(&programs.square_root.0),
+        params.max_cycles,
+    )
+    .await
+    .map_err(failed("SquareRootConsumer"))?;
+    let clob = ClobConsumer::deploy(
+        provider,
+        job_manager,
+        params.offchain_signer,
+        Bytes::copy_from_slice(&programs.clob.0),
+        params.max_cycles,
+        empty_clob_root(),
+    )
+    .await
+    .map_err(failed("ClobConsumer"))?;
+    Ok(ExampleConsumers { square_root_consumer: *square_root.address(), clob_consumer: *clob.address() })
 }

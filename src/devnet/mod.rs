@@ -5,7 +5,7 @@
 pub mod deploy;
 pub mod node;
 
-pub use deploy::{deploy, DeployParams, Deployment, DEV_DEPLOYER_KEY};
+pub use deploy::{deploy, DeployParams, Deployment, ExampleConsumers, ExamplePrograms, DEV_DEPLOYER_KEY};
 pub use node::{contracts_dir, free_port, HardhatNode};
 
 /// Why the local chain could not be set up.
@@ -22,6 +22,17 @@ pub enum DevnetError {
         /// The node's answer.
         reason: String,
     },
+}
+
+/// The example guests' ELFs (`square-root`, `clob`) when `contracts` is the
+/// coprocessor repository's (it has `programs/examples` beside it); `None`
+/// elsewhere, as in an app from `coprocessor new`.
+pub fn example_guests(contracts: &std::path::Path) -> Result<Option<[Vec<u8>; 2]>, DevnetError> {
+    let root = contracts.parent().unwrap_or(contracts);
+    if !root.join("programs/examples").is_dir() {
+        return Ok(None);
+    }
+    Ok(Some([guest_elf(contracts, "square-root")?, guest_elf(contracts, "clob")?]))
 }
 
 /// An example guest's ELF, as `make guests` builds it:

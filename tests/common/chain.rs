@@ -8,7 +8,7 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use coprocessor::devnet::{self, DeployParams, Deployment, HardhatNode};
+use coprocessor::devnet::{self, DeployParams, Deployment, ExampleConsumers, ExamplePrograms, HardhatNode};
 use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::bindings::{ClobConsumer, IJobManager, SquareRootConsumer};
@@ -30,6 +30,8 @@ pub enum Link {
 pub struct Stack {
     pub engine: Engine,
     pub deployment: Deployment,
+    /// Where the example consumers are.
+    pub examples: ExampleConsumers,
     pub square_root: ProgramId,
     pub clob: ProgramId,
     pub proxy: Option<Proxy>,
@@ -58,13 +60,13 @@ impl Stack {
             operator: key(keys::OPERATOR_KEY),
             relayer: key(keys::RELAYER_KEY),
             offchain_signer: key(keys::DEV_CONSUMER_KEY),
-            square_root_program: square_root,
-            clob_program: clob,
+            examples: Some(ExamplePrograms { square_root, clob }),
             max_cycles: 100_000_000,
             relayer_funds: U256::from(10u64).pow(U256::from(21u64)),
         };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let deployment = runtime.block_on(devnet::deploy(&params)).expect("deploy");
+        let examples = deployment.examples.expect("the example consumers");
         let proxy = match link {
             Link::Direct => None,
             Link::Proxied => Some(Proxy::start(node.port())),
@@ -81,7 +83,7 @@ impl Stack {
             .wallet(EthereumWallet::from(deployer))
             .connect_http(node.url().parse().expect("url"))
             .erased();
-        Stack { engine, deployment, square_root, clob, proxy, runtime, owner, _dir: dir, node }
+        Stack { engine, deployment, examples, square_root, clob, proxy, runtime, owner, _dir: dir, node }
     }
 
     pub fn block_on<F: std::future::IntoFuture>(&self, future: F) -> F::Output {
@@ -98,11 +100,11 @@ impl Stack {
     }
 
     pub fn square_root_consumer(&self) -> SquareRootConsumer::SquareRootConsumerInstance<DynProvider> {
-        SquareRootConsumer::new(self.deployment.square_root_consumer, self.fresh_owner())
+        SquareRootConsumer::new(self.examples.square_root_consumer, self.fresh_owner())
     }
 
     pub fn clob_consumer(&self) -> ClobConsumer::ClobConsumerInstance<DynProvider> {
-        ClobConsumer::new(self.deployment.clob_consumer, self.owner.clone())
+        ClobConsumer::new(self.examples.clob_consumer, self.owner.clone())
     }
 
     pub fn job_manager(&self) -> IJobManager::IJobManagerInstance<DynProvider> {
@@ -116,7 +118,7 @@ impl Stack {
             let mut attempts = 0;
             let pending = loop {
                 // A fresh client each time: no stale connection, no cached nonce.
-                let consumer = SquareRootConsumer::new(self.deployment.square_root_consumer, self.fresh_owner());
+                let consumer = SquareRootConsumer::new(self.examples.square_root_consumer, self.fresh_owner());
                 match consumer.requestSquareRoot(U256::from(n)).send().await {
                     Ok(pending) => break pending,
                     Err(alloy::contract::Error::TransportError(err)) if attempts < 3 && err.is_transport_error() => {
@@ -195,8 +197,8 @@ impl Stack {
 
     pub fn address(&self, which: &str) -> Address {
         match which {
-            "square-root" => self.deployment.square_root_consumer,
-            "clob" => self.deployment.clob_consumer,
+            "square-root" => self.examples.square_root_consumer,
+            "clob" => self.examples.clob_consumer,
             _ => self.deployment.job_manager,
         }
     }
