@@ -15,9 +15,13 @@ COPROCESSOR=${COPROCESSOR:-coprocessor}
 mode=${1:-run}
 data=.dev/data
 
+# The node's port: 8545 to keep running (wallets expect it), any free one
+# for a test.
+port=${RPC_PORT:-$([ "$mode" = test ] && echo 0 || echo 8545)}
+
 rm -rf .dev
 mkdir -p .dev
-"$COPROCESSOR" dev --data-dir "$data" --rpc-port "${RPC_PORT:-0}" >.dev/dev.log 2>&1 &
+"$COPROCESSOR" dev --data-dir "$data" --rpc-port "$port" >.dev/dev.log 2>&1 &
 dev=$!
 trap 'kill "$dev" 2>/dev/null || true; wait "$dev" 2>/dev/null || true' EXIT
 
