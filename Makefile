@@ -8,8 +8,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Unicorn's bundled build needs cmake, and libclang for bindgen. The guests
 # build with Debian's Rust (rustc-web, cargo-web, rust-web-src: the
-# riscv32im target through -Zbuild-std) and link with lld.
-DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-config python3
+# riscv32im target through -Zbuild-std) and link with lld. The cluster
+# tests run real nats-server processes (JetStream).
+DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-config python3 nats-server
 
 .PHONY: run test lint deny tools deps node-deps contracts guests twins build bench fuzz soak help
 

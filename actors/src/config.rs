@@ -60,6 +60,69 @@ pub struct Config {
     pub executor: ExecutorConfig,
     /// The chain to settle on; `None` runs the engine with no chain.
     pub chain: Option<Chain>,
+    /// Cluster mode: several engines acting as one node over NATS
+    /// JetStream; `None` (the default) is one engine on its own sled store.
+    pub cluster: Option<Cluster>,
+}
+
+/// `[cluster]`: the NATS JetStream servers this engine shares programs (and,
+/// as cluster mode grows, jobs and results) with, and its name among them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// The NATS servers (`nats://host:port`); the client uses any of them
+    /// and fails over between them.
+    pub servers: Vec<String>,
+    /// This engine's name in the cluster: unique per engine, 1 to 64 of
+    /// `A-Z a-z 0-9 _ -`.
+    pub node_name: String,
+    /// Replicas of each stream and bucket the engines create (JetStream's
+    /// RAFT groups: at most 5); 0 means min(servers, 3).
+    pub replicas: usize,
+    /// How long one request to NATS may take, in ms.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster { servers: Vec::new(), node_name: String::new(), replicas: 0, request_timeout_ms: 5000 }
+    }
+}
+
+impl Cluster {
+    /// The replicas of each stream and bucket.
+    pub fn stream_replicas(&self) -> usize {
+        match self.replicas {
+            0 => self.servers.len().clamp(1, 3),
+            replicas => replicas,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |what: String| Err(ConfigError::Invalid(format!("cluster.{what}")));
+        if self.servers.is_empty() {
+            return invalid("servers must name at least one NATS server".to_owned());
+        }
+        for server in &self.servers {
+            let address = server.strip_prefix("nats://").unwrap_or(server);
+            let port = address.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
+            if port.and_then(|port| port.parse::<u16>().ok()).is_none() {
+                return invalid(format!("servers: {server:?} is not nats://HOST:PORT"));
+            }
+        }
+        let name_ok = (1..=64).contains(&self.node_name.len())
+            && self.node_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name_ok {
+            return invalid(format!("node_name {:?} must be 1 to 64 of A-Z a-z 0-9 _ -", self.node_name));
+        }
+        if self.replicas > 5 {
+            return invalid(format!("replicas must be at most 5 (JetStream's limit), got {}", self.replicas));
+        }
+        if self.request_timeout_ms == 0 {
+            return invalid("request_timeout_ms must be positive".to_owned());
+        }
+        Ok(())
+    }
 }
 
 /// Job and program limits.
@@ -309,6 +372,7 @@ impl Default for Config {
             metrics: Metrics::default(),
             executor: ExecutorConfig::default(),
             chain: None,
+            cluster: None,
         }
     }
 }
@@ -456,6 +520,9 @@ impl Config {
             if signer.parse::<alloy::primitives::Address>().is_err() {
                 return Err(ConfigError::Invalid(format!("offchain.allowed_signers: {signer:?} is not an address")));
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
         }
         if let Some(chain) = &self.chain {
             if chain.job_manager.parse::<alloy::primitives::Address>().is_err() {

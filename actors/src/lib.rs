@@ -13,13 +13,14 @@
 //! 2. Infrastructure: `metrics`, `store` (sled trees and the group commit),
 //!    `chain` (a node client with deadlines), `pool` (supervision as a
 //!    library: sync pools, panic guards, restart counts, counted
-//!    mailboxes), `board` (jobs in flight), `intake` (admission) and
+//!    mailboxes), `cluster` (NATS JetStream, in cluster mode), `board`
+//!    (jobs in flight), `intake` (admission) and
 //!    `health` (the checks behind `coproc_health`, `/healthz`, `/readyz`).
 //! 3. Actors, each in its own module with the messages it accepts:
 //!    `registry` (programs), `executor` (runs jobs; the metered VM lives in
 //!    `executor::vm`), `submitter` (signs and records results), `relayer`
-//!    (settles them onchain), `listener` (onchain intake), `api` (the
-//!    socket server). Actors meet only through messages: each holds
+//!    (settles them onchain), `listener` (onchain intake), `peers` (what a
+//!    clustered engine shares with the others), `api` (the socket server). Actors meet only through messages: each holds
 //!    `pool::Mailbox`es of the others, never their addresses.
 //! 4. `supervisor`: the only module that names every actor. It starts
 //!    them, recovers unfinished jobs and drains on shutdown ([`run`]).
@@ -34,6 +35,7 @@ pub mod protocol;
 
 mod board;
 mod chain;
+mod cluster;
 mod health;
 mod intake;
 mod metrics;
@@ -45,6 +47,7 @@ mod store;
 mod api;
 mod executor;
 mod listener;
+mod peers;
 mod registry;
 mod relayer;
 mod submitter;
@@ -57,6 +60,7 @@ pub use api::ApiError;
 pub use api::{fast_frame, wire};
 pub use chain::job_state;
 pub use chain::ChainError;
+pub use cluster::ClusterError;
 pub use executor::vm::{Vm, VmError, DEFAULT_MAX_INPUT_BYTES, STACK_TOP};
 pub use health::{Check as HealthCheck, Health};
 pub use metrics::{ActorSnapshot, EngineSnapshot, MetricsSnapshot};

@@ -228,3 +228,4 @@ pub fn disk_bytes(dir: &Path) -> u64 {
 
 pub mod chain;
 pub mod engine;
+pub mod nats;

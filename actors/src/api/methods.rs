@@ -10,6 +10,7 @@ use crate::chain::OffchainCheck;
 use crate::executor::{DryRun, ExecuteError};
 use crate::job::{check_limits, JobId, JobLimits, JobSpec, Status};
 use crate::metrics::ActorName;
+use crate::peers::ShareProgram;
 use crate::pool::Panic;
 use crate::program::ProgramId;
 use crate::protocol::abi::OffchainJobRequest;
@@ -172,13 +173,25 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
             format!("program is {} bytes, over the limit of {max}", p.elf.0.len()),
         ));
     }
+    // In cluster mode the program is acknowledged once the cluster has it.
+    let shared = ctx.peers.as_ref().map(|peers| (peers, p.elf.0.clone()));
     let answer = ctx.registry.send(RegisterProgram { elf: p.elf.0, name: p.name }).await.map_err(internal)?;
     match answer {
-        Ok(registered) => Ok(Reply::ProgramId(ProgramIdReply {
-            program_id: HexBytes(registered.id.0.to_vec()),
-            isa: registered.isa,
-            name: registered.name,
-        })),
+        Ok(registered) => {
+            if let Some((peers, elf)) = shared {
+                let share = ShareProgram { id: registered.id, elf, name: registered.name.clone() };
+                peers.send(share).await.map_err(internal)?.map_err(|err| {
+                    let message =
+                        format!("program {} is registered here but not shared with the cluster: {err}", registered.id);
+                    RpcError::new(codes::CLUSTER_UNAVAILABLE, message)
+                })?;
+            }
+            Ok(Reply::ProgramId(ProgramIdReply {
+                program_id: HexBytes(registered.id.0.to_vec()),
+                isa: registered.isa,
+                name: registered.name,
+            }))
+        }
         Err(RegistryError::Elf(err)) => Err(RpcError::new(codes::INVALID_PROGRAM, format!("invalid program: {err}"))),
         Err(err @ RegistryError::Name(_)) => Err(RpcError::invalid_params(err.to_string())),
         Err(RegistryError::Store(err)) => Err(super::rejections::store_refusal(err)),

@@ -39,6 +39,7 @@ use crate::health::HealthProbe;
 use crate::intake::Intake;
 use crate::keys::{self, ApiToken, KeyError};
 use crate::metrics::{ActorName, Metrics};
+use crate::peers::ShareProgram;
 use crate::pool::{Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::SubmitProgram;
@@ -70,6 +71,8 @@ pub(crate) struct ApiContext {
     pub(crate) metrics: Arc<Metrics>,
     /// The registry.
     pub(crate) registry: Mailbox<SubmitProgram>,
+    /// The other engines of the cluster, in cluster mode.
+    pub(crate) peers: Option<Mailbox<ShareProgram>>,
     /// The signature verifier pool.
     pub(crate) verifier: Mailbox<Verify>,
     /// The executors, for `coproc_call` dry runs.

@@ -693,6 +693,9 @@ pub mod codes {
     /// A subscription was dropped (its client did not read); in the last
     /// `coproc_subscription` notification it gets.
     pub const SUBSCRIPTION_DROPPED: i32 = -32013;
+    /// Cluster mode: the NATS cluster did not take what this engine had to
+    /// share with the others (a program); try again.
+    pub const CLUSTER_UNAVAILABLE: i32 = -32014;
 }
 
 impl RpcError {

@@ -41,11 +41,13 @@ pub(crate) enum ActorName {
     Relayer,
     /// Onchain intake (a message is an event log).
     Listener,
+    /// What the engine shares with the other engines of its cluster.
+    Peers,
 }
 
 impl ActorName {
     /// Every actor.
-    pub(crate) const ALL: [ActorName; 7] = [
+    pub(crate) const ALL: [ActorName; 8] = [
         ActorName::Api,
         ActorName::Verifier,
         ActorName::Registry,
@@ -53,6 +55,7 @@ impl ActorName {
         ActorName::Submitter,
         ActorName::Relayer,
         ActorName::Listener,
+        ActorName::Peers,
     ];
 
     /// The lowercase name metrics and `debug_panic` use.
@@ -65,6 +68,7 @@ impl ActorName {
             ActorName::Submitter => "submitter",
             ActorName::Relayer => "relayer",
             ActorName::Listener => "listener",
+            ActorName::Peers => "peers",
         }
     }
 }

@@ -8,6 +8,7 @@
 use crate::api::{Api, ApiContext, ApiError, ChainAccess, Rejections, Signers, StopAccepting, Verifier};
 use crate::board::JobBoard;
 use crate::chain::{Chain, ChainError};
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::Config;
 use crate::executor::{Execute, Executor, ExecutorSetup};
 use crate::health::{ChainProbe, HealthProbe};
@@ -16,7 +17,8 @@ use crate::job::JobSpec;
 use crate::keys::{self, KeyError};
 use crate::listener::{Listener, ListenerSetup};
 use crate::metrics::{ActorName, Metrics};
-use crate::pool::{Mailbox, Panic};
+use crate::peers::{follow_programs, Peers};
+use crate::pool::{Handle, Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::Registry;
 use crate::relayer::{Relay, Relayer, RelayerSetup, Resumed};
@@ -65,6 +67,9 @@ pub enum EngineError {
     /// The `[chain]` section is unusable.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The `[cluster]` servers cannot be used.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// Creates the data dir, mode 0700, or makes sure an existing one is
@@ -196,6 +201,24 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             None => None,
         };
         let registry = Registry::start(store.clone(), Arc::clone(&programs), config.limits.max_program_bytes, &metrics);
+        let peers = match &config.cluster {
+            Some(section) => {
+                let cluster = Cluster::connect(section).await?;
+                tracing::info!(node = %section.node_name, servers = ?section.servers, "cluster mode");
+                let counters = Arc::clone(metrics.actor(ActorName::Peers));
+                let peers = Handle::new(Peers::new(cluster.clone(), Arc::clone(&counters)).start(), counters.clone());
+                let max_bytes = config.limits.max_program_bytes;
+                actix_rt::spawn(follow_programs(
+                    cluster,
+                    registry.mailbox(),
+                    Arc::clone(&programs),
+                    max_bytes,
+                    counters,
+                ));
+                Some(peers)
+            }
+            None => None,
+        };
         let submitter = Submitter::start(
             threads,
             SubmitterSetup {
@@ -277,6 +300,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             programs: Arc::clone(&programs),
             metrics: Arc::clone(&metrics),
             registry: registry.mailbox(),
+            peers: peers.as_ref().map(Handle::mailbox),
             verifier: verifier.mailbox(),
             dry_runs: executor.mailbox(),
             intake,

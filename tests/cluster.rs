@@ -1,0 +1,149 @@
+//! Cluster mode (`[cluster]`): engines sharing one NATS JetStream cluster
+//! act as one node. Real `nats-server` processes on loopback, real engines.
+//!
+//! Today the engines share their programs: a program registered on any
+//! engine is in the cluster's object store before its client hears so, and
+//! every engine registers it, validating it itself.
+
+mod common;
+
+use common::engine::{u64_job, Engine};
+use common::nats::NatsCluster;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::wire::{
+    codes, Call, ContainsProgram, ContainsReply, HexBytes, JobIdParams, ProgramIdReply, SubmitProgram,
+};
+use std::time::{Duration, Instant};
+
+/// Whether `engine` holds `program`, once it does or after `limit`.
+fn holds_within(engine: &Engine, program: &ProgramId, limit: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        let params = ContainsProgram { program_id: HexBytes(program.0.to_vec()) };
+        let reply: ContainsReply = engine.client().call(Call::ContainsProgram(params)).unwrap();
+        if reply.contains || start.elapsed() > limit {
+            return reply.contains;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_program_registered_on_one_engine_runs_on_every_engine() {
+    let nats = NatsCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = |i: usize| {
+        let config = nats.engine_config(&format!("node-{i}"));
+        Engine::start_with(&dir.path().join(format!("node-{i}")), Some(&config), &[])
+    };
+    let (first, second) = (engine(0), engine(1));
+
+    // Registered on the first engine: the second registers it too.
+    let program = first.submit_program("square-root");
+    assert!(holds_within(&second, &program, Duration::from_secs(30)), "the second engine never registered it");
+    // An engine that joins later finds it at start-up.
+    let third = engine(2);
+    assert!(holds_within(&third, &program, Duration::from_secs(30)), "a late engine never registered it");
+
+    // And runs jobs of it as if it had been registered there.
+    for node in [&second, &third] {
+        let signer = node.dev_signer();
+        let job = u64_job(program, signer.address(), 1, 81);
+        let mut client = node.client();
+        let _: JobIdParams = client.call(Call::SubmitJob(job.sign(&signer))).unwrap();
+        let result = node.wait_result(&mut client, &job.job_id().0);
+        assert_eq!(result.status, "done");
+        assert_eq!(
+            result.output.map(|out| out.0),
+            Some(common::abi_u64(81).into_iter().chain(common::abi_u64(9)).collect())
+        );
+    }
+    // Under the name it was registered with.
+    let listed: coprocessor_actors::wire::ProgramsReply =
+        third.client().call(Call::ListPrograms(coprocessor_actors::wire::NoParams {})).unwrap();
+    let names: Vec<&str> = listed.programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["square-root"]);
+}
+
+#[test]
+fn a_program_no_engine_can_vouch_for_is_refused_by_every_engine() {
+    let nats = NatsCluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start_with(&dir.path().join("node-0"), Some(&nats.engine_config("node-0")), &[]);
+
+    // Someone with access to the servers puts three objects an engine must
+    // not register: bytes that are not a guest, a guest under another
+    // program's ID, and a name that is no program ID; then a good one.
+    let not_a_guest = b"#!/bin/sh\necho hello\n".to_vec();
+    let guest = common::guest_elf("fibonacci");
+    let other = ProgramId::of(&common::guest_elf("square-root"));
+    let good = common::guest_elf("clob");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.urls()[0].as_str()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let store = js.get_object_store("coprocessor-programs").await.unwrap();
+        for (name, bytes) in [
+            (ProgramId::of(&not_a_guest).to_string(), &not_a_guest),
+            (other.to_string(), &guest),
+            ("fibonacci".to_owned(), &guest),
+            (ProgramId::of(&good).to_string(), &good),
+        ] {
+            store.put(name.as_str(), &mut bytes.as_slice()).await.unwrap();
+        }
+    });
+    let good_id = ProgramId::of(&good);
+    assert!(holds_within(&engine, &good_id, Duration::from_secs(30)), "the good program was never registered");
+    // The objects before it were read first, and refused.
+    for refused in [ProgramId::of(&not_a_guest), other, ProgramId::of(&guest)] {
+        assert!(!holds_within(&engine, &refused, Duration::ZERO), "{refused} was registered");
+    }
+    let log = std::fs::read_to_string(dir.path().join("node-0.log")).unwrap();
+    assert!(log.contains("refused a program another engine shared"), "{log}");
+    assert!(log.contains("its bytes hash to"), "{log}");
+    assert!(log.contains("not a program ID"), "{log}");
+    assert!(log.contains("invalid program"), "{log}");
+}
+
+#[test]
+fn an_engine_that_cannot_reach_its_cluster_refuses_to_start_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("config.toml");
+    let text = format!(
+        "[cluster]\nservers = [\"nats://127.0.0.1:{port}\"]\nnode_name = \"alone\"\nrequest_timeout_ms = 1000\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    let data = dir.path().join("data");
+    let out = common::coprocessor(&["run", "--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(&format!("cannot reach the NATS servers nats://127.0.0.1:{port}")), "{stderr}");
+
+    // And a [cluster] section that cannot work is refused before anything starts.
+    std::fs::write(&config, "[cluster]\nservers = []\nnode_name = \"alone\"\n").unwrap();
+    let out = common::coprocessor(&["run", "--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("cluster.servers must name at least one NATS server"), "{stderr}");
+}
+
+#[test]
+fn a_program_the_cluster_cannot_take_is_refused_with_why() {
+    let mut nats = NatsCluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = nats.engine_config("node-0") + "request_timeout_ms = 1000\n";
+    let engine = Engine::start_with(&dir.path().join("node-0"), Some(&config), &[]);
+    nats.kill(0);
+    let elf = common::guest_elf("square-root");
+    let id = ProgramId::of(&elf);
+    let submit = SubmitProgram { elf: HexBytes(elf), name: None };
+    let err = engine.client().call::<ProgramIdReply>(Call::SubmitProgram(submit)).unwrap_err();
+    assert_eq!(err.code(), Some(codes::CLUSTER_UNAVAILABLE));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "program {id} is registered here but not shared with the cluster: NATS JetStream, put program {id} in \
+             coprocessor-programs: no answer within 1000 ms"
+        )
+    );
+}

@@ -1,0 +1,148 @@
+//! Real `nats-server` processes with JetStream, clustered on loopback, for
+//! the cluster-mode tests: started on free ports, each in its own store
+//! dir, and killed by PID (SIGKILL) when the cluster drops or the test asks.
+//!
+//! ```ignore
+//! let nats = NatsCluster::start(3);
+//! let config = nats.engine_config("node-1");   // a [cluster] section
+//! nats.kill(0);                                // kill -9 one server
+//! ```
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a fresh cluster may take to elect its JetStream leader.
+const READY_LIMIT: Duration = Duration::from_secs(60);
+
+/// One server.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    monitor_port: u16,
+}
+
+/// A JetStream cluster of `nats-server`s on 127.0.0.1.
+pub struct NatsCluster {
+    servers: Vec<Server>,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+impl NatsCluster {
+    /// Starts `n` servers routed to each other (one alone is a plain
+    /// JetStream server) and waits until JetStream answers on every one.
+    pub fn start(n: usize) -> NatsCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        let routes: Vec<String> = ports.iter().map(|(_, cluster, _)| format!("nats://127.0.0.1:{cluster}")).collect();
+        let servers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &(port, cluster_port, monitor_port))| {
+                let store = dir.path().join(format!("nats-{i}"));
+                let log = std::fs::File::create(dir.path().join(format!("nats-{i}.log"))).expect("log file");
+                let mut command = Command::new("nats-server");
+                command
+                    .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor_port.to_string()])
+                    .args(["-n", &format!("nats-{i}"), "-js", "-sd"])
+                    .arg(&store);
+                if n > 1 {
+                    command
+                        .args(["--cluster_name", "coprocessor-test"])
+                        .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
+                        .args(["--routes", &routes.join(",")]);
+                }
+                // Killed with this process, if it dies before dropping the cluster.
+                // SAFETY: prctl is async-signal-safe.
+                unsafe {
+                    command.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let child = command
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .expect("start nats-server (make test installs it)");
+                Server { child: Some(child), port, monitor_port }
+            })
+            .collect();
+        let cluster = NatsCluster { servers, dir };
+        for i in 0..n {
+            cluster.wait_ready(i);
+        }
+        cluster
+    }
+
+    /// `nats://127.0.0.1:PORT` of every server.
+    pub fn urls(&self) -> Vec<String> {
+        self.servers.iter().map(|server| format!("nats://127.0.0.1:{}", server.port)).collect()
+    }
+
+    /// A `[cluster]` section over every server, for an engine named `node`.
+    pub fn engine_config(&self, node: &str) -> String {
+        let servers: Vec<String> = self.urls().iter().map(|url| format!("\"{url}\"")).collect();
+        format!("[cluster]\nservers = [{}]\nnode_name = \"{node}\"\n", servers.join(", "))
+    }
+
+    /// kill -9 of server `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// What server `i` logged.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("nats-{i}.log"))).unwrap_or_default()
+    }
+
+    /// Waits until server `i` says JetStream is healthy (`/healthz`: a
+    /// JetStream leader is elected and the server is current).
+    fn wait_ready(&self, i: usize) {
+        let start = Instant::now();
+        let monitor = self.servers[i].monitor_port;
+        while start.elapsed() < READY_LIMIT {
+            if healthz(monitor).is_some_and(|body| body.contains("\"ok\"")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nats-server {i} not ready after {READY_LIMIT:?}:\n{}", self.log(i));
+    }
+
+    /// The store dir of the servers.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+/// `GET /healthz` of a monitoring port, or `None` if it does not answer.
+fn healthz(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let ok = answer.lines().next().is_some_and(|status| status.contains(" 200 "));
+    ok.then_some(answer)
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+    }
+}
