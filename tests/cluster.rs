@@ -1,19 +1,70 @@
 //! Cluster mode (`[cluster]`): engines sharing one NATS JetStream cluster
 //! act as one node. Real `nats-server` processes on loopback, real engines.
 //!
-//! Today the engines share their programs: a program registered on any
-//! engine is in the cluster's object store before its client hears so, and
-//! every engine registers it, validating it itself.
+//! The engines share their programs (a program registered on any engine is
+//! in the cluster before its client hears so, and every engine registers
+//! it, validating it itself) and their jobs (a job accepted by any engine
+//! is claimed and queued in the cluster, run once by whichever engine
+//! pulls it, and its result answered by every engine).
 
 mod common;
 
 use common::engine::{u64_job, Engine};
 use common::nats::NatsCluster;
+use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{
     codes, Call, ContainsProgram, ContainsReply, HexBytes, JobIdParams, ProgramIdReply, SubmitProgram,
 };
+use coprocessor_actors::wire::{JobResult, NoParams, ProgramsReply};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// The consumer signer every engine of a test cluster accepts.
+fn app_signer() -> Signer {
+    Signer::from_bytes(&[0x42; 32]).unwrap()
+}
+
+/// `n` engines on `nats`, signing as one operator and accepting
+/// [`app_signer`]'s requests; `extra` goes into each `[cluster]` section.
+fn engines(nats: &NatsCluster, dir: &Path, n: usize, extra: &str) -> Vec<Engine> {
+    let operator = dir.join("operator.key");
+    keys::load_or_generate(&operator).unwrap();
+    (0..n)
+        .map(|i| {
+            let data = dir.join(format!("node-{i}"));
+            coprocessor_actors::create_data_dir(&data).unwrap();
+            std::fs::copy(&operator, data.join(keys::OPERATOR_KEY)).unwrap();
+            let config = format!(
+                "[offchain]\nallowed_signers = [\"{}\"]\n{}{extra}",
+                app_signer().address(),
+                nats.engine_config(&format!("node-{i}"))
+            );
+            Engine::start_with(&data, Some(&config), &[])
+        })
+        .collect()
+}
+
+/// Jobs the engine ran itself (its own sled log).
+fn ran_here(engine: &Engine) -> u64 {
+    let reply: ProgramsReply = engine.client().call(Call::ListPrograms(NoParams {})).unwrap();
+    reply.programs.iter().map(|program| program.jobs).sum()
+}
+
+/// A job's result as `engine` answers it, once it is no longer pending.
+fn result_on(engine: &Engine, id: &[u8]) -> JobResult {
+    let start = Instant::now();
+    loop {
+        let params = JobIdParams { job_id: HexBytes(id.to_vec()) };
+        let result: JobResult = engine.client().call(Call::GetResult(params)).unwrap();
+        if !matches!(result.status.as_str(), "pending" | "running") {
+            return result;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "job 0x{} still {}", hex::encode(id), result.status);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// Whether `engine` holds `program`, once it does or after `limit`.
 fn holds_within(engine: &Engine, program: &ProgramId, limit: Duration) -> bool {
@@ -146,4 +197,96 @@ fn a_program_the_cluster_cannot_take_is_refused_with_why() {
              coprocessor-programs: no answer within 1000 ms"
         )
     );
+}
+
+#[test]
+fn jobs_sent_round_robin_to_three_engines_each_run_once_with_a_single_engines_results() {
+    let nats = NatsCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = engines(&nats, dir.path(), 3, "");
+    let program = cluster[0].submit_program("square-root");
+    for engine in &cluster {
+        assert!(holds_within(engine, &program, Duration::from_secs(30)), "{}", engine.log());
+    }
+
+    // 3,000 jobs, each sent to engine (nonce mod 3), pipelined.
+    const JOBS: u64 = 3000;
+    let signer = app_signer();
+    let jobs: Vec<_> = (0..JOBS).map(|nonce| u64_job(program, signer.address(), nonce, nonce * 7 + 1)).collect();
+    std::thread::scope(|scope| {
+        for (i, engine) in cluster.iter().enumerate() {
+            let mine: Vec<_> = jobs.iter().skip(i).step_by(3).map(|job| job.sign(&signer)).collect();
+            let socket = engine.socket();
+            scope.spawn(move || common::pipeline(&socket, 2, 64, mine));
+        }
+    });
+
+    // A single engine with the same operator key runs the same jobs.
+    let alone_dir = dir.path().join("alone");
+    coprocessor_actors::create_data_dir(&alone_dir).unwrap();
+    std::fs::copy(dir.path().join("operator.key"), alone_dir.join(keys::OPERATOR_KEY)).unwrap();
+    let alone_config = format!("[offchain]\nallowed_signers = [\"{}\"]\n", signer.address());
+    let alone = Engine::start_with(&alone_dir, Some(&alone_config), &[]);
+    alone.submit_program("square-root");
+    common::pipeline(&alone.socket(), 2, 64, jobs.iter().map(|job| job.sign(&signer)).collect());
+
+    // Every engine answers every job with the single engine's result.
+    for (n, job) in jobs.iter().enumerate() {
+        let id = job.job_id().0;
+        let expected = result_on(&alone, &id);
+        assert_eq!(expected.status, "done");
+        let answered = result_on(&cluster[(n + 1) % 3], &id);
+        assert_eq!(
+            (&answered.status, answered.cycles, &answered.output, &answered.result_with_metadata, &answered.signature),
+            (&expected.status, expected.cycles, &expected.output, &expected.result_with_metadata, &expected.signature),
+            "job {n}"
+        );
+    }
+    // Each ran exactly once, somewhere.
+    let ran: Vec<u64> = cluster.iter().map(ran_here).collect();
+    assert_eq!(ran.iter().sum::<u64>(), JOBS, "runs per engine: {ran:?}");
+}
+
+#[test]
+fn the_same_request_sent_to_three_engines_at_once_is_accepted_once() {
+    let nats = NatsCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = engines(&nats, dir.path(), 3, "");
+    let program = cluster[0].submit_program("square-root");
+    for engine in &cluster {
+        assert!(holds_within(engine, &program, Duration::from_secs(30)), "{}", engine.log());
+    }
+    let signer = app_signer();
+    for nonce in 1..=20u64 {
+        let request = u64_job(program, signer.address(), nonce, 49).sign(&signer);
+        let answers: Vec<Result<JobIdParams, String>> = std::thread::scope(|scope| {
+            let sent: Vec<_> = cluster
+                .iter()
+                .map(|engine| {
+                    let request = request.clone();
+                    scope.spawn(move || {
+                        engine.client().call::<JobIdParams>(Call::SubmitJob(request)).map_err(|err| {
+                            assert_eq!(err.code(), Some(codes::NONCE_USED), "{err}");
+                            err.to_string()
+                        })
+                    })
+                })
+                .collect();
+            sent.into_iter().map(|answer| answer.join().unwrap()).collect()
+        });
+        let accepted = answers.iter().filter(|answer| answer.is_ok()).count();
+        assert_eq!(accepted, 1, "nonce {nonce}: {answers:?}");
+        for refused in answers.iter().filter_map(|answer| answer.as_ref().err()) {
+            assert_eq!(refused, &format!("nonce {nonce} already used by consumer {}", signer.address()));
+        }
+    }
+    // And the one accepted runs once.
+    let ran: u64 = cluster.iter().map(ran_here).sum();
+    let start = Instant::now();
+    let mut total = ran;
+    while total < 20 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+        total = cluster.iter().map(ran_here).sum();
+    }
+    assert_eq!(total, 20);
 }

@@ -523,6 +523,11 @@ impl Config {
         }
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;
+            if self.chain.is_some() {
+                return invalid(
+                    "[cluster] and [chain] together: cluster mode does not settle onchain yet (one engine per chain for now)",
+                );
+            }
         }
         if let Some(chain) = &self.chain {
             if chain.job_manager.parse::<alloy::primitives::Address>().is_err() {
@@ -636,6 +641,36 @@ mod tests {
                 "invalid config: api.max_subscriptions_per_connection and api.subscription_backlog must be positive"
             );
         }
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let cluster = |lines: &str| Config::parse(&format!("[cluster]\n{lines}\n"), "f.toml");
+        let ok = cluster("servers = [\"nats://127.0.0.1:4222\", \"127.0.0.1:4223\"]\nnode_name = \"node-1\"").unwrap();
+        let section = ok.cluster.unwrap();
+        assert_eq!((section.stream_replicas(), section.request_timeout_ms), (2, 5000));
+        let refused = |lines: &str| cluster(lines).unwrap_err().to_string();
+        assert_eq!(
+            refused("servers = [\"nats://127.0.0.1\"]\nnode_name = \"a\""),
+            "invalid config: cluster.servers: \"nats://127.0.0.1\" is not nats://HOST:PORT"
+        );
+        assert_eq!(
+            refused("servers = [\"nats://127.0.0.1:4222\"]\nnode_name = \"a b\""),
+            "invalid config: cluster.node_name \"a b\" must be 1 to 64 of A-Z a-z 0-9 _ -"
+        );
+        assert_eq!(
+            refused("servers = [\"nats://127.0.0.1:4222\"]\nnode_name = \"a\"\nreplicas = 6"),
+            "invalid config: cluster.replicas must be at most 5 (JetStream's limit), got 6"
+        );
+        let both = format!(
+            "[chain]\njob_manager = \"0x{}\"\n[cluster]\nservers = [\"nats://127.0.0.1:4222\"]\nnode_name = \"a\"\n",
+            "11".repeat(20)
+        );
+        assert_eq!(
+            Config::parse(&both, "f.toml").unwrap_err().to_string(),
+            "invalid config: [cluster] and [chain] together: cluster mode does not settle onchain yet (one engine per \
+             chain for now)"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::onchain::{self, CheckError, OnchainChecks};
 use super::quota::{Charge, QuotaError};
+use super::replies::{empty_reply, fill_result, internal};
 use super::verifier::Verify;
 use super::wire::*;
 use super::{ApiContext, ChainAccess, Shared};
@@ -17,7 +18,7 @@ use crate::protocol::abi::OffchainJobRequest;
 use crate::protocol::eip191::Rules;
 use crate::registry::{RegistryError, SubmitProgram as RegisterProgram};
 use crate::relayer::{LaneQuery, Retry, RetryError};
-use crate::store::{CommitError, ResultRecord};
+use crate::store::CommitError;
 use alloy::primitives::Address;
 use alloy::sol_types::SolValue;
 use std::sync::atomic::Ordering;
@@ -53,7 +54,14 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
             codes::INVALID_REQUEST,
             "coproc_subscribe and coproc_unsubscribe are for JSON-RPC connections, not the fast path",
         )),
-        Call::GetResult(p) => get_result(ctx, &p),
+        Call::GetResult(p) => match get_result(ctx, &p) {
+            // Run by another engine of the cluster, maybe.
+            Err(err) if err.code == codes::UNKNOWN_JOB && ctx.peers.is_some() => {
+                let id = job_id_param(&p)?;
+                super::cluster::result(ctx, id, false).await?.map(|found| Reply::Result(Box::new(found))).ok_or(err)
+            }
+            answer => answer,
+        },
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
         Call::NextNonce(p) => next_nonce(ctx, &p).await,
         Call::Metrics(_) => Ok(Reply::Metrics(Box::new(ctx.metrics.snapshot(ctx.store.size_on_disk())))),
@@ -161,10 +169,6 @@ fn address(bytes: &HexBytes) -> Result<Address, RpcError> {
     })
 }
 
-fn internal(err: impl std::fmt::Display) -> RpcError {
-    RpcError::new(codes::INTERNAL, err.to_string())
-}
-
 async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, RpcError> {
     let max = ctx.config.limits.max_program_bytes;
     if p.elf.0.len() > max {
@@ -174,7 +178,7 @@ async fn submit_program(ctx: &ApiContext, p: SubmitProgram) -> Result<Reply, Rpc
         ));
     }
     // In cluster mode the program is acknowledged once the cluster has it.
-    let shared = ctx.peers.as_ref().map(|peers| (peers, p.elf.0.clone()));
+    let shared = ctx.peers.as_ref().map(|peers| (&peers.share, p.elf.0.clone()));
     let answer = ctx.registry.send(RegisterProgram { elf: p.elf.0, name: p.name }).await.map_err(internal)?;
     match answer {
         Ok(registered) => {
@@ -207,6 +211,9 @@ async fn submit_job(shared: &Shared, p: SubmitJob) -> Result<Reply, RpcError> {
     let ctx = &shared.ctx;
     refuse_when_shutting_down(ctx)?;
     let checked = check_request(shared, p.request.0, p.signature.0, p.offchain_input.0, p.relay_strategy).await?;
+    if ctx.peers.is_some() {
+        return super::cluster::submit(shared, checked.spec, checked.charge, p.wait).await;
+    }
     let (id, program, charge) = (checked.spec.id, checked.spec.program_id, checked.charge);
     let admitted = ctx.intake.admit(checked.spec, p.wait).map_err(|err| admission_refused(shared, id, charge, err))?;
     match durable(admitted.durable.await) {
@@ -535,39 +542,6 @@ fn admit_error(ctx: &ApiContext, err: AdmitError) -> RpcError {
         }
         AdmitError::NonceUsed { .. } => RpcError::new(codes::NONCE_USED, err.to_string()),
         AdmitError::Store(err) => super::rejections::store_refusal(err),
-    }
-}
-
-pub(crate) fn empty_reply(id: JobId, rejection: Option<String>) -> JobResult {
-    JobResult {
-        job_id: HexBytes(id.0.to_vec()),
-        status: String::new(),
-        exit_code: None,
-        cycles: None,
-        peak_memory_bytes: None,
-        output: None,
-        result_with_metadata: None,
-        signature: None,
-        failure_reason: None,
-        tx_hash: None,
-        relay_error: None,
-        rejection,
-        isa: None,
-    }
-}
-
-/// Fills in what an executed job's result says; a failed job's result is
-/// not signed, so it has no signed result to show.
-fn fill_result(reply: &mut JobResult, status: Status, result: &ResultRecord) {
-    reply.status = status.as_str().to_owned();
-    reply.exit_code = result.exit_code;
-    reply.cycles = Some(result.cycles);
-    reply.peak_memory_bytes = Some(result.peak_memory_bytes);
-    reply.output = Some(HexBytes(result.output.clone()));
-    reply.failure_reason = result.failure.as_ref().map(|f| f.to_string());
-    if status != Status::Failed {
-        reply.result_with_metadata = Some(HexBytes(result.result_with_metadata.clone()));
-        reply.signature = Some(HexBytes(result.signature.clone()));
     }
 }
 

@@ -17,12 +17,14 @@
 
 mod auth;
 mod calls;
+mod cluster;
 mod connection;
 pub(crate) mod jsonrpc;
 mod methods;
 mod onchain;
 mod quota;
 mod rejections;
+mod replies;
 mod subscriptions;
 mod verifier;
 pub mod wire;
@@ -39,7 +41,7 @@ use crate::health::HealthProbe;
 use crate::intake::Intake;
 use crate::keys::{self, ApiToken, KeyError};
 use crate::metrics::{ActorName, Metrics};
-use crate::peers::ShareProgram;
+use crate::peers::PeersAccess;
 use crate::pool::{Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::SubmitProgram;
@@ -72,7 +74,7 @@ pub(crate) struct ApiContext {
     /// The registry.
     pub(crate) registry: Mailbox<SubmitProgram>,
     /// The other engines of the cluster, in cluster mode.
-    pub(crate) peers: Option<Mailbox<ShareProgram>>,
+    pub(crate) peers: Option<PeersAccess>,
     /// The signature verifier pool.
     pub(crate) verifier: Mailbox<Verify>,
     /// The executors, for `coproc_call` dry runs.

@@ -183,7 +183,7 @@ impl Forward {
     fn result_of(&self, event: &JobEvent) -> JobResult {
         let mut result = match methods::stored_result(&self.shared.ctx, event.id, None) {
             Ok(Some(result)) => result,
-            _ => methods::empty_reply(event.id, None),
+            _ => super::replies::empty_reply(event.id, None),
         };
         result.status = event.status.as_str().to_owned();
         result

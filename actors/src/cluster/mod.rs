@@ -8,12 +8,15 @@
 //! only up to the size limit and kept only if its bytes hash to its name;
 //! the registry then validates it like any other.
 
+mod jobs;
+mod programs;
+
+pub(crate) use jobs::{Claim, Delivery, SharedResult};
+pub(crate) use programs::SharedProgram;
+
 use crate::config;
-use crate::program::ProgramId;
-use async_nats::jetstream::{self, object_store};
-use futures_util::StreamExt;
+use async_nats::jetstream::{self, kv, object_store, stream};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 /// The object store of programs.
 pub(crate) const PROGRAMS_BUCKET: &str = "coprocessor-programs";
@@ -60,7 +63,11 @@ pub enum ClusterError {
 /// A connection to the cluster and the buckets the engines share.
 #[derive(Clone)]
 pub(crate) struct Cluster {
+    js: jetstream::Context,
     programs: object_store::ObjectStore,
+    jobs: stream::Stream,
+    claims: kv::Store,
+    results: kv::Store,
     timeout: Duration,
     node: String,
 }
@@ -69,17 +76,6 @@ impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster").field("node", &self.node).finish_non_exhaustive()
     }
-}
-
-/// One shared program: its ID and the name it was registered under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SharedProgram {
-    /// The ID its bytes hash to.
-    pub(crate) id: ProgramId,
-    /// The ELF.
-    pub(crate) elf: Vec<u8>,
-    /// Its label, if it had one.
-    pub(crate) name: Option<String>,
 }
 
 impl Cluster {
@@ -117,60 +113,22 @@ impl Cluster {
             Ok(store) => store,
             Err(_) => within(timeout, "create the programs bucket", js.create_object_store(bucket)).await?,
         };
-        Ok(Cluster { programs, timeout, node: section.node_name.clone() })
-    }
-
-    /// Puts `elf` under its ID, unless the bucket has it already.
-    pub(crate) async fn share_program(&self, id: &ProgramId, elf: &[u8], name: &str) -> Result<(), ClusterError> {
-        let object = id.to_string();
-        if let Ok(info) = self.programs.info(&object).await {
-            if !info.deleted && info.size == elf.len() {
-                return Ok(());
-            }
-        }
-        let mut metadata = std::collections::HashMap::new();
-        if !name.is_empty() {
-            metadata.insert("name".to_owned(), name.to_owned());
-        }
-        let meta = object_store::ObjectMetadata { name: object.clone(), metadata, ..Default::default() };
-        let what = format!("put program {object} in {PROGRAMS_BUCKET}");
-        self.deadline(&what, self.programs.put(meta, &mut &elf[..])).await.map(drop)
-    }
-
-    /// Every program in the bucket now, then each one put later, in order.
-    pub(crate) async fn watch_programs(&self, max_bytes: usize) -> Result<ProgramWatch, ClusterError> {
-        let what = format!("watch {PROGRAMS_BUCKET}");
-        let watch = self.deadline(&what, self.programs.watch_with_history()).await?;
-        Ok(ProgramWatch { cluster: self.clone(), watch, max_bytes })
-    }
-
-    async fn read_program(
-        &self,
-        info: &object_store::ObjectInfo,
-        max_bytes: usize,
-    ) -> Result<SharedProgram, ClusterError> {
-        let untrusted =
-            |reason: String| ClusterError::Untrusted { name: info.name.clone(), bucket: PROGRAMS_BUCKET, reason };
-        let id = ProgramId::from_hex(&info.name).map_err(|err| untrusted(format!("not a program ID: {err}")))?;
-        if info.size > max_bytes {
-            return Err(untrusted(format!("{} bytes, over limits.max_program_bytes ({max_bytes})", info.size)));
-        }
-        let what = format!("get program {} from {PROGRAMS_BUCKET}", info.name);
-        let object = self.deadline(&what, self.programs.get(&info.name)).await?;
-        let mut elf = Vec::with_capacity(info.size);
-        let mut bounded = object.take(max_bytes as u64 + 1);
-        match tokio::time::timeout(self.timeout, bounded.read_to_end(&mut elf)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => return Err(ClusterError::JetStream { what, reason: err.to_string() }),
-            Err(_) => return Err(self.timed_out(&what)),
-        }
-        if elf.len() > max_bytes {
-            return Err(untrusted(format!("over limits.max_program_bytes ({max_bytes})")));
-        }
-        if ProgramId::of(&elf) != id {
-            return Err(untrusted(format!("its bytes hash to {}, not to its name", ProgramId::of(&elf))));
-        }
-        Ok(SharedProgram { id, elf, name: info.metadata.get("name").cloned() })
+        let replicas = section.stream_replicas();
+        let jobs = stream::Config {
+            name: jobs::JOBS_STREAM.to_owned(),
+            description: Some("coprocessor jobs, one message per job, pulled by the engines".to_owned()),
+            subjects: vec![jobs::JOBS_SUBJECT.to_owned()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            duplicate_window: jobs::DUPLICATE_WINDOW,
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        let jobs = within(timeout, "open the jobs stream", js.get_or_create_stream(jobs)).await?;
+        let claims =
+            open_kv(&js, timeout, jobs::CLAIMS_BUCKET, "job ID -> the engine that took it in", replicas).await?;
+        let results =
+            open_kv(&js, timeout, jobs::RESULTS_BUCKET, "job ID -> its first recorded result", replicas).await?;
+        Ok(Cluster { js, programs, jobs, claims, results, timeout, node: section.node_name.clone() })
     }
 
     /// Runs `request` with the cluster's deadline.
@@ -187,39 +145,35 @@ impl Cluster {
     }
 }
 
-/// The programs of the bucket, one at a time (see [`Cluster::watch_programs`]).
-pub(crate) struct ProgramWatch {
-    cluster: Cluster,
-    watch: object_store::Watch,
-    max_bytes: usize,
-}
-
-impl std::fmt::Debug for ProgramWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProgramWatch").field("cluster", &self.cluster).finish_non_exhaustive()
+/// Opens the key-value bucket `bucket`, creating it if missing.
+async fn open_kv(
+    js: &jetstream::Context,
+    timeout: Duration,
+    bucket: &str,
+    description: &str,
+    replicas: usize,
+) -> Result<kv::Store, ClusterError> {
+    if let Ok(store) = within(timeout, &format!("open {bucket}"), js.get_key_value(bucket)).await {
+        return Ok(store);
     }
-}
-
-impl ProgramWatch {
-    /// The next program that is not `known`, or why it could not be read
-    /// (`Ok(None)`: the watch ended; an `Err` of the watch itself ends it
-    /// too). Known programs are not read again.
-    pub(crate) async fn next(
-        &mut self,
-        known: impl Fn(&ProgramId) -> bool,
-    ) -> Result<Option<Result<SharedProgram, ClusterError>>, ClusterError> {
-        loop {
-            let Some(info) = self.watch.next().await else { return Ok(None) };
-            let info = info.map_err(|err| ClusterError::JetStream {
-                what: format!("watch {PROGRAMS_BUCKET}"),
-                reason: err.to_string(),
-            })?;
-            let seen = ProgramId::from_hex(&info.name).is_ok_and(|id| known(&id));
-            if !info.deleted && !seen {
-                return Ok(Some(self.cluster.read_program(&info, self.max_bytes).await));
-            }
-        }
-    }
+    // The bucket's stream, as async-nats would configure it: its own
+    // create_key_value first asks for the account's info, whose answer from
+    // a 2.9 server it cannot parse.
+    let config = stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        duplicate_window: Duration::from_secs(120),
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    within(timeout, &format!("create {bucket}"), js.get_or_create_stream(config)).await?;
+    within(timeout, &format!("open {bucket}"), js.get_key_value(bucket)).await
 }
 
 /// Runs `request` with a deadline.

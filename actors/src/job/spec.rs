@@ -82,6 +82,9 @@ pub enum SpecError {
     /// The request's `offchainInputHash` does not match the input sent.
     #[error("offchainInputHash is not keccak256 of offchainInput")]
     OffchainInputHash,
+    /// A job another engine shared is not one this engine would take.
+    #[error("a shared job {0}")]
+    Shared(&'static str),
 }
 
 impl SpecError {
@@ -155,6 +158,26 @@ impl JobSpec {
             offchain_input: Vec::new(),
             origin: Origin::Onchain,
         })
+    }
+
+    /// Checks a job another engine of the cluster shared, against this
+    /// engine's limits: the sizes and cycles admission checks, memory and
+    /// output limits no larger than this engine's, an ID that is its nonce
+    /// and consumer's, and an offchain input that hashes as its request says.
+    pub fn check_shared(&self, limits: &Limits) -> Result<(), SpecError> {
+        check(limits, self.onchain_input.len(), self.offchain_input.len(), self.max_cycles)?;
+        if self.max_memory_bytes > limits.max_memory_bytes || self.max_output_bytes > limits.max_output_bytes as u64 {
+            return Err(SpecError::Shared("asks for more memory or output than limits allow"));
+        }
+        if let Origin::Offchain { offchain_input_hash, .. } = &self.origin {
+            if self.id != JobId::of(self.nonce, self.consumer) {
+                return Err(SpecError::Shared("whose ID is not its nonce and consumer's"));
+            }
+            if keccak256(&self.offchain_input).0 != *offchain_input_hash {
+                return Err(SpecError::OffchainInputHash);
+            }
+        }
+        Ok(())
     }
 
     /// The VM limits of this job.

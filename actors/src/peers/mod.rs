@@ -1,10 +1,21 @@
 //! Peers: what this engine shares with the other engines of its cluster
-//! (cluster mode, `[cluster]`). Today that is programs: a program registered
-//! here is put in the cluster's object store before its client hears it was
-//! registered, and every program another engine shares is registered here,
-//! validated by this engine's own registry like any other.
+//! (cluster mode, `[cluster]`).
+//!
+//! - Programs: one registered here is put in the cluster's object store
+//!   before its client hears it was registered, and every program another
+//!   engine shares is registered here, validated by this engine's own
+//!   registry like any other.
+//! - Jobs: one accepted here is claimed and queued in the cluster
+//!   ([`PublishJob`]) before its client hears so; this engine pulls jobs
+//!   from the cluster's queue and runs them (`execution.rs`); a job's result
+//!   is read from the cluster when it ran elsewhere ([`FetchResult`]).
 
-use crate::cluster::{Cluster, ClusterError, SharedProgram};
+mod execution;
+
+pub(crate) use execution::{execute_jobs, ExecutionSetup};
+
+use crate::cluster::{Claim, Cluster, ClusterError, SharedProgram, SharedResult};
+use crate::job::{JobId, JobSpec};
 use crate::metrics::ActorMetrics;
 use crate::pool::Mailbox;
 use crate::program::ProgramId;
@@ -28,6 +39,63 @@ pub(crate) struct ShareProgram {
     pub(crate) elf: Vec<u8>,
     /// Its name (empty: none).
     pub(crate) name: String,
+}
+
+/// Claim and queue a job accepted here.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), PublishError>")]
+pub(crate) struct PublishJob {
+    /// The job.
+    pub(crate) spec: Arc<JobSpec>,
+}
+
+/// Why a job was not queued.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PublishError {
+    /// Another request with the job's ID (its consumer and nonce) entered
+    /// the cluster first.
+    #[error("nonce {nonce} already used by consumer {consumer}")]
+    Taken {
+        /// The nonce.
+        nonce: u64,
+        /// The consumer.
+        consumer: alloy::primitives::Address,
+    },
+    /// The cluster did not take it.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// What the cluster knows of a job.
+#[derive(Debug)]
+pub(crate) enum ClusterJob {
+    /// Its recorded result.
+    Recorded(Box<SharedResult>),
+    /// Claimed by an engine, no result yet.
+    Queued,
+    /// Never entered the cluster.
+    Unknown,
+}
+
+/// A job's result as the cluster recorded it.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ClusterJob, ClusterError>")]
+pub(crate) struct FetchResult {
+    /// The job.
+    pub(crate) id: JobId,
+    /// Wait until some engine records it (always `Recorded` then).
+    pub(crate) wait: bool,
+}
+
+/// The mailboxes of the peers actor, for the api.
+#[derive(Debug, Clone)]
+pub(crate) struct PeersAccess {
+    /// Programs registered here.
+    pub(crate) share: Mailbox<ShareProgram>,
+    /// Jobs accepted here.
+    pub(crate) publish: Mailbox<PublishJob>,
+    /// Results recorded by any engine.
+    pub(crate) fetch: Mailbox<FetchResult>,
 }
 
 /// The peers actor.
@@ -61,6 +129,52 @@ impl Handler<ShareProgram> for Peers {
                 tracing::error!(program = %msg.id, %err, "cannot share the program with the cluster");
             }
             shared
+        })
+    }
+}
+
+impl Handler<PublishJob> for Peers {
+    type Result = ResponseFuture<Result<(), PublishError>>;
+
+    fn handle(&mut self, msg: PublishJob, _: &mut Context<Self>) -> Self::Result {
+        let (cluster, metrics) = (self.cluster.clone(), Arc::clone(&self.metrics));
+        Box::pin(async move {
+            let started = Instant::now();
+            let published = publish(&cluster, &msg.spec).await;
+            metrics.handled(started.elapsed(), !matches!(published, Err(PublishError::Cluster(_))));
+            published
+        })
+    }
+}
+
+/// The claim, then the queue; a claim whose job could not be queued is
+/// given back, so that the client's retry can enter.
+async fn publish(cluster: &Cluster, spec: &JobSpec) -> Result<(), PublishError> {
+    match cluster.claim(&spec.id).await? {
+        Claim::Taken => return Err(PublishError::Taken { nonce: spec.nonce, consumer: spec.consumer }),
+        Claim::Won => {}
+    }
+    if let Err(err) = cluster.publish_job(spec).await {
+        cluster.release(&spec.id).await;
+        return Err(err.into());
+    }
+    Ok(())
+}
+
+impl Handler<FetchResult> for Peers {
+    type Result = ResponseFuture<Result<ClusterJob, ClusterError>>;
+
+    fn handle(&mut self, msg: FetchResult, _: &mut Context<Self>) -> Self::Result {
+        let cluster = self.cluster.clone();
+        Box::pin(async move {
+            if msg.wait {
+                return Ok(ClusterJob::Recorded(Box::new(cluster.wait_result(&msg.id).await?)));
+            }
+            Ok(match cluster.result(&msg.id).await? {
+                Some(result) => ClusterJob::Recorded(Box::new(result)),
+                None if cluster.claimed(&msg.id).await? => ClusterJob::Queued,
+                None => ClusterJob::Unknown,
+            })
         })
     }
 }

@@ -348,6 +348,16 @@ impl Store {
         Ok(Some((spec, result)))
     }
 
+    /// The spec and the logged execution of an executed job (`None`: not
+    /// executed, unknown, or pruned), as cluster mode shares it.
+    pub(crate) fn executed_record(&self, id: &JobId) -> Result<Option<(JobSpec, Execution)>, StoreError> {
+        let Some(entry) = self.job(id)? else { return Ok(None) };
+        let (Some(spec), Some((_, execution))) = (self.spec(&entry)?, self.execution(&entry)?) else {
+            return Ok(None);
+        };
+        Ok(Some((spec, execution)))
+    }
+
     /// A job's `Executed` record and where it is in the log.
     fn execution(&self, entry: &JobEntry) -> Result<Option<(u64, Execution)>, StoreError> {
         let Some(seq) = entry.executed_seq else { return Ok(None) };

@@ -17,7 +17,7 @@ use crate::job::JobSpec;
 use crate::keys::{self, KeyError};
 use crate::listener::{Listener, ListenerSetup};
 use crate::metrics::{ActorName, Metrics};
-use crate::peers::{follow_programs, Peers};
+use crate::peers::{execute_jobs, follow_programs, ExecutionSetup, Peers, PeersAccess};
 use crate::pool::{Handle, Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::Registry;
@@ -209,13 +209,13 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 let peers = Handle::new(Peers::new(cluster.clone(), Arc::clone(&counters)).start(), counters.clone());
                 let max_bytes = config.limits.max_program_bytes;
                 actix_rt::spawn(follow_programs(
-                    cluster,
+                    cluster.clone(),
                     registry.mailbox(),
                     Arc::clone(&programs),
                     max_bytes,
-                    counters,
+                    Arc::clone(&counters),
                 ));
-                Some(peers)
+                Some((peers, cluster, counters, section.node_name.clone()))
             }
             None => None,
         };
@@ -250,6 +250,18 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             executor: executor.mailbox(),
             metrics: Arc::clone(&metrics),
         };
+        // In cluster mode this engine runs jobs from the cluster's queue.
+        if let Some((_, cluster, counters, node)) = &peers {
+            actix_rt::spawn(execute_jobs(ExecutionSetup {
+                cluster: cluster.clone(),
+                intake: intake.clone(),
+                store: store.clone(),
+                limits: config.limits,
+                in_flight: (threads * 8).max(16),
+                metrics: Arc::clone(counters),
+                node: node.clone(),
+            }));
+        }
         let chain_access = match (&chain, &relayer) {
             (Some((chain, section, keys, unsettled)), Some(relayer)) => {
                 resubmit(unsettled, &relayer.mailbox());
@@ -300,7 +312,11 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             programs: Arc::clone(&programs),
             metrics: Arc::clone(&metrics),
             registry: registry.mailbox(),
-            peers: peers.as_ref().map(Handle::mailbox),
+            peers: peers.as_ref().map(|(peers, ..)| PeersAccess {
+                share: peers.mailbox(),
+                publish: peers.mailbox(),
+                fetch: peers.mailbox(),
+            }),
             verifier: verifier.mailbox(),
             dry_runs: executor.mailbox(),
             intake,

@@ -1,0 +1,73 @@
+//! The api in cluster mode: a job accepted here is claimed and queued in
+//! the cluster (any engine may run it), and a result not in this engine's
+//! store is read from the cluster.
+
+use super::quota::Charge;
+use super::replies::{empty_reply, fill_result, internal};
+use super::wire::{codes, HexBytes, JobIdParams, JobResult, Reply, RpcError};
+use super::{ApiContext, Shared};
+use crate::cluster::SharedResult;
+use crate::job::{JobId, JobSpec};
+use crate::peers::{ClusterJob, FetchResult, PublishError, PublishJob};
+use crate::store::ResultRecord;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Claims and queues a checked job; answers its ID once the cluster's
+/// stream has it, or (`wait`) its result once an engine records one.
+pub(crate) async fn submit(shared: &Shared, spec: Arc<JobSpec>, charge: Charge, wait: bool) -> Result<Reply, RpcError> {
+    let ctx = &shared.ctx;
+    let Some(peers) = &ctx.peers else { return Err(internal("not in cluster mode")) };
+    let id = spec.id;
+    match peers.publish.send(PublishJob { spec }).await.map_err(internal)? {
+        Ok(()) => {
+            ctx.metrics.engine.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(err @ PublishError::Taken { .. }) => {
+            shared.quotas.refund(charge);
+            ctx.rejections.record(id, err.to_string());
+            return Err(RpcError::new(codes::NONCE_USED, err.to_string()));
+        }
+        Err(PublishError::Cluster(err)) => {
+            shared.quotas.refund(charge);
+            return Err(RpcError::new(
+                codes::CLUSTER_UNAVAILABLE,
+                format!("job {id} was not queued in the cluster: {err}"),
+            ));
+        }
+    }
+    if !wait {
+        return Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.0.to_vec()) }));
+    }
+    match result(ctx, id, true).await? {
+        Some(reply) => Ok(Reply::Result(Box::new(reply))),
+        None => Err(internal("the cluster's watch ended without a result")),
+    }
+}
+
+/// A job's `coproc_getResult` object from the cluster: its recorded
+/// result, or `pending` while it is queued (`None`: it never entered the
+/// cluster). With `wait`, once some engine records its result.
+pub(crate) async fn result(ctx: &ApiContext, id: JobId, wait: bool) -> Result<Option<JobResult>, RpcError> {
+    let Some(peers) = &ctx.peers else { return Ok(None) };
+    let known = peers.fetch.send(FetchResult { id, wait }).await.map_err(internal)?.map_err(|err| {
+        RpcError::new(codes::CLUSTER_UNAVAILABLE, format!("job {id}: the cluster did not answer: {err}"))
+    })?;
+    Ok(match known {
+        ClusterJob::Recorded(shared) => Some(reply(ctx, &shared)),
+        ClusterJob::Queued => {
+            let mut reply = empty_reply(id, None);
+            reply.status = crate::job::Status::Pending.as_str().to_owned();
+            Some(reply)
+        }
+        ClusterJob::Unknown => None,
+    })
+}
+
+fn reply(ctx: &ApiContext, shared: &SharedResult) -> JobResult {
+    let result = ResultRecord::rebuild(&shared.spec, shared.execution.clone());
+    let mut reply = empty_reply(shared.spec.id, None);
+    fill_result(&mut reply, result.status(), &result);
+    reply.isa = ctx.programs.isa(&shared.spec.program_id);
+    reply
+}

@@ -1,0 +1,152 @@
+//! Executing the cluster's jobs: pull them from the work queue, run each
+//! through this engine's own intake (so it is logged in this engine's sled
+//! store and replays here), record its result in the cluster, then ack.
+
+use crate::cluster::{Cluster, Delivery, SharedResult};
+use crate::config::Limits;
+use crate::intake::Intake;
+use crate::job::JobSpec;
+use crate::metrics::ActorMetrics;
+use crate::store::Store;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a job still running tells the servers so (well inside the
+/// consumer's ack wait).
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// When a job cannot be taken now (the queue is full, the job is being
+/// recovered here), it is offered again after this long.
+const LATER: Duration = Duration::from_millis(250);
+/// How long pulling waits before trying again after the cluster failed it.
+const PULL_RETRY: Duration = Duration::from_secs(1);
+
+/// What running the cluster's jobs needs.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecutionSetup {
+    /// The cluster.
+    pub(crate) cluster: Cluster,
+    /// This engine's intake (admission, the `Pending` record, dispatch).
+    pub(crate) intake: Intake,
+    /// This engine's store (results are read from it).
+    pub(crate) store: Store,
+    /// This engine's limits, which a shared job must respect.
+    pub(crate) limits: Limits,
+    /// Jobs pulled and in flight at once.
+    pub(crate) in_flight: usize,
+    /// The peers actor's counters.
+    pub(crate) metrics: Arc<ActorMetrics>,
+    /// This engine's name in the cluster.
+    pub(crate) node: String,
+}
+
+/// Pulls and runs the cluster's jobs for as long as the engine runs.
+pub(crate) async fn execute_jobs(setup: ExecutionSetup) {
+    loop {
+        match setup.cluster.feed(setup.in_flight).await {
+            Ok(feed) => {
+                let deliveries = futures_util::stream::unfold(feed, |mut feed| async move {
+                    feed.next().await.map(|delivery| (delivery, feed))
+                });
+                deliveries
+                    .for_each_concurrent(setup.in_flight, |delivery| async {
+                        match delivery {
+                            Ok(delivery) => run(&setup, delivery).await,
+                            Err(err) => tracing::warn!(%err, "pulling the cluster's jobs"),
+                        }
+                    })
+                    .await;
+                tracing::warn!("the cluster's job feed ended; pulling again");
+            }
+            Err(err) => tracing::warn!(%err, "cannot pull the cluster's jobs; trying again"),
+        }
+        tokio::time::sleep(PULL_RETRY).await;
+    }
+}
+
+/// One delivered job: run here (or found run here already), its result
+/// recorded in the cluster, then acked. Whatever fails leaves it unacked
+/// or offered again, never acked without a recorded result.
+async fn run(setup: &ExecutionSetup, delivery: Delivery) {
+    setup.metrics.received();
+    let started = Instant::now();
+    let ok = match take(setup, &delivery).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(%err, attempt = delivery.attempt(), "a cluster job");
+            false
+        }
+    };
+    setup.metrics.handled(started.elapsed(), ok);
+}
+
+async fn take(setup: &ExecutionSetup, delivery: &Delivery) -> Result<(), String> {
+    // Another engine sent it: a message that is not a job this engine
+    // would take is dropped, never run.
+    let checked = delivery.spec().map_err(|err| err.to_string()).and_then(|spec| {
+        spec.check_shared(&setup.limits).map_err(|err| format!("job {}: {err}", spec.id))?;
+        Ok(spec)
+    });
+    let spec = match checked {
+        Ok(spec) => spec,
+        Err(err) => {
+            delivery.discard().await;
+            return Err(format!("refused: {err}"));
+        }
+    };
+    let id = spec.id;
+    // Run here before (this engine restarted after running it, before its
+    // ack): share that result.
+    if let Some(shared) = executed_here(setup, &spec)? {
+        return record_and_ack(setup, delivery, &shared).await;
+    }
+    let admitted = match setup.intake.admit(Arc::new(spec.clone()), true) {
+        Ok(admitted) => admitted,
+        // Known here but not run yet (start-up recovery has it), or the
+        // queue is full: again later.
+        Err(err) => {
+            delivery.later(LATER).await;
+            return Err(format!("job {id}: not now ({err})"));
+        }
+    };
+    match admitted.durable.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            delivery.later(LATER).await;
+            return Err(format!("job {id}: its Pending record failed: {err}"));
+        }
+        Err(_) => return Err(format!("job {id}: the store writer stopped")),
+    }
+    let Some(mut executed) = admitted.executed else {
+        return Err(format!("job {id}: no waiter"));
+    };
+    loop {
+        tokio::select! {
+            finished = &mut executed => {
+                if finished.is_err() {
+                    delivery.later(LATER).await;
+                    return Err(format!("job {id}: dropped before it finished"));
+                }
+                break;
+            }
+            () = tokio::time::sleep(PROGRESS_EVERY) => delivery.in_progress().await,
+        }
+    }
+    let shared = executed_here(setup, &spec)?.ok_or_else(|| format!("job {id}: finished, but not in the store"))?;
+    record_and_ack(setup, delivery, &shared).await
+}
+
+/// The job's result from this engine's store, if it ran here.
+fn executed_here(setup: &ExecutionSetup, spec: &JobSpec) -> Result<Option<SharedResult>, String> {
+    let record = setup.store.executed_record(&spec.id).map_err(|err| format!("job {}: {err}", spec.id))?;
+    Ok(record.map(|(spec, execution)| SharedResult { spec, execution, node: setup.node.clone() }))
+}
+
+async fn record_and_ack(setup: &ExecutionSetup, delivery: &Delivery, shared: &SharedResult) -> Result<(), String> {
+    let id = shared.spec.id;
+    let first = setup.cluster.record_result(shared).await.map_err(|err| format!("job {id}: {err}"))?;
+    if !first {
+        tracing::info!(job = %id, "another engine recorded this job's result first");
+    }
+    delivery.ack().await.map_err(|err| format!("job {id}: {err}"))
+}
