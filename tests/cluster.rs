@@ -17,7 +17,7 @@ use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{
     codes, Call, ContainsProgram, ContainsReply, HexBytes, JobIdParams, ProgramIdReply, SubmitProgram,
 };
-use coprocessor_actors::wire::{JobResult, NoParams, ProgramsReply};
+use coprocessor_actors::wire::{BatchJob, BatchReply, JobResult, NoParams, ProgramsReply, SubmitJobs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -277,16 +277,102 @@ fn the_same_request_sent_to_three_engines_at_once_is_accepted_once() {
         let accepted = answers.iter().filter(|answer| answer.is_ok()).count();
         assert_eq!(accepted, 1, "nonce {nonce}: {answers:?}");
         for refused in answers.iter().filter_map(|answer| answer.as_ref().err()) {
-            assert_eq!(refused, &format!("nonce {nonce} already used by consumer {}", signer.address()));
+            // Word for word what one engine answers.
+            let consumer = signer.address().to_string().to_lowercase();
+            assert_eq!(refused, &format!("nonce {nonce} already used by consumer {consumer}"));
         }
     }
-    // And the one accepted runs once.
-    let ran: u64 = cluster.iter().map(ran_here).sum();
+
+    // A batch on one engine: each request enters the cluster on its own;
+    // the two whose nonces another engine took are refused.
+    let jobs: Vec<BatchJob> = (19..=28u64)
+        .map(|nonce| {
+            let signed = u64_job(program, signer.address(), nonce, nonce * nonce).sign(&signer);
+            BatchJob {
+                request: signed.request,
+                signature: signed.signature,
+                offchain_input: signed.offchain_input,
+                relay_strategy: signed.relay_strategy,
+            }
+        })
+        .collect();
+    let reply: BatchReply = cluster[1].client().call(Call::SubmitJobs(SubmitJobs { jobs })).unwrap();
+    let refused: Vec<Option<i32>> = reply.results.iter().map(|item| item.error.as_ref().map(|err| err.code)).collect();
+    assert_eq!(&refused[..2], [Some(codes::NONCE_USED), Some(codes::NONCE_USED)]);
+    assert!(refused[2..].iter().all(Option::is_none), "{:?}", reply.results);
+    // Waiting for the result works from any engine, whichever runs the job.
+    let mut waited = u64_job(program, signer.address(), 29, 144).sign(&signer);
+    waited.wait = true;
+    let result: JobResult = cluster[2].client().call(Call::SubmitJob(waited)).unwrap();
+    assert_eq!(result.status, "done");
+    assert_eq!(result.output.map(|out| out.0), Some([common::abi_u64(144), common::abi_u64(12)].concat()));
+
+    // Each accepted job runs once, somewhere: 20 + 8 + 1.
     let start = Instant::now();
-    let mut total = ran;
-    while total < 20 && start.elapsed() < Duration::from_secs(60) {
+    let mut total: u64 = cluster.iter().map(ran_here).sum();
+    while total < 29 && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
         total = cluster.iter().map(ran_here).sum();
     }
-    assert_eq!(total, 20);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(cluster.iter().map(ran_here).sum::<u64>(), 29);
+}
+
+#[test]
+fn kill_9_of_an_engine_then_of_a_server_loses_no_acknowledged_job() {
+    let mut nats = NatsCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    // A short ack wait, so that the dead engine's jobs move on quickly.
+    let mut cluster = engines(&nats, dir.path(), 3, "ack_wait_ms = 2000\n");
+    let program = cluster[0].submit_program("fibonacci");
+    for engine in &cluster {
+        assert!(holds_within(engine, &program, Duration::from_secs(30)), "{}", engine.log());
+    }
+
+    // 1,500 jobs of some 100k cycles each, acknowledged by the two engines
+    // that will live; all three pull and run them. Once the first engine
+    // has run some, it is killed (-9) with jobs pulled and not acked.
+    let signer = app_signer();
+    let jobs: Vec<_> = (0..1500u64).map(|nonce| u64_job(program, signer.address(), nonce, 20_000 + nonce)).collect();
+    let dead = cluster.remove(0);
+    let dead_data = dead.data_dir.clone();
+    std::thread::scope(|scope| {
+        for (i, engine) in cluster.iter().enumerate() {
+            let mine: Vec<_> = jobs.iter().skip(i).step_by(2).map(|job| job.sign(&signer)).collect();
+            let socket = engine.socket();
+            scope.spawn(move || common::pipeline(&socket, 2, 64, mine));
+        }
+        let start = Instant::now();
+        while ran_here(&dead) < 100 {
+            assert!(start.elapsed() < Duration::from_secs(120), "the first engine never ran 100 jobs");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = dead.kill9();
+    });
+    // Then one NATS server.
+    nats.kill(0);
+
+    // Every acknowledged job gets a result, answered by both survivors alike.
+    for job in &jobs {
+        let id = job.job_id().0;
+        let first = result_on(&cluster[0], &id);
+        assert_eq!(first.status, "done", "job 0x{}", hex::encode(id));
+        let second = result_on(&cluster[1], &id);
+        assert_eq!((&first.output, &first.signature), (&second.output, &second.signature));
+    }
+    // Whatever the dead engine ran before it died is the very result the
+    // cluster recorded: no job has two different results.
+    let store = coprocessor_actors::Store::open(&dead_data.join("db")).unwrap();
+    let mut ran_there = 0;
+    for job in &jobs {
+        if let Some(result) = store.result(&job.job_id()).unwrap() {
+            ran_there += 1;
+            let recorded = result_on(&cluster[0], &job.job_id().0);
+            assert_eq!(recorded.output.map(|out| out.0), Some(result.output));
+            assert_eq!(recorded.signature.map(|sig| sig.0), Some(result.signature));
+        }
+    }
+    // The survivors ran all the rest.
+    let survivors: u64 = cluster.iter().map(ran_here).sum();
+    assert!(ran_there >= 100 && ran_there + survivors >= 1500, "{ran_there} + {survivors}");
 }

@@ -81,11 +81,22 @@ pub struct Cluster {
     pub replicas: usize,
     /// How long one request to NATS may take, in ms.
     pub request_timeout_ms: u64,
+    /// How long a job pulled by an engine may go without a word from it
+    /// (an ack, or a progress report every third of this) before the
+    /// servers offer it to another engine, in ms. Set by the first engine
+    /// that creates the cluster's consumer.
+    pub ack_wait_ms: u64,
 }
 
 impl Default for Cluster {
     fn default() -> Self {
-        Cluster { servers: Vec::new(), node_name: String::new(), replicas: 0, request_timeout_ms: 5000 }
+        Cluster {
+            servers: Vec::new(),
+            node_name: String::new(),
+            replicas: 0,
+            request_timeout_ms: 5000,
+            ack_wait_ms: 30_000,
+        }
     }
 }
 
@@ -120,6 +131,9 @@ impl Cluster {
         }
         if self.request_timeout_ms == 0 {
             return invalid("request_timeout_ms must be positive".to_owned());
+        }
+        if self.ack_wait_ms < 300 {
+            return invalid(format!("ack_wait_ms must be at least 300, got {}", self.ack_wait_ms));
         }
         Ok(())
     }

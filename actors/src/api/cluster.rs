@@ -45,6 +45,34 @@ pub(crate) async fn submit(shared: &Shared, spec: Arc<JobSpec>, charge: Charge, 
     }
 }
 
+/// Claims and queues one checked job of a batch (each on its own, as the
+/// cluster takes them one by one); answers its ID.
+pub(crate) async fn submit_one(shared: &Shared, spec: Arc<JobSpec>, charge: Charge) -> Result<HexBytes, RpcError> {
+    publish(shared, spec, charge).await.map(|id| HexBytes(id.0.to_vec()))
+}
+
+/// The claim and the queue; a refusal refunds the signer's quota.
+async fn publish(shared: &Shared, spec: Arc<JobSpec>, charge: Charge) -> Result<JobId, RpcError> {
+    let ctx = &shared.ctx;
+    let Some(peers) = &ctx.peers else { return Err(internal("not in cluster mode")) };
+    let id = spec.id;
+    match peers.publish.send(PublishJob { spec }).await.map_err(internal)? {
+        Ok(()) => {
+            ctx.metrics.engine.accepted.fetch_add(1, Ordering::Relaxed);
+            Ok(id)
+        }
+        Err(err @ PublishError::Taken { .. }) => {
+            shared.quotas.refund(charge);
+            ctx.rejections.record(id, err.to_string());
+            Err(RpcError::new(codes::NONCE_USED, err.to_string()))
+        }
+        Err(PublishError::Cluster(err)) => {
+            shared.quotas.refund(charge);
+            Err(RpcError::new(codes::CLUSTER_UNAVAILABLE, format!("job {id} was not queued in the cluster: {err}")))
+        }
+    }
+}
+
 /// A job's `coproc_getResult` object from the cluster: its recorded
 /// result, or `pending` while it is queued (`None`: it never entered the
 /// cluster). With `wait`, once some engine records its result.

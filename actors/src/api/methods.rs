@@ -256,6 +256,13 @@ async fn submit_jobs(shared: &Shared, p: SubmitJobs) -> Result<Reply, RpcError> 
         .into_iter()
         .map(|job| check_request(shared, job.request.0, job.signature.0, job.offchain_input.0, job.relay_strategy));
     let checked = futures_util::future::join_all(checks).await;
+    if ctx.peers.is_some() {
+        let published = checked.into_iter().map(|check| async move {
+            let check = check?;
+            super::cluster::submit_one(shared, check.spec, check.charge).await
+        });
+        return Ok(batch_reply(ctx, futures_util::future::join_all(published).await));
+    }
     let specs: Vec<Arc<JobSpec>> =
         checked.iter().filter_map(|check| check.as_ref().ok().map(|c| Arc::clone(&c.spec))).collect();
     let batch = ctx.intake.admit_batch(&specs);
@@ -281,16 +288,22 @@ async fn submit_jobs(shared: &Shared, p: SubmitJobs) -> Result<Reply, RpcError> 
             }
         }
     }
+    let results = results.into_iter().map(|result| result.map(|check| HexBytes(check.spec.id.0.to_vec()))).collect();
+    Ok(batch_reply(ctx, results))
+}
+
+/// A batch's answers, in order; each refusal counted.
+fn batch_reply(ctx: &ApiContext, results: Vec<Result<HexBytes, RpcError>>) -> Reply {
     let results = results
         .into_iter()
         .map(|result| {
             if let Err(err) = &result {
                 count_refusal(ctx, err);
             }
-            BatchItem::new(result.map(|check| HexBytes(check.spec.id.0.to_vec())))
+            BatchItem::new(result)
         })
         .collect();
-    Ok(Reply::Batch(BatchReply { results }))
+    Reply::Batch(BatchReply { results })
 }
 
 /// A request checked, its signer charged: ready for admission.

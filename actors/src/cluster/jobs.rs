@@ -39,9 +39,6 @@ pub(crate) const CLAIMS_BUCKET: &str = "coprocessor-claims";
 pub(crate) const RESULTS_BUCKET: &str = "coprocessor-results";
 /// The durable consumer every engine pulls from.
 pub(crate) const EXECUTORS: &str = "executors";
-/// How long a delivered job may go without an ack or a progress report
-/// before the servers give it to another engine.
-pub(crate) const ACK_WAIT: Duration = Duration::from_secs(30);
 /// Deliveries of one job before the servers stop offering it.
 pub(crate) const MAX_DELIVER: i64 = 10;
 /// The duplicate window of the work queue: a publish of the same job ID
@@ -106,7 +103,7 @@ impl Cluster {
         let config = pull::Config {
             durable_name: Some(EXECUTORS.to_owned()),
             ack_policy: AckPolicy::Explicit,
-            ack_wait: ACK_WAIT,
+            ack_wait: self.ack_wait,
             max_deliver: MAX_DELIVER,
             ..Default::default()
         };

@@ -69,6 +69,7 @@ pub(crate) struct Cluster {
     claims: kv::Store,
     results: kv::Store,
     timeout: Duration,
+    ack_wait: Duration,
     node: String,
 }
 
@@ -128,7 +129,8 @@ impl Cluster {
             open_kv(&js, timeout, jobs::CLAIMS_BUCKET, "job ID -> the engine that took it in", replicas).await?;
         let results =
             open_kv(&js, timeout, jobs::RESULTS_BUCKET, "job ID -> its first recorded result", replicas).await?;
-        Ok(Cluster { js, programs, jobs, claims, results, timeout, node: section.node_name.clone() })
+        let ack_wait = Duration::from_millis(section.ack_wait_ms);
+        Ok(Cluster { js, programs, jobs, claims, results, timeout, ack_wait, node: section.node_name.clone() })
     }
 
     /// Runs `request` with the cluster's deadline.
@@ -138,6 +140,11 @@ impl Cluster {
         request: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, ClusterError> {
         within(self.timeout, what, request).await
+    }
+
+    /// How long a pulled job may go without an ack or a progress report.
+    pub(crate) fn ack_wait(&self) -> Duration {
+        self.ack_wait
     }
 
     fn timed_out(&self, what: &str) -> ClusterError {

@@ -12,9 +12,6 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often a job still running tells the servers so (well inside the
-/// consumer's ack wait).
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// When a job cannot be taken now (the queue is full, the job is being
 /// recovered here), it is offered again after this long.
 const LATER: Duration = Duration::from_millis(250);
@@ -129,7 +126,8 @@ async fn take(setup: &ExecutionSetup, delivery: &Delivery) -> Result<(), String>
                 }
                 break;
             }
-            () = tokio::time::sleep(PROGRESS_EVERY) => delivery.in_progress().await,
+            // Well inside the consumer's ack wait.
+            () = tokio::time::sleep(setup.cluster.ack_wait() / 3) => delivery.in_progress().await,
         }
     }
     let shared = executed_here(setup, &spec)?.ok_or_else(|| format!("job {id}: finished, but not in the store"))?;

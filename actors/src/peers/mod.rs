@@ -54,7 +54,7 @@ pub(crate) struct PublishJob {
 pub(crate) enum PublishError {
     /// Another request with the job's ID (its consumer and nonce) entered
     /// the cluster first.
-    #[error("nonce {nonce} already used by consumer {consumer}")]
+    #[error("nonce {nonce} already used by consumer 0x{}", hex::encode(.consumer))]
     Taken {
         /// The nonce.
         nonce: u64,
