@@ -17,7 +17,7 @@ use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{
     codes, Call, ContainsProgram, ContainsReply, HexBytes, JobIdParams, ProgramIdReply, SubmitProgram,
 };
-use coprocessor_actors::wire::{BatchJob, BatchReply, JobResult, NoParams, ProgramsReply, SubmitJobs};
+use coprocessor_actors::wire::{BatchJob, BatchReply, JobResult, NoParams, ProgramsReply, StatusReply, SubmitJobs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -245,6 +245,22 @@ fn jobs_sent_round_robin_to_three_engines_each_run_once_with_a_single_engines_re
     // Each ran exactly once, somewhere.
     let ran: Vec<u64> = cluster.iter().map(ran_here).collect();
     assert_eq!(ran.iter().sum::<u64>(), JOBS, "runs per engine: {ran:?}");
+
+    // What each engine says of its part, and of the queue (empty once its
+    // next sample is taken).
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut recorded = 0;
+    for (i, engine) in cluster.iter().enumerate() {
+        let status: StatusReply = engine.client().call(Call::Status(NoParams {})).unwrap();
+        let part = status.cluster.expect("a cluster section");
+        assert_eq!((part.node.as_str(), part.servers.len(), part.jobs_queued), (format!("node-{i}").as_str(), 3, 0));
+        assert_eq!(part.jobs_run_here, ran[i]);
+        recorded += part.results_recorded_here;
+    }
+    assert_eq!(recorded, JOBS);
+    let out = common::coprocessor(&["status", "--data-dir", cluster[0].data_dir.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("cluster     0 jobs queued; here: {} run, ", ran[0])), "{text}");
 }
 
 #[test]

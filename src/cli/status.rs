@@ -46,6 +46,13 @@ fn print_human(status: &StatusReply, health: &Health) {
     if let Some(chain) = &status.chain {
         println!("chain       {chain}");
     }
+    if let Some(cluster) = &status.cluster {
+        println!("cluster     node {} on {}", cluster.node, cluster.servers.join(", "));
+        println!(
+            "cluster     {} jobs queued; here: {} run, {} results recorded, {} redelivered",
+            cluster.jobs_queued, cluster.jobs_run_here, cluster.results_recorded_here, cluster.redeliveries_here
+        );
+    }
     if let Some(onchain) = &status.onchain {
         let or_unknown = |figure: Option<u64>| figure.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
         println!("chain id    {}", or_unknown(onchain.chain_id));

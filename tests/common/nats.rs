@@ -30,7 +30,13 @@ struct Server {
 pub struct NatsCluster {
     servers: Vec<Server>,
     dir: tempfile::TempDir,
+    /// One cluster at a time per test binary: three servers and three
+    /// engines per test already fill two cores, and free ports handed out
+    /// to concurrent tests could collide.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
@@ -40,6 +46,8 @@ impl NatsCluster {
     /// Starts `n` servers routed to each other (one alone is a plain
     /// JetStream server) and waits until JetStream answers on every one.
     pub fn start(n: usize) -> NatsCluster {
+        // A test that failed while holding the turn poisons it; the next may go.
+        let turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|(_, cluster, _)| format!("nats://127.0.0.1:{cluster}")).collect();
@@ -77,7 +85,7 @@ impl NatsCluster {
                 Server { child: Some(child), port, monitor_port }
             })
             .collect();
-        let cluster = NatsCluster { servers, dir };
+        let cluster = NatsCluster { servers, dir, _turn: turn };
         for i in 0..n {
             cluster.wait_ready(i);
         }

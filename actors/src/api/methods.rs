@@ -85,7 +85,7 @@ async fn status(ctx: &ApiContext) -> Result<Reply, RpcError> {
         Some(access) => Some(onchain_status(ctx, access).await),
         None => None,
     };
-    Ok(Reply::Status(StatusReply {
+    Ok(Reply::Status(Box::new(StatusReply {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         operator: HexBytes(ctx.signers.operator.to_vec()),
         uptime_seconds: ctx.metrics.uptime().as_secs(),
@@ -101,7 +101,18 @@ async fn status(ctx: &ApiContext) -> Result<Reply, RpcError> {
         jobs_pending: ctx.board.len() as u64,
         jobs_dead_lettered: ctx.store.dead_letter_count() as u64,
         onchain,
-    }))
+        cluster: ctx.config.cluster.as_ref().map(|section| {
+            let engine = &ctx.metrics.engine;
+            ClusterStatus {
+                node: section.node_name.clone(),
+                servers: section.servers.clone(),
+                jobs_queued: engine.cluster_jobs_queued.load(Ordering::Relaxed),
+                jobs_run_here: engine.cluster_jobs_run.load(Ordering::Relaxed),
+                results_recorded_here: engine.cluster_results_recorded.load(Ordering::Relaxed),
+                redeliveries_here: engine.cluster_redeliveries.load(Ordering::Relaxed),
+            }
+        }),
+    })))
 }
 
 async fn onchain_status(ctx: &ApiContext, access: &ChainAccess) -> OnchainStatus {

@@ -281,6 +281,28 @@ pub struct StatusReply {
     /// With a chain: what the node and the relayer report.
     #[serde(default)]
     pub onchain: Option<OnchainStatus>,
+    /// In cluster mode: this engine in its cluster.
+    #[serde(default)]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// The cluster part of `coproc_status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    /// This engine's name in the cluster.
+    pub node: String,
+    /// The NATS servers it uses.
+    pub servers: Vec<String>,
+    /// Jobs in the cluster's queue not yet acked by any engine (sampled
+    /// every second).
+    pub jobs_queued: u64,
+    /// Jobs this engine pulled from the cluster and ran.
+    pub jobs_run_here: u64,
+    /// Jobs whose recorded result is this engine's.
+    pub results_recorded_here: u64,
+    /// Jobs offered to this engine again after another delivery was not acked.
+    pub redeliveries_here: u64,
 }
 
 /// The chain part of `coproc_status`. Read from the node at the call (each
@@ -589,7 +611,7 @@ pub enum Reply {
     /// Metrics.
     Metrics(Box<MetricsSnapshot>),
     /// Status.
-    Status(StatusReply),
+    Status(Box<StatusReply>),
     /// A replay summary.
     Replay(ReplayReply),
     /// Nothing.

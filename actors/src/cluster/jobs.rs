@@ -150,6 +150,14 @@ impl Cluster {
         Err(ClusterError::JetStream { what, reason: "the watch ended".to_owned() })
     }
 
+    /// Jobs in the queue not yet acked by any engine: waiting, and pulled
+    /// but unacked.
+    pub(crate) async fn queued(&self) -> Result<u64, ClusterError> {
+        let what = format!("read the state of {EXECUTORS} on {JOBS_STREAM}");
+        let info = self.deadline(&what, self.jobs.consumer_info(EXECUTORS)).await?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+
     /// Whether `id` was claimed by some engine.
     pub(crate) async fn claimed(&self, id: &JobId) -> Result<bool, ClusterError> {
         let what = format!("read the claim of job {id} from {CLAIMS_BUCKET}");

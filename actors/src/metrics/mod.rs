@@ -219,6 +219,17 @@ pub(crate) struct EngineCounters {
     pub quarantined: AtomicU64,
     /// `coproc_call` dry runs the executors ran (none of them is a job).
     pub dry_runs: AtomicU64,
+    /// Cluster mode: jobs this engine pulled from the cluster's queue and
+    /// ran (or found run here before).
+    pub cluster_jobs_run: AtomicU64,
+    /// Cluster mode: jobs whose recorded result is this engine's.
+    pub cluster_results_recorded: AtomicU64,
+    /// Cluster mode: jobs offered to this engine again (another engine, or
+    /// this one, took them before and did not ack).
+    pub cluster_redeliveries: AtomicU64,
+    /// Cluster mode: jobs in the cluster's queue not yet acked by any
+    /// engine (a gauge, sampled every second).
+    pub cluster_jobs_queued: AtomicU64,
     /// Jobs the VM ran (to an outcome, done or failed), per ISA
     /// ([`ISAS`] order).
     pub executor_jobs_by_isa: [AtomicU64; ISAS.len()],
@@ -459,6 +470,18 @@ pub struct EngineSnapshot {
     /// `coproc_call` dry runs run (never counted as jobs).
     #[serde(default)]
     pub dry_runs: u64,
+    /// Cluster mode: jobs this engine pulled from the cluster and ran.
+    #[serde(default)]
+    pub cluster_jobs_run: u64,
+    /// Cluster mode: jobs whose recorded result is this engine's.
+    #[serde(default)]
+    pub cluster_results_recorded: u64,
+    /// Cluster mode: jobs offered to this engine again.
+    #[serde(default)]
+    pub cluster_redeliveries: u64,
+    /// Cluster mode: jobs in the cluster's queue, not yet acked.
+    #[serde(default)]
+    pub cluster_jobs_queued: u64,
     /// Jobs the VM ran (done or failed), by ISA: `{"rv32im": N, "rv64im": M}`,
     /// every ISA present.
     #[serde(default)]
@@ -580,6 +603,10 @@ impl Metrics {
                 store_broken: load(&self.engine.store_broken) != 0,
                 jobs_quarantined: load(&self.engine.quarantined),
                 dry_runs: load(&self.engine.dry_runs),
+                cluster_jobs_run: load(&self.engine.cluster_jobs_run),
+                cluster_results_recorded: load(&self.engine.cluster_results_recorded),
+                cluster_redeliveries: load(&self.engine.cluster_redeliveries),
+                cluster_jobs_queued: load(&self.engine.cluster_jobs_queued),
                 executor_jobs_by_isa: EngineCounters::by_isa(&self.engine.executor_jobs_by_isa),
                 executor_cycles_by_isa: EngineCounters::by_isa(&self.engine.executor_cycles_by_isa),
             },

@@ -117,7 +117,7 @@ impl Collector for Figures {
             }
         }
         let e = &snapshot.engine;
-        let counters: [(&str, &str, u64); 15] = [
+        let counters: [(&str, &str, u64); 18] = [
             ("coprocessor_jobs_accepted", "Jobs acknowledged", e.jobs_accepted),
             ("coprocessor_jobs_done", "Jobs done", e.jobs_done),
             ("coprocessor_jobs_failed", "Jobs failed", e.jobs_failed),
@@ -133,12 +133,19 @@ impl Collector for Figures {
             ("coprocessor_api_auth_failures", "TCP connections refused for their token", e.api_auth_failures),
             ("coprocessor_jobs_quarantined", "Jobs quarantined after host panics", e.jobs_quarantined),
             ("coprocessor_dry_runs", "coproc_call dry runs", e.dry_runs),
+            ("coprocessor_cluster_jobs_run", "Cluster jobs this engine pulled and ran", e.cluster_jobs_run),
+            (
+                "coprocessor_cluster_results_recorded",
+                "Cluster jobs whose recorded result is this engine's",
+                e.cluster_results_recorded,
+            ),
+            ("coprocessor_cluster_redeliveries", "Cluster jobs offered to this engine again", e.cluster_redeliveries),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);
             counter.encode(out.encode_descriptor(name, help, None, counter.metric_type())?)?;
         }
-        let gauges: [(&str, &str, Option<Unit>, f64); 17] = [
+        let gauges: [(&str, &str, Option<Unit>, f64); 18] = [
             ("coprocessor_uptime", "Time since start-up", Some(Unit::Seconds), e.uptime_seconds as f64),
             ("coprocessor_jobs_per_second", "Jobs executed per second, last seconds", None, e.jobs_per_second),
             ("coprocessor_instructions_per_second", "Guest instructions per second", None, e.instructions_per_second),
@@ -153,6 +160,12 @@ impl Collector for Figures {
             ("coprocessor_settled_per_second", "Results confirmed per second", None, e.settled_per_second),
             ("coprocessor_relay_in_flight", "Settlement transactions not yet mined", None, e.relay_in_flight as f64),
             ("coprocessor_relay_backlog", "Results not yet confirmed or dead-lettered", None, e.relay_backlog as f64),
+            (
+                "coprocessor_cluster_jobs_queued",
+                "Jobs in the cluster's queue, not yet acked",
+                None,
+                e.cluster_jobs_queued as f64,
+            ),
             ("coprocessor_relay_average_batch", "Results per settlement transaction", None, e.relay_average_batch),
             (
                 "coprocessor_relay_fee_per_result",

@@ -6,9 +6,10 @@ use crate::cluster::{Cluster, Delivery, SharedResult};
 use crate::config::Limits;
 use crate::intake::Intake;
 use crate::job::JobSpec;
-use crate::metrics::ActorMetrics;
+use crate::metrics::{ActorMetrics, Metrics};
 use crate::store::Store;
 use futures_util::StreamExt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +34,22 @@ pub(crate) struct ExecutionSetup {
     pub(crate) in_flight: usize,
     /// The peers actor's counters.
     pub(crate) metrics: Arc<ActorMetrics>,
+    /// The engine's metrics (the cluster counters).
+    pub(crate) engine: Arc<Metrics>,
     /// This engine's name in the cluster.
     pub(crate) node: String,
+}
+
+/// Samples the depth of the cluster's queue into the engine's metrics,
+/// every second, for as long as the engine runs.
+pub(crate) async fn sample_queue(cluster: Cluster, engine: Arc<Metrics>) {
+    loop {
+        match cluster.queued().await {
+            Ok(queued) => engine.engine.cluster_jobs_queued.store(queued, Ordering::Relaxed),
+            Err(err) => tracing::debug!(%err, "sampling the cluster's queue"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Pulls and runs the cluster's jobs for as long as the engine runs.
@@ -66,6 +81,9 @@ pub(crate) async fn execute_jobs(setup: ExecutionSetup) {
 /// or offered again, never acked without a recorded result.
 async fn run(setup: &ExecutionSetup, delivery: Delivery) {
     setup.metrics.received();
+    if delivery.attempt() > 1 {
+        setup.engine.engine.cluster_redeliveries.fetch_add(1, Ordering::Relaxed);
+    }
     let started = Instant::now();
     let ok = match take(setup, &delivery).await {
         Ok(()) => true,
@@ -143,7 +161,11 @@ fn executed_here(setup: &ExecutionSetup, spec: &JobSpec) -> Result<Option<Shared
 async fn record_and_ack(setup: &ExecutionSetup, delivery: &Delivery, shared: &SharedResult) -> Result<(), String> {
     let id = shared.spec.id;
     let first = setup.cluster.record_result(shared).await.map_err(|err| format!("job {id}: {err}"))?;
-    if !first {
+    let engine = &setup.engine.engine;
+    engine.cluster_jobs_run.fetch_add(1, Ordering::Relaxed);
+    if first {
+        engine.cluster_results_recorded.fetch_add(1, Ordering::Relaxed);
+    } else {
         tracing::info!(job = %id, "another engine recorded this job's result first");
     }
     delivery.ack().await.map_err(|err| format!("job {id}: {err}"))

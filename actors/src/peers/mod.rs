@@ -12,7 +12,7 @@
 
 mod execution;
 
-pub(crate) use execution::{execute_jobs, ExecutionSetup};
+pub(crate) use execution::{execute_jobs, sample_queue, ExecutionSetup};
 
 use crate::cluster::{Claim, Cluster, ClusterError, SharedProgram, SharedResult};
 use crate::job::{JobId, JobSpec};
@@ -193,6 +193,12 @@ pub(crate) async fn follow_programs(
         match cluster.watch_programs(max_bytes).await {
             Ok(mut watch) => loop {
                 match watch.next(|id| programs.contains(id)).await {
+                    // A program whose bytes the servers could not give yet (a
+                    // replica behind its object's metadata, say) is read again
+                    // from the bucket's history.
+                    Ok(Some(Err(err))) if !matches!(err, ClusterError::Untrusted { .. }) => {
+                        break tracing::warn!(%err, "reading a shared program; watching again");
+                    }
                     Ok(Some(shared)) => register(&registry, &programs, &metrics, shared).await,
                     Ok(None) => break tracing::warn!("the cluster ended the watch of its programs; watching again"),
                     Err(err) => break tracing::warn!(%err, "following the cluster's programs; watching again"),

@@ -17,7 +17,7 @@ use crate::job::JobSpec;
 use crate::keys::{self, KeyError};
 use crate::listener::{Listener, ListenerSetup};
 use crate::metrics::{ActorName, Metrics};
-use crate::peers::{execute_jobs, follow_programs, ExecutionSetup, Peers, PeersAccess};
+use crate::peers::{execute_jobs, follow_programs, sample_queue, ExecutionSetup, Peers, PeersAccess};
 use crate::pool::{Handle, Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::Registry;
@@ -259,8 +259,10 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 limits: config.limits,
                 in_flight: (threads * 8).max(16),
                 metrics: Arc::clone(counters),
+                engine: Arc::clone(&metrics),
                 node: node.clone(),
             }));
+            actix_rt::spawn(sample_queue(cluster.clone(), Arc::clone(&metrics)));
         }
         let chain_access = match (&chain, &relayer) {
             (Some((chain, section, keys, unsettled)), Some(relayer)) => {
