@@ -12,10 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tests run real nats-server processes (JetStream).
 DEBIAN_PACKAGES := cmake libclang-dev lld rustc-web cargo-web rust-web-src pkg-config python3 nats-server
 
-.PHONY: run test lint deny tools deps node-deps contracts guests twins build bench fuzz soak help
+.PHONY: run cluster test lint deny tools deps node-deps contracts guests twins build bench fuzz soak help
 
 help:
 	@echo "make run    build everything and start the local stack: node, contracts, engine (./data)"
+	@echo "make cluster three engines as one node on three clustered nats-servers (data/cluster)"
 	@echo "make test   build everything and run every test (lint included)"
 	@echo "make lint   rustfmt, clippy -D warnings, and the module-cycle check"
 	@echo "make bench  criterion benchmarks (slow; not part of make test)"
@@ -68,6 +69,11 @@ build: deps
 # still starts the engine with no chain.
 run: guests build node-deps
 	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor dev
+
+# Three engines as one node on three clustered nats-servers (data/cluster;
+# engine i's socket is data/cluster/node-i/coprocessor.ipc). Ctrl-C stops it.
+cluster: guests build
+	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor dev --cluster 3 --data-dir data/cluster
 
 # Cargo tools the checks use, pinned; installed once into ~/.cargo/bin.
 CARGO_DENY_VERSION := 0.20.2

@@ -392,3 +392,61 @@ fn kill_9_of_an_engine_then_of_a_server_loses_no_acknowledged_job() {
     let survivors: u64 = cluster.iter().map(ran_here).sum();
     assert!(ran_there >= 100 && ran_there + survivors >= 1500, "{ran_there} + {survivors}");
 }
+
+#[test]
+fn dev_cluster_runs_three_engines_as_one_node_and_ctrl_c_stops_all_of_it() {
+    let _turn = NatsCluster::turn();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cluster");
+    // Nine ports in a row: three clients, three routes, three monitors.
+    let base = loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let free = (0..9u16)
+            .all(|i| base.checked_add(i).is_some_and(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()));
+        if free {
+            break base;
+        }
+    };
+    let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
+    let mut dev = std::process::Command::new(env!("CARGO_BIN_EXE_coprocessor"))
+        .args(["dev", "--cluster", "3", "--data-dir", data.to_str().unwrap(), "--nats-port", &base.to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let client = |i: usize| coprocessor::client::Client::connect(&data.join(format!("node-{i}/coprocessor.ipc")));
+    let start = Instant::now();
+    while (0..3).any(|i| client(i).is_err()) {
+        assert!(dev.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(dir.path().join("dev.log")).unwrap());
+        assert!(start.elapsed() < Duration::from_secs(120), "the cluster did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // In the repository the example guests are registered, on every engine.
+    let square_root = ProgramId::of(&common::guest_elf("square-root"));
+    let has = |i: usize| {
+        let params = ContainsProgram { program_id: HexBytes(square_root.0.to_vec()) };
+        client(i).unwrap().call::<ContainsReply>(Call::ContainsProgram(params)).unwrap().contains
+    };
+    let start = Instant::now();
+    while !(0..3).all(has) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the example guests were not registered everywhere");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // One dev key signs for every engine: a job sent to one is answered by another.
+    let signer = keys::load(&data.join(keys::DEV_CONSUMER_KEY)).unwrap();
+    let mut job = u64_job(square_root, signer.address(), 1, 1_000_000).sign(&signer);
+    job.wait = true;
+    let done: JobResult = client(1).unwrap().call(Call::SubmitJob(job)).unwrap();
+    let id = done.job_id.0.clone();
+    let answered: JobResult = client(2).unwrap().call(Call::GetResult(JobIdParams { job_id: HexBytes(id) })).unwrap();
+    assert_eq!((done.status.as_str(), &answered.output), ("done", &done.output));
+
+    // Ctrl-C (SIGINT): everything stops, the dev process exits 0.
+    // SAFETY: signals the child this test started.
+    unsafe { libc::kill(dev.id() as i32, libc::SIGINT) };
+    let status = common::engine::wait_for_exit(&mut dev, Duration::from_secs(60)).expect("dev exits after Ctrl-C");
+    assert!(status.success(), "{status}");
+    assert!(client(0).is_err() && std::net::TcpStream::connect(("127.0.0.1", base)).is_err());
+}

@@ -27,9 +27,21 @@ pub(crate) struct DevArgs {
     /// says which).
     #[arg(long, default_value_t = 8545)]
     rpc_port: u16,
+    /// Run N engines as one node on N clustered nats-servers instead (no
+    /// chain yet: cluster mode does not settle onchain). Engine i keeps its
+    /// data in DIR/node-i, its socket at DIR/node-i/coprocessor.ipc.
+    #[arg(long, value_name = "N")]
+    cluster: Option<usize>,
+    /// With --cluster: the first NATS client port; routes and monitoring
+    /// take the 2N ports after the N client ports.
+    #[arg(long, default_value_t = 4222)]
+    nats_port: u16,
 }
 
 pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
+    if let Some(n) = args.cluster {
+        return run_cluster(&args, n);
+    }
     let contracts = devnet::contracts_dir().map_err(|err| err.to_string())?;
     let elves = devnet::example_guests(&contracts).map_err(|err| err.to_string())?;
     prepare_data_dir(&args.data_dir)?;
@@ -78,6 +90,49 @@ pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
     let result = coprocessor_actors::run(config, coprocessor_actors::shutdown_signal()).map_err(|err| err.to_string());
     drop(node);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// `dev --cluster N`: the local cluster until SIGINT or SIGTERM (or until
+/// one of its processes exits, which stops the rest).
+fn run_cluster(args: &DevArgs, n: usize) -> Result<ExitCode, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    coprocessor_actors::create_data_dir(&args.data_dir).map_err(|err| format!("{}: {err}", args.data_dir.display()))?;
+    let binary = std::env::current_exe().map_err(|err| format!("this binary: {err}"))?;
+    // Ctrl-C is caught from here on: whenever it comes, the cluster stops.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|err| err.to_string())?;
+    let (mut interrupt, mut terminate) = {
+        let _context = runtime.enter();
+        let install = |kind| signal(kind).map_err(|err| format!("signal handlers: {err}"));
+        (install(SignalKind::interrupt())?, install(SignalKind::terminate())?)
+    };
+    let ports = devnet::cluster::Ports { base: args.nats_port };
+    let mut cluster =
+        devnet::cluster::LocalCluster::start(&binary, &args.data_dir, n, ports).map_err(|err| err.to_string())?;
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        tracing::info!(node = i, socket = %node.join("coprocessor.ipc").display(), "engine up");
+    }
+    tracing::info!(servers = ?cluster.urls, "cluster up; Ctrl-C stops it");
+    // In the repository, the example guests, registered once: every engine has them.
+    let examples = devnet::contracts_dir().ok().and_then(|dir| devnet::example_guests(&dir).ok().flatten());
+    if let (Some(elves), Some(node)) = (examples, cluster.nodes.first()) {
+        register(&node.join("coprocessor.ipc"), &elves);
+    }
+    let exited = runtime.block_on(async {
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => break None,
+                _ = terminate.recv() => break None,
+                _ = check.tick() => if let Some(name) = cluster.exited() { break Some(name) },
+            }
+        }
+    });
+    tracing::info!("stopping the cluster");
+    drop(cluster);
+    match exited {
+        Some(name) => Err(format!("{name} exited; stopped the cluster (its log is in {})", args.data_dir.display())),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// A current-thread runtime for the deployment.

@@ -1,7 +1,9 @@
 //! The local development chain: a hardhat node ([`node`]) and the
 //! deployment of the contracts onto it ([`deploy`]). `coprocessor dev`,
-//! `coprocessor deploy` and the chain tests use it.
+//! `coprocessor deploy` and the chain tests use it. [`cluster`] is the
+//! local cluster of `coprocessor dev --cluster N`.
 
+pub mod cluster;
 pub mod deploy;
 pub mod node;
 

@@ -404,6 +404,11 @@ fn signal(child: &Child, signal: i32) {
     assert!(status.success());
 }
 
+/// Waits up to `limit` for `child` to exit.
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    wait_timeout(child, limit)
+}
+
 fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let start = Instant::now();
     while start.elapsed() < limit {

@@ -9,8 +9,6 @@
 //! ```
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -47,7 +45,7 @@ impl NatsCluster {
     /// JetStream server) and waits until JetStream answers on every one.
     pub fn start(n: usize) -> NatsCluster {
         // A test that failed while holding the turn poisons it; the next may go.
-        let turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let turn = NatsCluster::turn();
         let dir = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|(_, cluster, _)| format!("nats://127.0.0.1:{cluster}")).collect();
@@ -92,6 +90,12 @@ impl NatsCluster {
         cluster
     }
 
+    /// The turn of a test that starts NATS servers some other way (`coprocessor
+    /// dev --cluster`): held until dropped.
+    pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+        TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// `nats://127.0.0.1:PORT` of every server.
     pub fn urls(&self) -> Vec<String> {
         self.servers.iter().map(|server| format!("nats://127.0.0.1:{}", server.port)).collect()
@@ -122,7 +126,7 @@ impl NatsCluster {
         let start = Instant::now();
         let monitor = self.servers[i].monitor_port;
         while start.elapsed() < READY_LIMIT {
-            if healthz(monitor).is_some_and(|body| body.contains("\"ok\"")) {
+            if coprocessor::devnet::cluster::healthz(monitor) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -134,17 +138,6 @@ impl NatsCluster {
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_owned()
     }
-}
-
-/// `GET /healthz` of a monitoring port, or `None` if it does not answer.
-fn healthz(port: u16) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let ok = answer.lines().next().is_some_and(|status| status.contains(" 200 "));
-    ok.then_some(answer)
 }
 
 impl Drop for NatsCluster {
