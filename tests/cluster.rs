@@ -29,21 +29,22 @@ fn app_signer() -> Signer {
 /// `n` engines on `nats`, signing as one operator and accepting
 /// [`app_signer`]'s requests; `extra` goes into each `[cluster]` section.
 fn engines(nats: &NatsCluster, dir: &Path, n: usize, extra: &str) -> Vec<Engine> {
+    (0..n).map(|i| engine_at(nats, dir, i, extra)).collect()
+}
+
+/// Engine `i` of [`engines`] (one that joins later, say).
+fn engine_at(nats: &NatsCluster, dir: &Path, i: usize, extra: &str) -> Engine {
     let operator = dir.join("operator.key");
     keys::load_or_generate(&operator).unwrap();
-    (0..n)
-        .map(|i| {
-            let data = dir.join(format!("node-{i}"));
-            coprocessor_actors::create_data_dir(&data).unwrap();
-            std::fs::copy(&operator, data.join(keys::OPERATOR_KEY)).unwrap();
-            let config = format!(
-                "[offchain]\nallowed_signers = [\"{}\"]\n{}{extra}",
-                app_signer().address(),
-                nats.engine_config(&format!("node-{i}"))
-            );
-            Engine::start_with(&data, Some(&config), &[])
-        })
-        .collect()
+    let data = dir.join(format!("node-{i}"));
+    coprocessor_actors::create_data_dir(&data).unwrap();
+    std::fs::copy(&operator, data.join(keys::OPERATOR_KEY)).unwrap();
+    let config = format!(
+        "[offchain]\nallowed_signers = [\"{}\"]\n{}{extra}",
+        app_signer().address(),
+        nats.engine_config(&format!("node-{i}"))
+    );
+    Engine::start_with(&data, Some(&config), &[])
 }
 
 /// Jobs the engine ran itself (its own sled log).
@@ -57,11 +58,14 @@ fn result_on(engine: &Engine, id: &[u8]) -> JobResult {
     let start = Instant::now();
     loop {
         let params = JobIdParams { job_id: HexBytes(id.to_vec()) };
-        let result: JobResult = engine.client().call(Call::GetResult(params)).unwrap();
-        if !matches!(result.status.as_str(), "pending" | "running") {
-            return result;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "job 0x{} still {}", hex::encode(id), result.status);
+        // Unknown here until it is claimed, or run here.
+        let status = match engine.client().call::<JobResult>(Call::GetResult(params)) {
+            Ok(result) if !matches!(result.status.as_str(), "pending" | "running") => return result,
+            Ok(result) => result.status,
+            Err(err) if err.code() == Some(codes::UNKNOWN_JOB) => "unknown".to_owned(),
+            Err(err) => panic!("job 0x{}: {err}", hex::encode(id)),
+        };
+        assert!(start.elapsed() < Duration::from_secs(120), "job 0x{} still {status}", hex::encode(id));
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -83,10 +87,7 @@ fn holds_within(engine: &Engine, program: &ProgramId, limit: Duration) -> bool {
 fn a_program_registered_on_one_engine_runs_on_every_engine() {
     let nats = NatsCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let engine = |i: usize| {
-        let config = nats.engine_config(&format!("node-{i}"));
-        Engine::start_with(&dir.path().join(format!("node-{i}")), Some(&config), &[])
-    };
+    let engine = |i: usize| engine_at(&nats, dir.path(), i, "");
     let (first, second) = (engine(0), engine(1));
 
     // Registered on the first engine: the second registers it too.
@@ -96,10 +97,10 @@ fn a_program_registered_on_one_engine_runs_on_every_engine() {
     let third = engine(2);
     assert!(holds_within(&third, &program, Duration::from_secs(30)), "a late engine never registered it");
 
-    // And runs jobs of it as if it had been registered there.
-    for node in [&second, &third] {
-        let signer = node.dev_signer();
-        let job = u64_job(program, signer.address(), 1, 81);
+    // And takes jobs of it as if it had been registered there.
+    for (nonce, node) in [&second, &third].into_iter().enumerate() {
+        let signer = app_signer();
+        let job = u64_job(program, signer.address(), nonce as u64, 81);
         let mut client = node.client();
         let _: JobIdParams = client.call(Call::SubmitJob(job.sign(&signer))).unwrap();
         let result = node.wait_result(&mut client, &job.job_id().0);
@@ -449,4 +450,51 @@ fn dev_cluster_runs_three_engines_as_one_node_and_ctrl_c_stops_all_of_it() {
     let status = common::engine::wait_for_exit(&mut dev, Duration::from_secs(60)).expect("dev exits after Ctrl-C");
     assert!(status.success(), "{status}");
     assert!(client(0).is_err() && std::net::TcpStream::connect(("127.0.0.1", base)).is_err());
+}
+
+#[test]
+fn a_job_no_engine_would_accept_is_never_run_from_the_queue() {
+    use alloy::sol_types::SolValue;
+    use coprocessor_actors::job::JobSpec;
+    use coprocessor_actors::protocol::abi::OffchainJobRequest;
+    let nats = NatsCluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = engines(&nats, dir.path(), 1, "");
+    let program = cluster[0].submit_program("square-root");
+    let limits = coprocessor_actors::config::Config::embedded().unwrap().limits;
+    let spec = |signer: &Signer, nonce: u64| {
+        let signed = u64_job(program, signer.address(), nonce, 16).sign(signer);
+        let decoded = OffchainJobRequest::abi_decode(&signed.request.0).unwrap();
+        JobSpec::from_offchain(signed.request.0, &decoded, vec![], signed.signature.0, false, &limits).unwrap()
+    };
+    // Someone with access to the servers queues jobs directly: bytes that
+    // are no job, a signed job whose input was changed, a job signed by a
+    // signer the engine does not allow; then a good one.
+    let mut changed = spec(&app_signer(), 1);
+    changed.onchain_input = common::abi_u64(17);
+    let stranger = spec(&Signer::from_bytes(&[7; 32]).unwrap(), 2);
+    let good = spec(&app_signer(), 3);
+    let encode = |spec: &JobSpec| bincode::serde::encode_to_vec(spec, bincode::config::standard()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.urls()[0].as_str()).await.unwrap());
+        for payload in [b"not a job".to_vec(), encode(&changed), encode(&stranger), encode(&good)] {
+            js.publish("coprocessor.jobs", payload.into()).await.unwrap().await.unwrap();
+        }
+    });
+    let done = result_on(&cluster[0], &good.id.0);
+    assert_eq!(done.status, "done");
+    // The good one ran; the three before it were refused, never run.
+    assert_eq!(ran_here(&cluster[0]), 1);
+    let log = cluster[0].log();
+    assert!(log.contains("refused: a message in COPROCESSOR_JOBS: not a job"), "{log}");
+    assert!(log.contains(&format!("refused: job {}: not the job its signed request asks for", changed.id)), "{log}");
+    // No engine allows that signer: each leaves it for another, until the
+    // servers stop offering it.
+    let stranger_address = Signer::from_bytes(&[7; 32]).unwrap().address();
+    let left = format!(
+        "left for another engine: job {}: signer {stranger_address} is not allowed for offchain jobs here",
+        stranger.id
+    );
+    assert!(log.contains(&left), "{log}");
 }

@@ -177,7 +177,11 @@ fn key(id: &JobId) -> String {
 
 fn decode_result(id: &JobId, bytes: &[u8]) -> Result<SharedResult, ClusterError> {
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-    let untrusted = |reason: String| ClusterError::Untrusted { name: key(id), bucket: RESULTS_BUCKET, reason };
+    let untrusted = |reason: String| ClusterError::Untrusted {
+        name: format!("the result of job {id}"),
+        bucket: RESULTS_BUCKET,
+        reason,
+    };
     let (result, _): (SharedResult, usize) =
         bincode::serde::decode_from_slice(bytes, config).map_err(|err| untrusted(format!("not a result: {err}")))?;
     if result.spec.id != *id {
@@ -226,7 +230,7 @@ impl Delivery {
         let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
         bincode::serde::decode_from_slice(&self.message.payload, config).map(|(spec, _)| spec).map_err(|err| {
             ClusterError::Untrusted {
-                name: format!("a message of {JOBS_STREAM}"),
+                name: "a message".to_owned(),
                 bucket: JOBS_STREAM,
                 reason: format!("not a job: {err}"),
             }

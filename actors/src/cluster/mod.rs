@@ -48,10 +48,10 @@ pub enum ClusterError {
         /// The deadline.
         timeout_ms: u64,
     },
-    /// What another engine shared cannot be a program.
-    #[error("program {name:?} in {bucket}: {reason}")]
+    /// What another engine shared cannot be used.
+    #[error("{name} in {bucket}: {reason}")]
     Untrusted {
-        /// The object's name.
+        /// What it is: `program "0x…"`, `the result of job 0x…`, `a message`.
         name: String,
         /// The bucket.
         bucket: &'static str,

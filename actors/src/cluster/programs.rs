@@ -49,8 +49,11 @@ impl Cluster {
         info: &object_store::ObjectInfo,
         max_bytes: usize,
     ) -> Result<SharedProgram, ClusterError> {
-        let untrusted =
-            |reason: String| ClusterError::Untrusted { name: info.name.clone(), bucket: PROGRAMS_BUCKET, reason };
+        let untrusted = |reason: String| ClusterError::Untrusted {
+            name: format!("program {:?}", info.name),
+            bucket: PROGRAMS_BUCKET,
+            reason,
+        };
         let id = ProgramId::from_hex(&info.name).map_err(|err| untrusted(format!("not a program ID: {err}")))?;
         if info.size > max_bytes {
             return Err(untrusted(format!("{} bytes, over limits.max_program_bytes ({max_bytes})", info.size)));

@@ -5,10 +5,13 @@
 use crate::cluster::{Cluster, Delivery, SharedResult};
 use crate::config::Limits;
 use crate::intake::Intake;
-use crate::job::JobSpec;
+use crate::job::{JobSpec, Origin};
 use crate::metrics::{ActorMetrics, Metrics};
 use crate::store::Store;
+use alloy::primitives::Address;
+use alloy::sol_types::SolValue;
 use futures_util::StreamExt;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +41,9 @@ pub(crate) struct ExecutionSetup {
     pub(crate) engine: Arc<Metrics>,
     /// This engine's name in the cluster.
     pub(crate) node: String,
+    /// Who may sign offchain requests here: a shared offchain job must be
+    /// signed by one of them, as if it had been sent to this engine.
+    pub(crate) allowed_signers: Arc<HashSet<Address>>,
 }
 
 /// Samples the depth of the cluster's queue into the engine's metrics,
@@ -96,13 +102,11 @@ async fn run(setup: &ExecutionSetup, delivery: Delivery) {
 }
 
 async fn take(setup: &ExecutionSetup, delivery: &Delivery) -> Result<(), String> {
-    // Another engine sent it: a message that is not a job this engine
-    // would take is dropped, never run.
-    let checked = delivery.spec().map_err(|err| err.to_string()).and_then(|spec| {
-        spec.check_shared(&setup.limits).map_err(|err| format!("job {}: {err}", spec.id))?;
-        Ok(spec)
-    });
-    let spec = match checked {
+    // Another engine sent it. A message that is no job, or whose job is
+    // not what its signed request asks for, no engine runs: it is dropped.
+    // One this engine may not run (a signer or a limit of its own) goes
+    // back for another engine, up to the consumer's delivery limit.
+    let spec = match delivery.spec() {
         Ok(spec) => spec,
         Err(err) => {
             delivery.discard().await;
@@ -110,6 +114,21 @@ async fn take(setup: &ExecutionSetup, delivery: &Delivery) -> Result<(), String>
         }
     };
     let id = spec.id;
+    match signed_here(&spec, &setup.allowed_signers) {
+        Ok(()) => {}
+        Err(Refusal::Tampered(err)) => {
+            delivery.discard().await;
+            return Err(format!("refused: job {id}: {err}"));
+        }
+        Err(Refusal::NotHere(err)) => {
+            delivery.later(LATER).await;
+            return Err(format!("left for another engine: job {id}: {err}"));
+        }
+    }
+    if let Err(err) = spec.check_shared(&setup.limits) {
+        delivery.later(LATER).await;
+        return Err(format!("left for another engine: job {id}: {err}"));
+    }
     // Run here before (this engine restarted after running it, before its
     // ack): share that result.
     if let Some(shared) = executed_here(setup, &spec)? {
@@ -150,6 +169,36 @@ async fn take(setup: &ExecutionSetup, delivery: &Delivery) -> Result<(), String>
     }
     let shared = executed_here(setup, &spec)?.ok_or_else(|| format!("job {id}: finished, but not in the store"))?;
     record_and_ack(setup, delivery, &shared).await
+}
+
+/// Why a shared job is not run here.
+enum Refusal {
+    /// It is not what its signed request asks for: no engine runs it.
+    Tampered(String),
+    /// This engine does not allow its signer: another may.
+    NotHere(String),
+}
+
+/// An offchain job must be exactly what its signed request asks for (the
+/// request is what the signature covers), signed by a signer this engine
+/// allows; an onchain job came from a `JobCreated` event.
+fn signed_here(spec: &JobSpec, allowed: &HashSet<Address>) -> Result<(), Refusal> {
+    let Origin::Offchain { request, signature, offchain_input_hash, .. } = &spec.origin else { return Ok(()) };
+    let tampered = |what: String| Refusal::Tampered(what);
+    let signer = crate::protocol::eip191::recover(request, signature)
+        .map_err(|err| tampered(format!("its request's signature: {err}")))?;
+    let decoded = crate::protocol::abi::OffchainJobRequest::abi_decode(request)
+        .map_err(|err| tampered(format!("its request: {err}")))?;
+    let asked = (decoded.nonce, decoded.consumer, decoded.programID.as_ref(), decoded.maxCycles);
+    let shared = (spec.nonce, spec.consumer, &spec.program_id.0[..], spec.max_cycles);
+    let inputs_asked = (decoded.onchainInput.as_ref(), decoded.offchainInputHash.0);
+    if asked != shared || inputs_asked != (spec.onchain_input.as_slice(), *offchain_input_hash) {
+        return Err(tampered("not the job its signed request asks for".to_owned()));
+    }
+    if !allowed.contains(&signer) {
+        return Err(Refusal::NotHere(format!("signer {signer} is not allowed for offchain jobs here")));
+    }
+    Ok(())
 }
 
 /// The job's result from this engine's store, if it ran here.

@@ -261,6 +261,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 metrics: Arc::clone(counters),
                 engine: Arc::clone(&metrics),
                 node: node.clone(),
+                allowed_signers: Arc::new(signers.allowed.clone()),
             }));
             actix_rt::spawn(sample_queue(cluster.clone(), Arc::clone(&metrics)));
         }
