@@ -32,6 +32,16 @@ fn engines(nats: &NatsCluster, dir: &Path, n: usize, extra: &str) -> Vec<Engine>
     (0..n).map(|i| engine_at(nats, dir, i, extra)).collect()
 }
 
+/// [`engines`], with `guest` registered on the first and held by all.
+fn engines_with(nats: &NatsCluster, dir: &Path, n: usize, extra: &str, guest: &str) -> (Vec<Engine>, ProgramId) {
+    let cluster = engines(nats, dir, n, extra);
+    let program = cluster[0].submit_program(guest);
+    for engine in &cluster {
+        assert!(holds_within(engine, &program, Duration::from_secs(30)), "{}", engine.log());
+    }
+    (cluster, program)
+}
+
 /// Engine `i` of [`engines`] (one that joins later, say).
 fn engine_at(nats: &NatsCluster, dir: &Path, i: usize, extra: &str) -> Engine {
     let operator = dir.join("operator.key");
@@ -204,14 +214,10 @@ fn a_program_the_cluster_cannot_take_is_refused_with_why() {
 fn jobs_sent_round_robin_to_three_engines_each_run_once_with_a_single_engines_results() {
     let nats = NatsCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let cluster = engines(&nats, dir.path(), 3, "");
-    let program = cluster[0].submit_program("square-root");
-    for engine in &cluster {
-        assert!(holds_within(engine, &program, Duration::from_secs(30)), "{}", engine.log());
-    }
+    let (cluster, program) = engines_with(&nats, dir.path(), 3, "", "square-root");
 
-    // 3,000 jobs, each sent to engine (nonce mod 3), pipelined.
-    const JOBS: u64 = 3000;
+    // 5,000 jobs, each sent to engine (nonce mod 3), pipelined.
+    const JOBS: u64 = 5000;
     let signer = app_signer();
     let jobs: Vec<_> = (0..JOBS).map(|nonce| u64_job(program, signer.address(), nonce, nonce * 7 + 1)).collect();
     std::thread::scope(|scope| {
@@ -268,11 +274,7 @@ fn jobs_sent_round_robin_to_three_engines_each_run_once_with_a_single_engines_re
 fn the_same_request_sent_to_three_engines_at_once_is_accepted_once() {
     let nats = NatsCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let cluster = engines(&nats, dir.path(), 3, "");
-    let program = cluster[0].submit_program("square-root");
-    for engine in &cluster {
-        assert!(holds_within(engine, &program, Duration::from_secs(30)), "{}", engine.log());
-    }
+    let (cluster, program) = engines_with(&nats, dir.path(), 3, "", "square-root");
     let signer = app_signer();
     for nonce in 1..=20u64 {
         let request = u64_job(program, signer.address(), nonce, 49).sign(&signer);
@@ -340,11 +342,7 @@ fn kill_9_of_an_engine_then_of_a_server_loses_no_acknowledged_job() {
     let mut nats = NatsCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
     // A short ack wait, so that the dead engine's jobs move on quickly.
-    let mut cluster = engines(&nats, dir.path(), 3, "ack_wait_ms = 2000\n");
-    let program = cluster[0].submit_program("fibonacci");
-    for engine in &cluster {
-        assert!(holds_within(engine, &program, Duration::from_secs(30)), "{}", engine.log());
-    }
+    let (mut cluster, program) = engines_with(&nats, dir.path(), 3, "ack_wait_ms = 2000\n", "fibonacci");
 
     // 1,500 jobs of some 100k cycles each, acknowledged by the two engines
     // that will live; all three pull and run them. Once the first engine

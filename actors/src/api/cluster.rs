@@ -17,25 +17,7 @@ use std::sync::Arc;
 /// stream has it, or (`wait`) its result once an engine records one.
 pub(crate) async fn submit(shared: &Shared, spec: Arc<JobSpec>, charge: Charge, wait: bool) -> Result<Reply, RpcError> {
     let ctx = &shared.ctx;
-    let Some(peers) = &ctx.peers else { return Err(internal("not in cluster mode")) };
-    let id = spec.id;
-    match peers.publish.send(PublishJob { spec }).await.map_err(internal)? {
-        Ok(()) => {
-            ctx.metrics.engine.accepted.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(err @ PublishError::Taken { .. }) => {
-            shared.quotas.refund(charge);
-            ctx.rejections.record(id, err.to_string());
-            return Err(RpcError::new(codes::NONCE_USED, err.to_string()));
-        }
-        Err(PublishError::Cluster(err)) => {
-            shared.quotas.refund(charge);
-            return Err(RpcError::new(
-                codes::CLUSTER_UNAVAILABLE,
-                format!("job {id} was not queued in the cluster: {err}"),
-            ));
-        }
-    }
+    let id = publish(shared, spec, charge).await?;
     if !wait {
         return Ok(Reply::JobId(JobIdParams { job_id: HexBytes(id.0.to_vec()) }));
     }
