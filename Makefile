@@ -70,9 +70,10 @@ build: deps
 run: guests build node-deps
 	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor dev
 
-# Three engines as one node on three clustered nats-servers (data/cluster;
-# engine i's socket is data/cluster/node-i/coprocessor.ipc). Ctrl-C stops it.
-cluster: guests build
+# Three engines as one node on three clustered nats-servers, settling on a
+# local hardhat node (data/cluster; engine i's socket is
+# data/cluster/node-i/coprocessor.ipc). Ctrl-C stops it.
+cluster: guests build node-deps
 	RUST_LOG=$${RUST_LOG:-info} target/release/coprocessor dev --cluster 3 --data-dir data/cluster
 
 # Cargo tools the checks use, pinned; installed once into ~/.cargo/bin.

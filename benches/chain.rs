@@ -1127,6 +1127,7 @@ fn main() {
         deployer: devnet::DEV_DEPLOYER_KEY.parse().expect("deployer key"),
         operator: operator.address(),
         relayer: relayer.address(),
+        extra_relayers: Vec::new(),
         offchain_signer: dev.address(),
         examples: Some(ExamplePrograms { square_root: program, clob }),
         max_cycles: 100_000_000,

@@ -393,7 +393,7 @@ fn kill_9_of_an_engine_then_of_a_server_loses_no_acknowledged_job() {
 }
 
 #[test]
-fn dev_cluster_runs_three_engines_as_one_node_and_ctrl_c_stops_all_of_it() {
+fn dev_cluster_runs_three_engines_as_one_node_on_a_chain_and_ctrl_c_stops_all_of_it() {
     let _turn = NatsCluster::turn();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("cluster");
@@ -409,6 +409,7 @@ fn dev_cluster_runs_three_engines_as_one_node_and_ctrl_c_stops_all_of_it() {
     let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
     let mut dev = std::process::Command::new(env!("CARGO_BIN_EXE_coprocessor"))
         .args(["dev", "--cluster", "3", "--data-dir", data.to_str().unwrap(), "--nats-port", &base.to_string()])
+        .args(["--rpc-port", "0"])
         .env("RUST_LOG", "info")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -433,14 +434,29 @@ fn dev_cluster_runs_three_engines_as_one_node_and_ctrl_c_stops_all_of_it() {
         assert!(start.elapsed() < Duration::from_secs(60), "the example guests were not registered everywhere");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // One dev key signs for every engine: a job sent to one is answered by another.
+    // One dev key signs for every engine (the example consumers' offchain
+    // signer): a job sent to one is answered by another, and settles onchain.
+    let deployment: coprocessor::devnet::Deployment =
+        serde_json::from_str(&std::fs::read_to_string(data.join("deployment.json")).unwrap()).unwrap();
+    let consumer = deployment.examples.expect("the example consumers").square_root_consumer;
     let signer = keys::load(&data.join(keys::DEV_CONSUMER_KEY)).unwrap();
-    let mut job = u64_job(square_root, signer.address(), 1, 1_000_000).sign(&signer);
+    let mut job = u64_job(square_root, consumer, 1, 1_000_000).sign(&signer);
     job.wait = true;
     let done: JobResult = client(1).unwrap().call(Call::SubmitJob(job)).unwrap();
     let id = done.job_id.0.clone();
-    let answered: JobResult = client(2).unwrap().call(Call::GetResult(JobIdParams { job_id: HexBytes(id) })).unwrap();
+    let answered: JobResult =
+        client(2).unwrap().call(Call::GetResult(JobIdParams { job_id: HexBytes(id.clone()) })).unwrap();
     assert_eq!((done.status.as_str(), &answered.output), ("done", &done.output));
+    let start = Instant::now();
+    loop {
+        let params = JobIdParams { job_id: HexBytes(id.clone()) };
+        let seen: JobResult = client(0).unwrap().call(Call::GetResult(params)).unwrap();
+        if seen.status == "confirmed" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the job is {} on engine 0", seen.status);
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Ctrl-C (SIGINT): everything stops, the dev process exits 0.
     // SAFETY: signals the child this test started.

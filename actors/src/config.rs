@@ -65,8 +65,8 @@ pub struct Config {
     pub cluster: Option<Cluster>,
 }
 
-/// `[cluster]`: the NATS JetStream servers this engine shares programs (and,
-/// as cluster mode grows, jobs and results) with, and its name among them.
+/// `[cluster]`: the NATS JetStream servers this engine shares programs,
+/// jobs, results and settlement with, and its name among them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Cluster {
@@ -537,11 +537,6 @@ impl Config {
         }
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;
-            if self.chain.is_some() {
-                return invalid(
-                    "[cluster] and [chain] together: cluster mode does not settle onchain yet (one engine per chain for now)",
-                );
-            }
         }
         if let Some(chain) = &self.chain {
             if chain.job_manager.parse::<alloy::primitives::Address>().is_err() {
@@ -680,11 +675,8 @@ mod tests {
             "[chain]\njob_manager = \"0x{}\"\n[cluster]\nservers = [\"nats://127.0.0.1:4222\"]\nnode_name = \"a\"\n",
             "11".repeat(20)
         );
-        assert_eq!(
-            Config::parse(&both, "f.toml").unwrap_err().to_string(),
-            "invalid config: [cluster] and [chain] together: cluster mode does not settle onchain yet (one engine per \
-             chain for now)"
-        );
+        let both = Config::parse(&both, "f.toml").unwrap();
+        assert!(both.cluster.is_some() && both.chain.is_some(), "a cluster settles onchain");
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub(crate) fn run(args: DeployArgs) -> Result<ExitCode, String> {
         deployer: deployer.parse().map_err(|err| format!("--deployer-key: {err}"))?,
         operator: key(keys::OPERATOR_KEY)?.address(),
         relayer: key(keys::RELAYER_KEY)?.address(),
+        extra_relayers: Vec::new(),
         offchain_signer: key(keys::DEV_CONSUMER_KEY)?.address(),
         examples: Some(ExamplePrograms { square_root: ProgramId::of(&square_root), clob: ProgramId::of(&clob) }),
         max_cycles: 1_000_000_000,

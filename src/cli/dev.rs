@@ -27,9 +27,9 @@ pub(crate) struct DevArgs {
     /// says which).
     #[arg(long, default_value_t = 8545)]
     rpc_port: u16,
-    /// Run N engines as one node on N clustered nats-servers instead (no
-    /// chain yet: cluster mode does not settle onchain). Engine i keeps its
-    /// data in DIR/node-i, its socket at DIR/node-i/coprocessor.ipc.
+    /// Run N engines as one node on N clustered nats-servers, settling on
+    /// the local chain. Engine i keeps its data in DIR/node-i, its socket at
+    /// DIR/node-i/coprocessor.ipc.
     #[arg(long, value_name = "N")]
     cluster: Option<usize>,
     /// With --cluster: the first NATS client port; routes and monitoring
@@ -44,25 +44,50 @@ pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
     }
     let contracts = devnet::contracts_dir().map_err(|err| err.to_string())?;
     let elves = devnet::example_guests(&contracts).map_err(|err| err.to_string())?;
-    prepare_data_dir(&args.data_dir)?;
-    let operator = keys::load_or_generate(&args.data_dir.join(keys::OPERATOR_KEY)).map_err(|e| e.to_string())?;
+    prepare_data_dir(&args.data_dir, &["db"])?;
     let relayer = keys::load_or_generate(&args.data_dir.join(keys::RELAYER_KEY)).map_err(|e| e.to_string())?;
-    let signer = keys::load_or_generate(&args.data_dir.join(keys::DEV_CONSUMER_KEY)).map_err(|e| e.to_string())?;
+    let (node, deployment) = start_chain(&args, &contracts, elves.as_ref(), vec![relayer.address()])?;
 
+    let mut config = Config::embedded().map_err(|err| err.to_string())?;
+    config.data_dir = args.data_dir.clone();
+    config.chain = Some(chain_section(node.url(), deployment.job_manager.to_string()));
+    let socket = config.socket_path();
+    if let Some(elves) = elves {
+        std::thread::spawn(move || register(&socket, &elves));
+    }
+    let result = coprocessor_actors::run(config, coprocessor_actors::shutdown_signal()).map_err(|err| err.to_string());
+    drop(node);
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Starts the local node and deploys the JobManager (and, in the
+/// repository, the example consumers) with the data dir's operator and dev
+/// consumer keys and `relayers` (the first is the JobManager's `relayer`,
+/// the others are authorized; all are funded); writes `deployment.json`.
+fn start_chain(
+    args: &DevArgs,
+    contracts: &Path,
+    elves: Option<&[Vec<u8>; 2]>,
+    relayers: Vec<alloy::primitives::Address>,
+) -> Result<(HardhatNode, Deployment), String> {
+    let key = |name: &str| keys::load_or_generate(&args.data_dir.join(name)).map_err(|e| e.to_string());
+    let (operator, signer) = (key(keys::OPERATOR_KEY)?, key(keys::DEV_CONSUMER_KEY)?);
     let port = match args.rpc_port {
         0 => devnet::free_port().map_err(|err| err.to_string())?,
         port => port,
     };
     tracing::info!(port, "starting the local node");
     let node_log = args.data_dir.join("node.log");
-    let node = HardhatNode::start(&contracts, port, Some(&node_log)).map_err(|err| err.to_string())?;
+    let node = HardhatNode::start(contracts, port, Some(&node_log)).map_err(|err| err.to_string())?;
+    let (relayer, extra_relayers) = relayers.split_first().ok_or("no relayer")?;
     let params = DeployParams {
         rpc_url: node.url(),
         deployer: devnet::DEV_DEPLOYER_KEY.parse().map_err(|err| format!("deployer key: {err}"))?,
         operator: operator.address(),
-        relayer: relayer.address(),
+        relayer: *relayer,
+        extra_relayers: extra_relayers.to_vec(),
         offchain_signer: signer.address(),
-        examples: elves.as_ref().map(|[square_root, clob]| ExamplePrograms {
+        examples: elves.map(|[square_root, clob]| ExamplePrograms {
             square_root: ProgramId::of(square_root),
             clob: ProgramId::of(clob),
         }),
@@ -79,24 +104,18 @@ pub(crate) fn run(args: DevArgs) -> Result<ExitCode, String> {
         "contracts deployed; see {}",
         args.data_dir.join("deployment.json").display()
     );
-
-    let mut config = Config::embedded().map_err(|err| err.to_string())?;
-    config.data_dir = args.data_dir.clone();
-    config.chain = Some(chain_section(node.url(), deployment.job_manager.to_string()));
-    let socket = config.socket_path();
-    if let Some(elves) = elves {
-        std::thread::spawn(move || register(&socket, &elves));
-    }
-    let result = coprocessor_actors::run(config, coprocessor_actors::shutdown_signal()).map_err(|err| err.to_string());
-    drop(node);
-    result.map(|()| ExitCode::SUCCESS)
+    Ok((node, deployment))
 }
 
-/// `dev --cluster N`: the local cluster until SIGINT or SIGTERM (or until
-/// one of its processes exits, which stops the rest).
+/// `dev --cluster N`: the local node and contracts, then the local cluster
+/// settling on them, until SIGINT or SIGTERM (or until one of its processes
+/// exits, which stops the rest).
 fn run_cluster(args: &DevArgs, n: usize) -> Result<ExitCode, String> {
     use tokio::signal::unix::{signal, SignalKind};
-    coprocessor_actors::create_data_dir(&args.data_dir).map_err(|err| format!("{}: {err}", args.data_dir.display()))?;
+    let contracts = devnet::contracts_dir().map_err(|err| err.to_string())?;
+    let elves = devnet::example_guests(&contracts).map_err(|err| err.to_string())?;
+    let stale: Vec<String> = (0..n).flat_map(|i| [format!("node-{i}/db"), format!("nats-{i}")]).collect::<Vec<_>>();
+    prepare_data_dir(&args.data_dir, &stale.iter().map(String::as_str).collect::<Vec<_>>())?;
     let binary = std::env::current_exe().map_err(|err| format!("this binary: {err}"))?;
     // Ctrl-C is caught from here on: whenever it comes, the cluster stops.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|err| err.to_string())?;
@@ -105,16 +124,18 @@ fn run_cluster(args: &DevArgs, n: usize) -> Result<ExitCode, String> {
         let install = |kind| signal(kind).map_err(|err| format!("signal handlers: {err}"));
         (install(SignalKind::interrupt())?, install(SignalKind::terminate())?)
     };
+    let relayers = devnet::cluster::prepare(&args.data_dir, n).map_err(|err| err.to_string())?;
+    let (node, deployment) = start_chain(args, &contracts, elves.as_ref(), relayers)?;
     let ports = devnet::cluster::Ports { base: args.nats_port };
-    let mut cluster =
-        devnet::cluster::LocalCluster::start(&binary, &args.data_dir, n, ports).map_err(|err| err.to_string())?;
+    let chain = devnet::cluster::ChainLink { rpc_url: node.url(), job_manager: deployment.job_manager };
+    let mut cluster = devnet::cluster::LocalCluster::start(&binary, &args.data_dir, n, ports, Some(&chain))
+        .map_err(|err| err.to_string())?;
     for (i, node) in cluster.nodes.iter().enumerate() {
         tracing::info!(node = i, socket = %node.join("coprocessor.ipc").display(), "engine up");
     }
     tracing::info!(servers = ?cluster.urls, "cluster up; Ctrl-C stops it");
-    // In the repository, the example guests, registered once: every engine has them.
-    let examples = devnet::contracts_dir().ok().and_then(|dir| devnet::example_guests(&dir).ok().flatten());
-    if let (Some(elves), Some(node)) = (examples, cluster.nodes.first()) {
+    // The example guests, registered once: every engine has them.
+    if let (Some(elves), Some(node)) = (elves, cluster.nodes.first()) {
         register(&node.join("coprocessor.ipc"), &elves);
     }
     let exited = runtime.block_on(async {
@@ -129,6 +150,7 @@ fn run_cluster(args: &DevArgs, n: usize) -> Result<ExitCode, String> {
     });
     tracing::info!("stopping the cluster");
     drop(cluster);
+    drop(node);
     match exited {
         Some(name) => Err(format!("{name} exited; stopped the cluster (its log is in {})", args.data_dir.display())),
         None => Ok(ExitCode::SUCCESS),
@@ -141,15 +163,20 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, S
     Ok(runtime.block_on(future))
 }
 
-fn prepare_data_dir(dir: &Path) -> Result<(), String> {
+/// Creates the data dir; if an earlier run deployed there, removes what
+/// belonged to its chain (`stale`, relative to `dir`: job stores, the
+/// cluster's streams).
+fn prepare_data_dir(dir: &Path, stale: &[&str]) -> Result<(), String> {
     coprocessor_actors::create_data_dir(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
     // The local node keeps nothing between runs, so the last run's jobs,
     // settlements and listener cursor belong to a chain that is gone. The
     // keys stay.
-    let db = dir.join("db");
-    if dir.join("deployment.json").exists() && db.exists() {
-        tracing::warn!(db = %db.display(), "fresh local chain: clearing the previous dev run's job store");
-        std::fs::remove_dir_all(&db).map_err(|err| format!("{}: {err}", db.display()))?;
+    if !dir.join("deployment.json").exists() {
+        return Ok(());
+    }
+    for path in stale.iter().map(|path| dir.join(path)).filter(|path| path.exists()) {
+        tracing::warn!(path = %path.display(), "fresh local chain: clearing the previous dev run's state");
+        std::fs::remove_dir_all(&path).map_err(|err| format!("{}: {err}", path.display()))?;
     }
     Ok(())
 }

@@ -52,6 +52,12 @@ fn print_human(status: &StatusReply, health: &Health) {
             "cluster     {} jobs queued; here: {} run, {} results recorded, {} redelivered",
             cluster.jobs_queued, cluster.jobs_run_here, cluster.results_recorded_here, cluster.redeliveries_here
         );
+        if status.chain.is_some() {
+            println!(
+                "cluster     {} results to settle; here: {} relaying, {} relayed",
+                cluster.relays_queued, cluster.relays_held_here, cluster.relays_ended_here
+            );
+        }
     }
     if let Some(onchain) = &status.onchain {
         let or_unknown = |figure: Option<u64>| figure.map_or_else(|| "unknown".to_owned(), |n| n.to_string());

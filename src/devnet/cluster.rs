@@ -1,7 +1,9 @@
 //! A local cluster for `coprocessor dev --cluster N`: N `nats-server`s
 //! clustered with JetStream, and N engines (`coprocessor run` child
 //! processes) on them, each in its own data dir with one operator key and
-//! one dev consumer key for the whole cluster.
+//! one dev consumer key for the whole cluster and a relayer key of its own
+//! (two engines sending from one account would collide on its nonces), all
+//! settling on one JobManager when given a chain.
 //!
 //! Every process runs in its own process group and is sent SIGTERM if this
 //! process dies first; [`LocalCluster`] stops them (engines first, then the
@@ -27,6 +29,38 @@ pub struct Ports {
     pub base: u16,
 }
 
+/// The chain the engines settle on.
+#[derive(Debug, Clone)]
+pub struct ChainLink {
+    /// The node's JSON-RPC URL.
+    pub rpc_url: String,
+    /// The JobManager.
+    pub job_manager: alloy::primitives::Address,
+}
+
+/// Creates each engine's data dir (`dir/node-i`) with its keys: the
+/// cluster's operator and dev consumer keys (made once, in `dir`), and a
+/// relayer key of its own. Returns the relayers' addresses, engine 0's
+/// first.
+pub fn prepare(dir: &Path, n: usize) -> Result<Vec<alloy::primitives::Address>, DevnetError> {
+    let fail = |what: String| DevnetError::Node(what);
+    let shared_keys = [keys::OPERATOR_KEY, keys::DEV_CONSUMER_KEY];
+    for name in shared_keys {
+        keys::load_or_generate(&dir.join(name)).map_err(|err| fail(err.to_string()))?;
+    }
+    let mut relayers = Vec::new();
+    for i in 0..n {
+        let node = dir.join(format!("node-{i}"));
+        coprocessor_actors::create_data_dir(&node).map_err(|err| fail(format!("{}: {err}", node.display())))?;
+        for name in shared_keys {
+            std::fs::copy(dir.join(name), node.join(name)).map_err(|err| fail(format!("{name}: {err}")))?;
+        }
+        let relayer = keys::load_or_generate(&node.join(keys::RELAYER_KEY)).map_err(|err| fail(err.to_string()))?;
+        relayers.push(relayer.address());
+    }
+    Ok(relayers)
+}
+
 /// A running local cluster.
 #[derive(Debug)]
 pub struct LocalCluster {
@@ -46,8 +80,15 @@ struct Process {
 
 impl LocalCluster {
     /// Starts `n` servers and `n` engines (`binary run --config …`) under
-    /// `dir`, and waits until every engine answers on its socket.
-    pub fn start(binary: &Path, dir: &Path, n: usize, ports: Ports) -> Result<LocalCluster, DevnetError> {
+    /// `dir` (see [`prepare`]), settling on `chain` if given, and waits until
+    /// every engine answers on its socket.
+    pub fn start(
+        binary: &Path,
+        dir: &Path,
+        n: usize,
+        ports: Ports,
+        chain: Option<&ChainLink>,
+    ) -> Result<LocalCluster, DevnetError> {
         let fail = |what: String| DevnetError::Node(what);
         if !(1..=9).contains(&n) {
             return Err(fail(format!("--cluster {n}: a local cluster has 1 to 9 engines")));
@@ -85,20 +126,15 @@ impl LocalCluster {
         for i in 0..n {
             wait_until(&format!("nats-server {i} (JetStream)"), || healthz(port(2 * n + i).unwrap_or(0)))?;
         }
-        // One operator and one dev consumer for the whole cluster.
-        let shared_keys = [keys::OPERATOR_KEY, keys::DEV_CONSUMER_KEY];
-        for name in shared_keys {
-            keys::load_or_generate(&dir.join(name)).map_err(|err| fail(err.to_string()))?;
-        }
+        prepare(dir, n)?;
         let servers: Vec<String> = cluster.urls.iter().map(|url| format!("\"{url}\"")).collect();
+        let chain = chain.map_or_else(String::new, |chain| {
+            format!("[chain]\nrpc_url = \"{}\"\njob_manager = \"{}\"\n", chain.rpc_url, chain.job_manager)
+        });
         for i in 0..n {
             let node = dir.join(format!("node-{i}"));
-            coprocessor_actors::create_data_dir(&node).map_err(|err| fail(format!("{}: {err}", node.display())))?;
-            for name in shared_keys {
-                std::fs::copy(dir.join(name), node.join(name)).map_err(|err| fail(format!("{name}: {err}")))?;
-            }
             let config = node.join("config.toml");
-            let text = format!("[cluster]\nservers = [{}]\nnode_name = \"node-{i}\"\n", servers.join(", "));
+            let text = format!("[cluster]\nservers = [{}]\nnode_name = \"node-{i}\"\n{chain}", servers.join(", "));
             std::fs::write(&config, text).map_err(|err| fail(format!("{}: {err}", config.display())))?;
             let mut command = Command::new(binary);
             command.arg("run").arg("--config").arg(&config).arg("--data-dir").arg(&node);

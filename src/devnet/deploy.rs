@@ -1,6 +1,6 @@
 //! Deploys the JobManager (behind an `ERC1967Proxy` that initializes it in
 //! the same transaction) and, where their guests are built, the example
-//! consumers, and funds the relayer.
+//! consumers, and funds the relayers (authorizing those beyond the first).
 
 use super::DevnetError;
 use alloy::network::EthereumWallet;
@@ -10,7 +10,9 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use coprocessor_actors::program::ProgramId;
-use coprocessor_actors::protocol::bindings::{ClobConsumer, ERC1967Proxy, JobManager, SquareRootConsumer};
+use coprocessor_actors::protocol::bindings::{
+    ClobConsumer, ERC1967Proxy, IBatchSettlement, JobManager, SquareRootConsumer,
+};
 use serde::{Deserialize, Serialize};
 
 /// Hardhat's first default account (the well-known test mnemonic): it
@@ -28,6 +30,9 @@ pub struct DeployParams {
     pub operator: Address,
     /// The engine's relayer (sends results); it gets `relayer_funds`.
     pub relayer: Address,
+    /// More relayers (the other engines of a cluster), authorized by the
+    /// owner (`setRelayerAuthorized`); each gets `relayer_funds` too.
+    pub extra_relayers: Vec<Address>,
     /// The consumers' offchain signer (EIP-1271): the engine's dev consumer key.
     pub offchain_signer: Address,
     /// The example consumers' guests; `None` deploys the JobManager alone
@@ -35,7 +40,7 @@ pub struct DeployParams {
     pub examples: Option<ExamplePrograms>,
     /// The cycle limit the example consumers ask for.
     pub max_cycles: u64,
-    /// Wei sent to the relayer.
+    /// Wei sent to each relayer.
     pub relayer_funds: U256,
 }
 
@@ -80,7 +85,7 @@ pub fn empty_clob_root() -> alloy::primitives::B256 {
     keccak256([0u8; 8])
 }
 
-/// Deploys everything and funds the relayer.
+/// Deploys everything and funds the relayers.
 pub async fn deploy(params: &DeployParams) -> Result<Deployment, DevnetError> {
     let url = params.rpc_url.parse().map_err(|err| DevnetError::Node(format!("{}: {err}", params.rpc_url)))?;
     let owner = params.deployer.address();
@@ -104,15 +109,26 @@ pub async fn deploy(params: &DeployParams) -> Result<Deployment, DevnetError> {
         None => None,
     };
 
-    let funding = TransactionRequest::default().to(params.relayer).value(params.relayer_funds);
-    let pending = provider
-        .send_transaction(funding)
-        .await
-        .map_err(|err| DevnetError::Deploy { what: "relayer funding", reason: err.to_string() })?;
-    pending
-        .get_receipt()
-        .await
-        .map_err(|err| DevnetError::Deploy { what: "relayer funding", reason: err.to_string() })?;
+    let batch = IBatchSettlement::new(job_manager, &provider);
+    for relayer in &params.extra_relayers {
+        let authorized =
+            batch.setRelayerAuthorized(*relayer, true).send().await.map_err(failed("setRelayerAuthorized"))?;
+        authorized
+            .get_receipt()
+            .await
+            .map_err(|err| DevnetError::Deploy { what: "setRelayerAuthorized", reason: err.to_string() })?;
+    }
+    for relayer in std::iter::once(&params.relayer).chain(&params.extra_relayers) {
+        let funding = TransactionRequest::default().to(*relayer).value(params.relayer_funds);
+        let pending = provider
+            .send_transaction(funding)
+            .await
+            .map_err(|err| DevnetError::Deploy { what: "relayer funding", reason: err.to_string() })?;
+        pending
+            .get_receipt()
+            .await
+            .map_err(|err| DevnetError::Deploy { what: "relayer funding", reason: err.to_string() })?;
+    }
 
     Ok(Deployment {
         rpc_url: params.rpc_url.clone(),

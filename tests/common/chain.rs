@@ -59,6 +59,7 @@ impl Stack {
             deployer: deployer.clone(),
             operator: key(keys::OPERATOR_KEY),
             relayer: key(keys::RELAYER_KEY),
+            extra_relayers: Vec::new(),
             offchain_signer: key(keys::DEV_CONSUMER_KEY),
             examples: Some(ExamplePrograms { square_root, clob }),
             max_cycles: 100_000_000,

@@ -1,14 +1,15 @@
 //! The api in cluster mode: a job accepted here is claimed and queued in
 //! the cluster (any engine may run it), and a result not in this engine's
-//! store is read from the cluster.
+//! store is read from the cluster, as is how its settlement ended when
+//! another engine relayed it.
 
 use super::quota::Charge;
 use super::replies::{empty_reply, fill_result, internal};
 use super::wire::{codes, HexBytes, JobIdParams, JobResult, Reply, RpcError};
 use super::{ApiContext, Shared};
 use crate::cluster::SharedResult;
-use crate::job::{JobId, JobSpec};
-use crate::peers::{ClusterJob, FetchResult, PublishError, PublishJob};
+use crate::job::{JobId, JobSpec, Settlement, Status};
+use crate::peers::{ClusterJob, FetchResult, FetchSettlement, PublishError, PublishJob};
 use crate::store::ResultRecord;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -80,4 +81,32 @@ fn reply(ctx: &ApiContext, shared: &SharedResult) -> JobResult {
     fill_result(&mut reply, result.status(), &result);
     reply.isa = ctx.programs.isa(&shared.spec.program_id);
     reply
+}
+
+/// A result this engine holds as executed but not settled (`done`,
+/// `submitted`) may have been settled by another engine of the cluster:
+/// then it answers as that engine would. Best effort: without an answer
+/// from the cluster, the reply stays as this engine knows it.
+pub(crate) async fn settled_elsewhere(ctx: &ApiContext, reply: &mut JobResult) {
+    let unsettled = [Status::Done.as_str(), Status::Submitted.as_str()];
+    let (Some(peers), Some(_)) = (&ctx.peers, &ctx.config.chain) else { return };
+    if !unsettled.contains(&reply.status.as_str()) {
+        return;
+    }
+    let Ok(bytes) = <[u8; 32]>::try_from(reply.job_id.0.as_slice()) else { return };
+    let id = JobId(bytes);
+    let shared = match peers.settled.send(FetchSettlement { id }).await {
+        Ok(Ok(Some(shared))) => shared,
+        Ok(Ok(None)) => return,
+        Ok(Err(err)) => return tracing::debug!(job = %id, %err, "reading the job's settlement from the cluster"),
+        Err(err) => return tracing::debug!(job = %id, %err, "the peers actor did not answer"),
+    };
+    let Some(status) = shared.step.next(Status::Done) else { return };
+    reply.status = status.as_str().to_owned();
+    if let Some(tx_hash) = shared.step.tx_hash().filter(|tx_hash| *tx_hash != [0; 32]) {
+        reply.tx_hash = Some(HexBytes(tx_hash.to_vec()));
+    }
+    if let Settlement::DeadLettered(letter) = &shared.step {
+        reply.relay_error = Some(format!("{} (relayed by {})", letter.reason, shared.node));
+    }
 }

@@ -54,14 +54,24 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
             codes::INVALID_REQUEST,
             "coproc_subscribe and coproc_unsubscribe are for JSON-RPC connections, not the fast path",
         )),
-        Call::GetResult(p) => match get_result(ctx, &p) {
-            // Run by another engine of the cluster, maybe.
-            Err(err) if err.code == codes::UNKNOWN_JOB && ctx.peers.is_some() => {
-                let id = job_id_param(&p)?;
-                super::cluster::result(ctx, id, false).await?.map(|found| Reply::Result(Box::new(found))).ok_or(err)
+        Call::GetResult(p) => {
+            let answer = match get_result(ctx, &p) {
+                // Run by another engine of the cluster, maybe.
+                Err(err) if err.code == codes::UNKNOWN_JOB && ctx.peers.is_some() => {
+                    let id = job_id_param(&p)?;
+                    super::cluster::result(ctx, id, false).await?.map(|found| Reply::Result(Box::new(found))).ok_or(err)
+                }
+                answer => answer,
+            };
+            match answer {
+                // Settled by another engine of the cluster, maybe.
+                Ok(Reply::Result(mut found)) => {
+                    super::cluster::settled_elsewhere(ctx, &mut found).await;
+                    Ok(Reply::Result(found))
+                }
+                answer => answer,
             }
-            answer => answer,
-        },
+        }
         Call::GetPendingJobs(p) => pending_jobs(ctx, &p).await,
         Call::NextNonce(p) => next_nonce(ctx, &p).await,
         Call::Metrics(_) => Ok(Reply::Metrics(Box::new(ctx.metrics.snapshot(ctx.store.size_on_disk())))),
@@ -110,6 +120,9 @@ async fn status(ctx: &ApiContext) -> Result<Reply, RpcError> {
                 jobs_run_here: engine.cluster_jobs_run.load(Ordering::Relaxed),
                 results_recorded_here: engine.cluster_results_recorded.load(Ordering::Relaxed),
                 redeliveries_here: engine.cluster_redeliveries.load(Ordering::Relaxed),
+                relays_queued: engine.cluster_relays_queued.load(Ordering::Relaxed),
+                relays_held_here: engine.cluster_relays_held.load(Ordering::Relaxed),
+                relays_ended_here: engine.cluster_relays_ended.load(Ordering::Relaxed),
             }
         }),
     })))
@@ -341,6 +354,13 @@ async fn check_request(
     let decoded = OffchainJobRequest::abi_decode(&request)
         .map_err(|err| RpcError::invalid_params(format!("request is not an ABI-encoded OffchainJobRequest: {err}")))?;
     let ordered = relay == RelayStrategy::Ordered;
+    if ordered && ctx.peers.is_some() && ctx.config.chain.is_some() {
+        // Each engine's relayer orders only the results it holds.
+        return Err(RpcError::invalid_params(
+            "relay strategy \"ordered\" is not available in cluster mode yet: send the consumer's ordered jobs \
+             to an engine without [cluster]",
+        ));
+    }
     let spec = JobSpec::from_offchain(
         request.clone(),
         &decoded,

@@ -303,6 +303,16 @@ pub struct ClusterStatus {
     pub results_recorded_here: u64,
     /// Jobs offered to this engine again after another delivery was not acked.
     pub redeliveries_here: u64,
+    /// Results waiting to be settled, not yet acked by any engine's relayer
+    /// (sampled every second; 0 without `[chain]`).
+    #[serde(default)]
+    pub relays_queued: u64,
+    /// Results whose settlement this engine holds now.
+    #[serde(default)]
+    pub relays_held_here: u64,
+    /// Results this engine took from the relay queue and saw to their end.
+    #[serde(default)]
+    pub relays_ended_here: u64,
 }
 
 /// The chain part of `coproc_status`. Read from the node at the call (each

@@ -17,13 +17,12 @@
 //! Messages and results come from other engines: they are decoded with a
 //! size limit and checked by the engine that uses them.
 
+use super::queue::{Delivery, Feed};
 use super::{Cluster, ClusterError};
 use crate::job::{JobId, JobSpec};
 use crate::store::Execution;
-use async_nats::jetstream::consumer::{pull, AckPolicy};
 use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::AckKind;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::future::IntoFuture;
@@ -79,6 +78,14 @@ impl Cluster {
         }
     }
 
+    /// Notes that `id` entered the cluster, whoever else did so too: an
+    /// onchain job, which every engine's listener reads and queues (the
+    /// queue's duplicate window makes it one message).
+    pub(crate) async fn note_claim(&self, id: &JobId) -> Result<(), ClusterError> {
+        let what = format!("note job {id} in {CLAIMS_BUCKET}");
+        self.deadline(&what, self.claims.put(key(id), self.node.clone().into_bytes().into())).await.map(drop)
+    }
+
     /// Gives a claim back (the job could not be queued); best effort.
     pub(crate) async fn release(&self, id: &JobId) {
         let what = format!("release the claim of job {id}");
@@ -98,19 +105,8 @@ impl Cluster {
     }
 
     /// The jobs this engine is offered, `batch` at a time.
-    pub(crate) async fn feed(&self, batch: usize) -> Result<JobFeed, ClusterError> {
-        let what = format!("consume {JOBS_STREAM} as {EXECUTORS}");
-        let config = pull::Config {
-            durable_name: Some(EXECUTORS.to_owned()),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: self.ack_wait,
-            max_deliver: MAX_DELIVER,
-            ..Default::default()
-        };
-        let consumer = self.deadline(&what, self.jobs.get_or_create_consumer(EXECUTORS, config)).await?;
-        let messages = consumer.stream().max_messages_per_batch(batch).messages();
-        let messages = self.deadline(&what, messages).await?;
-        Ok(JobFeed { messages })
+    pub(crate) async fn feed(&self, batch: usize) -> Result<Feed, ClusterError> {
+        self.pull(&self.jobs, JOBS_STREAM, EXECUTORS, MAX_DELIVER, batch).await
     }
 
     /// Records `result` as its job's result unless one is recorded already:
@@ -153,9 +149,7 @@ impl Cluster {
     /// Jobs in the queue not yet acked by any engine: waiting, and pulled
     /// but unacked.
     pub(crate) async fn queued(&self) -> Result<u64, ClusterError> {
-        let what = format!("read the state of {EXECUTORS} on {JOBS_STREAM}");
-        let info = self.deadline(&what, self.jobs.consumer_info(EXECUTORS)).await?;
-        Ok(info.num_pending + info.num_ack_pending as u64)
+        self.unacked(&self.jobs, JOBS_STREAM, EXECUTORS).await
     }
 
     /// Whether `id` was claimed by some engine.
@@ -171,7 +165,7 @@ impl Cluster {
 }
 
 /// A job ID as a key and a message ID: `0x` and 64 hex digits.
-fn key(id: &JobId) -> String {
+pub(super) fn key(id: &JobId) -> String {
     id.to_string()
 }
 
@@ -190,78 +184,16 @@ fn decode_result(id: &JobId, bytes: &[u8]) -> Result<SharedResult, ClusterError>
     Ok(result)
 }
 
-/// The jobs offered to this engine.
-pub(crate) struct JobFeed {
-    messages: pull::Stream,
-}
-
-impl std::fmt::Debug for JobFeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobFeed").finish_non_exhaustive()
-    }
-}
-
-impl JobFeed {
-    /// The next delivery; `None` once the feed ends, an `Err` when the
-    /// servers fail it (both end it: follow it again).
-    pub(crate) async fn next(&mut self) -> Option<Result<Delivery, ClusterError>> {
-        let message = self.messages.next().await?;
-        Some(message.map(|message| Delivery { message }).map_err(|err| ClusterError::JetStream {
-            what: format!("pull from {JOBS_STREAM}"),
-            reason: err.to_string(),
-        }))
-    }
-}
-
-/// One delivered job message.
-pub(crate) struct Delivery {
-    message: async_nats::jetstream::Message,
-}
-
-impl std::fmt::Debug for Delivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery").field("subject", &self.message.subject).finish_non_exhaustive()
-    }
-}
-
 impl Delivery {
     /// The job, decoded with a size limit (another engine sent it).
     pub(crate) fn spec(&self) -> Result<JobSpec, ClusterError> {
         let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-        bincode::serde::decode_from_slice(&self.message.payload, config).map(|(spec, _)| spec).map_err(|err| {
+        bincode::serde::decode_from_slice(self.payload(), config).map(|(spec, _)| spec).map_err(|err| {
             ClusterError::Untrusted {
                 name: "a message".to_owned(),
                 bucket: JOBS_STREAM,
                 reason: format!("not a job: {err}"),
             }
         })
-    }
-
-    /// How many times it was delivered, this time included.
-    pub(crate) fn attempt(&self) -> u64 {
-        self.message.info().map_or(1, |info| info.delivered.max(1) as u64)
-    }
-
-    /// Done with: the servers drop it.
-    pub(crate) async fn ack(&self) -> Result<(), ClusterError> {
-        self.message.ack().await.map_err(|err| ClusterError::JetStream {
-            what: format!("ack a job of {JOBS_STREAM}"),
-            reason: err.to_string(),
-        })
-    }
-
-    /// Still working on it: the ack wait starts again.
-    pub(crate) async fn in_progress(&self) {
-        let _ = self.message.ack_with(AckKind::Progress).await;
-    }
-
-    /// Not now: offered again after `delay`.
-    pub(crate) async fn later(&self, delay: Duration) {
-        let _ = self.message.ack_with(AckKind::Nak(Some(delay))).await;
-    }
-
-    /// Never: dropped without a result (it cannot be a job).
-    pub(crate) async fn discard(&self) {
-        let _ = self.message.ack_with(AckKind::Term).await;
     }
 }

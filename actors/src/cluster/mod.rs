@@ -10,9 +10,13 @@
 
 mod jobs;
 mod programs;
+mod queue;
+mod relays;
 
-pub(crate) use jobs::{Claim, Delivery, SharedResult};
+pub(crate) use jobs::{Claim, SharedResult};
 pub(crate) use programs::SharedProgram;
+pub(crate) use queue::Delivery;
+pub(crate) use relays::SharedSettlement;
 
 use crate::config;
 use async_nats::jetstream::{self, kv, object_store, stream};
@@ -66,8 +70,10 @@ pub(crate) struct Cluster {
     js: jetstream::Context,
     programs: object_store::ObjectStore,
     jobs: stream::Stream,
+    relays: stream::Stream,
     claims: kv::Store,
     results: kv::Store,
+    settled: kv::Store,
     timeout: Duration,
     ack_wait: Duration,
     node: String,
@@ -125,12 +131,27 @@ impl Cluster {
             ..Default::default()
         };
         let jobs = within(timeout, "open the jobs stream", js.get_or_create_stream(jobs)).await?;
+        let relays =
+            within(timeout, "open the relay stream", js.get_or_create_stream(Cluster::relay_stream(replicas))).await?;
         let claims =
             open_kv(&js, timeout, jobs::CLAIMS_BUCKET, "job ID -> the engine that took it in", replicas).await?;
         let results =
             open_kv(&js, timeout, jobs::RESULTS_BUCKET, "job ID -> its first recorded result", replicas).await?;
+        let settled =
+            open_kv(&js, timeout, relays::SETTLED_BUCKET, "job ID -> how its settlement ended", replicas).await?;
         let ack_wait = Duration::from_millis(section.ack_wait_ms);
-        Ok(Cluster { js, programs, jobs, claims, results, timeout, ack_wait, node: section.node_name.clone() })
+        Ok(Cluster {
+            js,
+            programs,
+            jobs,
+            relays,
+            claims,
+            results,
+            settled,
+            timeout,
+            ack_wait,
+            node: section.node_name.clone(),
+        })
     }
 
     /// Runs `request` with the cluster's deadline.

@@ -26,6 +26,7 @@ use crate::config;
 use crate::intake::Intake;
 use crate::job::{JobId, JobSpec, Settlement, Status};
 use crate::metrics::{ActorMetrics, ActorName};
+use crate::peers::PublishJob;
 use crate::pool::Mailbox;
 use crate::programs::Programs;
 use crate::protocol::bindings::IJobManager::{JobCancelled, JobCreated};
@@ -68,6 +69,10 @@ pub(crate) struct ListenerSetup {
     /// Where cancellations of executed jobs, and dead-lettered jobs that
     /// reappeared after a reorg, go.
     pub relayer: Mailbox<FromListener>,
+    /// Cluster mode: jobs go into the cluster's queue (every engine's
+    /// listener queues each; the queue keeps one), not into this engine's
+    /// intake.
+    pub cluster: Option<Mailbox<PublishJob>>,
 }
 
 /// The listener actor.
@@ -181,8 +186,8 @@ impl Listener {
         }
         let store = self.setup.intake.store.clone();
         let wait = async move {
-            for receiver in durable {
-                if !matches!(receiver.await, Ok(Ok(()))) {
+            for taken in durable {
+                if !taken.await {
                     return false;
                 }
             }
@@ -244,11 +249,25 @@ impl Listener {
                 return Ok(None);
             }
         };
+        if let Some(cluster) = &self.setup.cluster {
+            let (cluster, spec) = (cluster.clone(), Arc::new(spec));
+            self.actor.handled(Duration::ZERO, true);
+            return Ok(Some(Box::pin(async move {
+                match cluster.send(PublishJob { spec }).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(err)) => {
+                        tracing::warn!(job = %id, %err, "listener: onchain job not queued in the cluster");
+                        false
+                    }
+                    Err(_) => false,
+                }
+            })));
+        }
         match intake.admit(Arc::new(spec), false) {
             Ok(admitted) => {
                 intake.metrics.engine.onchain_jobs.fetch_add(1, Ordering::Relaxed);
                 self.actor.handled(Duration::ZERO, true);
-                Ok(Some(admitted.durable))
+                Ok(Some(durable(admitted.durable)))
             }
             Err(AdmitError::Busy { .. }) => Err(ReadAgain),
             Err(AdmitError::NonceUsed { .. }) => Ok(None),
@@ -326,14 +345,21 @@ impl Listener {
             intake.metrics.engine.cancelled.fetch_add(1, Ordering::Relaxed);
             tracing::info!(job = %id, "job cancelled onchain");
             self.actor.handled(Duration::ZERO, true);
-            return Ok(Some(rx));
+            return Ok(Some(durable(rx)));
         }
         self.actor.handled(Duration::ZERO, true);
         Ok(None)
     }
 }
 
-type Receiver = tokio::sync::oneshot::Receiver<Result<(), crate::store::CommitError>>;
+/// Resolves to whether what a log asked for was taken durably (recorded
+/// here, or queued in the cluster).
+type Receiver = std::pin::Pin<Box<dyn std::future::Future<Output = bool>>>;
+
+/// A store commit as a [`Receiver`].
+fn durable(commit: tokio::sync::oneshot::Receiver<Result<(), crate::store::CommitError>>) -> Receiver {
+    Box::pin(async move { matches!(commit.await, Ok(Ok(()))) })
+}
 
 /// The queue is full or the store failed: stop the batch at this log's
 /// block and read it again later.

@@ -230,6 +230,15 @@ pub(crate) struct EngineCounters {
     /// Cluster mode: jobs in the cluster's queue not yet acked by any
     /// engine (a gauge, sampled every second).
     pub cluster_jobs_queued: AtomicU64,
+    /// Cluster mode: results this engine took from the relay queue and saw
+    /// through to their end (settled, found settled, cancelled or
+    /// dead-lettered).
+    pub cluster_relays_ended: AtomicU64,
+    /// Cluster mode: results whose relay this engine holds now (a gauge).
+    pub cluster_relays_held: AtomicU64,
+    /// Cluster mode: results in the relay queue not yet acked by any engine
+    /// (a gauge, sampled every second).
+    pub cluster_relays_queued: AtomicU64,
     /// Jobs the VM ran (to an outcome, done or failed), per ISA
     /// ([`ISAS`] order).
     pub executor_jobs_by_isa: [AtomicU64; ISAS.len()],
@@ -482,6 +491,15 @@ pub struct EngineSnapshot {
     /// Cluster mode: jobs in the cluster's queue, not yet acked.
     #[serde(default)]
     pub cluster_jobs_queued: u64,
+    /// Cluster mode: results this engine relayed to their end.
+    #[serde(default)]
+    pub cluster_relays_ended: u64,
+    /// Cluster mode: results whose relay this engine holds now.
+    #[serde(default)]
+    pub cluster_relays_held: u64,
+    /// Cluster mode: results in the relay queue, not yet acked.
+    #[serde(default)]
+    pub cluster_relays_queued: u64,
     /// Jobs the VM ran (done or failed), by ISA: `{"rv32im": N, "rv64im": M}`,
     /// every ISA present.
     #[serde(default)]
@@ -607,6 +625,9 @@ impl Metrics {
                 cluster_results_recorded: load(&self.engine.cluster_results_recorded),
                 cluster_redeliveries: load(&self.engine.cluster_redeliveries),
                 cluster_jobs_queued: load(&self.engine.cluster_jobs_queued),
+                cluster_relays_ended: load(&self.engine.cluster_relays_ended),
+                cluster_relays_held: load(&self.engine.cluster_relays_held),
+                cluster_relays_queued: load(&self.engine.cluster_relays_queued),
                 executor_jobs_by_isa: EngineCounters::by_isa(&self.engine.executor_jobs_by_isa),
                 executor_cycles_by_isa: EngineCounters::by_isa(&self.engine.executor_cycles_by_isa),
             },

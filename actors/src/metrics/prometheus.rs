@@ -117,7 +117,7 @@ impl Collector for Figures {
             }
         }
         let e = &snapshot.engine;
-        let counters: [(&str, &str, u64); 18] = [
+        let counters: [(&str, &str, u64); 19] = [
             ("coprocessor_jobs_accepted", "Jobs acknowledged", e.jobs_accepted),
             ("coprocessor_jobs_done", "Jobs done", e.jobs_done),
             ("coprocessor_jobs_failed", "Jobs failed", e.jobs_failed),
@@ -140,12 +140,17 @@ impl Collector for Figures {
                 e.cluster_results_recorded,
             ),
             ("coprocessor_cluster_redeliveries", "Cluster jobs offered to this engine again", e.cluster_redeliveries),
+            (
+                "coprocessor_cluster_relays_ended",
+                "Cluster results this engine relayed to their end",
+                e.cluster_relays_ended,
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);
             counter.encode(out.encode_descriptor(name, help, None, counter.metric_type())?)?;
         }
-        let gauges: [(&str, &str, Option<Unit>, f64); 18] = [
+        let gauges: [(&str, &str, Option<Unit>, f64); 20] = [
             ("coprocessor_uptime", "Time since start-up", Some(Unit::Seconds), e.uptime_seconds as f64),
             ("coprocessor_jobs_per_second", "Jobs executed per second, last seconds", None, e.jobs_per_second),
             ("coprocessor_instructions_per_second", "Guest instructions per second", None, e.instructions_per_second),
@@ -165,6 +170,18 @@ impl Collector for Figures {
                 "Jobs in the cluster's queue, not yet acked",
                 None,
                 e.cluster_jobs_queued as f64,
+            ),
+            (
+                "coprocessor_cluster_relays_held",
+                "Cluster results whose relay this engine holds",
+                None,
+                e.cluster_relays_held as f64,
+            ),
+            (
+                "coprocessor_cluster_relays_queued",
+                "Results in the cluster's relay queue, not yet acked",
+                None,
+                e.cluster_relays_queued as f64,
             ),
             ("coprocessor_relay_average_batch", "Results per settlement transaction", None, e.relay_average_batch),
             (

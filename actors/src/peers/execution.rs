@@ -44,15 +44,25 @@ pub(crate) struct ExecutionSetup {
     /// Who may sign offchain requests here: a shared offchain job must be
     /// signed by one of them, as if it had been sent to this engine.
     pub(crate) allowed_signers: Arc<HashSet<Address>>,
+    /// The cluster settles onchain (`[chain]`): a successful result is
+    /// queued for a relayer before its job is acked.
+    pub(crate) settle: bool,
 }
 
-/// Samples the depth of the cluster's queue into the engine's metrics,
-/// every second, for as long as the engine runs.
-pub(crate) async fn sample_queue(cluster: Cluster, engine: Arc<Metrics>) {
+/// Samples the depth of the cluster's queues (jobs, and with `settle`
+/// results to settle) into the engine's metrics, every second, for as long
+/// as the engine runs.
+pub(crate) async fn sample_queue(cluster: Cluster, engine: Arc<Metrics>, settle: bool) {
     loop {
         match cluster.queued().await {
             Ok(queued) => engine.engine.cluster_jobs_queued.store(queued, Ordering::Relaxed),
             Err(err) => tracing::debug!(%err, "sampling the cluster's queue"),
+        }
+        if settle {
+            match cluster.relays_queued().await {
+                Ok(queued) => engine.engine.cluster_relays_queued.store(queued, Ordering::Relaxed),
+                Err(err) => tracing::debug!(%err, "sampling the cluster's relay queue"),
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -133,6 +143,16 @@ async fn take(setup: &ExecutionSetup, delivery: &Delivery) -> Result<(), String>
     // ack): share that result.
     if let Some(shared) = executed_here(setup, &spec)? {
         return record_and_ack(setup, delivery, &shared).await;
+    }
+    // Offered again (its engine died after recording the result, before its
+    // ack), or an onchain job queued again by a listener after the
+    // duplicate window: the recorded result stands, it is not run again.
+    if delivery.attempt() > 1 || matches!(spec.origin, Origin::Onchain) {
+        match setup.cluster.result(&id).await {
+            Ok(Some(shared)) => return record_and_ack(setup, delivery, &shared).await,
+            Ok(None) => {}
+            Err(err) => tracing::warn!(job = %id, %err, "cannot read the job's recorded result; running it"),
+        }
     }
     let admitted = match setup.intake.admit(Arc::new(spec.clone()), true) {
         Ok(admitted) => admitted,
@@ -216,6 +236,14 @@ async fn record_and_ack(setup: &ExecutionSetup, delivery: &Delivery, shared: &Sh
         engine.cluster_results_recorded.fetch_add(1, Ordering::Relaxed);
     } else {
         tracing::info!(job = %id, "another engine recorded this job's result first");
+    }
+    // Queued for settlement before the ack: an engine that dies in between
+    // leaves the job to be offered again, and this is done again.
+    if setup.settle && shared.execution.failure.is_none() {
+        if let Err(err) = setup.cluster.publish_relay(&id).await {
+            delivery.later(LATER).await;
+            return Err(format!("job {id}: {err}"));
+        }
     }
     delivery.ack().await.map_err(|err| format!("job {id}: {err}"))
 }

@@ -9,13 +9,18 @@
 //!   ([`PublishJob`]) before its client hears so; this engine pulls jobs
 //!   from the cluster's queue and runs them (`execution.rs`); a job's result
 //!   is read from the cluster when it ran elsewhere ([`FetchResult`]).
+//! - Settlement (with `[chain]`): this engine's relayer settles the results
+//!   it pulls from the cluster's relay queue, whoever ran them
+//!   (`relaying.rs`).
 
 mod execution;
+mod relaying;
 
 pub(crate) use execution::{execute_jobs, sample_queue, ExecutionSetup};
+pub(crate) use relaying::{relay_results, RelaySetup};
 
-use crate::cluster::{Claim, Cluster, ClusterError, SharedProgram, SharedResult};
-use crate::job::{JobId, JobSpec};
+use crate::cluster::{Claim, Cluster, ClusterError, SharedProgram, SharedResult, SharedSettlement};
+use crate::job::{JobId, JobSpec, Origin};
 use crate::metrics::ActorMetrics;
 use crate::pool::Mailbox;
 use crate::program::ProgramId;
@@ -41,7 +46,7 @@ pub(crate) struct ShareProgram {
     pub(crate) name: String,
 }
 
-/// Claim and queue a job accepted here.
+/// Claim and queue a job accepted here (or read onchain here).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), PublishError>")]
 pub(crate) struct PublishJob {
@@ -87,6 +92,15 @@ pub(crate) struct FetchResult {
     pub(crate) wait: bool,
 }
 
+/// How a job's settlement ended, as the cluster recorded it (`None`: it has
+/// not, or the job is not to be settled).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<SharedSettlement>, ClusterError>")]
+pub(crate) struct FetchSettlement {
+    /// The job.
+    pub(crate) id: JobId,
+}
+
 /// The mailboxes of the peers actor, for the api.
 #[derive(Debug, Clone)]
 pub(crate) struct PeersAccess {
@@ -96,6 +110,8 @@ pub(crate) struct PeersAccess {
     pub(crate) publish: Mailbox<PublishJob>,
     /// Results recorded by any engine.
     pub(crate) fetch: Mailbox<FetchResult>,
+    /// Settlements ended by any engine.
+    pub(crate) settled: Mailbox<FetchSettlement>,
 }
 
 /// The peers actor.
@@ -148,8 +164,15 @@ impl Handler<PublishJob> for Peers {
 }
 
 /// The claim, then the queue; a claim whose job could not be queued is
-/// given back, so that the client's retry can enter.
+/// given back, so that the client's retry can enter. An onchain job is not
+/// claimed: every engine's listener queues it, the queue's duplicate window
+/// makes that one message, and a claim its engine died holding would lose
+/// it.
 async fn publish(cluster: &Cluster, spec: &JobSpec) -> Result<(), PublishError> {
+    if matches!(spec.origin, Origin::Onchain) {
+        cluster.note_claim(&spec.id).await?;
+        return Ok(cluster.publish_job(spec).await?);
+    }
     match cluster.claim(&spec.id).await? {
         Claim::Taken => return Err(PublishError::Taken { nonce: spec.nonce, consumer: spec.consumer }),
         Claim::Won => {}
@@ -176,6 +199,15 @@ impl Handler<FetchResult> for Peers {
                 None => ClusterJob::Unknown,
             })
         })
+    }
+}
+
+impl Handler<FetchSettlement> for Peers {
+    type Result = ResponseFuture<Result<Option<SharedSettlement>, ClusterError>>;
+
+    fn handle(&mut self, msg: FetchSettlement, _: &mut Context<Self>) -> Self::Result {
+        let cluster = self.cluster.clone();
+        Box::pin(async move { cluster.settlement(&msg.id).await })
     }
 }
 

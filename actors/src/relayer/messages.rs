@@ -1,7 +1,7 @@
 //! The relayer's messages and their handlers.
 
 use super::{LaneView, Phase, Relayer};
-use crate::job::{JobId, JobSpec, Status};
+use crate::job::{JobId, JobSpec, Settlement, Status};
 use crate::store::{ResultRecord, StoreError};
 use actix::{Context, Handler, Message};
 use alloy::primitives::{Address, B256};
@@ -19,7 +19,14 @@ pub(crate) struct Relay {
     pub(crate) result: Arc<ResultRecord>,
     /// Set when start-up hands back a job from before the last stop.
     pub(crate) resumed: Option<Resumed>,
+    /// Told the job's last settlement step once the relayer is done with it
+    /// (`Confirmed`, `AlreadySettled`, `Cancelled` or `DeadLettered`); a
+    /// relayer that stops first drops it unsent.
+    pub(crate) ended: Option<Ended>,
 }
+
+/// Where a relayer says it is done with a job.
+pub(crate) type Ended = tokio::sync::oneshot::Sender<Settlement>;
 
 /// A job handed back at start-up: it may have settled while the engine
 /// was down, by a transaction this run never sent.
@@ -81,7 +88,7 @@ impl Handler<Relay> for Relayer {
 
     fn handle(&mut self, msg: Relay, ctx: &mut Context<Self>) {
         let start = Instant::now();
-        self.add(msg.spec, &msg.result, msg.resumed);
+        self.add(msg.spec, &msg.result, msg.resumed, msg.ended);
         self.round(ctx);
         self.actor.handled(start.elapsed(), true);
     }
@@ -113,6 +120,9 @@ impl Handler<FromListener> for Relayer {
         if let Some(job) = self.jobs.remove(&id) {
             if job.spec.is_ordered() {
                 self.lanes.settled(job.spec.consumer, job.spec.nonce);
+            }
+            if let Some(ended) = job.ended {
+                let _ = ended.send(Settlement::Cancelled);
             }
         }
     }

@@ -62,7 +62,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use lanes::LaneView;
-pub(crate) use messages::{FromListener, LaneQuery, Relay, Resumed, Retry, RetryError};
+pub(crate) use messages::{Ended, FromListener, LaneQuery, Relay, Resumed, Retry, RetryError};
 
 #[derive(Debug)]
 enum Phase {
@@ -98,6 +98,8 @@ struct Job {
     /// Send it alone with the whole per-item gas share (it ran short in a
     /// batch).
     solo: bool,
+    /// Who waits for it to leave the relayer (cluster mode's relay queue).
+    ended: Option<Ended>,
 }
 
 /// What the relayer needs.
@@ -206,8 +208,11 @@ impl Relayer {
         })
     }
 
-    fn add(&mut self, spec: Arc<JobSpec>, result: &ResultRecord, resumed: Option<Resumed>) {
-        if self.jobs.contains_key(&spec.id) {
+    fn add(&mut self, spec: Arc<JobSpec>, result: &ResultRecord, resumed: Option<Resumed>, ended: Option<Ended>) {
+        if let Some(job) = self.jobs.get_mut(&spec.id) {
+            if ended.is_some() {
+                job.ended = ended;
+            }
             return;
         }
         let item = Item::new(&spec, result);
@@ -223,7 +228,7 @@ impl Relayer {
         };
         let hashes = resumed.and_then(|resumed| resumed.tx).into_iter().collect();
         let queued_at = Instant::now();
-        self.jobs.insert(id, Job { spec, item, attempts: 0, phase, queued_at, hashes, resumed, solo: false });
+        self.jobs.insert(id, Job { spec, item, attempts: 0, phase, queued_at, hashes, resumed, solo: false, ended });
     }
 
     /// Plans a round: releases ordered and held jobs, and lists the jobs to
@@ -452,6 +457,9 @@ impl Relayer {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(job = %id, ?step, "settled");
+        if let Some(ended) = job.ended {
+            let _ = ended.send(step.clone());
+        }
         self.log(id, step);
         if job.spec.is_ordered() {
             self.lanes.settled(job.spec.consumer, job.spec.nonce);
@@ -492,7 +500,11 @@ impl Relayer {
         engine.dead_lettered.fetch_add(1, Ordering::Relaxed);
         self.actor.failed();
         tracing::error!(job = %id, attempts, %reason, "dead-lettered; `coprocessor job retry` pushes it again");
-        self.log(id, Settlement::DeadLettered(DeadLetter { attempts, reason }));
+        let step = Settlement::DeadLettered(DeadLetter { attempts, reason });
+        if let Some(ended) = job.ended {
+            let _ = ended.send(step.clone());
+        }
+        self.log(id, step);
         if job.spec.is_ordered() {
             self.lanes.stalled(job.spec.consumer, job.spec.nonce);
         }
@@ -537,7 +549,7 @@ impl Relayer {
         let (spec, result) = store.executed(&entry)?.ok_or(RetryError::Unknown(id))?;
         self.log(id, Settlement::Retried);
         tracing::info!(job = %id, "retrying a dead-lettered job");
-        self.add(Arc::new(spec), &result, None);
+        self.add(Arc::new(spec), &result, None, None);
         Ok(())
     }
 }

@@ -46,14 +46,19 @@ pub enum Write {
         nonce: u64,
         /// The encoded `Pending` log record.
         record: Vec<u8>,
+        /// Written only if the store does not know the job yet (a job taken
+        /// in from the cluster, which this engine may be running itself);
+        /// otherwise it replaces the entry (a nonce reused after a failure).
+        if_unknown: bool,
     },
     /// A job's result: its `Executed` log record and its entry (and its
     /// program's job and cycle counts).
     Executed {
         /// The job.
         id: JobId,
-        /// Its program.
-        program: ProgramId,
+        /// Its program, if the job ran here (its job and cycle counts grow);
+        /// `None` for a result another engine of the cluster ran.
+        program: Option<ProgramId>,
         /// Cycles it used.
         cycles: u64,
         /// Done or failed.
@@ -87,7 +92,13 @@ impl Write {
     /// The writes that admit `spec`.
     pub fn admit(spec: &JobSpec) -> Write {
         let record = LogRecordRef { job_id: spec.id, unix_ms: unix_ms(), transition: TransitionRef::Pending(spec) };
-        Write::Admit { id: spec.id, consumer: spec.consumer, nonce: spec.nonce, record: encode(&record) }
+        Write::Admit {
+            id: spec.id,
+            consumer: spec.consumer,
+            nonce: spec.nonce,
+            record: encode(&record),
+            if_unknown: false,
+        }
     }
 
     /// The writes that record `result` for job `spec`.
@@ -95,8 +106,24 @@ impl Write {
         let id = spec.id;
         let record =
             LogRecordRef { job_id: id, unix_ms: unix_ms(), transition: TransitionRef::Executed(result.execution()) };
-        let (program, cycles) = (spec.program_id, result.cycles);
+        let (program, cycles) = (Some(spec.program_id), result.cycles);
         Write::Executed { id, program, cycles, status: result.status(), record: encode(&record) }
+    }
+
+    /// The writes that take in a job another engine of the cluster ran, to
+    /// settle it here: its `Pending` and `Executed` records, its program's
+    /// counts unchanged. A job the store knows keeps its entry and gets
+    /// the result only if it has none.
+    pub fn taken_in(spec: &JobSpec, result: &ResultRecord) -> Vec<Write> {
+        let mut admit = Write::admit(spec);
+        if let Write::Admit { if_unknown, .. } = &mut admit {
+            *if_unknown = true;
+        }
+        let mut executed = Write::executed(spec, result);
+        if let Write::Executed { program, .. } = &mut executed {
+            *program = None;
+        }
+        vec![admit, executed]
     }
 
     /// Bytes this write stores (its record).
@@ -336,7 +363,10 @@ fn apply<'a>(
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
     for write in group.flat_map(|commit| &commit.writes) {
         match write {
-            Write::Admit { id, consumer, nonce, record } => {
+            Write::Admit { id, consumer, nonce, record, if_unknown } => {
+                if *if_unknown && entry_of(trees, state, &entries, id)?.is_some() {
+                    continue;
+                }
                 log.insert(&seq.to_be_bytes(), record.as_slice());
                 let entry = JobEntry {
                     consumer: *consumer,
@@ -363,9 +393,11 @@ fn apply<'a>(
                     continue;
                 }
                 log.insert(&seq.to_be_bytes(), record.as_slice());
-                let stats = programs.entry(*program).or_default();
-                stats.jobs += 1;
-                stats.cycles = stats.cycles.saturating_add(*cycles);
+                if let Some(program) = program {
+                    let stats = programs.entry(*program).or_default();
+                    stats.jobs += 1;
+                    stats.cycles = stats.cycles.saturating_add(*cycles);
+                }
                 entry.status = *status;
                 entry.executed_seq = Some(seq);
                 jobs.insert(&id.0, encode(&entry));

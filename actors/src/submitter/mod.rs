@@ -74,7 +74,7 @@ impl Submitter {
         // Only a successful result is relayed (as in InfinityVM).
         let relay = match (&self.setup.relayer, status) {
             (Some(relayer), Status::Done) => {
-                Some((relayer.clone(), Relay { spec, result: Arc::clone(&record), resumed: None }))
+                Some((relayer.clone(), Relay { spec, result: Arc::clone(&record), resumed: None, ended: None }))
             }
             _ => None,
         };

@@ -17,7 +17,9 @@ use crate::job::JobSpec;
 use crate::keys::{self, KeyError};
 use crate::listener::{Listener, ListenerSetup};
 use crate::metrics::{ActorName, Metrics};
-use crate::peers::{execute_jobs, follow_programs, sample_queue, ExecutionSetup, Peers, PeersAccess};
+use crate::peers::{
+    execute_jobs, follow_programs, relay_results, sample_queue, ExecutionSetup, Peers, PeersAccess, RelaySetup,
+};
 use crate::pool::{Handle, Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::Registry;
@@ -226,7 +228,9 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 board: Arc::clone(&board),
                 metrics: Arc::clone(&metrics),
                 operator: operator.clone(),
-                relayer: relayer.as_ref().map(|relayer| relayer.mailbox()),
+                // In cluster mode results reach a relayer through the
+                // cluster's relay queue (one engine relays each).
+                relayer: relayer.as_ref().filter(|_| peers.is_none()).map(|relayer| relayer.mailbox()),
             },
         );
         let executor = Executor::start(
@@ -262,12 +266,28 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 engine: Arc::clone(&metrics),
                 node: node.clone(),
                 allowed_signers: Arc::new(signers.allowed.clone()),
+                settle: relayer.is_some(),
             }));
-            actix_rt::spawn(sample_queue(cluster.clone(), Arc::clone(&metrics)));
+            actix_rt::spawn(sample_queue(cluster.clone(), Arc::clone(&metrics), relayer.is_some()));
+            if let Some(relayer) = &relayer {
+                actix_rt::spawn(relay_results(RelaySetup {
+                    cluster: cluster.clone(),
+                    store: store.clone(),
+                    relayer: relayer.mailbox(),
+                    operator: operator.address(),
+                    in_flight: 1024,
+                    metrics: Arc::clone(counters),
+                    engine: Arc::clone(&metrics),
+                }));
+            }
         }
         let chain_access = match (&chain, &relayer) {
             (Some((chain, section, keys, unsettled)), Some(relayer)) => {
-                resubmit(unsettled, &relayer.mailbox());
+                // In cluster mode the relay queue holds every result not yet
+                // settled, this engine's among them.
+                if peers.is_none() {
+                    resubmit(unsettled, &relayer.mailbox());
+                }
                 let listener = Listener::new(ListenerSetup {
                     chain: chain.clone(),
                     config: section.clone(),
@@ -275,6 +295,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                     programs: Arc::clone(&programs),
                     intake: intake.clone(),
                     relayer: relayer.mailbox(),
+                    cluster: peers.as_ref().map(|(peers, ..)| peers.mailbox()),
                 })?;
                 Listener::start_in_arbiter(&chain_arbiter.handle(), |_| listener);
                 Some(ChainAccess {
@@ -319,6 +340,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 share: peers.mailbox(),
                 publish: peers.mailbox(),
                 fetch: peers.mailbox(),
+                settled: peers.mailbox(),
             }),
             verifier: verifier.mailbox(),
             dry_runs: executor.mailbox(),
@@ -400,6 +422,7 @@ fn resubmit(unsettled: &[Unsettled], relayer: &Mailbox<Relay>) {
             spec: Arc::new(job.spec.clone()),
             result: Arc::new(job.result.clone()),
             resumed: Some(Resumed { tx: job.tx_hash.map(alloy::primitives::B256::from) }),
+            ended: None,
         });
     }
 }

@@ -1,0 +1,199 @@
+//! Cluster mode with a chain: engines on one NATS JetStream cluster settle
+//! on one JobManager. Each result is relayed by exactly one engine at a
+//! time (the cluster's relay queue) and settles exactly once, whichever
+//! engine ran it and whichever relays it, and when a relaying engine dies.
+//! Real `nats-server`s, a real hardhat node, real engines.
+
+mod common;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::sol_types::SolEvent;
+use common::engine::{u64_job, Engine};
+use common::nats::NatsCluster;
+use coprocessor::devnet::{self, DeployParams, Deployment, ExamplePrograms, HardhatNode};
+use coprocessor_actors::keys;
+use coprocessor_actors::program::ProgramId;
+use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::JobCompleted;
+use coprocessor_actors::protocol::bindings::SquareRootConsumer;
+use coprocessor_actors::protocol::eip191::Signer;
+use coprocessor_actors::wire::{Call, HexBytes, JobIdParams, JobResult, NoParams, StatusReply};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The consumers' offchain signer, allowed by every engine.
+fn app_signer() -> Signer {
+    Signer::from_bytes(&[0x42; 32]).unwrap()
+}
+
+/// A hardhat node with the contracts, and `n` engines on `nats` settling on
+/// it: one operator key for all, a relayer key each (the first is the
+/// JobManager's relayer, the others are authorized), all funded.
+struct ChainCluster {
+    engines: Vec<Engine>,
+    deployment: Deployment,
+    square_root: ProgramId,
+    runtime: tokio::runtime::Runtime,
+    node: HardhatNode,
+}
+
+impl ChainCluster {
+    fn start(nats: &NatsCluster, dir: &Path, n: usize) -> ChainCluster {
+        let contracts = devnet::contracts_dir().unwrap();
+        let node = HardhatNode::start(&contracts, devnet::free_port().unwrap(), None).expect("hardhat node");
+        let operator = keys::load_or_generate(&dir.join(keys::OPERATOR_KEY)).unwrap();
+        let mut relayers = Vec::new();
+        for i in 0..n {
+            let data = dir.join(format!("node-{i}"));
+            coprocessor_actors::create_data_dir(&data).unwrap();
+            std::fs::copy(dir.join(keys::OPERATOR_KEY), data.join(keys::OPERATOR_KEY)).unwrap();
+            relayers.push(keys::load_or_generate(&data.join(keys::RELAYER_KEY)).unwrap().address());
+        }
+        let square_root = ProgramId::of(&common::guest_elf("square-root"));
+        let clob = ProgramId::of(&common::guest_elf("clob"));
+        let params = DeployParams {
+            rpc_url: node.url(),
+            deployer: devnet::DEV_DEPLOYER_KEY.parse().unwrap(),
+            operator: operator.address(),
+            relayer: relayers[0],
+            extra_relayers: relayers[1..].to_vec(),
+            offchain_signer: app_signer().address(),
+            examples: Some(ExamplePrograms { square_root, clob }),
+            max_cycles: 100_000_000,
+            relayer_funds: U256::from(10u64).pow(U256::from(21u64)),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let deployment = runtime.block_on(devnet::deploy(&params)).expect("deploy");
+        let engines = (0..n)
+            .map(|i| {
+                let config = format!(
+                    "[offchain]\nallowed_signers = [\"{}\"]\n{}ack_wait_ms = 2000\n\
+                     [chain]\nrpc_url = \"{}\"\njob_manager = \"{}\"\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\n",
+                    app_signer().address(),
+                    nats.engine_config(&format!("node-{i}")),
+                    node.url(),
+                    deployment.job_manager,
+                );
+                Engine::start_with(&dir.join(format!("node-{i}")), Some(&config), &[])
+            })
+            .collect();
+        ChainCluster { engines, deployment, square_root, runtime, node }
+    }
+
+    fn consumer(&self) -> Address {
+        self.deployment.examples.expect("example consumers").square_root_consumer
+    }
+
+    /// `requestSquareRoot(n)` onchain: the job's ID.
+    fn request_onchain(&self, n: u64) -> B256 {
+        let deployer: alloy::signers::local::PrivateKeySigner = devnet::DEV_DEPLOYER_KEY.parse().unwrap();
+        let provider = ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::from(deployer))
+            .connect_http(self.node.url().parse().unwrap());
+        let consumer = SquareRootConsumer::new(self.consumer(), provider);
+        self.runtime.block_on(async {
+            let receipt = consumer.requestSquareRoot(U256::from(n)).send().await.unwrap().get_receipt().await.unwrap();
+            assert!(receipt.status(), "request reverted");
+            let created = receipt.inner.logs().iter().find_map(|log| {
+                log.log_decode::<coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::JobCreated>().ok()
+            });
+            created.expect("JobCreated").inner.data.jobID
+        })
+    }
+
+    /// How many `JobCompleted` events each settled job has.
+    fn completions(&self) -> HashMap<B256, usize> {
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.deployment.job_manager)
+            .event_signature(JobCompleted::SIGNATURE_HASH)
+            .from_block(0);
+        let provider = ProviderBuilder::new().connect_http(self.node.url().parse().unwrap());
+        let logs = self.runtime.block_on(provider.get_logs(&filter)).expect("logs");
+        let mut counts = HashMap::new();
+        for log in logs {
+            if let Some(id) = log.topics().get(1) {
+                *counts.entry(*id).or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
+fn status(engine: &Engine) -> StatusReply {
+    engine.client().call(Call::Status(NoParams {})).unwrap()
+}
+
+#[test]
+fn five_hundred_jobs_settle_exactly_once_while_a_relaying_engine_is_killed() {
+    let nats = NatsCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = ChainCluster::start(&nats, dir.path(), 3);
+    let program = cluster.engines[0].submit_program("square-root");
+    assert_eq!(program, cluster.square_root);
+
+    // 450 offchain jobs sent round-robin to the engines, and 50 onchain
+    // requests, which every engine's listener reads and queues (the queue
+    // keeps one of each).
+    let signer = app_signer();
+    let mut ids: Vec<B256> = Vec::new();
+    for nonce in 0..450u64 {
+        let job = u64_job(program, cluster.consumer(), 1_000_000 + nonce, 1_000 + nonce);
+        let engine = &cluster.engines[nonce as usize % 3];
+        engine.client().call::<JobIdParams>(Call::SubmitJob(job.sign(&signer))).expect("submit");
+        ids.push(job.job_id().to_b256());
+    }
+    ids.extend((1..=50u64).map(|n| cluster.request_onchain(n * n)));
+
+    // An engine that is relaying (results pulled from the relay queue and
+    // not yet settled) dies: kill -9.
+    let start = Instant::now();
+    let relaying = loop {
+        let held = cluster.engines.iter().position(|engine| {
+            let cluster = status(engine).cluster.expect("cluster status");
+            cluster.relays_held_here > 0 && cluster.relays_ended_here > 0
+        });
+        if let Some(i) = held {
+            break i;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no engine was relaying");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let dead = cluster.engines.remove(relaying);
+    let _ = dead.kill9();
+
+    // Every job settles, exactly once.
+    let start = Instant::now();
+    loop {
+        let completions = cluster.completions();
+        let missing = ids.iter().filter(|id| !completions.contains_key(*id)).count();
+        if missing == 0 {
+            for id in &ids {
+                assert_eq!(completions[id], 1, "job {id} settled {} times", completions[id]);
+            }
+            assert_eq!(completions.len(), ids.len(), "nothing else settled");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(240), "{missing} of {} jobs never settled", ids.len());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Every surviving engine tells how each settled, whichever engine relayed it.
+    for engine in &cluster.engines {
+        for id in &ids {
+            let start = Instant::now();
+            loop {
+                let params = JobIdParams { job_id: HexBytes(id.to_vec()) };
+                let result: JobResult = engine.client().call(Call::GetResult(params)).unwrap();
+                if matches!(result.status.as_str(), "confirmed" | "already-settled") {
+                    break;
+                }
+                assert!(start.elapsed() < Duration::from_secs(30), "job {id} is {} on a survivor", result.status);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let metrics = engine.metrics().engine;
+        assert_eq!(metrics.jobs_dead_lettered, 0, "no dead letter");
+    }
+    let relayed: u64 = cluster.engines.iter().map(|engine| status(engine).cluster.unwrap().relays_ended_here).sum();
+    assert!(relayed > 0, "the survivors relayed");
+}
