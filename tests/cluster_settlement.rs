@@ -17,7 +17,9 @@ use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::JobCompleted;
 use coprocessor_actors::protocol::bindings::SquareRootConsumer;
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::wire::{Call, HexBytes, JobIdParams, JobResult, NoParams, StatusReply};
+use coprocessor_actors::wire::{
+    Call, ContainsProgram, ContainsReply, HexBytes, JobIdParams, JobResult, NoParams, StatusReply,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -131,19 +133,33 @@ fn five_hundred_jobs_settle_exactly_once_while_a_relaying_engine_is_killed() {
     let mut cluster = ChainCluster::start(&nats, dir.path(), 3);
     let program = cluster.engines[0].submit_program("square-root");
     assert_eq!(program, cluster.square_root);
+    for engine in &cluster.engines {
+        let start = Instant::now();
+        while !engine
+            .client()
+            .call::<ContainsReply>(Call::ContainsProgram(ContainsProgram { program_id: HexBytes(program.0.to_vec()) }))
+            .unwrap()
+            .contains
+        {
+            assert!(start.elapsed() < Duration::from_secs(30), "the program did not reach every engine");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
-    // 450 offchain jobs sent round-robin to the engines, and 50 onchain
-    // requests, which every engine's listener reads and queues (the queue
-    // keeps one of each).
+    // 50 onchain requests, which every engine's listener reads and queues
+    // (the queue keeps one of each), then 450 offchain jobs sent
+    // round-robin to the engines (nonces far above the onchain ones: a
+    // settled offchain nonce moves the consumer's next nonce past it).
+    let mut ids: Vec<B256> = (1..=50u64).map(|n| cluster.request_onchain(n * n)).collect();
     let signer = app_signer();
-    let mut ids: Vec<B256> = Vec::new();
     for nonce in 0..450u64 {
         let job = u64_job(program, cluster.consumer(), 1_000_000 + nonce, 1_000 + nonce);
         let engine = &cluster.engines[nonce as usize % 3];
         engine.client().call::<JobIdParams>(Call::SubmitJob(job.sign(&signer))).expect("submit");
         ids.push(job.job_id().to_b256());
     }
-    ids.extend((1..=50u64).map(|n| cluster.request_onchain(n * n)));
+    let unique: std::collections::HashSet<&B256> = ids.iter().collect();
+    assert_eq!(unique.len(), 500, "500 distinct jobs");
 
     // An engine that is relaying (results pulled from the relay queue and
     // not yet settled) dies: kill -9.
@@ -174,7 +190,28 @@ fn five_hundred_jobs_settle_exactly_once_while_a_relaying_engine_is_killed() {
             assert_eq!(completions.len(), ids.len(), "nothing else settled");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(240), "{missing} of {} jobs never settled", ids.len());
+        if start.elapsed() > Duration::from_secs(240) {
+            let unsettled: Vec<String> = ids
+                .iter()
+                .filter(|id| !completions.contains_key(*id))
+                .map(|id| {
+                    let on: Vec<String> = cluster
+                        .engines
+                        .iter()
+                        .map(|engine| {
+                            let params = JobIdParams { job_id: HexBytes(id.to_vec()) };
+                            match engine.client().call::<JobResult>(Call::GetResult(params)) {
+                                Ok(result) => format!("{} {:?}", result.status, result.relay_error),
+                                Err(err) => err.to_string(),
+                            }
+                        })
+                        .collect();
+                    format!("{id}: {on:?}")
+                })
+                .collect();
+            let logs: Vec<String> = cluster.engines.iter().map(Engine::log).collect();
+            panic!("{missing} of {} jobs never settled: {unsettled:#?}\n{}", ids.len(), logs.join("\n-----\n"));
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
     // Every surviving engine tells how each settled, whichever engine relayed it.

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a server or an engine may take to come up.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the cluster listens: NATS clients on `base..base+n`, routes on
 /// the next `n` ports, monitoring on the `n` after.

@@ -24,6 +24,8 @@ use std::time::Duration;
 
 /// The object store of programs.
 pub(crate) const PROGRAMS_BUCKET: &str = "coprocessor-programs";
+/// How long start-up keeps trying to open the shared streams and buckets.
+const OPEN_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Why the cluster could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,30 @@ impl Cluster {
             .map_err(|err| ClusterError::Connect { servers: servers.clone(), reason: err.to_string() })?;
         let mut js = jetstream::new(client);
         js.set_timeout(timeout);
+        // Engines started together create the streams together, and a
+        // replicated stream's creation may outlast one request's deadline
+        // while its RAFT group forms: tried again for a while.
+        let start = std::time::Instant::now();
+        loop {
+            match Cluster::open(js.clone(), section, timeout).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(err @ (ClusterError::Timeout { .. } | ClusterError::JetStream { .. }))
+                    if start.elapsed() < OPEN_PATIENCE =>
+                {
+                    tracing::warn!(%err, "opening the cluster's streams and buckets; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Opens (creating if missing) the shared streams and buckets.
+    async fn open(
+        js: jetstream::Context,
+        section: &config::Cluster,
+        timeout: Duration,
+    ) -> Result<Cluster, ClusterError> {
         let bucket = object_store::Config {
             bucket: PROGRAMS_BUCKET.to_owned(),
             description: Some("coprocessor programs, by program ID".to_owned()),
