@@ -113,6 +113,7 @@ bench: guests twins node-deps
 	$(CARGO) bench --bench vm
 	$(CARGO) bench --bench engine
 	$(CARGO) bench --bench chain
+	$(CARGO) bench --bench cluster
 
 # Fuzzing (fuzz/README.md): installs cargo-fuzz if missing, then runs every
 # target for FUZZ_SECONDS each. A crash or a VM/reference disagreement

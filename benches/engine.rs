@@ -22,13 +22,12 @@
 mod common;
 
 use common::engine::Engine;
-use common::{abi_u64, disk_bytes, guest_elf, pipeline, pipeline_as, rss_kib, Encoding};
-use coprocessor::client::FastClient;
+use common::{abi_u64, disk_bytes, guest_elf, paced, percentile, pipeline, pipeline_as, rss_kib, Encoding};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::job::JobLimits;
 use coprocessor_actors::program::{ProgramId, ProgramImage};
 use coprocessor_actors::protocol::eip191::{recover, Signer};
-use coprocessor_actors::wire::{Call, Reply, SubmitJob};
+use coprocessor_actors::wire::SubmitJob;
 use coprocessor_actors::Store;
 use coprocessor_actors::{replay, ReplayRange as Range};
 use coprocessor_actors::{Vm, DEFAULT_MAX_INPUT_BYTES};
@@ -110,51 +109,8 @@ impl Bench {
 fn paced_latencies(engine: &Bench, rate: f64, seconds: f64) -> Vec<Duration> {
     let count = (rate * seconds) as u64;
     let per_connection = count / CONNECTIONS as u64;
-    let interval = Duration::from_secs_f64(CONNECTIONS as f64 / rate);
-    let socket = engine.socket();
     let batches: Vec<Vec<SubmitJob>> = (0..CONNECTIONS).map(|_| engine.requests(per_connection, true)).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = batches
-            .into_iter()
-            .map(|batch| {
-                let socket = socket.clone();
-                scope.spawn(move || {
-                    let sender = FastClient::connect(&socket).expect("connect");
-                    let mut receiver = sender;
-                    let start = Instant::now();
-                    let mut sent_at = Vec::with_capacity(batch.len());
-                    let mut latencies = Vec::with_capacity(batch.len());
-                    // One thread: send on schedule, read whatever answers are ready.
-                    let total = batch.len();
-                    let mut batch = batch.into_iter();
-                    let mut next = start;
-                    while latencies.len() < total {
-                        if sent_at.len() < total && Instant::now() >= next {
-                            let Some(params) = batch.next() else { break };
-                            sent_at.push(Instant::now());
-                            receiver.send(Call::SubmitJob(params)).expect("send");
-                            receiver.flush().expect("flush");
-                            next += interval;
-                            continue;
-                        }
-                        if latencies.len() < sent_at.len() {
-                            let (id, reply) = receiver.recv().expect("recv");
-                            assert!(matches!(reply, Ok(Reply::Result(_))), "{reply:?}");
-                            latencies.push(sent_at[id as usize].elapsed());
-                        } else {
-                            std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                        }
-                    }
-                    latencies
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("latency thread")).collect()
-    })
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+    paced(&engine.socket(), batches, rate)
 }
 
 /// Whether the section `name` runs, given criterion's optional filter.

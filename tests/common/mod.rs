@@ -229,3 +229,53 @@ pub fn disk_bytes(dir: &Path) -> u64 {
 pub mod chain;
 pub mod engine;
 pub mod nats;
+
+/// Sends each batch on its own connection with `wait`, the connections
+/// together at `rate` jobs/s; each answer is the durable result. Returns
+/// the submit-to-result latencies.
+pub fn paced(socket: &Path, batches: Vec<Vec<SubmitJob>>, rate: f64) -> Vec<Duration> {
+    let interval = Duration::from_secs_f64(batches.len() as f64 / rate);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                let socket = socket.to_owned();
+                scope.spawn(move || {
+                    let sender = FastClient::connect(&socket).expect("connect");
+                    let mut receiver = sender;
+                    let start = Instant::now();
+                    let mut sent_at = Vec::with_capacity(batch.len());
+                    let mut latencies = Vec::with_capacity(batch.len());
+                    // One thread: send on schedule, read whatever answers are ready.
+                    let total = batch.len();
+                    let mut batch = batch.into_iter();
+                    let mut next = start;
+                    while latencies.len() < total {
+                        if sent_at.len() < total && Instant::now() >= next {
+                            let Some(params) = batch.next() else { break };
+                            sent_at.push(Instant::now());
+                            receiver.send(Call::SubmitJob(params)).expect("send");
+                            receiver.flush().expect("flush");
+                            next += interval;
+                            continue;
+                        }
+                        if latencies.len() < sent_at.len() {
+                            let (id, reply) = receiver.recv().expect("recv");
+                            assert!(matches!(reply, Ok(Reply::Result(_))), "{reply:?}");
+                            latencies.push(sent_at[id as usize].elapsed());
+                        } else {
+                            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                        }
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("latency thread")).collect()
+    })
+}
+
+/// The `q` quantile of sorted durations.
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
