@@ -168,10 +168,10 @@ fn per_job_cost(rounds: usize) {
     }
 }
 
-/// A job of about `cycles` instructions of `fibonacci` (five per step).
+/// A job of about `cycles` instructions of `fibonacci` (fifteen per step).
 fn heavy(program: ProgramId, nonce: u64, cycles: u64) -> SubmitJob {
     let signer = app_signer();
-    let job = JobRequest { max_cycles: cycles * 2, ..u64_job(program, signer.address(), nonce, cycles / 5) };
+    let job = JobRequest { max_cycles: cycles * 2, ..u64_job(program, signer.address(), nonce, cycles / 15) };
     job.sign(&signer)
 }
 

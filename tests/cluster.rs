@@ -190,6 +190,57 @@ fn an_engine_that_cannot_reach_its_cluster_refuses_to_start_with_why() {
 }
 
 #[test]
+fn an_outage_of_every_nats_server_refuses_new_jobs_keeps_acknowledged_ones_and_resumes() {
+    let mut nats = NatsCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "ack_wait_ms = 2000\nrequest_timeout_ms = 1000\n";
+    let (cluster, program) = engines_with(&nats, dir.path(), 2, extra, "fibonacci");
+    // 600 jobs acknowledged by the two engines; then every server dies
+    // (kill -9), whatever the engines were running.
+    let signer = app_signer();
+    let jobs: Vec<_> = (0..600u64).map(|nonce| u64_job(program, signer.address(), nonce, 45_000 + nonce)).collect();
+    std::thread::scope(|scope| {
+        for (i, engine) in cluster.iter().enumerate() {
+            let mine: Vec<_> = jobs.iter().skip(i).step_by(2).map(|job| job.sign(&signer)).collect();
+            let socket = engine.socket();
+            scope.spawn(move || common::pipeline(&socket, 2, 64, mine));
+        }
+    });
+    let outage = Instant::now();
+    for i in 0..3 {
+        nats.kill(i);
+    }
+    let recorded: u64 = cluster.iter().map(|engine| engine.metrics().engine.cluster_jobs_run).sum();
+    assert!(recorded < 600, "every job had run before the outage: nothing was held through it");
+    // For 10 s: a new job is refused, saying why; the engines stay up.
+    let late = u64_job(program, signer.address(), 1_000_000, 7);
+    while outage.elapsed() < Duration::from_secs(10) {
+        for engine in &cluster {
+            let err = engine.client().call::<JobIdParams>(Call::SubmitJob(late.sign(&signer))).unwrap_err();
+            assert_eq!(err.code(), Some(codes::CLUSTER_UNAVAILABLE), "{err}");
+            let id = late.job_id();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("cluster unavailable: job {id} was not accepted: NATS JetStream, ")),
+                "{err}"
+            );
+        }
+    }
+    // The servers come back: every acknowledged job gets its result, and
+    // the job refused during the outage is accepted now (its claim was not
+    // left behind).
+    nats.restart_killed();
+    for job in &jobs {
+        let result = result_on(&cluster[0], &job.job_id().0);
+        assert_eq!(result.status, "done", "{:?}", result.failure_reason);
+    }
+    let mut again = late.sign(&signer);
+    again.wait = true;
+    let done: JobResult = cluster[1].client().call(Call::SubmitJob(again)).unwrap();
+    assert_eq!(done.status, "done");
+}
+
+#[test]
 fn a_program_the_cluster_cannot_take_is_refused_with_why() {
     let mut nats = NatsCluster::start(1);
     let dir = tempfile::tempdir().unwrap();

@@ -21,6 +21,7 @@ const READY_LIMIT: Duration = Duration::from_secs(60);
 struct Server {
     child: Option<Child>,
     port: u16,
+    cluster_port: u16,
     monitor_port: u16,
 }
 
@@ -47,47 +48,68 @@ impl NatsCluster {
         // A test that failed while holding the turn poisons it; the next may go.
         let turn = NatsCluster::turn();
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
-        let routes: Vec<String> = ports.iter().map(|(_, cluster, _)| format!("nats://127.0.0.1:{cluster}")).collect();
-        let servers = ports
-            .iter()
-            .enumerate()
-            .map(|(i, &(port, cluster_port, monitor_port))| {
-                let store = dir.path().join(format!("nats-{i}"));
-                let log = std::fs::File::create(dir.path().join(format!("nats-{i}.log"))).expect("log file");
-                let mut command = Command::new("nats-server");
-                command
-                    .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor_port.to_string()])
-                    .args(["-n", &format!("nats-{i}"), "-js", "-sd"])
-                    .arg(&store);
-                if n > 1 {
-                    command
-                        .args(["--cluster_name", "coprocessor-test"])
-                        .args(["--cluster", &format!("nats://127.0.0.1:{cluster_port}")])
-                        .args(["--routes", &routes.join(",")]);
-                }
-                // Killed with this process, if it dies before dropping the cluster.
-                // SAFETY: prctl is async-signal-safe.
-                unsafe {
-                    command.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let child = command
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .expect("start nats-server (make test installs it)");
-                Server { child: Some(child), port, monitor_port }
-            })
+        let servers = (0..n)
+            .map(|_| Server { child: None, port: free_port(), cluster_port: free_port(), monitor_port: free_port() })
             .collect();
-        let cluster = NatsCluster { servers, dir, _turn: turn };
+        let mut cluster = NatsCluster { servers, dir, _turn: turn };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
         for i in 0..n {
             cluster.wait_ready(i);
         }
         cluster
+    }
+
+    /// Starts server `i` on its ports and store dir.
+    fn spawn(&mut self, i: usize) {
+        let routes: Vec<String> =
+            self.servers.iter().map(|server| format!("nats://127.0.0.1:{}", server.cluster_port)).collect();
+        let server = &self.servers[i];
+        let store = self.dir.path().join(format!("nats-{i}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("nats-{i}.log")))
+            .expect("log file");
+        let mut command = Command::new("nats-server");
+        command
+            .args(["-a", "127.0.0.1", "-p", &server.port.to_string(), "-m", &server.monitor_port.to_string()])
+            .args(["-n", &format!("nats-{i}"), "-js", "-sd"])
+            .arg(&store);
+        if self.servers.len() > 1 {
+            command
+                .args(["--cluster_name", "coprocessor-test"])
+                .args(["--cluster", &format!("nats://127.0.0.1:{}", server.cluster_port)])
+                .args(["--routes", &routes.join(",")]);
+        }
+        // Killed with this process, if it dies before dropping the cluster.
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nats-server (make test installs it)");
+        self.servers[i].child = Some(child);
+    }
+
+    /// Starts again every server that was killed (same ports, same store
+    /// dirs) and waits until JetStream answers on every one.
+    pub fn restart_killed(&mut self) {
+        let killed: Vec<usize> = (0..self.servers.len()).filter(|&i| self.servers[i].child.is_none()).collect();
+        for &i in &killed {
+            self.spawn(i);
+        }
+        for i in 0..self.servers.len() {
+            self.wait_ready(i);
+        }
     }
 
     /// The turn of a test that starts NATS servers some other way (`coprocessor

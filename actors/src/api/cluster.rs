@@ -51,7 +51,10 @@ async fn publish(shared: &Shared, spec: Arc<JobSpec>, charge: Charge) -> Result<
         }
         Err(PublishError::Cluster(err)) => {
             shared.quotas.refund(charge);
-            Err(RpcError::new(codes::CLUSTER_UNAVAILABLE, format!("job {id} was not queued in the cluster: {err}")))
+            Err(RpcError::new(
+                codes::CLUSTER_UNAVAILABLE,
+                format!("cluster unavailable: job {id} was not accepted: {err}"),
+            ))
         }
     }
 }
