@@ -85,6 +85,13 @@ impl Stream {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
         })
     }
+
+    fn set_read_timeout(&self, limit: Option<std::time::Duration>) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(limit),
+            Stream::Tcp(s) => s.set_read_timeout(limit),
+        }
+    }
 }
 
 impl Read for Stream {
@@ -206,6 +213,12 @@ impl Subscription {
     /// The subscription's ID.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// How long [`Subscription::next_change`] waits for a change before it
+    /// fails with an I/O error (`None`: for ever, the default).
+    pub fn set_timeout(&self, limit: Option<std::time::Duration>) -> Result<(), ClientError> {
+        Ok(self.client.reader.get_ref().set_read_timeout(limit)?)
     }
 
     /// The next status change: the job's `coproc_getResult` object. The

@@ -241,6 +241,55 @@ fn an_outage_of_every_nats_server_refuses_new_jobs_keeps_acknowledged_ones_and_r
 }
 
 #[test]
+fn a_subscriber_on_one_engine_sees_every_result_of_its_consumer_whichever_engine_ran_it() {
+    let nats = NatsCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, program) = engines_with(&nats, dir.path(), 3, "", "square-root");
+    let signer = app_signer();
+    let (mine, theirs) = (alloy::primitives::Address::repeat_byte(0xaa), alloy::primitives::Address::repeat_byte(0xbb));
+    let filter = |consumer: alloy::primitives::Address| coprocessor_actors::wire::JobFilter {
+        consumer: Some(HexBytes(consumer.to_vec())),
+        job_ids: None,
+    };
+    let mut subscription = cluster[0].client().subscribe(filter(mine)).unwrap();
+    // A change never told fails the test instead of hanging it.
+    subscription.set_timeout(Some(Duration::from_secs(60))).unwrap();
+
+    // 100 jobs of ours and 30 of another consumer's, sent round-robin to
+    // the three engines; any engine may run each.
+    let mut ours = std::collections::HashSet::new();
+    for nonce in 0..130u64 {
+        let owner = if matches!(nonce % 13, 2 | 5 | 11) { theirs } else { mine };
+        let job = u64_job(program, owner, nonce, nonce + 1);
+        let _: JobIdParams = cluster[nonce as usize % 3].client().call(Call::SubmitJob(job.sign(&signer))).unwrap();
+        if owner == mine {
+            ours.insert(job.job_id().0.to_vec());
+        }
+    }
+    assert_eq!(ours.len(), 100);
+    // Each of ours is told done exactly once, with its result; the ones
+    // engine 0 ran itself are told pending first. Nothing of theirs.
+    let mut done = std::collections::HashSet::new();
+    while done.len() < 100 {
+        let change = subscription.next_change().unwrap();
+        assert!(ours.contains(&change.job_id.0), "a job of another consumer: {change:?}");
+        match change.status.as_str() {
+            "pending" => {}
+            "done" => {
+                assert!(done.insert(change.job_id.0.clone()), "told done twice: {change:?}");
+                assert_eq!(change.output, result_on(&cluster[1], &change.job_id.0).output);
+            }
+            other => panic!("job {:?} is {other}", change.job_id),
+        }
+    }
+    // Nothing else is waiting: the next change is a new job's.
+    let last = u64_job(program, mine, 500, 7);
+    let _: JobIdParams = cluster[2].client().call(Call::SubmitJob(last.sign(&signer))).unwrap();
+    let change = subscription.next_change().unwrap();
+    assert_eq!(change.job_id.0, last.job_id().0.to_vec());
+}
+
+#[test]
 fn a_program_the_cluster_cannot_take_is_refused_with_why() {
     let mut nats = NatsCluster::start(1);
     let dir = tempfile::tempdir().unwrap();

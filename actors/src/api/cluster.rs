@@ -7,7 +7,7 @@ use super::quota::Charge;
 use super::replies::{empty_reply, fill_result, internal};
 use super::wire::{codes, HexBytes, JobIdParams, JobResult, Reply, RpcError};
 use super::{ApiContext, Shared};
-use crate::cluster::SharedResult;
+use crate::cluster::{SharedResult, SharedSettlement};
 use crate::job::{JobId, JobSpec, Settlement, Status};
 use crate::peers::{ClusterJob, FetchResult, FetchSettlement, PublishError, PublishJob};
 use crate::store::ResultRecord;
@@ -78,7 +78,8 @@ pub(crate) async fn result(ctx: &ApiContext, id: JobId, wait: bool) -> Result<Op
     })
 }
 
-fn reply(ctx: &ApiContext, shared: &SharedResult) -> JobResult {
+/// A recorded result's `coproc_getResult` object.
+pub(crate) fn reply(ctx: &ApiContext, shared: &SharedResult) -> JobResult {
     let result = ResultRecord::rebuild(&shared.spec, shared.execution.clone());
     let mut reply = empty_reply(shared.spec.id, None);
     fill_result(&mut reply, result.status(), &result);
@@ -104,6 +105,11 @@ pub(crate) async fn settled_elsewhere(ctx: &ApiContext, reply: &mut JobResult) {
         Ok(Err(err)) => return tracing::debug!(job = %id, %err, "reading the job's settlement from the cluster"),
         Err(err) => return tracing::debug!(job = %id, %err, "the peers actor did not answer"),
     };
+    settle(reply, &shared);
+}
+
+/// `reply` as `shared` ended its settlement.
+pub(crate) fn settle(reply: &mut JobResult, shared: &SharedSettlement) {
     let Some(status) = shared.step.next(Status::Done) else { return };
     reply.status = status.as_str().to_owned();
     if let Some(tx_hash) = shared.step.tx_hash().filter(|tx_hash| *tx_hash != [0; 32]) {

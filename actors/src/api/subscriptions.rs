@@ -12,11 +12,16 @@
 //! not yet filtered are bounded by the store's channel. A subscriber that
 //! does not read past either bound gets one last notification with an
 //! error instead of a result, and the subscription ends.
+//!
+//! In cluster mode a subscription also follows what the other engines
+//! record (results, and how settlements ended), from the cluster's watch
+//! (`peers::follow_changes`), except what this engine's store tells itself.
 
 use super::methods;
 use super::wire::{codes, JobFilter, JobResult, Reply, RpcError, SubscribeParams, UnsubscribeParams};
 use super::Shared;
-use crate::job::JobId;
+use crate::cluster::Change;
+use crate::job::{JobId, Status};
 use crate::store::JobEvent;
 use alloy::primitives::Address;
 use std::cell::{Cell, RefCell};
@@ -24,6 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// A line on its way out, holding its slot (a request's, or a
@@ -68,10 +74,10 @@ impl Filter {
         }
     }
 
-    fn matches(&self, event: &JobEvent) -> bool {
+    fn matches(&self, id: &JobId, consumer: &Address) -> bool {
         match self {
-            Filter::Consumer(consumer) => event.consumer == *consumer,
-            Filter::Jobs(ids) => ids.contains(&event.id),
+            Filter::Consumer(followed) => consumer == followed,
+            Filter::Jobs(ids) => ids.contains(id),
         }
     }
 }
@@ -110,7 +116,8 @@ impl Session {
             backlog: Arc::new(Semaphore::new(api.subscription_backlog)),
         };
         let events = self.shared.ctx.store.job_events();
-        live.insert(id.clone(), actix_rt::spawn(forward.run(events)));
+        let changes = self.shared.ctx.peers.as_ref().map(|peers| peers.changes.subscribe());
+        live.insert(id.clone(), actix_rt::spawn(forward.run(events, changes)));
         Ok(Reply::Subscribed(id))
     }
 
@@ -148,10 +155,15 @@ struct Forward {
 }
 
 impl Forward {
-    async fn run(self, mut events: tokio::sync::broadcast::Receiver<JobEvent>) {
+    async fn run(self, mut events: Receiver<JobEvent>, mut changes: Option<Receiver<Change>>) {
         loop {
-            let event = match events.recv().await {
-                Ok(event) => event,
+            let received = tokio::select! {
+                event = events.recv() => event.map(|event| self.local(&event)),
+                change = next_change(&mut changes) => change.map(|change| self.remote(&change)),
+            };
+            let result = match received {
+                Ok(Some(result)) => result,
+                Ok(None) => continue,
                 Err(RecvError::Lagged(missed)) => {
                     return self.end(format!(
                         "subscription dropped: {missed} status changes were missed (the client did not keep up); \
@@ -160,9 +172,6 @@ impl Forward {
                 }
                 Err(RecvError::Closed) => return,
             };
-            if !self.filter.matches(&event) {
-                continue;
-            }
             let Ok(slot) = Arc::clone(&self.backlog).try_acquire_owned() else {
                 let unread = self.shared.ctx.config.api.subscription_backlog;
                 return self.end(format!(
@@ -170,10 +179,46 @@ impl Forward {
                      not read; subscribe again"
                 ));
             };
-            let result = self.result_of(&event);
             let line = notification(&self.id, Ok(&result));
             if self.responses.send((line, Some(slot))).is_err() {
                 return;
+            }
+        }
+    }
+
+    /// A change of this engine's store, if followed.
+    fn local(&self, event: &JobEvent) -> Option<JobResult> {
+        self.filter.matches(&event.id, &event.consumer).then(|| self.result_of(event))
+    }
+
+    /// A change another engine of the cluster made, if followed and not
+    /// already told by this engine's store (a job it ran, a settlement it
+    /// relayed).
+    fn remote(&self, change: &Change) -> Option<JobResult> {
+        let ctx = &self.shared.ctx;
+        let (id, consumer) = match change {
+            Change::Recorded(result) => (result.spec.id, result.spec.consumer),
+            Change::Settled(id, settled) => (*id, settled.consumer),
+        };
+        if !self.filter.matches(&id, &consumer) {
+            return None;
+        }
+        let here = ctx.store.job(&id).ok().flatten().map(|entry| entry.status);
+        match change {
+            Change::Recorded(_) if here.is_some_and(Status::is_executed) => None,
+            Change::Recorded(result) => Some(super::cluster::reply(ctx, result)),
+            Change::Settled(_, settled)
+                if here.is_some_and(|status| Some(status) == settled.step.next(Status::Done)) =>
+            {
+                None
+            }
+            Change::Settled(_, settled) => {
+                let mut result = match methods::stored_result(ctx, id, None) {
+                    Ok(Some(result)) => result,
+                    _ => super::replies::empty_reply(id, None),
+                };
+                super::cluster::settle(&mut result, settled);
+                Some(result)
             }
         }
     }
@@ -193,6 +238,14 @@ impl Forward {
         tracing::debug!(subscription = %self.id, %message, "subscription ended");
         let error = RpcError::new(codes::SUBSCRIPTION_DROPPED, message);
         let _ = self.responses.send((notification(&self.id, Err(&error)), None));
+    }
+}
+
+/// The next cluster change, or never without a cluster.
+async fn next_change(changes: &mut Option<Receiver<Change>>) -> Result<Change, RecvError> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -169,7 +169,7 @@ pub(super) fn key(id: &JobId) -> String {
     id.to_string()
 }
 
-fn decode_result(id: &JobId, bytes: &[u8]) -> Result<SharedResult, ClusterError> {
+pub(super) fn decode_result(id: &JobId, bytes: &[u8]) -> Result<SharedResult, ClusterError> {
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     let untrusted = |reason: String| ClusterError::Untrusted {
         name: format!("the result of job {id}"),

@@ -8,11 +8,13 @@
 //! only up to the size limit and kept only if its bytes hash to its name;
 //! the registry then validates it like any other.
 
+mod changes;
 mod jobs;
 mod programs;
 mod queue;
 mod relays;
 
+pub(crate) use changes::Change;
 pub(crate) use jobs::{Claim, SharedResult};
 pub(crate) use programs::SharedProgram;
 pub(crate) use queue::Delivery;

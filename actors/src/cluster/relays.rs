@@ -39,6 +39,8 @@ pub(crate) struct SharedSettlement {
     pub(crate) step: Settlement,
     /// The engine that relayed it.
     pub(crate) node: String,
+    /// The job's consumer (subscriptions follow consumers).
+    pub(crate) consumer: alloy::primitives::Address,
 }
 
 impl Cluster {
@@ -64,9 +66,14 @@ impl Cluster {
 
     /// Records how job `id`'s settlement ended (the last word stands: a
     /// dead-lettered job retried later ends again).
-    pub(crate) async fn record_settlement(&self, id: &JobId, step: &Settlement) -> Result<(), ClusterError> {
+    pub(crate) async fn record_settlement(
+        &self,
+        id: &JobId,
+        consumer: alloy::primitives::Address,
+        step: &Settlement,
+    ) -> Result<(), ClusterError> {
         let what = format!("record the settlement of job {id} in {SETTLED_BUCKET}");
-        let shared = SharedSettlement { step: step.clone(), node: self.node.clone() };
+        let shared = SharedSettlement { step: step.clone(), node: self.node.clone(), consumer };
         let value = bincode::serde::encode_to_vec(&shared, bincode::config::standard())
             .map_err(|err| ClusterError::JetStream { what: what.clone(), reason: err.to_string() })?;
         self.deadline(&what, self.settled.put(key(id), value.into())).await.map(drop)
@@ -76,14 +83,7 @@ impl Cluster {
     pub(crate) async fn settlement(&self, id: &JobId) -> Result<Option<SharedSettlement>, ClusterError> {
         let what = format!("read the settlement of job {id} from {SETTLED_BUCKET}");
         let Some(bytes) = self.deadline(&what, self.settled.get(key(id))).await? else { return Ok(None) };
-        let config = bincode::config::standard().with_limit::<SETTLED_LIMIT>();
-        let (shared, _): (SharedSettlement, usize) =
-            bincode::serde::decode_from_slice(&bytes, config).map_err(|err| ClusterError::Untrusted {
-                name: format!("the settlement of job {id}"),
-                bucket: SETTLED_BUCKET,
-                reason: format!("not a settlement: {err}"),
-            })?;
-        Ok(Some(shared))
+        SharedSettlement::decode(id, &bytes).map(Some)
     }
 
     /// The stream's configuration.
@@ -97,6 +97,21 @@ impl Cluster {
             num_replicas: replicas,
             ..Default::default()
         }
+    }
+}
+
+impl SharedSettlement {
+    /// Job `id`'s settlement record, decoded with a size limit (another
+    /// engine wrote it).
+    pub(super) fn decode(id: &JobId, bytes: &[u8]) -> Result<SharedSettlement, ClusterError> {
+        let config = bincode::config::standard().with_limit::<SETTLED_LIMIT>();
+        let (shared, _): (SharedSettlement, usize) =
+            bincode::serde::decode_from_slice(bytes, config).map_err(|err| ClusterError::Untrusted {
+                name: format!("the settlement of job {id}"),
+                bucket: SETTLED_BUCKET,
+                reason: format!("not a settlement: {err}"),
+            })?;
+        Ok(shared)
     }
 }
 

@@ -19,7 +19,7 @@ mod relaying;
 pub(crate) use execution::{execute_jobs, sample_queue, ExecutionSetup};
 pub(crate) use relaying::{relay_results, RelaySetup};
 
-use crate::cluster::{Claim, Cluster, ClusterError, SharedProgram, SharedResult, SharedSettlement};
+use crate::cluster::{Change, Claim, Cluster, ClusterError, SharedProgram, SharedResult, SharedSettlement};
 use crate::job::{JobId, JobSpec, Origin};
 use crate::metrics::ActorMetrics;
 use crate::pool::Mailbox;
@@ -112,7 +112,14 @@ pub(crate) struct PeersAccess {
     pub(crate) fetch: Mailbox<FetchResult>,
     /// Settlements ended by any engine.
     pub(crate) settled: Mailbox<FetchSettlement>,
+    /// Every result recorded and settlement ended by any engine, as they
+    /// happen ([`follow_changes`]); subscriptions take theirs from it.
+    pub(crate) changes: tokio::sync::broadcast::Sender<Change>,
 }
+
+/// How many cluster changes a subscription may fall behind before it is
+/// dropped (as the store's own channel of job events).
+pub(crate) const CHANGES_CAPACITY: usize = 16_384;
 
 /// The peers actor.
 #[derive(Debug)]
@@ -208,6 +215,26 @@ impl Handler<FetchSettlement> for Peers {
     fn handle(&mut self, msg: FetchSettlement, _: &mut Context<Self>) -> Self::Result {
         let cluster = self.cluster.clone();
         Box::pin(async move { cluster.settlement(&msg.id).await })
+    }
+}
+
+/// Puts every result and settlement any engine records from now on on
+/// `changes`, for as long as the engine runs; a watch that ends is watched
+/// again (what was recorded in between is read by `coproc_getResult`).
+pub(crate) async fn follow_changes(cluster: Cluster, changes: tokio::sync::broadcast::Sender<Change>) {
+    loop {
+        match cluster.changes().await {
+            Ok(mut watch) => loop {
+                match watch.next().await {
+                    Some(Ok(change)) => drop(changes.send(change)),
+                    Some(Err(err @ ClusterError::Untrusted { .. })) => tracing::warn!(%err, "a cluster change skipped"),
+                    Some(Err(err)) => break tracing::warn!(%err, "watching the cluster's changes; watching again"),
+                    None => break tracing::warn!("the cluster ended the watch of its changes; watching again"),
+                }
+            },
+            Err(err) => tracing::warn!(%err, "cannot watch the cluster's changes; trying again"),
+        }
+        tokio::time::sleep(FOLLOW_RETRY).await;
     }
 }
 

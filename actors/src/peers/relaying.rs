@@ -83,7 +83,7 @@ async fn relay(setup: &RelaySetup, delivery: Delivery) {
 enum Here {
     /// Its settlement is over (how, if it was to be settled): nothing to do
     /// but say so.
-    Ended(Option<Settlement>),
+    Ended(Option<(Address, Settlement)>),
     /// Not executed here yet (this engine is running it): later.
     Running,
     /// Executed, to settle (`tx`: the transaction last logged for it).
@@ -101,10 +101,10 @@ async fn settle(setup: &RelaySetup, delivery: &Delivery) -> Result<(), String> {
         }
     };
     let (spec, result, tx) = match here(&setup.store, &id)? {
-        Here::Ended(step) => {
-            if let Some(step) = step {
+        Here::Ended(ended) => {
+            if let Some((consumer, step)) = ended {
                 // Said before, unless that failed; said again, it is the same.
-                if let Err(err) = setup.cluster.record_settlement(&id, &step).await {
+                if let Err(err) = setup.cluster.record_settlement(&id, consumer, &step).await {
                     delivery.later(LATER).await;
                     return Err(format!("job {id}: {err}"));
                 }
@@ -129,6 +129,7 @@ async fn settle(setup: &RelaySetup, delivery: &Delivery) -> Result<(), String> {
             }
         },
     };
+    let consumer = spec.consumer;
     let (ended, mut end) = tokio::sync::oneshot::channel();
     let resumed = tx.map(|tx| Resumed { tx: Some(tx) });
     setup.relayer.do_send(Relay { spec: Arc::new(spec), result: Arc::new(result), resumed, ended: Some(ended) });
@@ -146,7 +147,7 @@ async fn settle(setup: &RelaySetup, delivery: &Delivery) -> Result<(), String> {
     // Every engine can tell from now on; if this fails, the message is
     // offered again and the next relayer finds the job's end here or
     // onchain.
-    if let Err(err) = setup.cluster.record_settlement(&id, &step).await {
+    if let Err(err) = setup.cluster.record_settlement(&id, consumer, &step).await {
         delivery.later(LATER).await;
         return Err(format!("job {id}: {err}"));
     }
@@ -159,18 +160,19 @@ async fn settle(setup: &RelaySetup, delivery: &Delivery) -> Result<(), String> {
 fn here(store: &Store, id: &JobId) -> Result<Here, String> {
     let Some(entry) = store.job(id).map_err(|err| format!("job {id}: {err}"))? else { return Ok(Here::Unknown) };
     let tx_hash = entry.tx_hash.unwrap_or_default();
+    let ended = |step| Ok(Here::Ended(Some((entry.consumer, step))));
     let tx = match entry.status {
         Status::Pending | Status::Running => return Ok(Here::Running),
         Status::Done => None,
         Status::Submitted => entry.tx_hash.map(B256::from),
         Status::Failed => return Ok(Here::Ended(None)),
-        Status::Confirmed => return Ok(Here::Ended(Some(Settlement::Confirmed { tx_hash, block: 0 }))),
-        Status::AlreadySettled => return Ok(Here::Ended(Some(Settlement::AlreadySettled { tx_hash, block: 0 }))),
-        Status::Cancelled => return Ok(Here::Ended(Some(Settlement::Cancelled))),
+        Status::Confirmed => return ended(Settlement::Confirmed { tx_hash, block: 0 }),
+        Status::AlreadySettled => return ended(Settlement::AlreadySettled { tx_hash, block: 0 }),
+        Status::Cancelled => return ended(Settlement::Cancelled),
         Status::DeadLettered => {
             let letter = store.dead_letter(id).map_err(|err| format!("job {id}: {err}"))?;
             let letter = letter.unwrap_or(crate::job::DeadLetter { attempts: 0, reason: String::new() });
-            return Ok(Here::Ended(Some(Settlement::DeadLettered(letter))));
+            return ended(Settlement::DeadLettered(letter));
         }
     };
     match store.executed(&entry).map_err(|err| format!("job {id}: {err}"))? {

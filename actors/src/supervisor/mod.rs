@@ -18,7 +18,8 @@ use crate::keys::{self, KeyError};
 use crate::listener::{Listener, ListenerSetup};
 use crate::metrics::{ActorName, Metrics};
 use crate::peers::{
-    execute_jobs, follow_programs, relay_results, sample_queue, ExecutionSetup, Peers, PeersAccess, RelaySetup,
+    execute_jobs, follow_changes, follow_programs, relay_results, sample_queue, ExecutionSetup, Peers, PeersAccess,
+    RelaySetup, CHANGES_CAPACITY,
 };
 use crate::pool::{Handle, Mailbox, Panic};
 use crate::programs::Programs;
@@ -217,7 +218,9 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                     max_bytes,
                     Arc::clone(&counters),
                 ));
-                Some((peers, cluster, counters, section.node_name.clone()))
+                let (changes, _) = tokio::sync::broadcast::channel(CHANGES_CAPACITY);
+                actix_rt::spawn(follow_changes(cluster.clone(), changes.clone()));
+                Some((peers, cluster, counters, section.node_name.clone(), changes))
             }
             None => None,
         };
@@ -255,7 +258,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             metrics: Arc::clone(&metrics),
         };
         // In cluster mode this engine runs jobs from the cluster's queue.
-        if let Some((_, cluster, counters, node)) = &peers {
+        if let Some((_, cluster, counters, node, _)) = &peers {
             actix_rt::spawn(execute_jobs(ExecutionSetup {
                 cluster: cluster.clone(),
                 intake: intake.clone(),
@@ -336,11 +339,12 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             programs: Arc::clone(&programs),
             metrics: Arc::clone(&metrics),
             registry: registry.mailbox(),
-            peers: peers.as_ref().map(|(peers, ..)| PeersAccess {
+            peers: peers.as_ref().map(|(peers, .., changes)| PeersAccess {
                 share: peers.mailbox(),
                 publish: peers.mailbox(),
                 fetch: peers.mailbox(),
                 settled: peers.mailbox(),
+                changes: changes.clone(),
             }),
             verifier: verifier.mailbox(),
             dry_runs: executor.mailbox(),
