@@ -122,7 +122,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 fn per_job_cost(rounds: usize) {
     let dir = tempfile::tempdir().expect("dir");
     let one = NatsCluster::start(1);
-    let three = NatsCluster::start(3);
+    let three = NatsCluster::start_beside(&one, 3);
     let alone = engine(dir.path(), "alone", None);
     let on_one = engine(dir.path(), "one-server", Some((&one, "")));
     let on_three = engine(dir.path(), "three-servers", Some((&three, "")));
@@ -202,7 +202,9 @@ fn heavy_jobs(count: u64, cycles: u64) {
     let dir = tempfile::tempdir().expect("dir");
     let nats = NatsCluster::start(3);
     let alone = engine(dir.path(), "alone", None);
-    let engines: Vec<Engine> = (0..3).map(|i| engine(dir.path(), &format!("node-{i}"), Some((&nats, "")))).collect();
+    // Each engine holds no more jobs than it has executors (2 here).
+    let extra = "jobs_in_flight = 2\n";
+    let engines: Vec<Engine> = (0..3).map(|i| engine(dir.path(), &format!("node-{i}"), Some((&nats, extra)))).collect();
     let program = alone.submit_program("fibonacci");
     engines[0].submit_program("fibonacci");
     for engine in &engines {

@@ -86,6 +86,12 @@ pub struct Cluster {
     /// servers offer it to another engine, in ms. Set by the first engine
     /// that creates the cluster's consumer.
     pub ack_wait_ms: u64,
+    /// Jobs this engine pulls from the cluster's queue and holds at once
+    /// (running or waiting for an executor); 0 means executors × 8, at
+    /// least 16, which keeps small jobs flowing. Jobs pulled here wait here,
+    /// so for long jobs set it near the executor count: the others go to
+    /// idle engines.
+    pub jobs_in_flight: usize,
 }
 
 impl Default for Cluster {
@@ -96,6 +102,7 @@ impl Default for Cluster {
             replicas: 0,
             request_timeout_ms: 5000,
             ack_wait_ms: 30_000,
+            jobs_in_flight: 0,
         }
     }
 }
@@ -106,6 +113,14 @@ impl Cluster {
         match self.replicas {
             0 => self.servers.len().clamp(1, 3),
             replicas => replicas,
+        }
+    }
+
+    /// Jobs pulled and held at once by an engine with `executors` threads.
+    pub fn jobs_in_flight(&self, executors: usize) -> usize {
+        match self.jobs_in_flight {
+            0 => (executors * 8).max(16),
+            jobs => jobs,
         }
     }
 

@@ -32,7 +32,7 @@ pub struct NatsCluster {
     /// One cluster at a time per test binary: three servers and three
     /// engines per test already fill two cores, and free ports handed out
     /// to concurrent tests could collide.
-    _turn: std::sync::MutexGuard<'static, ()>,
+    _turn: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -46,7 +46,16 @@ impl NatsCluster {
     /// JetStream server) and waits until JetStream answers on every one.
     pub fn start(n: usize) -> NatsCluster {
         // A test that failed while holding the turn poisons it; the next may go.
-        let turn = NatsCluster::turn();
+        NatsCluster::start_with(n, Some(NatsCluster::turn()))
+    }
+
+    /// A second cluster beside one this thread already holds the turn
+    /// with (a benchmark comparing the two).
+    pub fn start_beside(_first: &NatsCluster, n: usize) -> NatsCluster {
+        NatsCluster::start_with(n, None)
+    }
+
+    fn start_with(n: usize, turn: Option<std::sync::MutexGuard<'static, ()>>) -> NatsCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let servers = (0..n)
             .map(|_| Server { child: None, port: free_port(), cluster_port: free_port(), monitor_port: free_port() })

@@ -23,7 +23,6 @@ use crate::job::{JobId, JobSpec};
 use crate::store::Execution;
 use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::future::IntoFuture;
 use std::time::Duration;
@@ -131,19 +130,6 @@ impl Cluster {
             Some(bytes) => decode_result(id, &bytes).map(Some),
             None => Ok(None),
         }
-    }
-
-    /// A job's result once some engine records it (at once if one has).
-    pub(crate) async fn wait_result(&self, id: &JobId) -> Result<SharedResult, ClusterError> {
-        let what = format!("watch the result of job {id} in {RESULTS_BUCKET}");
-        let mut watch = self.deadline(&what, self.results.watch_with_history(key(id))).await?;
-        while let Some(entry) = watch.next().await {
-            let entry = entry.map_err(|err| ClusterError::JetStream { what: what.clone(), reason: err.to_string() })?;
-            if entry.operation == kv::Operation::Put {
-                return decode_result(id, &entry.value);
-            }
-        }
-        Err(ClusterError::JetStream { what, reason: "the watch ended".to_owned() })
     }
 
     /// Jobs in the queue not yet acked by any engine: waiting, and pulled

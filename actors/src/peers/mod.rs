@@ -126,12 +126,55 @@ pub(crate) const CHANGES_CAPACITY: usize = 16_384;
 pub(crate) struct Peers {
     cluster: Cluster,
     metrics: Arc<ActorMetrics>,
+    /// The cluster's changes ([`follow_changes`]): a result waited for
+    /// arrives on it.
+    changes: tokio::sync::broadcast::Sender<Change>,
 }
 
 impl Peers {
     /// The actor over a connected cluster.
-    pub(crate) fn new(cluster: Cluster, metrics: Arc<ActorMetrics>) -> Peers {
-        Peers { cluster, metrics }
+    pub(crate) fn new(
+        cluster: Cluster,
+        metrics: Arc<ActorMetrics>,
+        changes: tokio::sync::broadcast::Sender<Change>,
+    ) -> Peers {
+        Peers { cluster, metrics, changes }
+    }
+}
+
+/// How often a result waited for is read again, in case its change was
+/// missed (the watch of changes was being opened again).
+const WAIT_RECHECK: Duration = Duration::from_secs(1);
+
+/// Job `id`'s result once some engine records it (at once if one has),
+/// from the changes every engine already watches: a wait costs the cluster
+/// a read now and then, not a watch of its own.
+async fn wait_result(
+    cluster: &Cluster,
+    mut changes: tokio::sync::broadcast::Receiver<Change>,
+    id: JobId,
+) -> Result<SharedResult, ClusterError> {
+    loop {
+        if let Some(result) = cluster.result(&id).await? {
+            return Ok(result);
+        }
+        let recheck = tokio::time::sleep(WAIT_RECHECK);
+        tokio::pin!(recheck);
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(Change::Recorded(result)) if result.spec.id == id => return Ok(*result),
+                    Ok(_) => {}
+                    // Behind, or the channel closed: read the bucket.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        recheck.as_mut().await;
+                        break;
+                    }
+                },
+                () = &mut recheck => break,
+            }
+        }
     }
 }
 
@@ -196,9 +239,12 @@ impl Handler<FetchResult> for Peers {
 
     fn handle(&mut self, msg: FetchResult, _: &mut Context<Self>) -> Self::Result {
         let cluster = self.cluster.clone();
+        // Subscribed before the first read: a result recorded in between
+        // is on the channel.
+        let changes = self.changes.subscribe();
         Box::pin(async move {
             if msg.wait {
-                return Ok(ClusterJob::Recorded(Box::new(cluster.wait_result(&msg.id).await?)));
+                return Ok(ClusterJob::Recorded(Box::new(wait_result(&cluster, changes, msg.id).await?)));
             }
             Ok(match cluster.result(&msg.id).await? {
                 Some(result) => ClusterJob::Recorded(Box::new(result)),

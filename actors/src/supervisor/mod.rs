@@ -209,7 +209,9 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 let cluster = Cluster::connect(section).await?;
                 tracing::info!(node = %section.node_name, servers = ?section.servers, "cluster mode");
                 let counters = Arc::clone(metrics.actor(ActorName::Peers));
-                let peers = Handle::new(Peers::new(cluster.clone(), Arc::clone(&counters)).start(), counters.clone());
+                let (changes, _) = tokio::sync::broadcast::channel(CHANGES_CAPACITY);
+                let peers = Peers::new(cluster.clone(), Arc::clone(&counters), changes.clone());
+                let peers = Handle::new(peers.start(), counters.clone());
                 let max_bytes = config.limits.max_program_bytes;
                 actix_rt::spawn(follow_programs(
                     cluster.clone(),
@@ -218,7 +220,6 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                     max_bytes,
                     Arc::clone(&counters),
                 ));
-                let (changes, _) = tokio::sync::broadcast::channel(CHANGES_CAPACITY);
                 actix_rt::spawn(follow_changes(cluster.clone(), changes.clone()));
                 Some((peers, cluster, counters, section.node_name.clone(), changes))
             }
@@ -264,7 +265,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 intake: intake.clone(),
                 store: store.clone(),
                 limits: config.limits,
-                in_flight: (threads * 8).max(16),
+                in_flight: config.cluster.as_ref().map_or(16, |section| section.jobs_in_flight(threads)),
                 metrics: Arc::clone(counters),
                 engine: Arc::clone(&metrics),
                 node: node.clone(),
