@@ -211,6 +211,10 @@ fn heavy_jobs(count: u64, cycles: u64) {
     for engine in &engines {
         wait_for("the program everywhere", Duration::from_secs(30), || holds(engine, program));
     }
+    // An engine's first pull request can be lost at the servers (see
+    // `cluster::queue`); its client sends the next some 6 s later. Engines
+    // that just started are given that long to join.
+    std::thread::sleep(Duration::from_secs(8));
     let jobs = |count: u64| -> Vec<SubmitJob> {
         (0..count).map(|_| heavy(program, NONCE.fetch_add(1, Ordering::Relaxed), cycles)).collect()
     };
