@@ -24,7 +24,7 @@ use common::{paced, percentile, pipeline};
 use coprocessor::request::JobRequest;
 use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::wire::{Call, ContainsProgram, ContainsReply, HexBytes, SubmitJob};
+use coprocessor_actors::wire::SubmitJob;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -99,12 +99,6 @@ fn engine(dir: &Path, name: &str, cluster: Option<(&NatsCluster, &str)>) -> Engi
         config += extra;
     }
     Engine::start_with(&data, Some(&config), &[])
-}
-
-/// Whether `engine` holds `program` (registered there).
-fn holds(engine: &Engine, program: ProgramId) -> bool {
-    let params = ContainsProgram { program_id: HexBytes(program.0.to_vec()) };
-    engine.client().call::<ContainsReply>(Call::ContainsProgram(params)).is_ok_and(|reply| reply.contains)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -190,7 +184,7 @@ fn failover(ack_wait_ms: u64) -> Duration {
         first.metrics().engine.jobs_accepted >= 2
     });
     let second = engine(dir.path(), "node-1", Some((&nats, &extra)));
-    wait_for("the program on the second engine", Duration::from_secs(30), || holds(&second, program));
+    assert!(second.holds_within(&program, Duration::from_secs(30)), "the program on the second engine");
     let killed = Instant::now();
     let _ = first.kill9();
     wait_for("a redelivery", Duration::from_secs(120), || second.metrics().engine.cluster_redeliveries > 0);
@@ -209,7 +203,7 @@ fn heavy_jobs(count: u64, cycles: u64) {
     let program = alone.submit_program("fibonacci");
     engines[0].submit_program("fibonacci");
     for engine in &engines {
-        wait_for("the program everywhere", Duration::from_secs(30), || holds(engine, program));
+        assert!(engine.holds_within(&program, Duration::from_secs(30)), "the program everywhere");
     }
     // An engine's first pull request can be lost at the servers (see
     // `cluster::queue`); its client sends the next some 6 s later. Engines

@@ -37,7 +37,7 @@ fn engines_with(nats: &NatsCluster, dir: &Path, n: usize, extra: &str, guest: &s
     let cluster = engines(nats, dir, n, extra);
     let program = cluster[0].submit_program(guest);
     for engine in &cluster {
-        assert!(holds_within(engine, &program, Duration::from_secs(30)), "{}", engine.log());
+        assert!(engine.holds_within(&program, Duration::from_secs(30)), "{}", engine.log());
     }
     (cluster, program)
 }
@@ -80,19 +80,6 @@ fn result_on(engine: &Engine, id: &[u8]) -> JobResult {
     }
 }
 
-/// Whether `engine` holds `program`, once it does or after `limit`.
-fn holds_within(engine: &Engine, program: &ProgramId, limit: Duration) -> bool {
-    let start = Instant::now();
-    loop {
-        let params = ContainsProgram { program_id: HexBytes(program.0.to_vec()) };
-        let reply: ContainsReply = engine.client().call(Call::ContainsProgram(params)).unwrap();
-        if reply.contains || start.elapsed() > limit {
-            return reply.contains;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_program_registered_on_one_engine_runs_on_every_engine() {
     let nats = NatsCluster::start(3);
@@ -102,10 +89,10 @@ fn a_program_registered_on_one_engine_runs_on_every_engine() {
 
     // Registered on the first engine: the second registers it too.
     let program = first.submit_program("square-root");
-    assert!(holds_within(&second, &program, Duration::from_secs(30)), "the second engine never registered it");
+    assert!(second.holds_within(&program, Duration::from_secs(30)), "the second engine never registered it");
     // An engine that joins later finds it at start-up.
     let third = engine(2);
-    assert!(holds_within(&third, &program, Duration::from_secs(30)), "a late engine never registered it");
+    assert!(third.holds_within(&program, Duration::from_secs(30)), "a late engine never registered it");
 
     // And takes jobs of it as if it had been registered there.
     for (nonce, node) in [&second, &third].into_iter().enumerate() {
@@ -155,10 +142,10 @@ fn a_program_no_engine_can_vouch_for_is_refused_by_every_engine() {
         }
     });
     let good_id = ProgramId::of(&good);
-    assert!(holds_within(&engine, &good_id, Duration::from_secs(30)), "the good program was never registered");
+    assert!(engine.holds_within(&good_id, Duration::from_secs(30)), "the good program was never registered");
     // The objects before it were read first, and refused.
     for refused in [ProgramId::of(&not_a_guest), other, ProgramId::of(&guest)] {
-        assert!(!holds_within(&engine, &refused, Duration::ZERO), "{refused} was registered");
+        assert!(!engine.holds_within(&refused, Duration::ZERO), "{refused} was registered");
     }
     let log = std::fs::read_to_string(dir.path().join("node-0.log")).unwrap();
     assert!(log.contains("refused a program another engine shared"), "{log}");

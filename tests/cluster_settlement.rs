@@ -17,9 +17,7 @@ use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::JobCompleted;
 use coprocessor_actors::protocol::bindings::SquareRootConsumer;
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::wire::{
-    Call, ContainsProgram, ContainsReply, HexBytes, JobIdParams, JobResult, NoParams, StatusReply,
-};
+use coprocessor_actors::wire::{Call, HexBytes, JobIdParams, JobResult, NoParams, StatusReply};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -134,16 +132,7 @@ fn five_hundred_jobs_settle_exactly_once_while_a_relaying_engine_is_killed() {
     let program = cluster.engines[0].submit_program("square-root");
     assert_eq!(program, cluster.square_root);
     for engine in &cluster.engines {
-        let start = Instant::now();
-        while !engine
-            .client()
-            .call::<ContainsReply>(Call::ContainsProgram(ContainsProgram { program_id: HexBytes(program.0.to_vec()) }))
-            .unwrap()
-            .contains
-        {
-            assert!(start.elapsed() < Duration::from_secs(30), "the program did not reach every engine");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(engine.holds_within(&program, Duration::from_secs(30)), "the program did not reach every engine");
     }
 
     // 50 onchain requests, which every engine's listener reads and queues

@@ -23,7 +23,9 @@ use coprocessor_actors::config::Config;
 use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::wire::{Call, HexBytes, JobResult, NoParams, ProgramIdReply, StatusReply, SubmitProgram};
+use coprocessor_actors::wire::{
+    Call, ContainsProgram, ContainsReply, HexBytes, JobResult, NoParams, ProgramIdReply, StatusReply, SubmitProgram,
+};
 use coprocessor_actors::{EngineError, MetricsSnapshot};
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -249,6 +251,20 @@ impl Engine {
     /// `coproc_metrics`.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.client().call(Call::Metrics(NoParams {})).expect("metrics")
+    }
+
+    /// Whether the engine holds `program`, once it does or after `limit`
+    /// (a cluster's engines register what another shared).
+    pub fn holds_within(&self, program: &ProgramId, limit: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            let params = ContainsProgram { program_id: HexBytes(program.0.to_vec()) };
+            let reply: ContainsReply = self.client().call(Call::ContainsProgram(params)).expect("containsProgram");
+            if reply.contains || start.elapsed() > limit {
+                return reply.contains;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn submit_program(&self, guest: &str) -> ProgramId {

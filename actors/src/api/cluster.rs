@@ -91,14 +91,12 @@ pub(crate) fn reply(ctx: &ApiContext, shared: &SharedResult) -> JobResult {
 /// `submitted`) may have been settled by another engine of the cluster:
 /// then it answers as that engine would. Best effort: without an answer
 /// from the cluster, the reply stays as this engine knows it.
-pub(crate) async fn settled_elsewhere(ctx: &ApiContext, reply: &mut JobResult) {
+pub(crate) async fn settled_elsewhere(ctx: &ApiContext, id: JobId, reply: &mut JobResult) {
     let unsettled = [Status::Done.as_str(), Status::Submitted.as_str()];
     let (Some(peers), Some(_)) = (&ctx.peers, &ctx.config.chain) else { return };
     if !unsettled.contains(&reply.status.as_str()) {
         return;
     }
-    let Ok(bytes) = <[u8; 32]>::try_from(reply.job_id.0.as_slice()) else { return };
-    let id = JobId(bytes);
     let shared = match peers.settled.send(FetchSettlement { id }).await {
         Ok(Ok(Some(shared))) => shared,
         Ok(Ok(None)) => return,

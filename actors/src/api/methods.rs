@@ -55,10 +55,10 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
             "coproc_subscribe and coproc_unsubscribe are for JSON-RPC connections, not the fast path",
         )),
         Call::GetResult(p) => {
+            let id = job_id_param(&p)?;
             let answer = match get_result(ctx, &p) {
                 // Run by another engine of the cluster, maybe.
                 Err(err) if err.code == codes::UNKNOWN_JOB && ctx.peers.is_some() => {
-                    let id = job_id_param(&p)?;
                     super::cluster::result(ctx, id, false).await?.map(|found| Reply::Result(Box::new(found))).ok_or(err)
                 }
                 answer => answer,
@@ -66,7 +66,7 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
             match answer {
                 // Settled by another engine of the cluster, maybe.
                 Ok(Reply::Result(mut found)) => {
-                    super::cluster::settled_elsewhere(ctx, &mut found).await;
+                    super::cluster::settled_elsewhere(ctx, id, &mut found).await;
                     Ok(Reply::Result(found))
                 }
                 answer => answer,

@@ -17,7 +17,7 @@ mod relays;
 pub(crate) use changes::Change;
 pub(crate) use jobs::{Claim, SharedResult};
 pub(crate) use programs::SharedProgram;
-pub(crate) use queue::Delivery;
+pub(crate) use queue::{Delivery, Feed};
 pub(crate) use relays::SharedSettlement;
 
 use crate::config;

@@ -72,9 +72,14 @@ impl std::fmt::Debug for Feed {
 }
 
 impl Feed {
+    /// Its deliveries as a stream; it ends with the feed.
+    pub(crate) fn into_stream(self) -> impl futures_util::Stream<Item = Result<Delivery, ClusterError>> {
+        futures_util::stream::unfold(self, |mut feed| async move { feed.next().await.map(|delivery| (delivery, feed)) })
+    }
+
     /// The next delivery; `None` once the feed ends, an `Err` when the
     /// servers fail it (both end it: follow it again).
-    pub(crate) async fn next(&mut self) -> Option<Result<Delivery, ClusterError>> {
+    async fn next(&mut self) -> Option<Result<Delivery, ClusterError>> {
         let message = self.messages.next().await?;
         let stream = self.stream;
         Some(

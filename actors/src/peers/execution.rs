@@ -10,7 +10,6 @@ use crate::metrics::{ActorMetrics, Metrics};
 use crate::store::Store;
 use alloy::primitives::Address;
 use alloy::sol_types::SolValue;
-use futures_util::StreamExt;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,8 +18,6 @@ use std::time::{Duration, Instant};
 /// When a job cannot be taken now (the queue is full, the job is being
 /// recovered here), it is offered again after this long.
 const LATER: Duration = Duration::from_millis(250);
-/// How long pulling waits before trying again after the cluster failed it.
-const PULL_RETRY: Duration = Duration::from_secs(1);
 
 /// What running the cluster's jobs needs.
 #[derive(Debug, Clone)]
@@ -70,26 +67,8 @@ pub(crate) async fn sample_queue(cluster: Cluster, engine: Arc<Metrics>, settle:
 
 /// Pulls and runs the cluster's jobs for as long as the engine runs.
 pub(crate) async fn execute_jobs(setup: ExecutionSetup) {
-    loop {
-        match setup.cluster.feed(setup.in_flight).await {
-            Ok(feed) => {
-                let deliveries = futures_util::stream::unfold(feed, |mut feed| async move {
-                    feed.next().await.map(|delivery| (delivery, feed))
-                });
-                deliveries
-                    .for_each_concurrent(setup.in_flight, |delivery| async {
-                        match delivery {
-                            Ok(delivery) => run(&setup, delivery).await,
-                            Err(err) => tracing::warn!(%err, "pulling the cluster's jobs"),
-                        }
-                    })
-                    .await;
-                tracing::warn!("the cluster's job feed ended; pulling again");
-            }
-            Err(err) => tracing::warn!(%err, "cannot pull the cluster's jobs; trying again"),
-        }
-        tokio::time::sleep(PULL_RETRY).await;
-    }
+    let open = || setup.cluster.feed(setup.in_flight);
+    super::pull_forever("jobs", setup.in_flight, open, |delivery| run(&setup, delivery)).await;
 }
 
 /// One delivered job: run here (or found run here already), its result

@@ -30,8 +30,8 @@ use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long following the cluster's programs waits before trying again
-/// after the cluster failed it.
+/// How long following the cluster's programs or changes, or pulling from
+/// one of its queues, waits before trying again after the cluster failed it.
 const FOLLOW_RETRY: Duration = Duration::from_secs(1);
 
 /// Share a program registered here with the other engines.
@@ -279,6 +279,37 @@ pub(crate) async fn follow_changes(cluster: Cluster, changes: tokio::sync::broad
                 }
             },
             Err(err) => tracing::warn!(%err, "cannot watch the cluster's changes; trying again"),
+        }
+        tokio::time::sleep(FOLLOW_RETRY).await;
+    }
+}
+
+/// Handles the deliveries of one of the cluster's work queues for as long
+/// as the engine runs, `in_flight` at once: a feed the cluster fails to
+/// open, or ends, is opened again after [`FOLLOW_RETRY`]. `what` names the
+/// queue's messages in the log ("jobs", "results to settle").
+async fn pull_forever<Open, Opened, Handle, Handled>(what: &str, in_flight: usize, open: Open, handle: Handle)
+where
+    Open: Fn() -> Opened,
+    Opened: std::future::Future<Output = Result<crate::cluster::Feed, ClusterError>>,
+    Handle: Fn(crate::cluster::Delivery) -> Handled,
+    Handled: std::future::Future<Output = ()>,
+{
+    use futures_util::StreamExt;
+    loop {
+        match open().await {
+            Ok(feed) => {
+                feed.into_stream()
+                    .for_each_concurrent(in_flight, |delivery| async {
+                        match delivery {
+                            Ok(delivery) => handle(delivery).await,
+                            Err(err) => tracing::warn!(%err, "pulling the cluster's {what}"),
+                        }
+                    })
+                    .await;
+                tracing::warn!("the cluster's feed of {what} ended; pulling again");
+            }
+            Err(err) => tracing::warn!(%err, "cannot pull the cluster's {what}; trying again"),
         }
         tokio::time::sleep(FOLLOW_RETRY).await;
     }

@@ -11,7 +11,6 @@ use crate::pool::Mailbox;
 use crate::relayer::{Relay, Resumed};
 use crate::store::{ResultRecord, Store, Write};
 use alloy::primitives::{Address, B256};
-use futures_util::StreamExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +18,6 @@ use std::time::{Duration, Instant};
 /// When a result cannot be taken now (it is still running here, its
 /// record is not readable yet), it is offered again after this long.
 const LATER: Duration = Duration::from_secs(1);
-/// How long pulling waits before trying again after the cluster failed it.
-const PULL_RETRY: Duration = Duration::from_secs(1);
 
 /// What settling the cluster's results needs.
 #[derive(Debug, Clone)]
@@ -44,26 +41,8 @@ pub(crate) struct RelaySetup {
 
 /// Pulls and settles the cluster's results for as long as the engine runs.
 pub(crate) async fn relay_results(setup: RelaySetup) {
-    loop {
-        match setup.cluster.relay_feed(setup.in_flight).await {
-            Ok(feed) => {
-                let deliveries = futures_util::stream::unfold(feed, |mut feed| async move {
-                    feed.next().await.map(|delivery| (delivery, feed))
-                });
-                deliveries
-                    .for_each_concurrent(setup.in_flight, |delivery| async {
-                        match delivery {
-                            Ok(delivery) => relay(&setup, delivery).await,
-                            Err(err) => tracing::warn!(%err, "pulling the cluster's results to settle"),
-                        }
-                    })
-                    .await;
-                tracing::warn!("the cluster's relay feed ended; pulling again");
-            }
-            Err(err) => tracing::warn!(%err, "cannot pull the cluster's results to settle; trying again"),
-        }
-        tokio::time::sleep(PULL_RETRY).await;
-    }
+    let open = || setup.cluster.relay_feed(setup.in_flight);
+    super::pull_forever("results to settle", setup.in_flight, open, |delivery| relay(&setup, delivery)).await;
 }
 
 async fn relay(setup: &RelaySetup, delivery: Delivery) {
