@@ -701,6 +701,29 @@ mod tests {
         assert!(store.log_record(6).unwrap().is_some());
     }
 
+    /// What `job watch` relies on: a commit's callback (which takes a
+    /// finished job off the board) has run before its status change is
+    /// announced, so a reader that subscribes after the announcement finds
+    /// the change wherever it reads.
+    #[test]
+    fn a_status_change_is_announced_after_its_commit_callback_has_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut events = store.job_events();
+        let a = spec(1);
+        let (told, heard) = std::sync::mpsc::channel();
+        let mut early = store.job_events();
+        store.commit(
+            vec![Write::admit(&a), Write::executed(&a, &result(b"out", None))],
+            Box::new(move |result| drop(told.send((result, early.try_recv())))),
+        );
+        let (result, announced_before) = heard.recv().unwrap();
+        result.unwrap();
+        assert_eq!(announced_before, Err(tokio::sync::broadcast::error::TryRecvError::Empty));
+        let changes = [events.blocking_recv().unwrap(), events.blocking_recv().unwrap()].map(|e| (e.id, e.status));
+        assert_eq!(changes, [(a.id, Status::Pending), (a.id, Status::Done)]);
+    }
+
     #[test]
     fn a_second_result_for_a_job_is_dropped() {
         let dir = tempfile::tempdir().unwrap();

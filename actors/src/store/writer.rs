@@ -288,24 +288,37 @@ fn run(trees: &JobTrees, next_seq: u64, rx: &Receiver<Commit>, stats: &CommitSta
                 Err(_) => break,
             }
         }
-        let results = commit_group(trees, &mut state, &group, stats, guard);
+        let (results, events) = commit_group(trees, &mut state, &group, stats, guard);
         for (commit, result) in group.into_iter().zip(results) {
             (commit.done)(result);
+        }
+        // Announced after the callbacks, to the receivers there are then.
+        // The callbacks take finished jobs off the board, which answers
+        // for jobs in flight: a reader that subscribes after this sees the
+        // change in the store, and one that subscribed before hears of it
+        // (announced before the callbacks, it could read a status the
+        // board still held and wait for a change already sent).
+        if guard.events.receiver_count() > 0 {
+            for event in events {
+                // A receiver gone since is not an error.
+                let _ = guard.events.send(event);
+            }
         }
     }
 }
 
 /// Weighs each commit of a group against the free space, applies those
-/// that fit as one transaction, and returns each commit's result, in order.
+/// that fit as one transaction, and returns each commit's result, in
+/// order, with the status changes made durable.
 fn commit_group(
     trees: &JobTrees,
     state: &mut State,
     group: &[Commit],
     stats: &CommitStats,
     guard: &Guard,
-) -> Vec<Result<(), CommitError>> {
+) -> (Vec<Result<(), CommitError>>, Vec<JobEvent>) {
     if let Err(err) = guard.space.check_broken() {
-        return vec![Err(err.into()); group.len()];
+        return (vec![Err(err.into()); group.len()], Vec::new());
     }
     let writes_anything = group.iter().any(|commit| !commit.writes.is_empty());
     let free = if writes_anything { guard.space.measure() } else { u64::MAX };
@@ -332,32 +345,33 @@ fn commit_group(
         tracing::debug!(refused, free, "commits refused: disk full");
     }
     let accepted = group.iter().zip(&verdicts).filter(|(_, verdict)| verdict.is_none()).map(|(commit, _)| commit);
-    let result = apply(trees, state, accepted, stats, guard);
-    if let Err(err) = &result {
-        tracing::error!(%err, "group commit failed");
-    }
-    verdicts.into_iter().map(|verdict| verdict.map_or_else(|| result.clone(), Err)).collect()
+    let (result, events) = match apply(trees, state, accepted, stats, guard) {
+        Ok(events) => (Ok(()), events),
+        Err(err) => {
+            tracing::error!(%err, "group commit failed");
+            (Err(err), Vec::new())
+        }
+    };
+    (verdicts.into_iter().map(|verdict| verdict.map_or_else(|| result.clone(), Err)).collect(), events)
 }
 
 /// Applies the writes of `group` as one transaction and flushes (if there
-/// was anything to write). On failure the state is left as it was; a sled
-/// failure breaks the store.
+/// was anything to write), and returns the status changes it made durable.
+/// On failure the state is left as it was; a sled failure breaks the store.
 fn apply<'a>(
     trees: &JobTrees,
     state: &mut State,
     group: impl Iterator<Item = &'a Commit>,
     stats: &CommitStats,
     guard: &Guard,
-) -> Result<(), CommitError> {
+) -> Result<Vec<JobEvent>, CommitError> {
     let mut seq = state.next_seq;
     let mut log = sled::Batch::default();
     let mut jobs = sled::Batch::default();
     let mut dead_letters = sled::Batch::default();
     let mut attempts = sled::Batch::default();
     let mut programs: HashMap<ProgramId, ProgramStats> = HashMap::new();
-    // Announced after the flush, to the receivers there are then: one that
-    // subscribed before this group became visible hears of it, one that
-    // subscribes later reads it from the store.
+    // Announced once durable and the commits' callbacks have run (`run`).
     let mut events = Vec::new();
     let (mut written, mut attempted) = (false, false);
     let mut entries: HashMap<JobId, JobEntry> = HashMap::new();
@@ -443,7 +457,7 @@ fn apply<'a>(
         written = true;
     }
     if !(written || attempted) {
-        return Ok(());
+        return Ok(events);
     }
     let failed = |err: TransactionError<()>| {
         let reason = format!("transaction failed: {err:?}");
@@ -484,12 +498,6 @@ fn apply<'a>(
             .map_err(failed)?;
     }
     guard.flusher.flush()?;
-    if guard.events.receiver_count() > 0 {
-        for event in events {
-            // A receiver gone since is not an error.
-            let _ = guard.events.send(event);
-        }
-    }
     state.next_seq = seq;
     for (id, entry) in entries {
         if entry.status.is_executed() {
@@ -498,7 +506,7 @@ fn apply<'a>(
             state.unexecuted.insert(id, entry);
         }
     }
-    Ok(())
+    Ok(events)
 }
 
 /// A job's entry as this group leaves it so far, as the writer knows it,
