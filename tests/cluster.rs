@@ -17,7 +17,8 @@ use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{
     codes, Call, ContainsProgram, ContainsReply, HexBytes, JobIdParams, ProgramIdReply, SubmitProgram,
 };
-use coprocessor_actors::wire::{BatchJob, BatchReply, JobResult, NoParams, ProgramsReply, StatusReply, SubmitJobs};
+use coprocessor_actors::wire::{BatchJob, BatchReply, ConsumerParams, JobResult, NoParams, NonceReply};
+use coprocessor_actors::wire::{ProgramsReply, StatusReply, SubmitJobs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -422,6 +423,17 @@ fn the_same_request_sent_to_three_engines_at_once_is_accepted_once() {
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(cluster.iter().map(ran_here).sum::<u64>(), 29);
+
+    // Whichever engines took a consumer's jobs in (1 to 29), each offers
+    // the same next nonce, as one engine would; a consumer no engine has
+    // seen starts at 0.
+    let next_nonce = |engine: &Engine, consumer: Vec<u8>| {
+        let params = ConsumerParams { consumer: HexBytes(consumer) };
+        engine.client().call::<NonceReply>(Call::NextNonce(params)).unwrap().nonce
+    };
+    let offered: Vec<u64> = cluster.iter().map(|engine| next_nonce(engine, signer.address().to_vec())).collect();
+    assert_eq!(offered, [30, 30, 30]);
+    assert_eq!(next_nonce(&cluster[0], vec![0x5a; 20]), 0);
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::chain::OffchainCheck;
 use crate::executor::{DryRun, ExecuteError};
 use crate::job::{check_limits, JobId, JobLimits, JobSpec, Status};
 use crate::metrics::ActorName;
+use crate::peers::FetchNextNonce;
 use crate::peers::ShareProgram;
 use crate::pool::Panic;
 use crate::program::ProgramId;
@@ -535,6 +536,13 @@ async fn check_onchain(
 async fn next_nonce(ctx: &ApiContext, p: &ConsumerParams) -> Result<Reply, RpcError> {
     let consumer = address(&p.consumer)?;
     let mut nonce = ctx.board.next_nonce(&consumer);
+    // The jobs every engine of the cluster took in.
+    if let Some(peers) = &ctx.peers {
+        let cluster = peers.next_nonce.send(FetchNextNonce { consumer }).await.map_err(internal)?;
+        nonce = nonce.max(cluster.map_err(|err| {
+            RpcError::new(codes::CLUSTER_UNAVAILABLE, format!("cannot read the consumer's nonce: {err}"))
+        })?);
+    }
     if let Some(chain) = &ctx.chain {
         match chain.chain.next_nonce(consumer).await {
             Ok(onchain) => nonce = nonce.max(onchain),

@@ -143,11 +143,6 @@ impl Cluster {
         let what = format!("read the claim of job {id} from {CLAIMS_BUCKET}");
         Ok(self.deadline(&what, self.claims.get(key(id))).await?.is_some())
     }
-
-    /// Runs `request` with the deadline; `Err(())` if it ran out.
-    async fn within_raw<T>(&self, request: impl std::future::Future<Output = T>) -> Result<T, ()> {
-        tokio::time::timeout(self.timeout, request).await.map_err(drop)
-    }
 }
 
 /// A job ID as a key and a message ID: `0x` and 64 hex digits.

@@ -10,6 +10,7 @@
 
 mod changes;
 mod jobs;
+mod nonces;
 mod programs;
 mod queue;
 mod relays;
@@ -78,6 +79,9 @@ pub(crate) struct Cluster {
     claims: kv::Store,
     results: kv::Store,
     settled: kv::Store,
+    nonces: kv::Store,
+    /// This engine's raises of `nonces` in progress.
+    marks: std::sync::Arc<nonces::Marks>,
     timeout: Duration,
     ack_wait: Duration,
     node: String,
@@ -167,6 +171,9 @@ impl Cluster {
             open_kv(&js, timeout, jobs::RESULTS_BUCKET, "job ID -> its first recorded result", replicas).await?;
         let settled =
             open_kv(&js, timeout, relays::SETTLED_BUCKET, "job ID -> how its settlement ended", replicas).await?;
+        let nonces =
+            open_kv(&js, timeout, nonces::NONCES_BUCKET, "consumer -> one past the highest nonce taken in", replicas)
+                .await?;
         let ack_wait = Duration::from_millis(section.ack_wait_ms);
         Ok(Cluster {
             js,
@@ -176,6 +183,8 @@ impl Cluster {
             claims,
             results,
             settled,
+            nonces,
+            marks: std::sync::Arc::default(),
             timeout,
             ack_wait,
             node: section.node_name.clone(),
@@ -189,6 +198,11 @@ impl Cluster {
         request: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, ClusterError> {
         within(self.timeout, what, request).await
+    }
+
+    /// Runs `request` with the deadline; `Err(())` if it ran out.
+    async fn within_raw<T>(&self, request: impl std::future::Future<Output = T>) -> Result<T, ()> {
+        tokio::time::timeout(self.timeout, request).await.map_err(drop)
     }
 
     /// How long a pulled job may go without an ack or a progress report.

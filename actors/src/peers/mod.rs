@@ -101,6 +101,14 @@ pub(crate) struct FetchSettlement {
     pub(crate) id: JobId,
 }
 
+/// One past the highest nonce of `consumer` the cluster took in (0: none).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u64, ClusterError>")]
+pub(crate) struct FetchNextNonce {
+    /// The consumer.
+    pub(crate) consumer: alloy::primitives::Address,
+}
+
 /// The mailboxes of the peers actor, for the api.
 #[derive(Debug, Clone)]
 pub(crate) struct PeersAccess {
@@ -112,6 +120,8 @@ pub(crate) struct PeersAccess {
     pub(crate) fetch: Mailbox<FetchResult>,
     /// Settlements ended by any engine.
     pub(crate) settled: Mailbox<FetchSettlement>,
+    /// Consumers' next nonces, counting every engine's jobs.
+    pub(crate) next_nonce: Mailbox<FetchNextNonce>,
     /// Every result recorded and settlement ended by any engine, as they
     /// happen ([`follow_changes`]); subscriptions take theirs from it.
     pub(crate) changes: tokio::sync::broadcast::Sender<Change>,
@@ -213,11 +223,11 @@ impl Handler<PublishJob> for Peers {
     }
 }
 
-/// The claim, then the queue; a claim whose job could not be queued is
-/// given back, so that the client's retry can enter. An onchain job is not
-/// claimed: every engine's listener queues it, the queue's duplicate window
-/// makes that one message, and a claim its engine died holding would lose
-/// it.
+/// The claim, then the queue (and, meanwhile, the consumer's next nonce);
+/// a claim whose job could not be queued is given back, so that the
+/// client's retry can enter. An onchain job is not claimed: every engine's
+/// listener queues it, the queue's duplicate window makes that one
+/// message, and a claim its engine died holding would lose it.
 async fn publish(cluster: &Cluster, spec: &JobSpec) -> Result<(), PublishError> {
     if matches!(spec.origin, Origin::Onchain) {
         cluster.note_claim(&spec.id).await?;
@@ -227,11 +237,28 @@ async fn publish(cluster: &Cluster, spec: &JobSpec) -> Result<(), PublishError> 
         Claim::Taken => return Err(PublishError::Taken { nonce: spec.nonce, consumer: spec.consumer }),
         Claim::Won => {}
     }
-    if let Err(err) = cluster.publish_job(spec).await {
+    let raised = cluster.raise_next_nonce(spec.consumer, spec.nonce.saturating_add(1));
+    let (published, raised) = tokio::join!(cluster.publish_job(spec), raised);
+    if let Err(err) = published {
         cluster.release(&spec.id).await;
         return Err(err.into());
     }
+    // The job is in: its nonce's claim is what keeps it from being used
+    // again. Until a later job raises the mark, other engines may offer
+    // this nonce as the next one, and a job sent with it is refused.
+    if let Err(err) = raised {
+        tracing::warn!(job = %spec.id, %err, "the cluster's next nonce of the job's consumer was not raised");
+    }
     Ok(())
+}
+
+impl Handler<FetchNextNonce> for Peers {
+    type Result = ResponseFuture<Result<u64, ClusterError>>;
+
+    fn handle(&mut self, msg: FetchNextNonce, _: &mut Context<Self>) -> Self::Result {
+        let cluster = self.cluster.clone();
+        Box::pin(async move { cluster.next_nonce(msg.consumer).await })
+    }
 }
 
 impl Handler<FetchResult> for Peers {

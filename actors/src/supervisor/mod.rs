@@ -345,6 +345,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 publish: peers.mailbox(),
                 fetch: peers.mailbox(),
                 settled: peers.mailbox(),
+                next_nonce: peers.mailbox(),
                 changes: changes.clone(),
             }),
             verifier: verifier.mailbox(),
