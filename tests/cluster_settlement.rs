@@ -15,7 +15,7 @@ use coprocessor::devnet::{self, DeployParams, Deployment, ExamplePrograms, Hardh
 use coprocessor_actors::keys;
 use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::JobCompleted;
-use coprocessor_actors::protocol::bindings::SquareRootConsumer;
+use coprocessor_actors::protocol::bindings::{IBatchSettlement, JobManager, SquareRootConsumer};
 use coprocessor_actors::protocol::eip191::Signer;
 use coprocessor_actors::wire::{Call, HexBytes, JobIdParams, JobResult, NoParams, StatusReply};
 use std::collections::HashMap;
@@ -36,10 +36,13 @@ struct ChainCluster {
     square_root: ProgramId,
     runtime: tokio::runtime::Runtime,
     node: HardhatNode,
+    /// The engines' relayer addresses, in order.
+    relayers: Vec<Address>,
 }
 
 impl ChainCluster {
-    fn start(nats: &NatsCluster, dir: &Path, n: usize) -> ChainCluster {
+    /// `chain` is added to each engine's `[chain]` section.
+    fn start(nats: &NatsCluster, dir: &Path, n: usize, chain: &str) -> ChainCluster {
         let contracts = devnet::contracts_dir().unwrap();
         let node = HardhatNode::start(&contracts, devnet::free_port().unwrap(), None).expect("hardhat node");
         let operator = keys::load_or_generate(&dir.join(keys::OPERATOR_KEY)).unwrap();
@@ -69,7 +72,7 @@ impl ChainCluster {
             .map(|i| {
                 let config = format!(
                     "[offchain]\nallowed_signers = [\"{}\"]\n{}ack_wait_ms = 2000\n\
-                     [chain]\nrpc_url = \"{}\"\njob_manager = \"{}\"\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\n",
+                     [chain]\nrpc_url = \"{}\"\njob_manager = \"{}\"\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\n{chain}",
                     app_signer().address(),
                     nats.engine_config(&format!("node-{i}")),
                     node.url(),
@@ -78,7 +81,26 @@ impl ChainCluster {
                 Engine::start_with(&dir.join(format!("node-{i}")), Some(&config), &[])
             })
             .collect();
-        ChainCluster { engines, deployment, square_root, runtime, node }
+        ChainCluster { engines, deployment, square_root, runtime, node, relayers }
+    }
+
+    /// Whether the JobManager takes results from the engines' relayers.
+    fn authorize_relayers(&self, authorized: bool) {
+        let deployer: alloy::signers::local::PrivateKeySigner = devnet::DEV_DEPLOYER_KEY.parse().unwrap();
+        let provider = ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::from(deployer))
+            .connect_http(self.node.url().parse().unwrap());
+        let manager = JobManager::new(self.deployment.job_manager, &provider);
+        let batch = IBatchSettlement::new(self.deployment.job_manager, &provider);
+        self.runtime.block_on(async {
+            let relayer = if authorized { self.relayers[0] } else { Address::repeat_byte(0x42) };
+            let set = manager.setRelayer(relayer).send().await.unwrap().get_receipt().await.unwrap();
+            assert!(set.status(), "setRelayer reverted");
+            for extra in &self.relayers[1..] {
+                let set = batch.setRelayerAuthorized(*extra, authorized).send().await.unwrap();
+                assert!(set.get_receipt().await.unwrap().status(), "setRelayerAuthorized reverted");
+            }
+        });
     }
 
     fn consumer(&self) -> Address {
@@ -128,7 +150,7 @@ fn status(engine: &Engine) -> StatusReply {
 fn five_hundred_jobs_settle_exactly_once_while_a_relaying_engine_is_killed() {
     let nats = NatsCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = ChainCluster::start(&nats, dir.path(), 3);
+    let mut cluster = ChainCluster::start(&nats, dir.path(), 3, "");
     let program = cluster.engines[0].submit_program("square-root");
     assert_eq!(program, cluster.square_root);
     for engine in &cluster.engines {
@@ -222,4 +244,70 @@ fn five_hundred_jobs_settle_exactly_once_while_a_relaying_engine_is_killed() {
     }
     let relayed: u64 = cluster.engines.iter().map(|engine| status(engine).cluster.unwrap().relays_ended_here).sum();
     assert!(relayed > 0, "the survivors relayed");
+}
+
+/// A result no relayer can settle is dead-lettered by the engine that
+/// relayed it, and every engine says so and by whom; `job retry` is for
+/// that engine (another says where to go), and once it settles, every
+/// engine tells how it ended.
+#[test]
+fn a_dead_lettered_result_is_retried_on_its_engine_and_every_engine_sees_it_settle() {
+    let nats = NatsCluster::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = ChainCluster::start(&nats, dir.path(), 2, "max_relay_attempts = 2\n");
+    let program = cluster.engines[0].submit_program("square-root");
+    assert!(cluster.engines[1].holds_within(&program, Duration::from_secs(30)));
+
+    cluster.authorize_relayers(false);
+    let id = cluster.request_onchain(81);
+    // Unknown until a listener has read the request.
+    let result_on = |engine: &Engine| -> Option<JobResult> {
+        engine.client().call(Call::GetResult(JobIdParams { job_id: HexBytes(id.to_vec()) })).ok()
+    };
+    let start = Instant::now();
+    let results = loop {
+        let results: Vec<Option<JobResult>> = cluster.engines.iter().map(result_on).collect();
+        if results.iter().all(|result| result.as_ref().is_some_and(|result| result.status == "dead-lettered")) {
+            break results.into_iter().flatten().collect::<Vec<_>>();
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "not dead-lettered everywhere: {results:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The engine whose relayer gave up, named on the one that did not.
+    let relayed_by = |result: &JobResult| {
+        let error = result.relay_error.as_deref().unwrap_or_default();
+        assert!(error.contains("caller is not the relayer"), "{error}");
+        error.rsplit_once("(relayed by ").map(|(_, node)| node.trim_end_matches(')').to_owned())
+    };
+    let (here, there) = match (relayed_by(&results[0]), relayed_by(&results[1])) {
+        (None, Some(node)) if node == "node-0" => (0, 1),
+        (Some(node), None) if node == "node-1" => (1, 0),
+        named => panic!("one engine names the other: {named:?} {results:?}"),
+    };
+
+    cluster.authorize_relayers(true);
+    let retry = |engine: &Engine| {
+        common::coprocessor(&["job", "retry", &format!("{id}"), "--data-dir", engine.data_dir.to_str().unwrap()])
+    };
+    let out = retry(&cluster.engines[there]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("error: job {id} was dead-lettered by engine \"node-{here}\", not by this one: retry it there\n")
+    );
+    let out = retry(&cluster.engines[here]);
+    assert!(out.status.success(), "{out:?}");
+    let start = Instant::now();
+    loop {
+        let statuses: Vec<String> = cluster
+            .engines
+            .iter()
+            .map(|engine| result_on(engine).map(|result| result.status).unwrap_or_default())
+            .collect();
+        if statuses == ["confirmed", "confirmed"] {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "after the retry: {statuses:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(cluster.completions().get(&id), Some(&1));
 }

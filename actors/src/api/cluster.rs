@@ -9,7 +9,7 @@ use super::wire::{codes, HexBytes, JobIdParams, JobResult, Reply, RpcError};
 use super::{ApiContext, Shared};
 use crate::cluster::{SharedResult, SharedSettlement};
 use crate::job::{JobId, JobSpec, Settlement, Status};
-use crate::peers::{ClusterJob, FetchResult, FetchSettlement, PublishError, PublishJob};
+use crate::peers::{ClusterJob, FetchResult, FetchSettlement, FollowRetry, PublishError, PublishJob};
 use crate::store::ResultRecord;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -115,5 +115,27 @@ pub(crate) fn settle(reply: &mut JobResult, shared: &SharedSettlement) {
     }
     if let Settlement::DeadLettered(letter) = &shared.step {
         reply.relay_error = Some(format!("{} (relayed by {})", letter.reason, shared.node));
+    }
+}
+
+/// Has the peers actor record, once the relayer tells `end`, how the
+/// settlement of job `id` (dead-lettered here, pushed again) ended.
+pub(crate) fn follow_retry(ctx: &ApiContext, id: JobId, end: tokio::sync::oneshot::Receiver<Settlement>) {
+    let Some(peers) = &ctx.peers else { return };
+    match ctx.store.job(&id) {
+        Ok(Some(entry)) => peers.retried.do_send(FollowRetry { id, consumer: entry.consumer, ended: end }),
+        Ok(None) => {}
+        Err(err) => {
+            tracing::warn!(job = %id, %err, "a retried job's consumer cannot be read; its end stays unrecorded")
+        }
+    }
+}
+
+/// The engine that dead-lettered job `id`, when the cluster says one did.
+pub(crate) async fn dead_lettered_by(ctx: &ApiContext, id: JobId) -> Option<String> {
+    let peers = ctx.peers.as_ref()?;
+    match peers.settled.send(FetchSettlement { id }).await {
+        Ok(Ok(Some(SharedSettlement { step: Settlement::DeadLettered(_), node, .. }))) => Some(node),
+        _ => None,
     }
 }

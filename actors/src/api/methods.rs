@@ -573,11 +573,34 @@ async fn retry(ctx: &ApiContext, p: &JobIdParams) -> Result<Reply, RpcError> {
     let Some(chain) = &ctx.chain else {
         return Err(RpcError::new(codes::NOT_DEAD_LETTERED, "the engine has no chain; nothing is relayed"));
     };
-    match chain.retry.send(Retry { id }).await.map_err(internal)? {
-        Ok(()) => get_result(ctx, p),
-        Err(RetryError::Unknown(_)) => Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}"))),
-        Err(err @ RetryError::NotDeadLettered { .. }) => Err(RpcError::new(codes::NOT_DEAD_LETTERED, err.to_string())),
-        Err(err) => Err(internal(err)),
+    // In cluster mode, how it ends this time is recorded for every engine.
+    let (ended, end) = match ctx.peers {
+        Some(_) => {
+            let (ended, end) = tokio::sync::oneshot::channel();
+            (Some(ended), Some(end))
+        }
+        None => (None, None),
+    };
+    let err = match chain.retry.send(Retry { id, ended }).await.map_err(internal)? {
+        Ok(()) => {
+            if let Some(end) = end {
+                super::cluster::follow_retry(ctx, id, end);
+            }
+            return get_result(ctx, p);
+        }
+        Err(err) => err,
+    };
+    // In cluster mode, maybe another engine's relayer gave up on it.
+    if matches!(err, RetryError::Unknown(_) | RetryError::NotDeadLettered { .. }) {
+        if let Some(node) = super::cluster::dead_lettered_by(ctx, id).await {
+            let message = format!("job {id} was dead-lettered by engine {node:?}, not by this one: retry it there");
+            return Err(RpcError::new(codes::NOT_DEAD_LETTERED, message));
+        }
+    }
+    match err {
+        RetryError::Unknown(_) => Err(RpcError::new(codes::UNKNOWN_JOB, format!("no job {id}"))),
+        RetryError::NotDeadLettered { .. } => Err(RpcError::new(codes::NOT_DEAD_LETTERED, err.to_string())),
+        err => Err(internal(err)),
     }
 }
 

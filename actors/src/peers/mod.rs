@@ -109,6 +109,20 @@ pub(crate) struct FetchNextNonce {
     pub(crate) consumer: alloy::primitives::Address,
 }
 
+/// Record how the settlement of a dead-lettered job retried here ends this
+/// time, for the other engines (the relay queue, which records the first
+/// end, let go of the job when it was dead-lettered).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct FollowRetry {
+    /// The job.
+    pub(crate) id: JobId,
+    /// Its consumer.
+    pub(crate) consumer: alloy::primitives::Address,
+    /// Told by the relayer when the settlement ends.
+    pub(crate) ended: tokio::sync::oneshot::Receiver<crate::job::Settlement>,
+}
+
 /// The mailboxes of the peers actor, for the api.
 #[derive(Debug, Clone)]
 pub(crate) struct PeersAccess {
@@ -122,6 +136,8 @@ pub(crate) struct PeersAccess {
     pub(crate) settled: Mailbox<FetchSettlement>,
     /// Consumers' next nonces, counting every engine's jobs.
     pub(crate) next_nonce: Mailbox<FetchNextNonce>,
+    /// Dead-lettered jobs retried here.
+    pub(crate) retried: Mailbox<FollowRetry>,
     /// Every result recorded and settlement ended by any engine, as they
     /// happen ([`follow_changes`]); subscriptions take theirs from it.
     pub(crate) changes: tokio::sync::broadcast::Sender<Change>,
@@ -250,6 +266,23 @@ async fn publish(cluster: &Cluster, spec: &JobSpec) -> Result<(), PublishError> 
         tracing::warn!(job = %spec.id, %err, "the cluster's next nonce of the job's consumer was not raised");
     }
     Ok(())
+}
+
+impl Handler<FollowRetry> for Peers {
+    type Result = ();
+
+    fn handle(&mut self, msg: FollowRetry, _: &mut Context<Self>) {
+        let cluster = self.cluster.clone();
+        let FollowRetry { id, consumer, ended } = msg;
+        actix::spawn(async move {
+            // A relayer that stopped first (the engine is shutting down)
+            // leaves the last word as it was: dead-lettered here.
+            let Ok(step) = ended.await else { return };
+            if let Err(err) = cluster.record_settlement(&id, consumer, &step).await {
+                tracing::warn!(job = %id, %err, "how a retried job's settlement ended is not recorded in the cluster");
+            }
+        });
+    }
 }
 
 impl Handler<FetchNextNonce> for Peers {

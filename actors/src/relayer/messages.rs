@@ -54,6 +54,9 @@ pub(crate) enum FromListener {
 pub(crate) struct Retry {
     /// The job.
     pub id: JobId,
+    /// Told how its settlement ended this time (cluster mode records it
+    /// for the other engines).
+    pub ended: Option<Ended>,
 }
 
 /// Why a job could not be retried.
@@ -101,7 +104,7 @@ impl Handler<FromListener> for Relayer {
         let id = match msg {
             FromListener::Cancelled(id) => id,
             FromListener::Reappeared(id) => {
-                let retried = self.retry(id);
+                let retried = self.retry(id, None);
                 self.actor.handled(Duration::ZERO, retried.is_ok());
                 match retried {
                     Ok(()) => tracing::info!(job = %id, "a job that vanished in a reorg reappeared onchain"),
@@ -133,7 +136,7 @@ impl Handler<Retry> for Relayer {
 
     fn handle(&mut self, msg: Retry, ctx: &mut Context<Self>) -> Self::Result {
         let start = Instant::now();
-        let retried = self.retry(msg.id);
+        let retried = self.retry(msg.id, msg.ended);
         self.actor.handled(start.elapsed(), retried.is_ok());
         retried?;
         self.round(ctx);

@@ -540,7 +540,7 @@ impl Relayer {
         }));
     }
 
-    fn retry(&mut self, id: JobId) -> Result<(), RetryError> {
+    fn retry(&mut self, id: JobId, ended: Option<Ended>) -> Result<(), RetryError> {
         let store = &self.setup.store;
         let entry = store.job(&id)?.ok_or(RetryError::Unknown(id))?;
         if entry.status != Status::DeadLettered {
@@ -549,7 +549,7 @@ impl Relayer {
         let (spec, result) = store.executed(&entry)?.ok_or(RetryError::Unknown(id))?;
         self.log(id, Settlement::Retried);
         tracing::info!(job = %id, "retrying a dead-lettered job");
-        self.add(Arc::new(spec), &result, None, None);
+        self.add(Arc::new(spec), &result, None, ended);
         Ok(())
     }
 }

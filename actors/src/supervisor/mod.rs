@@ -346,6 +346,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 fetch: peers.mailbox(),
                 settled: peers.mailbox(),
                 next_nonce: peers.mailbox(),
+                retried: peers.mailbox(),
                 changes: changes.clone(),
             }),
             verifier: verifier.mailbox(),
