@@ -17,7 +17,8 @@ use coprocessor_actors::program::ProgramId;
 use coprocessor_actors::protocol::bindings::i_job_manager::IJobManager::JobCompleted;
 use coprocessor_actors::protocol::bindings::{IBatchSettlement, JobManager, SquareRootConsumer};
 use coprocessor_actors::protocol::eip191::Signer;
-use coprocessor_actors::wire::{Call, HexBytes, JobIdParams, JobResult, NoParams, StatusReply};
+use coprocessor_actors::wire::{Call, ConsumerParams, HexBytes, JobIdParams, JobResult, NoParams, NonceReply};
+use coprocessor_actors::wire::{RelayStrategy, StatusReply};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -126,19 +127,22 @@ impl ChainCluster {
 
     /// How many `JobCompleted` events each settled job has.
     fn completions(&self) -> HashMap<B256, usize> {
+        let mut counts = HashMap::new();
+        for id in self.completed_in_order() {
+            *counts.entry(id).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The jobs of every `JobCompleted` event, in the chain's order.
+    fn completed_in_order(&self) -> Vec<B256> {
         let filter = alloy::rpc::types::Filter::new()
             .address(self.deployment.job_manager)
             .event_signature(JobCompleted::SIGNATURE_HASH)
             .from_block(0);
         let provider = ProviderBuilder::new().connect_http(self.node.url().parse().unwrap());
         let logs = self.runtime.block_on(provider.get_logs(&filter)).expect("logs");
-        let mut counts = HashMap::new();
-        for log in logs {
-            if let Some(id) = log.topics().get(1) {
-                *counts.entry(*id).or_default() += 1;
-            }
-        }
-        counts
+        logs.iter().filter_map(|log| log.topics().get(1).copied()).collect()
     }
 }
 
@@ -310,4 +314,69 @@ fn a_dead_lettered_result_is_retried_on_its_engine_and_every_engine_sees_it_sett
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(cluster.completions().get(&id), Some(&1));
+}
+
+/// Ordered relay across the cluster: one engine holds a consumer's lease
+/// and settles all its ordered results in nonce order, whichever engines
+/// took them in and ran them. Killed (-9), it leaves the lease to go
+/// quiet; another engine takes it over and carries on in order, and each
+/// result settles once.
+#[test]
+fn ordered_results_settle_in_nonce_order_across_engines_and_through_the_death_of_their_relayer() {
+    let nats = NatsCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = ChainCluster::start(&nats, dir.path(), 3, "");
+    let program = cluster.engines[0].submit_program("square-root");
+    for engine in &cluster.engines {
+        assert!(engine.holds_within(&program, Duration::from_secs(30)), "the program did not reach every engine");
+    }
+    let signer = app_signer();
+    let consumer = cluster.consumer();
+    let params = ConsumerParams { consumer: HexBytes(consumer.to_vec()) };
+    let first = cluster.engines[0].client().call::<NonceReply>(Call::NextNonce(params)).unwrap().nonce;
+
+    // 90 ordered jobs, odd nonces first, then even ones, round-robin.
+    let jobs: Vec<_> = (first..first + 90).map(|nonce| u64_job(program, consumer, nonce, 10_000 + nonce)).collect();
+    let (odd, even): (Vec<_>, Vec<_>) = jobs.iter().partition(|job| (job.nonce - first) % 2 == 1);
+    for (i, job) in odd.into_iter().chain(even).enumerate() {
+        let mut params = job.sign(&signer);
+        params.relay_strategy = RelayStrategy::Ordered;
+        cluster.engines[i % 3].client().call::<JobIdParams>(Call::SubmitJob(params)).expect("submit");
+    }
+    let nonce_of: HashMap<B256, u64> = jobs.iter().map(|job| (job.job_id().to_b256(), job.nonce)).collect();
+
+    // One engine holds the lease and relays; once it has settled some, it
+    // dies.
+    let start = Instant::now();
+    let holder = loop {
+        let holding: Vec<usize> = (0..3)
+            .filter(|i| status(&cluster.engines[*i]).cluster.expect("cluster status").leases_held_here == 1)
+            .collect();
+        let settled = cluster.completions().len();
+        match holding.as_slice() {
+            [holder] if settled >= 10 => break *holder,
+            [_] | [] => {}
+            held => panic!("more than one engine holds the consumer's lease: {held:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no engine relayed the ordered results");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let dead = cluster.engines.remove(holder);
+    let _ = dead.kill9();
+
+    let start = Instant::now();
+    let settled = loop {
+        let settled: Vec<u64> =
+            cluster.completed_in_order().iter().filter_map(|id| nonce_of.get(id).copied()).collect();
+        if settled.len() >= 90 {
+            break settled;
+        }
+        assert!(start.elapsed() < Duration::from_secs(180), "{} of 90 settled: {settled:?}", settled.len());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Each once, in nonce order.
+    assert_eq!(settled, (first..first + 90).collect::<Vec<_>>());
+    let holders: Vec<u64> =
+        cluster.engines.iter().map(|engine| status(engine).cluster.expect("cluster status").leases_held_here).collect();
+    assert_eq!(holders.iter().sum::<u64>(), 1, "a survivor took the lease over: {holders:?}");
 }

@@ -54,8 +54,8 @@ fn print_human(status: &StatusReply, health: &Health) {
         );
         if status.chain.is_some() {
             println!(
-                "cluster     {} results to settle; here: {} relaying, {} relayed",
-                cluster.relays_queued, cluster.relays_held_here, cluster.relays_ended_here
+                "cluster     {} results to settle; here: {} relaying, {} relayed, {} consumers' ordered relay",
+                cluster.relays_queued, cluster.relays_held_here, cluster.relays_ended_here, cluster.leases_held_here
             );
         }
     }

@@ -123,6 +123,7 @@ async fn status(ctx: &ApiContext) -> Result<Reply, RpcError> {
                 redeliveries_here: engine.cluster_redeliveries.load(Ordering::Relaxed),
                 relays_queued: engine.cluster_relays_queued.load(Ordering::Relaxed),
                 relays_held_here: engine.cluster_relays_held.load(Ordering::Relaxed),
+                leases_held_here: engine.cluster_leases_held.load(Ordering::Relaxed),
                 relays_ended_here: engine.cluster_relays_ended.load(Ordering::Relaxed),
             }
         }),
@@ -355,13 +356,6 @@ async fn check_request(
     let decoded = OffchainJobRequest::abi_decode(&request)
         .map_err(|err| RpcError::invalid_params(format!("request is not an ABI-encoded OffchainJobRequest: {err}")))?;
     let ordered = relay == RelayStrategy::Ordered;
-    if ordered && ctx.peers.is_some() && ctx.config.chain.is_some() {
-        // Each engine's relayer orders only the results it holds.
-        return Err(RpcError::invalid_params(
-            "relay strategy \"ordered\" is not available in cluster mode yet: send the consumer's ordered jobs \
-             to an engine without [cluster]",
-        ));
-    }
     let spec = JobSpec::from_offchain(
         request.clone(),
         &decoded,

@@ -310,6 +310,9 @@ pub struct ClusterStatus {
     /// Results whose settlement this engine holds now.
     #[serde(default)]
     pub relays_held_here: u64,
+    /// Consumers whose ordered results this engine relays (their leases).
+    #[serde(default)]
+    pub leases_held_here: u64,
     /// Results this engine took from the relay queue and saw to their end.
     #[serde(default)]
     pub relays_ended_here: u64,

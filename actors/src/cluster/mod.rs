@@ -10,6 +10,7 @@
 
 mod changes;
 mod jobs;
+mod leases;
 mod nonces;
 mod programs;
 mod queue;
@@ -17,6 +18,7 @@ mod relays;
 
 pub(crate) use changes::Change;
 pub(crate) use jobs::{Claim, SharedResult};
+pub(crate) use leases::{Lease, LeaseEntry};
 pub(crate) use programs::SharedProgram;
 pub(crate) use queue::{Delivery, Feed};
 pub(crate) use relays::SharedSettlement;
@@ -76,10 +78,12 @@ pub(crate) struct Cluster {
     programs: object_store::ObjectStore,
     jobs: stream::Stream,
     relays: stream::Stream,
+    ordered: stream::Stream,
     claims: kv::Store,
     results: kv::Store,
     settled: kv::Store,
     nonces: kv::Store,
+    leases: kv::Store,
     /// This engine's raises of `nonces` in progress.
     marks: std::sync::Arc<nonces::Marks>,
     timeout: Duration,
@@ -165,6 +169,12 @@ impl Cluster {
         let jobs = within(timeout, "open the jobs stream", js.get_or_create_stream(jobs)).await?;
         let relays =
             within(timeout, "open the relay stream", js.get_or_create_stream(Cluster::relay_stream(replicas))).await?;
+        let ordered = within(
+            timeout,
+            "open the ordered relay stream",
+            js.get_or_create_stream(Cluster::ordered_stream(replicas)),
+        )
+        .await?;
         let claims =
             open_kv(&js, timeout, jobs::CLAIMS_BUCKET, "job ID -> the engine that took it in", replicas).await?;
         let results =
@@ -174,16 +184,26 @@ impl Cluster {
         let nonces =
             open_kv(&js, timeout, nonces::NONCES_BUCKET, "consumer -> one past the highest nonce taken in", replicas)
                 .await?;
+        let leases = open_kv(
+            &js,
+            timeout,
+            leases::LEASES_BUCKET,
+            "consumer -> the engine relaying its ordered results",
+            replicas,
+        )
+        .await?;
         let ack_wait = Duration::from_millis(section.ack_wait_ms);
         Ok(Cluster {
             js,
             programs,
             jobs,
             relays,
+            ordered,
             claims,
             results,
             settled,
             nonces,
+            leases,
             marks: std::sync::Arc::default(),
             timeout,
             ack_wait,
@@ -203,6 +223,11 @@ impl Cluster {
     /// Runs `request` with the deadline; `Err(())` if it ran out.
     async fn within_raw<T>(&self, request: impl std::future::Future<Output = T>) -> Result<T, ()> {
         tokio::time::timeout(self.timeout, request).await.map_err(drop)
+    }
+
+    /// This engine's name in the cluster.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
     }
 
     /// How long a pulled job may go without an ack or a progress report.
@@ -261,4 +286,17 @@ async fn within<T, E: std::fmt::Display>(
 
 fn timed_out(timeout: Duration, what: &str) -> ClusterError {
     ClusterError::Timeout { what: what.to_owned(), timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) }
+}
+
+/// A consumer as a key, a subject token and a durable consumer's name's
+/// tail: `0x` and 40 lower-case hex digits.
+fn consumer_key(consumer: alloy::primitives::Address) -> String {
+    format!("0x{}", hex::encode(consumer))
+}
+
+/// A consumer from its key (another engine, or anyone who can write to
+/// the servers, wrote it).
+fn parse_consumer_key(key: &str) -> Option<alloy::primitives::Address> {
+    let bytes = hex::decode(key.strip_prefix("0x")?).ok()?;
+    alloy::primitives::Address::try_from(bytes.as_slice()).ok()
 }

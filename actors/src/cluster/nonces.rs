@@ -14,7 +14,7 @@
 //! read from the bucket is untrusted like everything else there: one that
 //! does not parse counts as absent.
 
-use super::{Cluster, ClusterError};
+use super::{consumer_key, Cluster, ClusterError};
 use alloy::primitives::Address;
 use async_nats::jetstream::kv;
 use std::collections::HashMap;
@@ -63,7 +63,7 @@ impl Cluster {
         let target = mark.wanted.load(Ordering::Relaxed);
         let what = format!("raise the next nonce of consumer {consumer} to {target} in {NONCES_BUCKET}");
         for _ in 0..MAX_CONFLICTS {
-            let entry = self.deadline(&what, self.nonces.entry(key(consumer))).await?;
+            let entry = self.deadline(&what, self.nonces.entry(consumer_key(consumer))).await?;
             let (stored, revision) = match &entry {
                 Some(entry) if entry.operation == kv::Operation::Put => (parse(&entry.value), entry.revision),
                 Some(entry) => (None, entry.revision),
@@ -74,7 +74,7 @@ impl Cluster {
                 return Ok(());
             }
             let value = target.to_string().into_bytes().into();
-            match self.within_raw(self.nonces.update(key(consumer), value, revision)).await {
+            match self.within_raw(self.nonces.update(consumer_key(consumer), value, revision)).await {
                 Ok(Ok(_)) => {
                     *known = target;
                     return Ok(());
@@ -91,16 +91,12 @@ impl Cluster {
     /// `consumer`'s next nonce as the cluster took its jobs in (0: none).
     pub(crate) async fn next_nonce(&self, consumer: Address) -> Result<u64, ClusterError> {
         let what = format!("read the next nonce of consumer {consumer} in {NONCES_BUCKET}");
-        let entry = self.deadline(&what, self.nonces.entry(key(consumer))).await?;
+        let entry = self.deadline(&what, self.nonces.entry(consumer_key(consumer))).await?;
         Ok(entry
             .filter(|entry| entry.operation == kv::Operation::Put)
             .and_then(|entry| parse(&entry.value))
             .unwrap_or(0))
     }
-}
-
-fn key(consumer: Address) -> String {
-    format!("0x{}", hex::encode(consumer))
 }
 
 /// A stored mark: a decimal number, or nothing usable.
@@ -119,11 +115,5 @@ mod tests {
         for bad in [&b""[..], b"-1", b"0x10", b"18446744073709551616", b"1 ", &[0xff, 0x31]] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_consumer_key_is_its_lower_case_address() {
-        let consumer = Address::repeat_byte(0xab);
-        assert_eq!(key(consumer), format!("0x{}", "ab".repeat(20)));
     }
 }

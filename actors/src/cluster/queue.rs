@@ -31,12 +31,27 @@ impl Cluster {
         max_deliver: i64,
         batch: usize,
     ) -> Result<Feed, ClusterError> {
+        self.pull_filtered(stream, name, consumer, None, max_deliver, batch).await
+    }
+
+    /// As [`Cluster::pull`], of the stream's messages on `subject` only
+    /// (`None`: all of them).
+    pub(super) async fn pull_filtered(
+        &self,
+        stream: &stream::Stream,
+        name: &'static str,
+        consumer: &str,
+        subject: Option<String>,
+        max_deliver: i64,
+        batch: usize,
+    ) -> Result<Feed, ClusterError> {
         let what = format!("consume {name} as {consumer}");
         let config = pull::Config {
             durable_name: Some(consumer.to_owned()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: self.ack_wait,
             max_deliver,
+            filter_subject: subject.unwrap_or_default(),
             ..Default::default()
         };
         let consumer = self.deadline(&what, stream.get_or_create_consumer(consumer, config)).await?;

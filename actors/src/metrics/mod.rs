@@ -236,6 +236,9 @@ pub(crate) struct EngineCounters {
     pub cluster_relays_ended: AtomicU64,
     /// Cluster mode: results whose relay this engine holds now (a gauge).
     pub cluster_relays_held: AtomicU64,
+    /// Cluster mode: consumers whose ordered results this engine relays
+    /// (leases held, a gauge).
+    pub cluster_leases_held: AtomicU64,
     /// Cluster mode: results in the relay queue not yet acked by any engine
     /// (a gauge, sampled every second).
     pub cluster_relays_queued: AtomicU64,
@@ -497,6 +500,9 @@ pub struct EngineSnapshot {
     /// Cluster mode: results whose relay this engine holds now.
     #[serde(default)]
     pub cluster_relays_held: u64,
+    /// Cluster mode: consumers whose ordered results this engine relays.
+    #[serde(default)]
+    pub cluster_leases_held: u64,
     /// Cluster mode: results in the relay queue, not yet acked.
     #[serde(default)]
     pub cluster_relays_queued: u64,
@@ -627,6 +633,7 @@ impl Metrics {
                 cluster_jobs_queued: load(&self.engine.cluster_jobs_queued),
                 cluster_relays_ended: load(&self.engine.cluster_relays_ended),
                 cluster_relays_held: load(&self.engine.cluster_relays_held),
+                cluster_leases_held: load(&self.engine.cluster_leases_held),
                 cluster_relays_queued: load(&self.engine.cluster_relays_queued),
                 executor_jobs_by_isa: EngineCounters::by_isa(&self.engine.executor_jobs_by_isa),
                 executor_cycles_by_isa: EngineCounters::by_isa(&self.engine.executor_cycles_by_isa),

@@ -150,7 +150,7 @@ impl Collector for Figures {
             let counter = ConstCounter::new(value);
             counter.encode(out.encode_descriptor(name, help, None, counter.metric_type())?)?;
         }
-        let gauges: [(&str, &str, Option<Unit>, f64); 20] = [
+        let gauges: [(&str, &str, Option<Unit>, f64); 21] = [
             ("coprocessor_uptime", "Time since start-up", Some(Unit::Seconds), e.uptime_seconds as f64),
             ("coprocessor_jobs_per_second", "Jobs executed per second, last seconds", None, e.jobs_per_second),
             ("coprocessor_instructions_per_second", "Guest instructions per second", None, e.instructions_per_second),
@@ -176,6 +176,12 @@ impl Collector for Figures {
                 "Cluster results whose relay this engine holds",
                 None,
                 e.cluster_relays_held as f64,
+            ),
+            (
+                "coprocessor_cluster_leases_held",
+                "Consumers whose ordered results this engine relays (leases held)",
+                None,
+                e.cluster_leases_held as f64,
             ),
             (
                 "coprocessor_cluster_relays_queued",

@@ -219,7 +219,12 @@ async fn record_and_ack(setup: &ExecutionSetup, delivery: &Delivery, shared: &Sh
     // Queued for settlement before the ack: an engine that dies in between
     // leaves the job to be offered again, and this is done again.
     if setup.settle && shared.execution.failure.is_none() {
-        if let Err(err) = setup.cluster.publish_relay(&id).await {
+        let queued = match shared.spec.is_ordered() {
+            // To the holder of its consumer's lease, which keeps the order.
+            true => setup.cluster.publish_ordered(&id, shared.spec.consumer).await,
+            false => setup.cluster.publish_relay(&id).await,
+        };
+        if let Err(err) = queued {
             delivery.later(LATER).await;
             return Err(format!("job {id}: {err}"));
         }

@@ -11,12 +11,15 @@
 //!   is read from the cluster when it ran elsewhere ([`FetchResult`]).
 //! - Settlement (with `[chain]`): this engine's relayer settles the results
 //!   it pulls from the cluster's relay queue, whoever ran them
-//!   (`relaying.rs`).
+//!   (`relaying.rs`), and the ordered results of the consumers whose
+//!   leases it holds (`leasing.rs`).
 
 mod execution;
+mod leasing;
 mod relaying;
 
 pub(crate) use execution::{execute_jobs, sample_queue, ExecutionSetup};
+pub(crate) use leasing::hold_leases;
 pub(crate) use relaying::{relay_results, RelaySetup};
 
 use crate::cluster::{Change, Claim, Cluster, ClusterError, SharedProgram, SharedResult, SharedSettlement};

@@ -45,17 +45,34 @@ pub(crate) async fn relay_results(setup: RelaySetup) {
     super::pull_forever("results to settle", setup.in_flight, open, |delivery| relay(&setup, delivery)).await;
 }
 
-async fn relay(setup: &RelaySetup, delivery: Delivery) {
+/// Settles one delivered result (of the relay queue, or of a consumer's
+/// ordered results).
+pub(super) async fn relay(setup: &RelaySetup, delivery: Delivery) {
     setup.metrics.received();
     let started = Instant::now();
-    let held = &setup.engine.engine.cluster_relays_held;
-    held.fetch_add(1, Ordering::Relaxed);
+    // Counted while held, also when its puller is stopped (a lease lost).
+    let _held = Held::count(&setup.engine.engine.cluster_relays_held);
     let relayed = settle(setup, &delivery).await;
-    held.fetch_sub(1, Ordering::Relaxed);
     if let Err(err) = &relayed {
         tracing::warn!(%err, attempt = delivery.attempt(), "a cluster result to settle");
     }
     setup.metrics.handled(started.elapsed(), relayed.is_ok());
+}
+
+/// One held result in a gauge, for as long as it lives.
+struct Held<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Held<'a> {
+    fn count(gauge: &'a std::sync::atomic::AtomicU64) -> Held<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Held(gauge)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What this engine's store says of a job to settle.

@@ -18,8 +18,8 @@ use crate::keys::{self, KeyError};
 use crate::listener::{Listener, ListenerSetup};
 use crate::metrics::{ActorName, Metrics};
 use crate::peers::{
-    execute_jobs, follow_changes, follow_programs, relay_results, sample_queue, ExecutionSetup, Peers, PeersAccess,
-    RelaySetup, CHANGES_CAPACITY,
+    execute_jobs, follow_changes, follow_programs, hold_leases, relay_results, sample_queue, ExecutionSetup, Peers,
+    PeersAccess, RelaySetup, CHANGES_CAPACITY,
 };
 use crate::pool::{Handle, Mailbox, Panic};
 use crate::programs::Programs;
@@ -274,7 +274,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
             }));
             actix_rt::spawn(sample_queue(cluster.clone(), Arc::clone(&metrics), relayer.is_some()));
             if let Some(relayer) = &relayer {
-                actix_rt::spawn(relay_results(RelaySetup {
+                let setup = RelaySetup {
                     cluster: cluster.clone(),
                     store: store.clone(),
                     relayer: relayer.mailbox(),
@@ -282,7 +282,9 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                     in_flight: 1024,
                     metrics: Arc::clone(counters),
                     engine: Arc::clone(&metrics),
-                }));
+                };
+                actix_rt::spawn(hold_leases(setup.clone()));
+                actix_rt::spawn(relay_results(setup));
             }
         }
         let chain_access = match (&chain, &relayer) {
