@@ -54,7 +54,7 @@ fn print_human(status: &StatusReply, health: &Health) {
         );
         if status.chain.is_some() {
             println!(
-                "cluster     {} results to settle; here: {} relaying, {} relayed, {} consumers' ordered relay",
+                "cluster     {} results to settle; here: {} relaying, {} relayed, {} ordered-relay leases",
                 cluster.relays_queued, cluster.relays_held_here, cluster.relays_ended_here, cluster.leases_held_here
             );
         }
