@@ -380,3 +380,33 @@ fn ordered_results_settle_in_nonce_order_across_engines_and_through_the_death_of
         cluster.engines.iter().map(|engine| status(engine).cluster.expect("cluster status").leases_held_here).collect();
     assert_eq!(holders.iter().sum::<u64>(), 1, "a survivor took the lease over: {holders:?}");
 }
+
+/// What someone with access to the servers puts on the relay queue is
+/// not trusted: bytes that are no job ID are dropped, a job ID with no
+/// recorded result is offered again for a while and never sent, and the
+/// cluster's own results settle meanwhile.
+#[test]
+fn a_relay_message_that_is_no_recorded_result_is_never_sent() {
+    let nats = NatsCluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = ChainCluster::start(&nats, dir.path(), 1, "");
+    let engine = &cluster.engines[0];
+    engine.submit_program("square-root");
+    let unknown = B256::repeat_byte(0x77);
+    cluster.runtime.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.urls()[0].as_str()).await.unwrap());
+        for payload in [b"not a job ID".to_vec(), unknown.to_vec()] {
+            js.publish("coprocessor.relay", payload.into()).await.unwrap().await.unwrap();
+        }
+    });
+    let id = cluster.request_onchain(49);
+    let start = Instant::now();
+    while cluster.completions().get(&id) != Some(&1) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the onchain job did not settle");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = engine.log();
+    assert!(log.contains("refused: a message in COPROCESSOR_RELAY: not a job ID: 12 bytes"), "{log}");
+    assert!(log.contains(&format!("job {unknown}: no result recorded yet")), "{log}");
+    assert_eq!(cluster.completions().len(), 1, "only the onchain job settled");
+}

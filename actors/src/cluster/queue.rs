@@ -125,6 +125,11 @@ impl Delivery {
         &self.message.payload
     }
 
+    /// The stream it came from.
+    pub(super) fn stream(&self) -> &'static str {
+        self.stream
+    }
+
     /// How many times it was delivered, this time included.
     pub(crate) fn attempt(&self) -> u64 {
         self.message.info().map_or(1, |info| info.delivered.max(1) as u64)

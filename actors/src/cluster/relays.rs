@@ -120,7 +120,7 @@ impl Delivery {
     pub(crate) fn job_id(&self) -> Result<JobId, ClusterError> {
         let bytes: [u8; 32] = self.payload().try_into().map_err(|_| ClusterError::Untrusted {
             name: "a message".to_owned(),
-            bucket: RELAY_STREAM,
+            bucket: self.stream(),
             reason: format!("not a job ID: {} bytes", self.payload().len()),
         })?;
         Ok(JobId(bytes))

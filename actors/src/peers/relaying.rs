@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 /// When a result cannot be taken now (it is still running here, its
 /// record is not readable yet), it is offered again after this long.
 const LATER: Duration = Duration::from_secs(1);
+/// A job's result is recorded before its job ID is queued to be settled,
+/// so one whose result stays unreadable (a replica behind, at first) this
+/// many offers (about as many seconds) was never recorded: the message is
+/// dropped.
+const UNRECORDED_OFFERS: u64 = 60;
 
 /// What settling the cluster's results needs.
 #[derive(Debug, Clone)]
@@ -123,6 +128,14 @@ async fn settle(setup: &RelaySetup, delivery: &Delivery) -> Result<(), String> {
                 delivery.later(LATER).await;
                 return Err(format!("job {id}: {err}"));
             }
+            Err(Refused::Unrecorded) if delivery.attempt() >= UNRECORDED_OFFERS => {
+                delivery.discard().await;
+                return Err(format!("refused: job {id}: no result recorded in {UNRECORDED_OFFERS} offers"));
+            }
+            Err(Refused::Unrecorded) => {
+                delivery.later(LATER).await;
+                return Err(format!("job {id}: no result recorded yet"));
+            }
         },
     };
     let consumer = spec.consumer;
@@ -184,6 +197,8 @@ enum Refused {
     Never(String),
     /// Not yet (the cluster or the store failed).
     NotNow(String),
+    /// The cluster has no result for it (yet).
+    Unrecorded,
 }
 
 /// The recorded result of job `id` from the cluster, checked and logged
@@ -191,7 +206,7 @@ enum Refused {
 async fn take_in(setup: &RelaySetup, id: &JobId) -> Result<Option<(JobSpec, ResultRecord)>, Refused> {
     let shared = match setup.cluster.result(id).await {
         Ok(Some(shared)) => shared,
-        Ok(None) => return Err(Refused::NotNow("no result recorded yet".to_owned())),
+        Ok(None) => return Err(Refused::Unrecorded),
         Err(err @ crate::cluster::ClusterError::Untrusted { .. }) => return Err(Refused::Never(err.to_string())),
         Err(err) => return Err(Refused::NotNow(err.to_string())),
     };
