@@ -199,7 +199,8 @@ contract JobManager is IJobManager, IBatchSettlement, Initializable, OwnableUpgr
     /// @notice Delivers the result of an onchain job. Only a relayer
     ///         (`isRelayer`: `relayer` or an authorized one) may call.
     /// @param resultWithMetadata abi.encode(ResultWithMetadata)
-    /// @param signature the operator's 65-byte EIP-191 signature over resultWithMetadata
+    /// @param signature the operator's EIP-191 signature over resultWithMetadata,
+    ///        65 bytes r||s||v or 64 bytes r||vs (EIP-2098)
     function submitResult(bytes calldata resultWithMetadata, bytes calldata signature)
         external
         override
@@ -442,12 +443,26 @@ contract JobManager is IJobManager, IBatchSettlement, Initializable, OwnableUpgr
         Consumer(consumer).receiveResult(jobID, result);
     }
 
-    /// @dev EIP-191 personal_sign digest of the raw bytes, 65-byte r||s||v
-    ///      signature (v = 27 or 28, low s), recovered signer == operator.
+    /// @dev EIP-191 personal_sign digest of the raw bytes, signed as 65
+    ///      bytes r||s||v (v = 27 or 28) or, as InfinityVM's JobManager also
+    ///      accepts, 64 bytes r||vs (EIP-2098 compact: v - 27 in the top bit
+    ///      of s); low s either way; recovered signer == operator.
     ///      tryRecover never reverts: a malformed signature is just invalid.
     function _signedByOperator(bytes memory message, bytes memory signature) internal view returns (bool) {
-        (address signer, ECDSA.RecoverError err,) =
-            ECDSA.tryRecover(MessageHashUtils.toEthSignedMessageHash(message), signature);
+        bytes32 digest = MessageHashUtils.toEthSignedMessageHash(message);
+        address signer;
+        ECDSA.RecoverError err;
+        if (signature.length == 64) {
+            bytes32 r;
+            bytes32 vs;
+            assembly ("memory-safe") {
+                r := mload(add(signature, 0x20))
+                vs := mload(add(signature, 0x40))
+            }
+            (signer, err,) = ECDSA.tryRecover(digest, r, vs);
+        } else {
+            (signer, err,) = ECDSA.tryRecover(digest, signature);
+        }
         return err == ECDSA.RecoverError.NoError && signer == coprocessorOperator;
     }
 

@@ -7,7 +7,7 @@
 
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
-const { ZeroAddress, keccak256, getBytes, hexlify } = require("ethers");
+const { Signature, ZeroAddress, keccak256, getBytes, hexlify } = require("ethers");
 
 const {
   abi,
@@ -260,9 +260,13 @@ describe("submitResult", () => {
     const job = await requestJob(consumer);
     const { encoded, signature } = await resultFor(job);
     const bytes = getBytes(signature);
+    // The compact form with its parity bit (the top bit of vs) flipped.
+    const compact = getBytes(Signature.from(signature).compactSerialized);
+    compact[32] ^= 0x80;
     const cases = {
       empty: "0x",
-      "64 bytes (EIP-2098 compact)": hexlify(bytes.slice(0, 64)),
+      "63 bytes": hexlify(bytes.slice(0, 63)),
+      "64 bytes, the wrong parity bit": hexlify(compact),
       "66 bytes": signature + "00",
       "v = 0/1": hexlify(Uint8Array.from([...bytes.slice(0, 64), bytes[64] - 27])),
       "high s (malleable)": highS(signature),
@@ -277,6 +281,25 @@ describe("submitResult", () => {
     }
     // The well-formed one still works afterwards.
     await mined(jobManager.connect(chain.relayer).submitResult(encoded, signature));
+  });
+
+  it("accepts the operator's 64-byte EIP-2098 compact signature, as InfinityVM's JobManager does", async () => {
+    const consumer = await mockConsumer();
+    const job = await requestJob(consumer);
+    const { encoded, signature } = await resultFor(job, "0xabcd");
+    const compact = Signature.from(signature).compactSerialized;
+    assert.equal(getBytes(compact).length, 64);
+    const receipt = await mined(jobManager.connect(chain.relayer).submitResult(encoded, compact));
+    const [completed] = events(receipt, jobManager, "JobCompleted");
+    assert.equal(completed.args.jobID, job.jobID);
+    assert.equal(await consumer.getResult(job.jobID), "0xabcd");
+    // A compact signature by anyone else is refused like a long one.
+    const other = await resultFor(await requestJob(consumer));
+    const forged = Signature.from(await sign(chain.stranger, other.encoded)).compactSerialized;
+    await expectRevert(
+      jobManager.connect(chain.relayer).submitResult(other.encoded, forged),
+      "JobManager.submitResult: Invalid signature",
+    );
   });
 
   it("rejects a result for a job that is not pending (completed, cancelled or unknown)", async () => {

@@ -8,7 +8,7 @@
 
 const { describe, it } = require("node:test");
 const assert = require("node:assert/strict");
-const { keccak256, getBytes, hashMessage } = require("ethers");
+const { Signature, keccak256, getBytes, hashMessage } = require("ethers");
 
 const { abi, deploy, mined, events, expectRevert, jobId, offchainJob, sign, useJobManager } =
   require("./helpers/coproc");
@@ -99,6 +99,15 @@ describe("submitResultForOffchainJob", () => {
       operator: chain.operator,
     });
     await expectRevert(settle(j), "JobManager.submitResultForOffchainJob: Invalid signature on job request");
+  });
+
+  it("accepts the operator's result signature in its 64-byte EIP-2098 compact form", async () => {
+    const consumer = await mockConsumer();
+    const j = await job(consumer, 1);
+    j.resultSignature = Signature.from(j.resultSignature).compactSerialized;
+    const receipt = await mined(settle(j));
+    assert.equal(events(receipt, jobManager, "JobCompleted").length, 1);
+    assert.equal(await consumer.getResult(j.jobID), "0xbeef");
   });
 
   it("rejects a result the operator did not sign", async () => {
