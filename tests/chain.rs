@@ -374,3 +374,44 @@ fn malleable_twin(signature: &[u8]) -> Vec<u8> {
     twin[64] = if signature[64] == 27 { 28 } else { 27 };
     twin
 }
+
+/// `job request --call` requests a job through any function of any
+/// consumer, its arguments parsed by type as `cast send` does, then follows
+/// the `JobCreated` that transaction emitted: here the square-root
+/// consumer's own `requestSquareRoot(uint256)`.
+#[test]
+fn job_request_calls_any_request_function_of_a_consumer_and_follows_its_job() {
+    let stack = Stack::start(Link::Direct, "");
+    stack.engine.submit_program("square-root");
+    let (rpc, consumer) = (stack.node.url(), stack.examples.square_root_consumer.to_string());
+    let request = |call: &[&str]| {
+        let mut args = vec!["job", "request", "--rpc", rpc.as_str(), "--consumer", consumer.as_str()];
+        args.extend_from_slice(call);
+        common::coprocessor(&args)
+    };
+
+    let out = request(&["--call", "requestSquareRoot(uint256)", "144", "--wait", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(answer["status"], "completed");
+    assert_eq!(answer["result"], hex(&[common::abi_u64(144), common::abi_u64(12)].concat()));
+    let id = answer["jobId"].as_str().expect("jobId");
+    assert_eq!(stack.wait_status(&alloy::hex::decode(id).expect("hex"), "confirmed", SETTLE).status, "confirmed");
+
+    // Refused before anything is sent, saying which and why.
+    let stderr = |call: &[&str]| String::from_utf8_lossy(&request(call).stderr).into_owned();
+    assert_eq!(
+        stderr(&["--call", "requestSquareRoot(uint256)"]),
+        "error: --call requestSquareRoot(uint256) takes 1 argument, got 0\n"
+    );
+    assert!(
+        stderr(&["--call", "requestSquareRoot(uint256)", "-144"])
+            .starts_with("error: --call argument 1 of requestSquareRoot(uint256) (uint256): \"-144\": "),
+    );
+    // A function that requests no job: the transaction goes through, and
+    // the command says no job came of it.
+    assert_eq!(
+        stderr(&["--call", "getNextNonce()"]),
+        format!("error: getNextNonce() on {consumer} emitted no JobCreated event: no job was requested\n")
+    );
+}

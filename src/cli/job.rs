@@ -52,7 +52,8 @@ pub(crate) enum JobCommand {
         #[command(flatten)]
         engine: EngineArgs,
     },
-    /// Request a job onchain through an example consumer (local dev).
+    /// Request a job onchain through a consumer: any function of it
+    /// (`--call SIG ARG…`), or an example consumer's `requestWithInput`.
     Request(super::request::RequestArgs),
     /// Print a job's result.
     Result {

@@ -1,5 +1,6 @@
 //! The commands. Each `///` comment is the `--help` text.
 
+mod calldata;
 mod deploy;
 mod dev;
 mod exec;

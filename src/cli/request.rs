@@ -1,14 +1,16 @@
-//! `coprocessor job request`: request a job onchain through a consumer
-//! (its `requestWithInput(bytes)`, which every example consumer has), and
-//! with `--wait` follow it until the JobManager settles it.
+//! `coprocessor job request`: request a job onchain through a consumer, by
+//! any of its functions (`--call 'requestBalance(bytes)' 0x…`) or by the
+//! `requestWithInput(bytes)` every example consumer has (`--input`); then
+//! follow the `JobCreated` the transaction emitted, and with `--wait` the
+//! job until the JobManager settles it.
 
 use super::dev::block_on;
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::providers::{Provider, ProviderBuilder};
-use alloy::rpc::types::Filter;
+use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolEvent;
+use alloy::sol_types::{SolCall, SolEvent};
 use coprocessor::devnet;
 use coprocessor::input::{parse_bytes, to_hex};
 use coprocessor_actors::job_state;
@@ -26,9 +28,17 @@ pub(crate) struct RequestArgs {
     /// The consumer contract.
     #[arg(long)]
     consumer: Address,
-    /// The onchain input, as hex or @FILE.
-    #[arg(long)]
-    input: String,
+    /// The onchain input, as hex or @FILE, for the consumer's
+    /// `requestWithInput(bytes)`.
+    #[arg(long, required_unless_present = "call", conflicts_with = "call")]
+    input: Option<String>,
+    /// The consumer's function to call instead, by signature, e.g.
+    /// 'requestBalance(bytes)'; its arguments follow, parsed by type.
+    #[arg(long, value_name = "SIGNATURE")]
+    call: Option<String>,
+    /// The arguments of --call.
+    #[arg(requires = "call", allow_negative_numbers = true, value_name = "ARG")]
+    args: Vec<String>,
     /// Wait until the result is settled onchain.
     #[arg(long)]
     wait: bool,
@@ -51,8 +61,17 @@ struct Requested {
 }
 
 pub(crate) fn run(args: RequestArgs) -> Result<ExitCode, String> {
-    let input = parse_bytes(&args.input).map_err(|err| format!("--input: {err}"))?;
-    let requested = block_on(request(&args, input))??;
+    let calldata = match (&args.call, &args.input) {
+        (Some(signature), _) => {
+            super::calldata::encode(signature, &args.args).map_err(|err| format!("--call {err}"))?
+        }
+        (None, Some(input)) => {
+            let input = parse_bytes(input).map_err(|err| format!("--input: {err}"))?;
+            SquareRootConsumer::requestWithInputCall { onchainInput: input.into() }.abi_encode()
+        }
+        (None, None) => return Err("give --input or --call".to_owned()),
+    };
+    let requested = block_on(request(&args, calldata))??;
     if args.json {
         let json = serde_json::json!({
             "jobId": requested.job_id.to_string(),
@@ -72,26 +91,25 @@ pub(crate) fn run(args: RequestArgs) -> Result<ExitCode, String> {
     Ok(if requested.status == "cancelled" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-async fn request(args: &RequestArgs, input: Vec<u8>) -> Result<Requested, String> {
+async fn request(args: &RequestArgs, calldata: Vec<u8>) -> Result<Requested, String> {
     let key: PrivateKeySigner =
         args.key.as_deref().unwrap_or(devnet::DEV_DEPLOYER_KEY).parse().map_err(|err| format!("--key: {err}"))?;
     let url = args.rpc.parse().map_err(|err| format!("--rpc: {err}"))?;
     let provider = ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url);
-    let consumer = SquareRootConsumer::new(args.consumer, &provider);
-    let job_manager =
-        consumer.getJobManager().call().await.map_err(|err| format!("consumer {}: {err}", args.consumer))?;
-    let pending =
-        consumer.requestWithInput(input.into()).send().await.map_err(|err| format!("requestWithInput: {err}"))?;
+    let what = args.call.as_deref().unwrap_or("requestWithInput(bytes)");
+    let call = TransactionRequest::default().to(args.consumer).input(calldata.into());
+    let pending = provider.send_transaction(call).await.map_err(|err| format!("{what} on {}: {err}", args.consumer))?;
     let receipt = pending.get_receipt().await.map_err(|err| format!("request transaction: {err}"))?;
     if !receipt.status() {
         return Err(format!("request transaction {} reverted", receipt.transaction_hash));
     }
-    let created = receipt
+    // The JobManager is the contract that emitted it.
+    let (job_manager, created) = receipt
         .inner
         .logs()
         .iter()
-        .find_map(|log| log.log_decode::<JobCreated>().ok())
-        .ok_or("the request emitted no JobCreated event")?;
+        .find_map(|log| log.log_decode::<JobCreated>().ok().map(|created| (log.address(), created)))
+        .ok_or_else(|| format!("{what} on {} emitted no JobCreated event: no job was requested", args.consumer))?;
     let job_id = created.inner.data.jobID;
     let mut requested = Requested { job_id, tx_hash: receipt.transaction_hash, status: "pending", result: None };
     if !args.wait {
