@@ -404,10 +404,8 @@ fn job_request_calls_any_request_function_of_a_consumer_and_follows_its_job() {
         stderr(&["--call", "requestSquareRoot(uint256)"]),
         "error: --call requestSquareRoot(uint256) takes 1 argument, got 0\n"
     );
-    assert!(
-        stderr(&["--call", "requestSquareRoot(uint256)", "-144"])
-            .starts_with("error: --call argument 1 of requestSquareRoot(uint256) (uint256): \"-144\": "),
-    );
+    assert!(stderr(&["--call", "requestSquareRoot(uint256)", "-144"])
+        .starts_with("error: --call argument 1 of requestSquareRoot(uint256) (uint256): \"-144\": "),);
     // A function that requests no job: the transaction goes through, and
     // the command says no job came of it.
     assert_eq!(

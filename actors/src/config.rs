@@ -358,6 +358,30 @@ pub struct Chain {
     /// absent). They settle offchain jobs; onchain ones too once the
     /// JobManager's owner authorizes them (`setRelayerAuthorized`).
     pub relayer_keys: Vec<PathBuf>,
+    /// Where an offchain job's input is made available onchain: posted as
+    /// EIP-4844 blobs in the transaction that settles it (`blobs`, the
+    /// InfinityVM way), or not at all (`none`); `auto` is `blobs` on a
+    /// node with blob transactions (`eth_blobBaseFee` answers) and `none`
+    /// elsewhere.
+    pub offchain_input_da: InputDa,
+    /// The most blobs one job's input may take, compressed (1 to 6); a
+    /// larger input is refused at submission while inputs are posted.
+    pub max_blobs_per_job: usize,
+    /// The blob fee ceiling, in wei per blob gas: a result whose input
+    /// goes in blobs waits while the blob base fee is above it.
+    pub max_fee_per_blob_gas_wei: u64,
+}
+
+/// Where offchain inputs are made available onchain.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InputDa {
+    /// Blobs where the node supports them, else nowhere.
+    Auto,
+    /// EIP-4844 blobs in the settling transaction.
+    Blobs,
+    /// Nowhere: the input stays with the engine (and the client).
+    None,
 }
 
 impl Default for Chain {
@@ -383,6 +407,9 @@ impl Default for Chain {
             max_log_range: 2_000,
             relayer_key: PathBuf::from(crate::keys::RELAYER_KEY),
             relayer_keys: Vec::new(),
+            offchain_input_da: InputDa::Auto,
+            max_blobs_per_job: crate::protocol::blobs::MAX_BLOBS_PER_JOB,
+            max_fee_per_blob_gas_wei: 100_000_000_000,
         }
     }
 }
@@ -586,6 +613,9 @@ impl Config {
             }
             if u128::from(chain.min_priority_fee_wei) > u128::from(chain.max_fee_per_gas_wei) {
                 return invalid("chain.min_priority_fee_wei must not exceed chain.max_fee_per_gas_wei");
+            }
+            if !(1..=crate::protocol::blobs::MAX_BLOBS_PER_JOB).contains(&chain.max_blobs_per_job) {
+                return invalid("chain.max_blobs_per_job must be between 1 and 6");
             }
         }
         Ok(())

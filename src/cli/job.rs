@@ -162,6 +162,9 @@ pub(crate) fn run(command: JobCommand) -> Result<ExitCode, String> {
             if let Some(reason) = &result.rejection {
                 println!("last request refused: {reason}");
             }
+            if let Some(reason) = &result.relay_waiting {
+                println!("waiting: {reason}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Retry { id, engine } => {

@@ -3,7 +3,7 @@
 use super::onchain::{self, CheckError, OnchainChecks};
 use super::quota::{Charge, QuotaError};
 use super::replies::{empty_reply, fill_result, internal};
-use super::verifier::Verify;
+use super::verifier::{BlobHashes, Verify};
 use super::wire::*;
 use super::{ApiContext, ChainAccess, Shared};
 use crate::board::{AdmitError, Finished};
@@ -16,9 +16,10 @@ use crate::peers::ShareProgram;
 use crate::pool::Panic;
 use crate::program::ProgramId;
 use crate::protocol::abi::OffchainJobRequest;
+use crate::protocol::blobs::BlobError;
 use crate::protocol::eip191::Rules;
 use crate::registry::{RegistryError, SubmitProgram as RegisterProgram};
-use crate::relayer::{LaneQuery, Retry, RetryError};
+use crate::relayer::{LaneQuery, Retry, RetryError, Waiting};
 use crate::store::CommitError;
 use alloy::primitives::Address;
 use alloy::sol_types::SolValue;
@@ -65,9 +66,13 @@ async fn dispatch(shared: &Shared, call: Call) -> Result<Reply, RpcError> {
                 answer => answer,
             };
             match answer {
-                // Settled by another engine of the cluster, maybe.
+                // Settled by another engine of the cluster, maybe; or held
+                // back here by a fee ceiling.
                 Ok(Reply::Result(mut found)) => {
                     super::cluster::settled_elsewhere(ctx, id, &mut found).await;
+                    if let (Some(chain), true) = (&ctx.chain, found.status == Status::Done.as_str()) {
+                        found.relay_waiting = chain.waiting.send(Waiting { id }).await.map_err(internal)?;
+                    }
                     Ok(Reply::Result(found))
                 }
                 answer => answer,
@@ -372,6 +377,10 @@ async fn check_request(
         return Err(RpcError::new(codes::UNKNOWN_PROGRAM, format!("program {} is not registered", spec.program_id)));
     }
     ctx.board.has_room(spec.input_bytes()).map_err(|err| admit_error(ctx, err))?;
+    let spec = match ctx.chain.as_ref().and_then(|chain| chain.blobs) {
+        Some(limit) if !spec.offchain_input.is_empty() => posting_blobs(ctx, spec, limit).await?,
+        _ => spec,
+    };
 
     let id = spec.id;
     let refused = |err: RpcError| {
@@ -400,6 +409,23 @@ async fn check_request(
         }
     }
     Ok(Checked { spec: Arc::new(spec), charge })
+}
+
+/// `spec` with the hashes of the blobs its offchain input goes onchain in,
+/// computed on the verifier pool; refused if the input takes more than
+/// `limit` blobs.
+async fn posting_blobs(ctx: &ApiContext, mut spec: JobSpec, limit: usize) -> Result<JobSpec, RpcError> {
+    let input = std::mem::take(&mut spec.offchain_input);
+    let (input, hashes) = ctx.blob_hashes.send(BlobHashes { input, limit }).await.map_err(internal)?;
+    spec.offchain_input = input;
+    match hashes {
+        Ok(hashes) => Ok(spec.posting_blobs(hashes)),
+        Err(err @ BlobError::TooLarge { .. }) => Err(RpcError::new(
+            codes::TOO_LARGE,
+            format!("{err} (chain.max_blobs_per_job): it is posted onchain as blobs"),
+        )),
+        Err(err) => Err(internal(err)),
+    }
 }
 
 fn refuse_when_shutting_down(ctx: &ApiContext) -> Result<(), RpcError> {

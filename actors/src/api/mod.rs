@@ -30,7 +30,7 @@ mod verifier;
 pub mod wire;
 
 pub(crate) use rejections::Rejections;
-pub(crate) use verifier::{Verifier, Verify};
+pub(crate) use verifier::{BlobHashes, Verifier, Verify};
 pub use wire::{decode_fast_request, fast_frame};
 
 use crate::board::JobBoard;
@@ -45,7 +45,7 @@ use crate::peers::PeersAccess;
 use crate::pool::{Mailbox, Panic};
 use crate::programs::Programs;
 use crate::registry::SubmitProgram;
-use crate::relayer::{LaneQuery, Retry};
+use crate::relayer::{LaneQuery, Retry, Waiting};
 use crate::store::Store;
 use actix::{Actor, ActorContext, Addr, Context, Handler, Message};
 use alloy::primitives::Address;
@@ -77,6 +77,8 @@ pub(crate) struct ApiContext {
     pub(crate) peers: Option<PeersAccess>,
     /// The signature verifier pool.
     pub(crate) verifier: Mailbox<Verify>,
+    /// The same pool: the blob hashes of offchain inputs.
+    pub(crate) blob_hashes: Mailbox<BlobHashes>,
     /// The executors, for `coproc_call` dry runs.
     pub(crate) dry_runs: Mailbox<DryRun>,
     /// Admission and dispatch.
@@ -120,6 +122,10 @@ pub(crate) struct ChainAccess {
     pub(crate) relayers: Vec<Address>,
     /// `chain.confirmations`.
     pub(crate) confirmations: u64,
+    /// Offchain inputs are posted as blobs, at most this many per job.
+    pub(crate) blobs: Option<usize>,
+    /// Why a result the relayer holds is not sent yet.
+    pub(crate) waiting: Mailbox<Waiting>,
 }
 
 /// What every connection shares: the supervisor's context, and what the

@@ -23,6 +23,7 @@ pub(crate) fn empty_reply(id: JobId, rejection: Option<String>) -> JobResult {
         failure_reason: None,
         tx_hash: None,
         relay_error: None,
+        relay_waiting: None,
         rejection,
         isa: None,
     }

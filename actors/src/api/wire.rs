@@ -210,6 +210,11 @@ pub struct JobResult {
     /// Why settlement failed, for a dead-lettered job.
     #[serde(default)]
     pub relay_error: Option<String>,
+    /// Why a `done` job is not sent for settlement yet, when a fee ceiling
+    /// holds it back (`chain.max_fee_per_gas_wei`, or for an input posted
+    /// as blobs `chain.max_fee_per_blob_gas_wei`).
+    #[serde(default)]
+    pub relay_waiting: Option<String>,
     /// Why the last request for this job ID was refused, if one was (the
     /// status is `rejected` when no request for it was ever accepted).
     #[serde(default)]
@@ -933,6 +938,7 @@ mod tests {
             failure_reason: None,
             tx_hash: None,
             relay_error: None,
+            relay_waiting: None,
             rejection: None,
             isa: Some(Isa::Rv64im),
         };

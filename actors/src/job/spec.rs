@@ -26,6 +26,64 @@ pub enum Origin {
     },
     /// A `JobCreated` event.
     Onchain,
+    /// A signed request over the socket whose offchain input goes onchain
+    /// as EIP-4844 blobs with its result (`chain.offchain_input_da`); a
+    /// variant of its own, after the others, so that records written
+    /// before it decode as they were.
+    OffchainInBlobs {
+        /// `abi.encode(OffchainJobRequest)`, as signed.
+        request: Vec<u8>,
+        /// The consumer signer's signature.
+        signature: Vec<u8>,
+        /// keccak256 of the offchain input, checked once at admission.
+        offchain_input_hash: [u8; 32],
+        /// Relay in nonce order.
+        ordered: bool,
+        /// The versioned hashes of the blobs that carry the input
+        /// ([`crate::protocol::blobs`]), signed in the result.
+        blob_hashes: Vec<[u8; 32]>,
+    },
+}
+
+/// An offchain job's origin, whichever variant holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffchainOrigin<'a> {
+    /// `abi.encode(OffchainJobRequest)`, as signed.
+    pub request: &'a [u8],
+    /// The consumer signer's signature.
+    pub signature: &'a [u8],
+    /// keccak256 of the offchain input.
+    pub offchain_input_hash: [u8; 32],
+    /// Relay in nonce order.
+    pub ordered: bool,
+    /// The versioned hashes of the blobs that carry the input (none: it is
+    /// not posted).
+    pub blob_hashes: &'a [[u8; 32]],
+}
+
+impl Origin {
+    /// The request and what came with it, for an offchain job.
+    pub fn offchain(&self) -> Option<OffchainOrigin<'_>> {
+        match self {
+            Origin::Offchain { request, signature, offchain_input_hash, ordered } => Some(OffchainOrigin {
+                request,
+                signature,
+                offchain_input_hash: *offchain_input_hash,
+                ordered: *ordered,
+                blob_hashes: &[],
+            }),
+            Origin::OffchainInBlobs { request, signature, offchain_input_hash, ordered, blob_hashes } => {
+                Some(OffchainOrigin {
+                    request,
+                    signature,
+                    offchain_input_hash: *offchain_input_hash,
+                    ordered: *ordered,
+                    blob_hashes,
+                })
+            }
+            Origin::Onchain => None,
+        }
+    }
 }
 
 /// Everything needed to run (or re-run) a job.
@@ -169,11 +227,11 @@ impl JobSpec {
         if self.max_memory_bytes > limits.max_memory_bytes || self.max_output_bytes > limits.max_output_bytes as u64 {
             return Err(SpecError::Shared("asks for more memory or output than limits allow"));
         }
-        if let Origin::Offchain { offchain_input_hash, .. } = &self.origin {
+        if let Some(offchain) = self.origin.offchain() {
             if self.id != JobId::of(self.nonce, self.consumer) {
                 return Err(SpecError::Shared("whose ID is not its nonce and consumer's"));
             }
-            if keccak256(&self.offchain_input).0 != *offchain_input_hash {
+            if keccak256(&self.offchain_input).0 != offchain.offchain_input_hash {
                 return Err(SpecError::OffchainInputHash);
             }
         }
@@ -197,21 +255,22 @@ impl JobSpec {
     /// keccak256 of the offchain input: from the request for an offchain
     /// job (checked at admission), of the empty input otherwise.
     pub fn offchain_input_hash(&self) -> [u8; 32] {
-        match &self.origin {
-            Origin::Offchain { offchain_input_hash, .. } => *offchain_input_hash,
-            Origin::Onchain => keccak256(&self.offchain_input).0,
+        match self.origin.offchain() {
+            Some(offchain) => offchain.offchain_input_hash,
+            None => keccak256(&self.offchain_input).0,
         }
     }
 
     /// What the operator signs for this job's `output`:
     /// `abi.encode(ResultWithMetadata)` for an onchain job, the offchain
-    /// variant (no blobs) for an offchain one. Deterministic, so the store
-    /// rebuilds it rather than keeping it.
+    /// variant (with the hashes of the blobs that carry its input, if any)
+    /// for an offchain one. Deterministic, so the store rebuilds it rather
+    /// than keeping it.
     pub fn result_with_metadata(&self, output: &[u8]) -> Vec<u8> {
         let program_id = Bytes::copy_from_slice(&self.program_id.0);
         let result = Bytes::copy_from_slice(output);
-        match self.origin {
-            Origin::Onchain => ResultWithMetadata {
+        match self.origin.offchain() {
+            None => ResultWithMetadata {
                 jobID: self.id.to_b256(),
                 onchainInputHash: keccak256(&self.onchain_input),
                 maxCycles: self.max_cycles,
@@ -219,14 +278,14 @@ impl JobSpec {
                 result,
             }
             .abi_encode(),
-            Origin::Offchain { offchain_input_hash, .. } => OffchainResultWithMetadata {
+            Some(offchain) => OffchainResultWithMetadata {
                 jobID: self.id.to_b256(),
                 onchainInputHash: keccak256(&self.onchain_input),
-                offchainInputHash: B256::from(offchain_input_hash),
+                offchainInputHash: B256::from(offchain.offchain_input_hash),
                 maxCycles: self.max_cycles,
                 programID: program_id,
                 result,
-                versionedBlobHashes: Vec::new(),
+                versionedBlobHashes: offchain.blob_hashes.iter().map(|hash| B256::from(*hash)).collect(),
             }
             .abi_encode(),
         }
@@ -234,7 +293,25 @@ impl JobSpec {
 
     /// Whether its result is relayed in the consumer's nonce order.
     pub fn is_ordered(&self) -> bool {
-        matches!(self.origin, Origin::Offchain { ordered: true, .. })
+        self.origin.offchain().is_some_and(|offchain| offchain.ordered)
+    }
+
+    /// The versioned hashes of the blobs that carry its offchain input to
+    /// the chain with its result (none: the input is not posted).
+    pub fn blob_hashes(&self) -> &[[u8; 32]] {
+        self.origin.offchain().map_or(&[], |offchain| offchain.blob_hashes)
+    }
+
+    /// This offchain job with its input posted as blobs whose versioned
+    /// hashes are `blob_hashes` (none: as it was).
+    pub fn posting_blobs(mut self, blob_hashes: Vec<[u8; 32]>) -> JobSpec {
+        if blob_hashes.is_empty() {
+            return self;
+        }
+        if let Origin::Offchain { request, signature, offchain_input_hash, ordered } = self.origin {
+            self.origin = Origin::OffchainInBlobs { request, signature, offchain_input_hash, ordered, blob_hashes };
+        }
+        self
     }
 }
 

@@ -182,7 +182,9 @@ enum Refusal {
 /// request is what the signature covers), signed by a signer this engine
 /// allows; an onchain job came from a `JobCreated` event.
 fn signed_here(spec: &JobSpec, allowed: &HashSet<Address>) -> Result<(), Refusal> {
-    let Origin::Offchain { request, signature, offchain_input_hash, .. } = &spec.origin else { return Ok(()) };
+    let Some(offchain) = spec.origin.offchain() else { return Ok(()) };
+    let (request, signature, offchain_input_hash) =
+        (offchain.request, offchain.signature, &offchain.offchain_input_hash);
     let tampered = |what: String| Refusal::Tampered(what);
     let signer = crate::protocol::eip191::recover(request, signature)
         .map_err(|err| tampered(format!("its request's signature: {err}")))?;
@@ -193,6 +195,16 @@ fn signed_here(spec: &JobSpec, allowed: &HashSet<Address>) -> Result<(), Refusal
     let inputs_asked = (decoded.onchainInput.as_ref(), decoded.offchainInputHash.0);
     if asked != shared || inputs_asked != (spec.onchain_input.as_slice(), *offchain_input_hash) {
         return Err(tampered("not the job its signed request asks for".to_owned()));
+    }
+    // The hashes the result will be signed with must be those of the blobs
+    // its input makes.
+    if !offchain.blob_hashes.is_empty() {
+        let limit = crate::protocol::blobs::MAX_BLOBS_PER_JOB;
+        let hashes = crate::protocol::blobs::versioned_hashes(&spec.offchain_input, limit)
+            .map_err(|err| tampered(format!("its blobs: {err}")))?;
+        if hashes.iter().map(|hash| hash.0).ne(offchain.blob_hashes.iter().copied()) {
+            return Err(tampered("blob hashes that are not its input's".to_owned()));
+        }
     }
     if !allowed.contains(&signer) {
         return Err(Refusal::NotHere(format!("signer {signer} is not allowed for offchain jobs here")));

@@ -22,7 +22,9 @@ pub const MAX_BLOBS_PER_JOB: usize = 6;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BlobError {
     /// Compressed, it takes more blobs than allowed.
-    #[error("the offchain input takes {blobs} blobs compressed ({compressed} bytes), more than the {limit} allowed per job")]
+    #[error(
+        "the offchain input takes {blobs} blobs compressed ({compressed} bytes), more than the {limit} allowed per job"
+    )]
     TooLarge {
         /// The blobs it would take.
         blobs: usize,
@@ -149,7 +151,9 @@ mod tests {
         assert!(compressed > per_blob, "{compressed}");
         assert_eq!(
             err.to_string(),
-            format!("the offchain input takes 2 blobs compressed ({compressed} bytes), more than the 1 allowed per job")
+            format!(
+                "the offchain input takes 2 blobs compressed ({compressed} bytes), more than the 1 allowed per job"
+            )
         );
         assert_eq!(blob_data(&two, 2).unwrap().blobs, 2);
     }

@@ -6,12 +6,14 @@
 //! engine also settles on a JobManager without our additions.
 
 use super::gas::{batch_exec, gas_limit, GasBook, GasKey, SHARE_MARGIN};
-use crate::job::{JobId, JobSpec, Origin};
+use crate::job::{JobId, JobSpec};
 use crate::protocol::bindings::IBatchSettlement::{submitResultsCall, ResultItem};
 use crate::protocol::bindings::IJobManager::{submitResultCall, submitResultForOffchainJobCall};
 use crate::store::ResultRecord;
-use alloy::primitives::{Bytes, U256};
+use alloy::eips::eip4844::BlobTransactionSidecar;
+use alloy::primitives::{Bytes, B256, U256};
 use alloy::sol_types::SolCall;
+use std::sync::Arc;
 
 /// One result, ready to settle.
 #[derive(Debug, Clone)]
@@ -29,25 +31,36 @@ pub(super) struct Item {
     request: Bytes,
     /// The request's signature (empty for an onchain job).
     request_signature: Bytes,
+    /// The blobs that carry its offchain input, when it is posted: it goes
+    /// alone, in a blob transaction.
+    pub(super) blobs: Option<Arc<BlobTransactionSidecar>>,
 }
 
 impl Item {
     /// The item that settles `spec` with its recorded result.
     pub(super) fn new(spec: &JobSpec, result: &ResultRecord) -> Item {
-        let (request, request_signature, offchain) = match &spec.origin {
-            Origin::Onchain => (Bytes::new(), Bytes::new(), false),
-            Origin::Offchain { request, signature, .. } => {
-                (Bytes::copy_from_slice(request), Bytes::copy_from_slice(signature), true)
+        let (request, request_signature, offchain) = match spec.origin.offchain() {
+            None => (Bytes::new(), Bytes::new(), false),
+            Some(offchain) => {
+                (Bytes::copy_from_slice(offchain.request), Bytes::copy_from_slice(offchain.signature), true)
             }
         };
+        let blobs = sidecar(spec).map(Arc::new);
         Item {
             id: spec.id,
-            key: GasKey { consumer: spec.consumer, offchain },
+            key: GasKey { consumer: spec.consumer, offchain, blobs: spec.blob_hashes().len() },
             result: Bytes::copy_from_slice(&result.result_with_metadata),
             signature: Bytes::copy_from_slice(&result.signature),
             request,
             request_signature,
+            blobs,
         }
+    }
+
+    /// The versioned hashes of its blobs (none when its input is not
+    /// posted).
+    pub(super) fn blob_hashes(&self) -> Vec<B256> {
+        self.blobs.as_ref().map(|sidecar| sidecar.versioned_hashes().collect()).unwrap_or_default()
     }
 
     /// Whether only a relayer may settle it (`submitResult`).
@@ -86,6 +99,31 @@ impl Item {
     }
 }
 
+/// The blobs of `spec`'s offchain input, built again from the input (the
+/// operator signed their hashes at admission). `None` when it is not
+/// posted, or when the blobs cannot be built as signed: then the
+/// JobManager refuses the result, and the job is dead-lettered saying so.
+fn sidecar(spec: &JobSpec) -> Option<BlobTransactionSidecar> {
+    let signed = spec.blob_hashes();
+    if signed.is_empty() {
+        return None;
+    }
+    let limit = crate::protocol::blobs::MAX_BLOBS_PER_JOB;
+    let built = crate::protocol::blobs::blob_data(&spec.offchain_input, limit)
+        .and_then(|data| crate::protocol::blobs::sidecar(&data));
+    match built {
+        Ok(Some(sidecar)) if sidecar.versioned_hashes().map(|hash| hash.0).eq(signed.iter().copied()) => Some(sidecar),
+        Ok(_) => {
+            tracing::error!(job = %spec.id, "its input's blobs are not those signed");
+            None
+        }
+        Err(err) => {
+            tracing::error!(job = %spec.id, %err, "its input's blobs cannot be built");
+            None
+        }
+    }
+}
+
 /// A settlement transaction's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Batch {
@@ -101,6 +139,8 @@ pub(super) struct Batch {
     /// The kind and size of its result when it carries one (its receipt
     /// then teaches what that kind costs).
     pub(super) single: Option<(GasKey, usize)>,
+    /// The blobs it carries (a result whose input is posted goes alone).
+    pub(super) blobs: Option<Arc<BlobTransactionSidecar>>,
 }
 
 /// How transactions are packed.
@@ -123,11 +163,13 @@ impl Packing {
         if self.max_items == 1 {
             let calldata = item.single_call();
             let exec = book.exec_gas(&item.key, item.bytes()).unwrap_or(self.gas_per_item).min(self.gas_per_item);
-            return Batch { jobs: vec![item.id], gas: gas_limit(&calldata, exec), share: exec, calldata, single };
+            let (gas, blobs) = (gas_limit(&calldata, exec), item.blobs.clone());
+            return Batch { jobs: vec![item.id], gas, share: exec, calldata, single, blobs };
         }
         let calldata = batch_call(&[item], self.gas_per_item);
         let exec = batch_exec(1, self.gas_per_item, item.bytes() as u64);
-        Batch { jobs: vec![item.id], gas: gas_limit(&calldata, exec), share: self.gas_per_item, calldata, single }
+        let (gas, blobs) = (gas_limit(&calldata, exec), item.blobs.clone());
+        Batch { jobs: vec![item.id], gas, share: self.gas_per_item, calldata, single, blobs }
     }
 
     /// The share an item needs inside a batch, if it fits one.
@@ -186,7 +228,7 @@ impl Packing {
             _ => None,
         };
         let jobs = items.iter().map(|item| item.id).collect();
-        Batch { jobs, gas: gas_limit(&calldata, exec), share, calldata, single }
+        Batch { jobs, gas: gas_limit(&calldata, exec), share, calldata, single, blobs: None }
     }
 }
 
@@ -204,11 +246,12 @@ mod tests {
     fn item(n: u8, offchain: bool) -> Item {
         Item {
             id: JobId([n; 32]),
-            key: GasKey { consumer: Address::repeat_byte(n % 2), offchain },
+            key: GasKey { consumer: Address::repeat_byte(n % 2), offchain, blobs: 0 },
             result: Bytes::from(vec![n; 300]),
             signature: Bytes::from(vec![1; 65]),
             request: if offchain { Bytes::from(vec![2; 200]) } else { Bytes::new() },
             request_signature: if offchain { Bytes::from(vec![3; 65]) } else { Bytes::new() },
+            blobs: None,
         }
     }
 

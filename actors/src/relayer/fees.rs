@@ -36,6 +36,34 @@ pub(super) enum FeeError {
         /// `chain.max_fee_per_gas_wei`.
         ceiling: u128,
     },
+    /// The blob base fee is above the blob fee ceiling: results whose
+    /// inputs go in blobs wait.
+    #[error(
+        "the blob base fee, {blob_base_fee} wei, is above the blob fee ceiling of {ceiling} wei \
+         (chain.max_fee_per_blob_gas_wei)"
+    )]
+    BlobAboveCeiling {
+        /// `eth_blobBaseFee`.
+        blob_base_fee: u128,
+        /// `chain.max_fee_per_blob_gas_wei`.
+        ceiling: u128,
+    },
+}
+
+/// What a blob transaction offers per blob gas at `blob_base_fee`: twice
+/// it (room for the next blocks), at most `ceiling`; refused above it.
+pub(super) fn blob_fee(blob_base_fee: u128, ceiling: u128) -> Result<u128, FeeError> {
+    if blob_base_fee > ceiling {
+        return Err(FeeError::BlobAboveCeiling { blob_base_fee, ceiling });
+    }
+    Ok(blob_base_fee.saturating_mul(2).max(1).min(ceiling))
+}
+
+/// The blob fee that replaces `old`: twice it (what nodes ask of a blob
+/// transaction's replacement), at least `now`, at most `ceiling`.
+pub(super) fn bump_blob_fee(old: u128, now: u128, ceiling: u128) -> Option<u128> {
+    let bumped = old.saturating_mul(2).max(now);
+    (bumped <= ceiling).then_some(bumped)
 }
 
 /// The fee settings of `[chain]`.
@@ -129,6 +157,23 @@ fn median(tips: &[u128]) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_transaction_offers_twice_the_blob_base_fee_under_the_ceiling_and_waits_above_it() {
+        assert_eq!(blob_fee(1, 1_000), Ok(2));
+        assert_eq!(blob_fee(0, 1_000), Ok(1));
+        assert_eq!(blob_fee(600, 1_000), Ok(1_000));
+        assert_eq!(blob_fee(1_000, 1_000), Ok(1_000));
+        let held = blob_fee(1_001, 1_000).unwrap_err();
+        assert_eq!(
+            held.to_string(),
+            "the blob base fee, 1001 wei, is above the blob fee ceiling of 1000 wei (chain.max_fee_per_blob_gas_wei)"
+        );
+        // A replacement doubles it, or offers what the chain asks now.
+        assert_eq!(bump_blob_fee(100, 50, 1_000), Some(200));
+        assert_eq!(bump_blob_fee(100, 300, 1_000), Some(300));
+        assert_eq!(bump_blob_fee(600, 50, 1_000), None);
+    }
 
     const GWEI: u128 = 1_000_000_000;
 

@@ -21,6 +21,8 @@ pub(super) struct GasKey {
     /// `submitResultForOffchainJob` (creates the job, stores its inputs)
     /// rather than `submitResult`.
     pub(super) offchain: bool,
+    /// Blobs its input is posted in (each hash is checked and stored).
+    pub(super) blobs: usize,
 }
 
 /// The execution gas (beyond the transaction's intrinsic cost) of one
@@ -134,7 +136,7 @@ pub(super) fn gas_limit(calldata: &[u8], exec: u64) -> u64 {
 mod tests {
     use super::*;
 
-    const KEY: GasKey = GasKey { consumer: Address::repeat_byte(1), offchain: true };
+    const KEY: GasKey = GasKey { consumer: Address::repeat_byte(1), offchain: true, blobs: 0 };
 
     #[test]
     fn intrinsic_gas_counts_zero_and_non_zero_bytes() {
@@ -161,8 +163,8 @@ mod tests {
     #[test]
     fn a_new_consumer_starts_from_the_largest_figure_of_its_kind() {
         let mut book = GasBook::default();
-        let other = GasKey { consumer: Address::repeat_byte(2), offchain: true };
-        let onchain = GasKey { consumer: Address::repeat_byte(2), offchain: false };
+        let other = GasKey { consumer: Address::repeat_byte(2), offchain: true, blobs: 0 };
+        let onchain = GasKey { consumer: Address::repeat_byte(2), offchain: false, blobs: 0 };
         book.learn(KEY, 21_000 + 200_000, &[], 500);
         assert!(book.knows(&other));
         assert!(!book.knows(&onchain), "onchain results cost differently: learned apart");

@@ -131,12 +131,24 @@ async fn run(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -> Result<
     let sendable = check_states(chain, plan, events).await?;
     let sendable = learn(chain, plan, sendable, events).await?;
     let Some(Ok(fees)) = plan.fees else { return Ok(()) };
+    // The blob fee, read only when there are blobs to send or out.
+    let blob_fee = match sendable.iter().any(|item| item.blobs.is_some())
+        || plan.senders.iter().any(|sender| sender.carries_blobs())
+    {
+        true => {
+            let base = chain.rpc(provider.get_blob_base_fee()).await?;
+            let fee = super::fees::blob_fee(base, u128::from(plan.config.max_fee_per_blob_gas_wei));
+            events.push(Event::BlobFee(fee.clone()));
+            Some(fee)
+        }
+        false => None,
+    };
     let packing = Packing {
         max_items: plan.config.max_batch_items,
         max_gas: batch_gas(&plan.config, block_gas_limit),
         gas_per_item: plan.config.max_gas_per_result,
     };
-    super::send::send_all(chain, plan, chain_id, head, fees, packing, sendable, events).await
+    super::send::send_all(chain, plan, chain_id, head, fees, blob_fee, packing, sendable, events).await
 }
 
 /// The block gas limit, and which keys the JobManager takes results of
@@ -274,6 +286,11 @@ async fn check_states(chain: &Chain, plan: &mut Plan, events: &mut Vec<Event>) -
 /// key that may send it.
 async fn simulate_alone(chain: &Chain, senders: &[Sender], item: &Item) -> Result<u64, ChainError> {
     let mut request = TransactionRequest::default().with_to(chain.job_manager()).with_input(item.single_call());
+    // The blobs' hashes, which `blobhash(i)` answers with in the call.
+    let hashes = item.blob_hashes();
+    if !hashes.is_empty() {
+        request.blob_versioned_hashes = Some(hashes);
+    }
     if let Some(sender) = senders.iter().find(|sender| sender.onchain || !item.onchain()) {
         request = request.with_from(sender.address);
     }
@@ -293,7 +310,11 @@ async fn learn(
     let mut tried: HashSet<GasKey> = HashSet::new();
     let mut ready = Vec::with_capacity(sendable.len());
     for item in sendable {
-        if plan.book.knows(&item.key) {
+        // A result with blobs is not simulated: nodes do not all answer
+        // `blobhash` in a call (hardhat's is 0), so its check would fail.
+        // It goes alone with the whole per-result gas, and its receipt
+        // teaches what its kind costs.
+        if plan.book.knows(&item.key) || item.blobs.is_some() {
             ready.push(item);
             continue;
         }

@@ -78,6 +78,16 @@ pub(crate) enum RetryError {
     Store(#[from] StoreError),
 }
 
+/// Why a job the relayer holds is not sent yet: the fee ceiling (or, for
+/// a result whose input goes in blobs, the blob fee ceiling) holds it
+/// back. `None`: it is not held back by a ceiling.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<String>")]
+pub(crate) struct Waiting {
+    /// The job.
+    pub id: JobId,
+}
+
 /// A consumer's ordered-relay lane.
 #[derive(Debug, Message)]
 #[rtype(result = "LaneView")]
@@ -150,5 +160,14 @@ impl Handler<LaneQuery> for Relayer {
     fn handle(&mut self, msg: LaneQuery, _: &mut Context<Self>) -> Self::Result {
         self.actor.handled(Duration::ZERO, true);
         actix::MessageResult(self.lanes.view(&msg.consumer))
+    }
+}
+
+impl Handler<Waiting> for Relayer {
+    type Result = Option<String>;
+
+    fn handle(&mut self, msg: Waiting, _: &mut Context<Self>) -> Self::Result {
+        self.actor.handled(Duration::ZERO, true);
+        self.waiting(&msg.id)
     }
 }

@@ -62,7 +62,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use lanes::LaneView;
-pub(crate) use messages::{Ended, FromListener, LaneQuery, Relay, Resumed, Retry, RetryError};
+pub(crate) use messages::{Ended, FromListener, LaneQuery, Relay, Resumed, Retry, RetryError, Waiting};
 
 #[derive(Debug)]
 enum Phase {
@@ -125,6 +125,9 @@ struct View {
     head: Option<u64>,
     cursor: Option<u64>,
     fees: Option<Result<Fees, FeeError>>,
+    /// Why results whose inputs go in blobs wait (the blob fee is above its
+    /// ceiling), as of the last round that had blobs to send.
+    blob_hold: Option<FeeError>,
     /// Heads seen since start-up (resumed jobs are held for a few).
     heads_seen: u64,
     /// When the block gas limit and the keys' onchain rights were read
@@ -341,6 +344,13 @@ impl Relayer {
                     self.view.fees = Some(fees);
                     self.view.refreshed_at = Some(Instant::now());
                 }
+                Event::BlobFee(fee) => {
+                    let hold = fee.err();
+                    if let (Some(err), None) = (&hold, &self.view.blob_hold) {
+                        tracing::warn!(%err, "relayer: results whose inputs go in blobs wait");
+                    }
+                    self.view.blob_hold = hold;
+                }
                 Event::Completed { id, tx, block } => self.completed(id, tx, block),
                 Event::Skipped { id, tx, reason } => self.skipped(id, tx, reason),
                 Event::Counts { sender, head, latest, pending, known, balance } => {
@@ -356,7 +366,7 @@ impl Relayer {
                     self.book.learn(key, estimate, &calldata, item_bytes);
                 }
                 Event::Failed { id, reason } => self.failed(id, reason),
-                Event::Sent { sender, nonce, tx, replaced } => self.sent(sender, nonce, tx, replaced),
+                Event::Sent { sender, nonce, tx, replaced } => self.sent(sender, nonce, *tx, replaced),
                 Event::SendRefused { sender, jobs, reason, nonce_too_low } => {
                     if nonce_too_low {
                         if let Some(lane) = self.senders.get_mut(sender) {
@@ -538,6 +548,19 @@ impl Relayer {
             this.in_round = false;
             this.apply(events);
         }));
+    }
+
+    /// Why job `id`, held here and not sent, waits on a fee ceiling.
+    fn waiting(&self, id: &JobId) -> Option<String> {
+        let job = self.jobs.get(id)?;
+        if !matches!(job.phase, Phase::Ready(_)) {
+            return None;
+        }
+        let blob_hold = job.item.blobs.as_ref().and(self.view.blob_hold.as_ref());
+        match (blob_hold, &self.view.fees) {
+            (Some(err), _) | (None, Some(Err(err))) => Some(err.to_string()),
+            _ => None,
+        }
     }
 
     fn retry(&mut self, id: JobId, ended: Option<Ended>) -> Result<(), RetryError> {

@@ -62,6 +62,9 @@ pub(super) enum Event {
     Cursor(u64),
     /// The fees to offer at this head.
     Fees(Result<Fees, FeeError>),
+    /// What blob transactions offer per blob gas (read when there are
+    /// blobs to send).
+    BlobFee(Result<u128, FeeError>),
     /// A key's mined transaction count at `head` (and pending count, when
     /// read), whether the node knows its first unmined transaction, and its
     /// balance.
@@ -79,7 +82,7 @@ pub(super) enum Event {
     /// A submission or simulation was refused: counts towards dead-lettering.
     Failed { id: JobId, reason: String },
     /// A transaction (or a new version of one) went out.
-    Sent { sender: usize, nonce: u64, tx: Tx, replaced: bool },
+    Sent { sender: usize, nonce: u64, tx: Box<Tx>, replaced: bool },
     /// The node refused a send; its jobs go back, nothing counted.
     SendRefused { sender: usize, jobs: Vec<JobId>, reason: String, nonce_too_low: bool },
     /// The base fee is above the ceiling: nothing can be replaced.

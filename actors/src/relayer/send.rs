@@ -4,19 +4,21 @@
 //! be mined.
 
 use super::batch::{Batch, Item, Packing};
-use super::fees::{FeePolicy, Fees};
+use super::fees::{bump_blob_fee, FeeError, FeePolicy, Fees};
 use super::plan::{Event, Plan};
 use super::senders::{Resend, Sender, Tx};
 use crate::chain::{Chain, ChainError};
 use crate::job::JobId;
 use alloy::eips::Encodable2718;
-use alloy::network::{Ethereum, NetworkTransactionBuilder, TransactionBuilder};
+use alloy::network::{Ethereum, NetworkTransactionBuilder, TransactionBuilder, TransactionBuilder4844};
 use alloy::primitives::{Bytes, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use std::collections::HashSet;
 
 /// Resends, replacements, then new batches, each key's in nonce order.
+/// `blob_fee` is what a blob transaction offers per blob gas this round
+/// (`None`: no blobs to send; an error: results with blobs wait).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn send_all(
     chain: &Chain,
@@ -24,10 +26,13 @@ pub(super) async fn send_all(
     chain_id: u64,
     head: u64,
     fees: Fees,
+    blob_fee: Option<Result<u128, FeeError>>,
     packing: Packing,
     items: Vec<Item>,
     events: &mut Vec<Event>,
 ) -> Result<(), ChainError> {
+    let blob_ceiling = u128::from(plan.config.max_fee_per_blob_gas_wei);
+    let blob_now = blob_fee.as_ref().and_then(|fee| fee.as_ref().ok().copied());
     let mut outgoing: Vec<Vec<Outgoing>> = plan.senders.iter().map(|_| Vec::new()).collect();
     for (index, sender) in plan.senders.iter().enumerate() {
         for resend in sender.resends(head, plan.config.replace_after_blocks) {
@@ -36,8 +41,14 @@ pub(super) async fn send_all(
                 Resend::Stuck(nonce) => (nonce, true),
             };
             let Some(tx) = sender.tx(nonce) else { continue };
-            let fees = if bump {
-                match FeePolicy::new(&plan.config).bump(tx.fees, fees) {
+            let old_blob_fee = tx.blobs.as_ref().map(|(_, fee)| *fee);
+            let (fees, blob_fee) = if bump {
+                let bumped = FeePolicy::new(&plan.config).bump(tx.fees, fees);
+                let blob_bumped = match old_blob_fee {
+                    Some(old) => bump_blob_fee(old, blob_now.unwrap_or(0), blob_ceiling).map(Some),
+                    None => Some(None),
+                };
+                match bumped.zip(blob_bumped) {
                     Some(bumped) => bumped,
                     None => {
                         events.push(Event::AtCeiling { sender: index, nonce });
@@ -45,7 +56,7 @@ pub(super) async fn send_all(
                     }
                 }
             } else {
-                tx.fees
+                (tx.fees, old_blob_fee)
             };
             let batch = Batch {
                 jobs: tx.jobs.clone(),
@@ -53,17 +64,26 @@ pub(super) async fn send_all(
                 gas: tx.gas,
                 share: tx.share,
                 single: tx.single,
+                blobs: tx.blobs.as_ref().map(|(sidecar, _)| std::sync::Arc::clone(sidecar)),
             };
             let raw = (!bump).then(|| tx.raw.clone());
-            outgoing[index].push(Outgoing { nonce, batch, fees, replaced: bump, raw });
+            outgoing[index].push(Outgoing { nonce, batch, fees, blob_fee, replaced: bump, raw });
         }
     }
     // New batches: onchain results only from keys the JobManager takes them
     // from; each batch to the key with the most room.
+    // A result whose input goes in blobs goes alone (the JobManager checks
+    // an item's blobs from the transaction's first); it waits while the
+    // blob fee is above its ceiling.
+    let (blobs, items): (Vec<Item>, Vec<Item>) = items.into_iter().partition(|item| item.blobs.is_some());
+    let blob_batches: Vec<(bool, Batch)> = match blob_now {
+        Some(_) => blobs.iter().map(|item| (item.onchain(), packing.solo(item, &plan.book))).collect(),
+        None => Vec::new(),
+    };
     let (solo, packed): (Vec<&Item>, Vec<&Item>) = items.iter().partition(|item| plan.solo.contains(&item.id));
     let mixed_ok = plan.senders.iter().all(|sender| sender.onchain);
-    let mut batches: Vec<(bool, Batch)> =
-        solo.iter().map(|item| (item.onchain(), packing.solo(item, &plan.book))).collect();
+    let mut batches: Vec<(bool, Batch)> = blob_batches;
+    batches.extend(solo.iter().map(|item| (item.onchain(), packing.solo(item, &plan.book))));
     if mixed_ok {
         let onchain: HashSet<JobId> = items.iter().filter(|item| item.onchain()).map(|item| item.id).collect();
         let any_onchain = |batch: &Batch| batch.jobs.iter().any(|id| onchain.contains(id));
@@ -96,7 +116,8 @@ pub(super) async fn send_all(
     for (index, batches) in assigned.into_iter().enumerate() {
         let nonces = plan.senders[index].free_nonces(batches.len());
         for (nonce, batch) in nonces.into_iter().zip(batches) {
-            outgoing[index].push(Outgoing { nonce, batch, fees, replaced: false, raw: None });
+            let blob_fee = batch.blobs.as_ref().and(blob_now);
+            outgoing[index].push(Outgoing { nonce, batch, fees, blob_fee, replaced: false, raw: None });
         }
         outgoing[index].sort_by_key(|out| out.nonce);
     }
@@ -115,6 +136,8 @@ struct Outgoing {
     nonce: u64,
     batch: Batch,
     fees: Fees,
+    /// Wei per blob gas, for a batch with blobs.
+    blob_fee: Option<u128>,
     replaced: bool,
     /// The signed bytes to send again as they are (a dropped transaction).
     raw: Option<Bytes>,
@@ -147,7 +170,7 @@ async fn send_in_order(
                 }
             },
         };
-        let tx = Tx {
+        let tx = Box::new(Tx {
             carried: out.batch.jobs.len(),
             jobs: out.batch.jobs.clone(),
             single: out.batch.single,
@@ -157,9 +180,10 @@ async fn send_in_order(
             fees: out.fees,
             hashes: vec![hash],
             raw: raw.clone(),
+            blobs: out.batch.blobs.clone().zip(out.blob_fee),
             sent_head: head,
             mined_at: None,
-        };
+        });
         match chain.rpc(chain.provider().send_raw_transaction(&raw)).await {
             Ok(_) => events.push(Event::Sent { sender: index, nonce: out.nonce, tx, replaced: out.replaced }),
             Err(ChainError::Refused(reason)) if is_known(&reason) => {
@@ -202,6 +226,13 @@ async fn sign(chain: &Chain, sender: &Sender, chain_id: u64, out: &Outgoing) -> 
             request.with_max_fee_per_gas(max_fee).with_max_priority_fee_per_gas(priority)
         }
         Fees::Legacy { gas_price } => request.with_gas_price(gas_price),
+    };
+    // EIP-4844: the blobs travel with the transaction, their hashes in it.
+    let request = match (&out.batch.blobs, out.blob_fee) {
+        (Some(sidecar), Some(blob_fee)) => {
+            request.with_blob_sidecar_4844(sidecar.as_ref().clone()).with_max_fee_per_blob_gas(blob_fee)
+        }
+        _ => request,
     };
     let envelope = <TransactionRequest as NetworkTransactionBuilder<Ethereum>>::build(request, &sender.wallet)
         .await

@@ -41,6 +41,9 @@ pub(super) struct Tx {
     pub(super) hashes: Vec<B256>,
     /// The latest version, signed (sent again if the node drops it).
     pub(super) raw: Bytes,
+    /// The blobs it carries, and the blob fee its latest version offers
+    /// (wei per blob gas).
+    pub(super) blobs: Option<(std::sync::Arc<alloy::eips::eip4844::BlobTransactionSidecar>, u128)>,
     /// The head when its latest version went out.
     pub(super) sent_head: u64,
     /// The head at which the account's mined count first covered it.
@@ -185,6 +188,11 @@ impl Sender {
         self.txs.values().filter(|tx| tx.mined_at.is_none()).count()
     }
 
+    /// Whether a transaction of this key not yet mined carries blobs.
+    pub(super) fn carries_blobs(&self) -> bool {
+        self.txs.values().any(|tx| tx.mined_at.is_none() && tx.blobs.is_some())
+    }
+
     /// A transaction (or a new version of one) went out with `nonce`.
     pub(super) fn sent(&mut self, nonce: u64, tx: Tx) {
         let first = self.head_of_line().map(|(first, _)| first);
@@ -264,6 +272,7 @@ mod tests {
             fees: Fees::Legacy { gas_price: 1 },
             hashes: vec![B256::repeat_byte(job)],
             raw: Bytes::new(),
+            blobs: None,
             sent_head: head,
             mined_at: None,
         }

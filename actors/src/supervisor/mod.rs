@@ -310,6 +310,8 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                     lanes: relayer.mailbox(),
                     relayers: keys.iter().map(|key| key.address()).collect(),
                     confirmations: section.confirmations,
+                    blobs: input_da(chain, section).await,
+                    waiting: relayer.mailbox(),
                 })
             }
             _ => None,
@@ -352,6 +354,7 @@ pub fn run(config: Config, shutdown: impl Future<Output = ()> + 'static) -> Resu
                 changes: changes.clone(),
             }),
             verifier: verifier.mailbox(),
+            blob_hashes: verifier.mailbox(),
             dry_runs: executor.mailbox(),
             intake,
             signers,
@@ -569,6 +572,27 @@ impl Handler<Shutdown> for Supervisor {
             }
         });
     }
+}
+
+/// Whether offchain inputs are posted as blobs, and then at most how many
+/// per job (`chain.offchain_input_da`; `auto` asks the node once, at
+/// start-up, for its blob base fee).
+async fn input_da(chain: &Chain, section: &crate::config::Chain) -> Option<usize> {
+    let posted = match section.offchain_input_da {
+        crate::config::InputDa::Blobs => true,
+        crate::config::InputDa::None => false,
+        crate::config::InputDa::Auto => {
+            match chain.rpc(alloy::providers::Provider::get_blob_base_fee(chain.provider())).await {
+                Ok(_) => true,
+                Err(err) => {
+                    tracing::warn!(%err, "the node gave no blob base fee: offchain inputs are not posted as blobs (chain.offchain_input_da = \"blobs\" posts them anyway)");
+                    false
+                }
+            }
+        }
+    };
+    tracing::info!(posted, max_blobs_per_job = section.max_blobs_per_job, "offchain inputs as blobs");
+    posted.then_some(section.max_blobs_per_job)
 }
 
 #[cfg(test)]
