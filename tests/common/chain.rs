@@ -73,8 +73,10 @@ impl Stack {
             Link::Proxied => Some(Proxy::start(node.port())),
         };
         let rpc_url = proxy.as_ref().map_or_else(|| node.url(), |p| format!("http://127.0.0.1:{}", p.port));
+        // The engine's default RPC timeout (5 s): hardhat stalls for about
+        // 2 s on the first blob transaction it sees (its KZG setup).
         let config = format!(
-            "[chain]\nrpc_url = \"{rpc_url}\"\njob_manager = \"{}\"\npoll_interval_ms = 100\nrpc_timeout_ms = 2000\n{chain_config}",
+            "[chain]\nrpc_url = \"{rpc_url}\"\njob_manager = \"{}\"\npoll_interval_ms = 100\n{chain_config}",
             deployment.job_manager
         );
         let engine = Engine::start_with(&data_dir, Some(&config), &[]);
