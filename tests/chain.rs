@@ -413,3 +413,27 @@ fn job_request_calls_any_request_function_of_a_consumer_and_follows_its_job() {
         format!("error: getNextNonce() on {consumer} emitted no JobCreated event: no job was requested\n")
     );
 }
+
+/// A node that mines each transaction as it arrives (hardhat's automine)
+/// answers one that reverted with an error, after mining it. Such a result
+/// counts failed attempts and is dead-lettered, instead of being sent
+/// again and again: here a result of a kind already learned (so not
+/// simulated first), sent alone, after the JobManager stopped taking the
+/// engine's relayer.
+#[test]
+fn a_result_whose_transaction_reverts_on_arrival_is_dead_lettered_not_sent_for_ever() {
+    let stack = Stack::start(Link::Direct, "max_relay_attempts = 2\nmax_batch_items = 1\n");
+    let first = stack.request_square_root(16);
+    stack.wait_status(first.as_slice(), "confirmed", SETTLE);
+    let manager =
+        coprocessor_actors::protocol::bindings::JobManager::new(stack.deployment.job_manager, stack.fresh_owner());
+    let stranger = alloy::primitives::Address::repeat_byte(0x42);
+    let set = stack.block_on(async { manager.setRelayer(stranger).send().await.expect("send").get_receipt().await });
+    assert!(set.expect("receipt").status());
+
+    let second = stack.request_square_root(25);
+    let result = stack.wait_status(second.as_slice(), "dead-lettered", SETTLE);
+    let reason = result.relay_error.unwrap_or_default();
+    assert!(reason.starts_with("the node ran its transaction, which reverted: "), "{reason}");
+    assert!(reason.contains("JobManager.submitResult: caller is not the relayer"), "{reason}");
+}

@@ -64,6 +64,7 @@ impl ChainError {
                 let reason = payload
                     .as_revert_data()
                     .and_then(|data| alloy::sol_types::decode_revert_reason(&data))
+                    .filter(|reason| !reason.is_empty())
                     .unwrap_or_else(|| payload.message.to_string());
                 ChainError::Refused(reason)
             }

@@ -65,12 +65,14 @@ impl GasBook {
         self.figure(key).is_some()
     }
 
-    /// The consumer's figure, or the largest of its kind.
+    /// The consumer's figure, or the largest of its kind (onchain or
+    /// offchain, with as many blobs: each blob's hash is checked and
+    /// stored, so a result with blobs costs more than one without).
     fn figure(&self, key: &GasKey) -> Option<Learned> {
         self.learned.get(key).copied().or_else(|| {
             self.learned
                 .iter()
-                .filter(|(other, _)| other.offchain == key.offchain)
+                .filter(|(other, _)| other.offchain == key.offchain && other.blobs == key.blobs)
                 .map(|(_, learned)| *learned)
                 .max_by_key(|learned| per_byte(*learned))
         })
@@ -184,5 +186,18 @@ mod tests {
         assert_eq!(book.exec_gas(&KEY, 500), Some(337_500));
         book.raise(&KEY);
         assert_eq!(book.exec_gas(&KEY, 500), Some(421_875));
+    }
+
+    #[test]
+    fn a_result_with_blobs_is_never_priced_from_results_without() {
+        let mut book = GasBook::default();
+        book.learn(KEY, 300_000, &[1; 100], 500);
+        let with_blob = GasKey { blobs: 1, ..KEY };
+        let other_with_blob = GasKey { consumer: Address::repeat_byte(9), ..with_blob };
+        assert!(book.knows(&KEY) && !book.knows(&with_blob));
+        book.learn(with_blob, 350_000, &[1; 100], 500);
+        // Another consumer's result with one blob is priced from it.
+        assert_eq!(book.exec_gas(&other_with_blob, 500), book.exec_gas(&with_blob, 500));
+        assert!(book.exec_gas(&with_blob, 500) > book.exec_gas(&KEY, 500));
     }
 }

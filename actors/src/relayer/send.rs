@@ -192,7 +192,16 @@ async fn send_in_order(
             Err(ChainError::Refused(reason)) => {
                 let nonce_too_low = reason.to_lowercase().contains("nonce too low");
                 tracing::warn!(key = %sender.address, nonce = out.nonce, %reason, "settlement transaction refused");
-                let jobs = if sender.tx(out.nonce).is_some() { Vec::new() } else { out.batch.jobs };
+                let mut jobs = if sender.tx(out.nonce).is_some() { Vec::new() } else { out.batch.jobs };
+                // A node that mines as it receives (hardhat's automine)
+                // answers a transaction that reverted with an error, after
+                // mining it: each of its jobs counts a failed attempt, so a
+                // result that always reverts is dead-lettered, not sent again
+                // and again.
+                if ran_and_reverted(&reason) {
+                    let reverted = format!("the node ran its transaction, which reverted: {reason}");
+                    events.extend(jobs.drain(..).map(|id| Event::Failed { id, reason: reverted.clone() }));
+                }
                 events.push(Event::SendRefused { sender: index, jobs, reason, nonce_too_low });
                 break;
             }
@@ -204,6 +213,15 @@ async fn send_in_order(
         }
     }
     (events, None)
+}
+
+/// A send refused with what only running the transaction tells: a revert
+/// (hardhat's reasonless "Transaction reverted ...", or a reason decoded
+/// from revert data, `revert: ...` / `panic: ...`). A node that checks a
+/// transaction before taking it (geth and its kin) never answers so.
+fn ran_and_reverted(reason: &str) -> bool {
+    let reason = reason.to_lowercase();
+    reason.contains("transaction reverted") || reason.starts_with("revert: ") || reason.starts_with("panic: ")
 }
 
 /// A node's answer for a transaction it already has.
@@ -238,4 +256,23 @@ async fn sign(chain: &Chain, sender: &Sender, chain_id: u64, out: &Outgoing) -> 
         .await
         .map_err(|err| format!("signing the transaction: {err}"))?;
     Ok((*envelope.tx_hash(), envelope.encoded_2718().into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_refused_with_a_revert_is_told_from_one_refused_before_running() {
+        for reverted in [
+            "Transaction reverted without a reason",
+            "revert: JobManager.submitResult: caller is not the relayer",
+            "panic: arithmetic underflow or overflow (0x11)",
+        ] {
+            assert!(ran_and_reverted(reverted), "{reverted}");
+        }
+        for refused in ["nonce too low", "insufficient funds for gas * price + value", "already known", ""] {
+            assert!(!ran_and_reverted(refused), "{refused}");
+        }
+    }
 }
