@@ -22,7 +22,7 @@
 //! each job onchain before sending, and the JobManager refuses a second
 //! settlement, so a result still settles once.
 
-use super::jobs::{key, DUPLICATE_WINDOW};
+use super::jobs::key;
 use super::queue::Feed;
 use super::{consumer_key, parse_consumer_key, Cluster, ClusterError};
 use crate::job::JobId;
@@ -35,7 +35,7 @@ use std::future::IntoFuture;
 /// The work queue of ordered results to settle, a subject per consumer.
 pub(crate) const ORDERED_STREAM: &str = "COPROCESSOR_ORDERED";
 /// Its subjects: `coprocessor.ordered.0x…` (the consumer).
-const ORDERED_SUBJECTS: &str = "coprocessor.ordered.*";
+pub(super) const ORDERED_SUBJECTS: &str = "coprocessor.ordered.*";
 /// Consumer → the engine holding its lease.
 pub(crate) const LEASES_BUCKET: &str = "coprocessor-leases";
 
@@ -129,19 +129,6 @@ impl Cluster {
     pub(crate) async fn ordered_feed(&self, consumer: Address, batch: usize) -> Result<Feed, ClusterError> {
         let durable = format!("ordered-{}", consumer_key(consumer));
         self.pull_filtered(&self.ordered, ORDERED_STREAM, &durable, Some(subject(consumer)), -1, batch).await
-    }
-
-    /// The stream's configuration.
-    pub(super) fn ordered_stream(replicas: usize) -> async_nats::jetstream::stream::Config {
-        async_nats::jetstream::stream::Config {
-            name: ORDERED_STREAM.to_owned(),
-            description: Some("coprocessor ordered results to settle, a subject per consumer".to_owned()),
-            subjects: vec![ORDERED_SUBJECTS.to_owned()],
-            retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
-            duplicate_window: DUPLICATE_WINDOW,
-            num_replicas: replicas,
-            ..Default::default()
-        }
     }
 }
 

@@ -157,24 +157,27 @@ impl Cluster {
             Err(_) => within(timeout, "create the programs bucket", js.create_object_store(bucket)).await?,
         };
         let replicas = section.stream_replicas();
-        let jobs = stream::Config {
-            name: jobs::JOBS_STREAM.to_owned(),
-            description: Some("coprocessor jobs, one message per job, pulled by the engines".to_owned()),
-            subjects: vec![jobs::JOBS_SUBJECT.to_owned()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            duplicate_window: jobs::DUPLICATE_WINDOW,
-            num_replicas: replicas,
-            ..Default::default()
-        };
+        let jobs = work_queue(
+            jobs::JOBS_STREAM,
+            "coprocessor jobs, one message per job, pulled by the engines",
+            jobs::JOBS_SUBJECT,
+            replicas,
+        );
         let jobs = within(timeout, "open the jobs stream", js.get_or_create_stream(jobs)).await?;
-        let relays =
-            within(timeout, "open the relay stream", js.get_or_create_stream(Cluster::relay_stream(replicas))).await?;
-        let ordered = within(
-            timeout,
-            "open the ordered relay stream",
-            js.get_or_create_stream(Cluster::ordered_stream(replicas)),
-        )
-        .await?;
+        let relays = work_queue(
+            relays::RELAY_STREAM,
+            "coprocessor results to settle, one message per job, pulled by the relayers",
+            relays::RELAY_SUBJECT,
+            replicas,
+        );
+        let relays = within(timeout, "open the relay stream", js.get_or_create_stream(relays)).await?;
+        let ordered = work_queue(
+            leases::ORDERED_STREAM,
+            "coprocessor ordered results to settle, a subject per consumer",
+            leases::ORDERED_SUBJECTS,
+            replicas,
+        );
+        let ordered = within(timeout, "open the ordered relay stream", js.get_or_create_stream(ordered)).await?;
         let claims =
             open_kv(&js, timeout, jobs::CLAIMS_BUCKET, "job ID -> the engine that took it in", replicas).await?;
         let results =
@@ -237,6 +240,20 @@ impl Cluster {
 
     fn timed_out(&self, what: &str) -> ClusterError {
         timed_out(self.timeout, what)
+    }
+}
+
+/// A replicated work queue (a message is gone once acked) of `subjects`,
+/// deduplicated by message ID (the job ID) over [`jobs::DUPLICATE_WINDOW`].
+fn work_queue(name: &str, description: &str, subjects: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        subjects: vec![subjects.to_owned()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        duplicate_window: jobs::DUPLICATE_WINDOW,
+        num_replicas: replicas,
+        ..Default::default()
     }
 }
 

@@ -12,7 +12,7 @@
 //! engine takes them after the ack wait: it checks each job onchain before
 //! it sends, so a result the dead engine had settled is not sent again.
 
-use super::jobs::{key, DUPLICATE_WINDOW};
+use super::jobs::key;
 use super::queue::{Delivery, Feed};
 use super::{Cluster, ClusterError};
 use crate::job::{JobId, Settlement};
@@ -84,19 +84,6 @@ impl Cluster {
         let what = format!("read the settlement of job {id} from {SETTLED_BUCKET}");
         let Some(bytes) = self.deadline(&what, self.settled.get(key(id))).await? else { return Ok(None) };
         SharedSettlement::decode(id, &bytes).map(Some)
-    }
-
-    /// The stream's configuration.
-    pub(super) fn relay_stream(replicas: usize) -> async_nats::jetstream::stream::Config {
-        async_nats::jetstream::stream::Config {
-            name: RELAY_STREAM.to_owned(),
-            description: Some("coprocessor results to settle, one message per job, pulled by the relayers".to_owned()),
-            subjects: vec![RELAY_SUBJECT.to_owned()],
-            retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
-            duplicate_window: DUPLICATE_WINDOW,
-            num_replicas: replicas,
-            ..Default::default()
-        }
     }
 }
 
