@@ -147,6 +147,12 @@ impl GuestMemory {
         (self.space.base(), self.map.as_ptr())
     }
 
+    /// Whether generated code reaches this memory directly (the page map
+    /// could be mapped).
+    pub(crate) fn is_direct(&self) -> bool {
+        !self.map.as_ptr().is_null()
+    }
+
     /// Lets generated code load from (and, if `perms` allow, store to)
     /// `page` directly for the rest of the job. Only for a page the TLB
     /// fill has just granted: counted, and with these rights.

@@ -180,7 +180,7 @@ impl Vm {
     fn outcome(&mut self, result: Result<(), uc_error>, limits: &JobLimits) -> Result<JobOutcome, VmError> {
         let used = limits.max_cycles.saturating_sub(meter::remaining(&self.uc));
         let exhausted = meter::exhausted(&self.uc);
-        let pc = self.uc.pc_read().unwrap_or(0);
+        let pc = pc(&self.uc);
         let fault = result.err();
         let regs = if fault.is_some() { Some(fault::Registers::read(&self.uc)?) } else { None };
         let state = self.uc.get_data_mut();
@@ -235,7 +235,12 @@ impl Vm {
         state.limit_hit = false;
         state.denied = None;
         state.cycle_limit_hit = false;
+        // With direct memory, a job's first touch of a page is decided by
+        // the page map alone (Unicorn patch 14): `reset` revokes the map
+        // bits, and the TLB keeps its entries, whose rights never change.
+        let keep_tlb = state.mem.is_direct();
         let (flushed, pages) = match state.mem.reset() {
+            Ok(pages) | Err(pages) if keep_tlb => (Ok(()), pages),
             Ok(pages) => {
                 let uc = &mut self.uc;
                 (pages.iter().try_for_each(|&page| meter::flush_tlb_page(uc, u64::from(page) << PAGE_SHIFT)), pages)
@@ -255,7 +260,7 @@ impl Vm {
     /// started (its image alone over the memory limit).
     pub fn stop_registers(&self) -> Result<(u64, [u64; 32]), VmError> {
         let regs = fault::Registers::read(&self.uc)?;
-        Ok((self.uc.pc_read()?, regs.0))
+        Ok((self.uc.reg_read(RegisterRISCV::PC)?, regs.0))
     }
 
     /// The ISA this VM runs.
@@ -278,6 +283,13 @@ impl Vm {
     pub(crate) fn registers64(&self) -> (u64, [u64; 32]) {
         self.stop_registers().expect("registers")
     }
+}
+
+/// The pc (in 64 bits: an rv64im pc is never truncated). Read as a
+/// register: `pc_read` asks Unicorn for the mode on every call.
+fn pc<D>(uc: &Unicorn<'_, D>) -> u64 {
+    // Cannot fail on a live handle.
+    uc.reg_read(RegisterRISCV::PC).unwrap_or(0)
 }
 
 fn len_u32(bytes: &[u8]) -> u32 {
@@ -376,13 +388,19 @@ fn tlb_fill(uc: &mut Unicorn<'_, State>, address: u64, kind: MemType) -> Option<
 fn on_trap(uc: &mut Unicorn<'_, State>, cause: u32) {
     // Unicorn has already advanced the pc past the trapping instruction
     // (in 64 bits: the pc of an rv64im guest is never truncated).
-    let pc = uc.pc_read().unwrap_or(0).wrapping_sub(4);
+    let trapped_at = |uc: &Unicorn<'_, State>| pc(uc).wrapping_sub(4);
     let stop = match cause {
         // ecall from U, S or M mode.
         8 | 9 | 11 => syscall(uc),
         // Instruction address misaligned.
-        0 => trap(uc, Failure::MisalignedFetch { pc }, pc),
-        _ => trap(uc, Failure::IllegalInstruction { pc }, pc),
+        0 => {
+            let pc = trapped_at(uc);
+            trap(uc, Failure::MisalignedFetch { pc }, pc)
+        }
+        _ => {
+            let pc = trapped_at(uc);
+            trap(uc, Failure::IllegalInstruction { pc }, pc)
+        }
     };
     if stop {
         // Cannot fail on a live handle; the run ends either way.

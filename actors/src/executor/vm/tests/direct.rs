@@ -178,3 +178,41 @@ fn a_misaligned_access_inside_a_granted_page_takes_the_slow_path_and_is_exact() 
         assert_eq!(saved, [word, 0x4321, 0x8765, last], "{isa}");
     }
 }
+
+#[test]
+fn a_page_left_in_the_tlb_by_the_last_job_still_counts_against_this_job_s_limit() {
+    // Job 1 stores to two fresh heap pages, so both are in the TLB when job
+    // 2 starts; the page map alone must make job 2 count them again (Unicorn
+    // patch 14: a reset revokes the map and keeps the TLB entries).
+    let mut p = Asm::new();
+    p.li(5, HEAP).sw(0, 5, 0).li(5, HEAP + 4096).sw(0, 5, 0).exit(0);
+    let mut vm = vm(&p);
+    let first = vm.run(&[], &[], &JobLimits::default()).expect("run");
+    assert_eq!(first.failure, None);
+    // One page short: the second store is over the limit.
+    let tight = JobLimits { max_memory_bytes: first.peak_memory_bytes - 4096, ..JobLimits::default() };
+    let second = vm.run(&[], &[], &tight).expect("run");
+    assert_eq!(second.failure, Some(Failure::MemoryLimitExceeded));
+    assert_eq!(second.peak_memory_bytes, first.peak_memory_bytes - 4096);
+    // With the room back, the same job is exactly job 1 again.
+    assert_eq!(vm.run(&[], &[], &JobLimits::default()).expect("run"), first);
+}
+
+#[test]
+fn a_misaligned_load_into_pages_the_last_job_wrote_counts_them_and_reads_zero() {
+    // A word across two heap pages: stored (when the input word is not
+    // zero) and then loaded. Job 1 stores; job 2 only loads, with both pages
+    // still in the TLB, and must see a fresh VM's zeroes and peak.
+    let mut p = Asm::new();
+    p.li(5, HEAP + 4094).lw(7, 10, 0).beq(7, 0, 8).sw(7, 5, 0).lw(6, 5, 0).save(6, 0).commit_saved(1).exit(0);
+    let load_only = 0u32.to_le_bytes();
+    let fresh = vm(&p).run(&load_only, &[], &JobLimits::default()).expect("run");
+    assert_eq!((fresh.failure.clone(), fresh.output.clone()), (None, vec![0; 4]));
+    let mut vm = vm(&p);
+    let stored = vm.run(&0x1122_3344u32.to_le_bytes(), &[], &JobLimits::default()).expect("run");
+    assert_eq!(stored.output, 0x1122_3344u32.to_le_bytes());
+    assert_eq!(vm.run(&load_only, &[], &JobLimits::default()).expect("run"), fresh);
+    // One page short: the load's second page is over the limit.
+    let tight = JobLimits { max_memory_bytes: fresh.peak_memory_bytes - 4096, ..JobLimits::default() };
+    assert_eq!(vm.run(&load_only, &[], &tight).expect("run").failure, Some(Failure::MemoryLimitExceeded));
+}

@@ -44,14 +44,16 @@ static int perms_to_prot(int perms)
     return ret;
 }
 
-bool unicorn_fill_tlb(CPUState *cs, vaddr address, int size,
-                      MMUAccessType rw, int mmu_idx,
-                      bool probe, uintptr_t retaddr)
+/*
+ * Asks the TLB-fill hooks for the page of `address`: whether an access of
+ * kind `rw` is allowed, and with which entry. With no hook, every access is
+ * allowed on an identity mapping.
+ */
+static bool ask_tlb_hooks(struct uc_struct *uc, vaddr address,
+                          MMUAccessType rw, uc_tlb_entry *e)
 {
     bool handled = false;
     bool ret = false;
-    struct uc_struct *uc = cs->uc;
-    uc_tlb_entry e;
     struct hook *hook;
     HOOK_FOREACH_VAR_DECLARE;
 
@@ -70,58 +72,67 @@ bool unicorn_fill_tlb(CPUState *cs, vaddr address, int size,
             continue;
         }
         handled = true;
-        JIT_CALLBACK_GUARD_VAR(ret, ((uc_cb_tlbevent_t)hook->callback)(uc, address & TARGET_PAGE_MASK, rw_to_mem_type(rw), &e, hook->user_data));
+        JIT_CALLBACK_GUARD_VAR(ret, ((uc_cb_tlbevent_t)hook->callback)(uc, address & TARGET_PAGE_MASK, rw_to_mem_type(rw), e, hook->user_data));
         if (ret) {
             break;
         }
     }
 
     if (handled && !ret) {
-        goto tlb_miss;
+        return false;
     }
 
     if (!handled) {
-        e.paddr = address & TARGET_PAGE_MASK;
+        e->paddr = address & TARGET_PAGE_MASK;
         switch (rw) {
         case MMU_DATA_LOAD:
-            e.perms = UC_PROT_READ;
+            e->perms = UC_PROT_READ;
             break;
         case MMU_DATA_STORE:
-            e.perms = UC_PROT_WRITE;
+            e->perms = UC_PROT_WRITE;
             break;
         case MMU_INST_FETCH:
-            e.perms = UC_PROT_EXEC;
+            e->perms = UC_PROT_EXEC;
             break;
         default:
-            e.perms = 0;
+            e->perms = 0;
             break;
         }
     }
 
     switch (rw) {
     case MMU_DATA_LOAD:
-        ret = e.perms & UC_PROT_READ;
-        break;
+        return e->perms & UC_PROT_READ;
     case MMU_DATA_STORE:
-        ret = e.perms & UC_PROT_WRITE;
-        break;
+        return e->perms & UC_PROT_WRITE;
     case MMU_INST_FETCH:
-        ret = e.perms & UC_PROT_EXEC;
-        break;
+        return e->perms & UC_PROT_EXEC;
     default:
-        ret = false;
-        break;
+        return false;
     }
+}
 
-    if (ret) {
+bool unicorn_fill_tlb(CPUState *cs, vaddr address, int size,
+                      MMUAccessType rw, int mmu_idx,
+                      bool probe, uintptr_t retaddr)
+{
+    uc_tlb_entry e;
+
+    if (ask_tlb_hooks(cs->uc, address, rw, &e)) {
         tlb_set_page(cs, address & TARGET_PAGE_MASK, e.paddr & TARGET_PAGE_MASK, perms_to_prot(e.perms), mmu_idx, TARGET_PAGE_SIZE);
         return true;
     }
-
-tlb_miss:
     if (probe) {
         return false;
     }
     raise_mmu_exception(cs, address, rw, retaddr);
     return false;
+}
+
+/* coprocessor: see exec-all.h and PATCHES.md 14. */
+bool unicorn_coproc_touch(CPUState *cs, vaddr address, MMUAccessType rw)
+{
+    uc_tlb_entry e;
+
+    return ask_tlb_hooks(cs->uc, address, rw, &e);
 }

@@ -538,6 +538,33 @@ void coproc_tlb_flush_page(CPUState *cpu, target_ulong addr)
     }
 }
 
+/*
+ * coprocessor (PATCHES.md 14): in a direct-memory VM the page map, not the
+ * TLB, decides a job's first touch of a page. A reset clears the page's map
+ * bits but keeps its TLB entry (the guest-to-host mapping and the rights of
+ * a page never change), so the slow path of a load or store asks the
+ * TLB-fill hooks itself when the page's bit is clear: the hook counts the
+ * page and sets its bits. If the hook refuses the access, the page leaves
+ * the TLB, so the access goes on to a TLB miss whose fill asks the hook
+ * again and raises the fault exactly as before. An address at or above
+ * 4 GiB is never in the map (nor, as the hook refuses it, in the TLB).
+ */
+static inline void coproc_first_touch(CPUArchState *env, target_ulong addr,
+                                      MMUAccessType rw)
+{
+    struct uc_struct *uc = env->uc;
+    uint8_t bit = rw == MMU_DATA_STORE ? 2 : 1;
+
+    if (likely(uc->coproc_direct_map == NULL) ||
+        (uint64_t)addr >= ((uint64_t)1 << 32) ||
+        (uc->coproc_direct_map[(uint64_t)addr >> TARGET_PAGE_BITS] & bit)) {
+        return;
+    }
+    if (!unicorn_coproc_touch(env_cpu(env), addr, rw)) {
+        coproc_tlb_flush_page(env_cpu(env), addr);
+    }
+}
+
 void tlb_flush_page(CPUState *cpu, target_ulong addr)
 {
     tlb_flush_page_by_mmuidx(cpu, addr, ALL_MMUIDX_BITS);
@@ -1545,6 +1572,10 @@ load_helper(CPUArchState *env, target_ulong addr, TCGMemOpIdx oi,
             uintptr_t retaddr, MemOp op, bool code_read,
             FullLoadHelper *full_load)
 {
+    /* coprocessor: before the TLB is read (it may flush the page). */
+    if (!code_read) {
+        coproc_first_touch(env, addr, MMU_DATA_LOAD);
+    }
     uintptr_t mmu_idx = get_mmuidx(oi);
     uintptr_t index = tlb_index(env, mmu_idx, addr);
     CPUTLBEntry *entry = tlb_entry(env, mmu_idx, addr);
@@ -2189,6 +2220,8 @@ static inline void
 store_helper(CPUArchState *env, target_ulong addr, uint64_t val,
              TCGMemOpIdx oi, uintptr_t retaddr, MemOp op)
 {
+    /* coprocessor: before the TLB is read (it may flush the page). */
+    coproc_first_touch(env, addr, MMU_DATA_STORE);
     struct uc_struct *uc = env->uc;
     HOOK_FOREACH_VAR_DECLARE;
     uintptr_t mmu_idx = get_mmuidx(oi);
@@ -2430,6 +2463,8 @@ store_helper(CPUArchState *env, target_ulong addr, uint64_t val,
          */
         page2 = (addr + size) & TARGET_PAGE_MASK;
         size2 = (addr + size) & ~TARGET_PAGE_MASK;
+        /* coprocessor: every check before any store, as below. */
+        coproc_first_touch(env, page2, MMU_DATA_STORE);
         index2 = tlb_index(env, mmu_idx, page2);
         entry2 = tlb_entry(env, mmu_idx, page2);
         tlb_addr2 = tlb_addr_write(entry2);

@@ -120,6 +120,11 @@ void tlb_flush_page(CPUState *cpu, target_ulong addr);
 /* coprocessor: flush one page from the TLB of every MMU index, but not
    the TB jump cache (see PATCHES.md 12). */
 void coproc_tlb_flush_page(CPUState *cpu, target_ulong addr);
+/* coprocessor: ask the TLB-fill hooks whether an access of kind `rw` to
+   the page of `address` is allowed, without filling the TLB (PATCHES.md
+   14: a direct-memory VM's first touch of a page is decided by its page
+   map, not by a TLB miss). */
+bool unicorn_coproc_touch(CPUState *cs, vaddr address, MMUAccessType rw);
 /**
  * tlb_flush_page_all_cpus:
  * @cpu: src CPU of the flush
