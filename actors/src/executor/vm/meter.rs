@@ -50,3 +50,11 @@ pub(crate) fn direct<D>(uc: &mut Unicorn<'_, D>, base: *mut u8, map: *mut u8) ->
     // `Vm`), and the map stays true to the TLB (`GuestMemory::grant`).
     unsafe { uc_coproc_direct(uc.get_handle(), base.cast(), map.cast()) }.into()
 }
+
+/// How many guest pcs Unicorn translates with a check per access because a
+/// group check there failed (patch 15).
+#[cfg(test)]
+pub(crate) fn checked_blocks<D>(uc: &Unicorn<'_, D>) -> usize {
+    // SAFETY: the handle is live for as long as `uc` is.
+    unsafe { unicorn_engine_sys::uc_coproc_checked_blocks(uc.get_handle()) }
+}

@@ -2,6 +2,7 @@
 
 mod asm;
 mod direct;
+mod groups;
 mod isa;
 mod metering;
 mod rv64;

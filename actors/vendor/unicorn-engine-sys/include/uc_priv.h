@@ -322,6 +322,12 @@ struct uc_struct {
     // softmmu slow path. Guest addresses below 4 GiB only.
     uint8_t *coproc_direct_base;
     uint8_t *coproc_direct_map;
+    // coprocessor: guest pcs whose blocks are translated without group
+    // checks, because a group check there failed once (PATCHES.md 15). An
+    // open-addressing set of pc | 1 (0: empty slot).
+    uint64_t *coproc_checked_pcs;
+    size_t coproc_checked_cap;
+    size_t coproc_checked_len;
     uc_add_inline_hook_t add_inline_hook;
     uc_del_inline_hook_t del_inline_hook;
 
@@ -587,6 +593,11 @@ void trace_end(uc_tracer *tracer, trace_loc loc, const char *fmt, ...);
 #define UC_TRACE_START(loc)
 #define UC_TRACE_END(loc, fmt, ...)
 #endif
+
+// coprocessor (PATCHES.md 15): the set of pcs translated without group
+// checks.
+bool uc_coproc_is_checked(struct uc_struct *uc, uint64_t pc);
+void uc_coproc_mark_checked(struct uc_struct *uc, uint64_t pc);
 
 #endif
 /* vim: set ts=4 noet:  */

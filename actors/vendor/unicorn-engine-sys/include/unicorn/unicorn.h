@@ -1104,6 +1104,10 @@ uc_err uc_coproc_rv32im(uc_engine *uc);
    the translation cache. */
 UNICORN_EXPORT
 uc_err uc_coproc_direct(uc_engine *uc, void *base, void *map);
+/* How many guest pcs are translated with a check per access because a
+   group check there failed (PATCHES.md 15). For tests. */
+UNICORN_EXPORT
+size_t uc_coproc_checked_blocks(uc_engine *uc);
 
 /*
  Register callback for a hook event.

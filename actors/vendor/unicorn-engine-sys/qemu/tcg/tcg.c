@@ -2358,6 +2358,28 @@ static bool tcg_op_is_qemu_ldst(TCGOpcode opc)
 /* Liveness analysis : update the opc_arg_life array to tell if a
    given input arguments is dead. Instructions updating dead
    temporaries are removed. */
+/*
+ * coprocessor: a qemu_ld/st that a group check covers (PATCHES.md 15)
+ * cannot fault, so the globals need not be in memory before it: it keeps
+ * its side effects (it is never removed) but syncs nothing.
+ */
+static bool tcg_op_is_prechecked(TCGContext *s, const TCGOp *op,
+                                 const TCGOpDef *def)
+{
+#ifdef TCG_TARGET_DIRECT_BASE_REG
+    MemOp memop;
+
+    if (!tcg_op_is_qemu_ldst(op->opc) || s->uc->coproc_direct_map == NULL ||
+        tcg_uc_has_hookmem(s)) {
+        return false;
+    }
+    memop = get_memop(op->args[def->nb_oargs + def->nb_iargs]);
+    return (memop & MO_COPROC_DIRECT) && !(memop & MO_BSWAP);
+#else
+    return false;
+#endif
+}
+
 static void liveness_pass_1(TCGContext *s)
 {
     int nb_globals = s->nb_globals;
@@ -2601,7 +2623,9 @@ static void liveness_pass_1(TCGContext *s)
             } else if (def->flags & TCG_OPF_BB_END) {
                 la_bb_end(s, nb_globals, nb_temps);
             } else if (def->flags & TCG_OPF_SIDE_EFFECTS) {
-                la_global_sync(s, nb_globals);
+                if (!tcg_op_is_prechecked(s, op, def)) {
+                    la_global_sync(s, nb_globals);
+                }
                 if (def->flags & TCG_OPF_CALL_CLOBBER) {
                     la_cross_clobber(s, nb_temps,
                                      tcg_op_is_qemu_ldst(opc)
@@ -3519,7 +3543,8 @@ static void tcg_reg_alloc_op(TCGContext *s, const TCGOp *op)
                 }
             }
         }
-        if (def->flags & TCG_OPF_SIDE_EFFECTS) {
+        if ((def->flags & TCG_OPF_SIDE_EFFECTS) &&
+            !tcg_op_is_prechecked(s, op, def)) {
             /* sync globals if the op has side effects and might trigger
                an exception. */
             sync_globals(s, i_allocated_regs);

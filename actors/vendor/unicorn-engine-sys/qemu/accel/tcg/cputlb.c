@@ -565,6 +565,37 @@ static inline void coproc_first_touch(CPUArchState *env, target_ulong addr,
     }
 }
 
+/*
+ * coprocessor (PATCHES.md 15): a group check failed: a page of the range
+ * its accesses span is not granted for them this job (or the range is not
+ * below 4 GiB). The guest state goes back to the group's first access
+ * (which has not run: the pc, and the meter to the instructions that
+ * retired), the block is thrown away and its pc (and that access's) are
+ * translated from now on with a check per access, and execution resumes
+ * at the access. No guest instruction runs twice and no page is counted
+ * here: the accesses then take the per-access path.
+ */
+void helper_coproc_group_miss(CPUArchState *env, uintptr_t retaddr)
+{
+    CPUState *cpu = env_cpu(env);
+    struct uc_struct *uc = env->uc;
+    TranslationBlock *tb = tcg_tb_lookup(uc->tcg_ctx, retaddr);
+    target_ulong pc, cs_base;
+    uint32_t flags;
+
+    cpu_restore_state(cpu, retaddr, true);
+    cpu_get_tb_cpu_state(env, &pc, &cs_base, &flags);
+    uc_coproc_mark_checked(uc, pc);
+    if (tb != NULL) {
+        uc_coproc_mark_checked(uc, tb->pc);
+        /* A one-shot block is already gone (cpu_restore_state). */
+        if (!(tb_cflags(tb) & CF_NOCACHE)) {
+            tb_phys_invalidate(uc->tcg_ctx, tb, -1);
+        }
+    }
+    cpu_loop_exit_noexc(cpu);
+}
+
 void tlb_flush_page(CPUState *cpu, target_ulong addr)
 {
     tlb_flush_page_by_mmuidx(cpu, addr, ALL_MMUIDX_BITS);

@@ -107,6 +107,21 @@ typedef enum MemOp {
 #endif
 
     MO_SSIZE = MO_SIZE | MO_SIGN,
+
+    /*
+     * coprocessor (PATCHES.md 15): direct guest memory, one check for a
+     * group of accesses off the same base register. MO_COPROC_DIRECT: the
+     * access lies inside a range a group check has already found granted
+     * (no check, no slow path, cannot fault). MO_COPROC_GROUP: not an
+     * access but that check, of (span-1) << MO_COPROC_SPAN_SHIFT + 1 bytes
+     * from the address, for loads (MO_COPROC_GROUP_READ) and/or stores
+     * (MO_COPROC_GROUP_WRITE); its slow path leaves the block.
+     */
+    MO_COPROC_DIRECT = 1 << 7,
+    MO_COPROC_GROUP = 1 << 8,
+    MO_COPROC_GROUP_READ = 1 << 9,
+    MO_COPROC_GROUP_WRITE = 1 << 10,
+    MO_COPROC_SPAN_SHIFT = 12, /* 12 bits: a span of 1 to 4096 bytes */
 } MemOp;
 
 /* MemOp to size in bytes.  */

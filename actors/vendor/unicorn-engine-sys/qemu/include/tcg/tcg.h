@@ -1402,6 +1402,9 @@ uint64_t dup_const_func(unsigned vece, uint64_t c);
  * Memory helpers that will be used by TCG generated code.
  */
 /* Value zero-extended to tcg register size.  */
+/* coprocessor: a group check failed (PATCHES.md 15): leaves the block. */
+void QEMU_NORETURN helper_coproc_group_miss(CPUArchState *env,
+                                            uintptr_t retaddr);
 tcg_target_ulong helper_ret_ldub_mmu(CPUArchState *env, target_ulong addr,
                                      TCGMemOpIdx oi, uintptr_t retaddr);
 tcg_target_ulong helper_le_lduw_mmu(CPUArchState *env, target_ulong addr,

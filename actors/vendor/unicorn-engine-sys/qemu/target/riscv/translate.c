@@ -46,6 +46,13 @@
  */
 #define DISAS_UC_EXIT    DISAS_TARGET_6
 
+/* coprocessor (PATCHES.md 15): groups open at once in a block, and
+   accesses per group. A group needs COPROC_GROUP_MIN accesses to pay for
+   its check. */
+#define COPROC_GROUPS 4
+#define COPROC_GROUP_MAX 32
+#define COPROC_GROUP_MIN 3
+
 typedef struct DisasContext {
     DisasContextBase base;
     /* pc_succ_insn points to the instruction following base.pc_next */
@@ -67,6 +74,16 @@ typedef struct DisasContext {
     // Unicorn
     struct uc_struct *uc;
     bool invalid;   // invalid instruction, discoverd by translator
+
+    // coprocessor: one check for a group of accesses (PATCHES.md 15)
+    CPURISCVState *env;
+    bool coproc_groups;  // this block may check accesses in groups
+    struct {
+        int reg;         // the base register, 0: an empty slot
+        int n;           // its accesses
+        target_ulong pcs[COPROC_GROUP_MAX];
+    } groups[COPROC_GROUPS];
+    int next_group;      // the slot a new group takes when all are used
 } DisasContext;
 
 #ifdef TARGET_RISCV64
@@ -735,6 +752,150 @@ static bool gen_shift(DisasContext *ctx, arg_r *a,
 }
 
 /* Include insn module translation function */
+/*
+ * coprocessor (PATCHES.md 15): one direct-memory check for a group of
+ * loads and stores off the same base register in a block. At an access
+ * that no open group covers, the rest of the block is read ahead: each
+ * later access off the same register, up to the first instruction that
+ * writes the register or may end the block, joins the group while the
+ * range they all span stays within 4096 bytes. With COPROC_GROUP_MIN
+ * accesses or more, one check of the whole range (below 4 GiB, every page
+ * granted for the group's loads and stores) goes before this access, and
+ * every member is then emitted with MO_COPROC_DIRECT: no check of its own.
+ * A failed check leaves the block before this access has run
+ * (helper_coproc_group_miss), and the block is translated again with a
+ * check per access. Reading ahead past where the block really ends only
+ * widens the range: a check with no side effects, that fails more often.
+ * Returns the flag for this access: MO_COPROC_DIRECT or 0.
+ */
+static MemOp coproc_group(DisasContext *ctx, int rs1, target_long imm,
+                          unsigned size, bool store, int rd)
+{
+    TCGContext *tcg_ctx = ctx->uc->tcg_ctx;
+    target_ulong pc = ctx->base.pc_next;
+    target_ulong page_end;
+    target_ulong pcs[COPROC_GROUP_MAX];
+    target_long lo = imm, hi = imm + size;
+    int bits = store ? MO_COPROC_GROUP_WRITE : MO_COPROC_GROUP_READ;
+    int n = 1, left, g, slot = -1;
+    TCGv addr, dummy;
+
+    if (!ctx->coproc_groups || rs1 == 0) {
+        return 0;
+    }
+    for (g = 0; g < COPROC_GROUPS; g++) {
+        if (ctx->groups[g].reg == rs1) {
+            for (int i = 0; i < ctx->groups[g].n; i++) {
+                if (ctx->groups[g].pcs[i] == pc) {
+                    return MO_COPROC_DIRECT;
+                }
+            }
+            slot = g; /* that group is over: this access may open another */
+        }
+    }
+    /* A load into its own base register ends the group at once. */
+    if (!store && rd == rs1) {
+        return 0;
+    }
+    pcs[0] = pc;
+    page_end = (ctx->base.pc_first & TARGET_PAGE_MASK) + TARGET_PAGE_SIZE;
+    left = ctx->base.max_insns - ctx->base.num_insns;
+    for (target_ulong p = pc + 4; p + 4 <= page_end && left > 0;
+         p += 4, left--) {
+        uint32_t insn = cpu_ldl_code(ctx->env, p);
+        uint32_t opc = insn & 0x7f, f3 = (insn >> 12) & 7;
+        int w_rd = (insn >> 7) & 31, base = (insn >> 15) & 31, sz = 0;
+        bool st = false;
+        target_long off = 0;
+
+        if ((insn & 3) != 3) {
+            break;
+        }
+        switch (opc) {
+        case 0x03: /* LOAD: lb lh lw lbu lhu (ld lwu) */
+            switch (f3) {
+            case 0: case 4: sz = 1; break;
+            case 1: case 5: sz = 2; break;
+            case 2: sz = 4; break;
+#ifdef TARGET_RISCV64
+            case 3: sz = 8; break;
+            case 6: sz = 4; break;
+#endif
+            default: goto done;
+            }
+            off = (int32_t)insn >> 20;
+            break;
+        case 0x23: /* STORE: sb sh sw (sd) */
+            switch (f3) {
+            case 0: sz = 1; break;
+            case 1: sz = 2; break;
+            case 2: sz = 4; break;
+#ifdef TARGET_RISCV64
+            case 3: sz = 8; break;
+#endif
+            default: goto done;
+            }
+            off = (((int32_t)insn >> 25) << 5) | ((insn >> 7) & 31);
+            st = true;
+            w_rd = 0;
+            break;
+        case 0x13: /* OP-IMM */
+        case 0x33: /* OP (and M) */
+        case 0x37: /* LUI */
+        case 0x17: /* AUIPC */
+#ifdef TARGET_RISCV64
+        case 0x1b: /* OP-IMM-32 */
+        case 0x3b: /* OP-32 */
+#endif
+            break;
+        default: /* branches, jumps, SYSTEM, fences, anything else */
+            goto done;
+        }
+        if (sz != 0 && base == rs1 && n < COPROC_GROUP_MAX) {
+            target_long nlo = off < lo ? off : lo;
+            target_long nhi = off + sz > hi ? off + sz : hi;
+            if (nhi - nlo <= TARGET_PAGE_SIZE) {
+                lo = nlo;
+                hi = nhi;
+                bits |= st ? MO_COPROC_GROUP_WRITE : MO_COPROC_GROUP_READ;
+                pcs[n++] = p;
+            }
+        }
+        if (w_rd == rs1) {
+            break;
+        }
+    }
+done:
+    if (n < COPROC_GROUP_MIN) {
+        return 0;
+    }
+    if (slot < 0) {
+        for (g = 0; g < COPROC_GROUPS && slot < 0; g++) {
+            if (ctx->groups[g].reg == 0) {
+                slot = g;
+            }
+        }
+    }
+    if (slot < 0) {
+        slot = ctx->next_group;
+        ctx->next_group = (ctx->next_group + 1) % COPROC_GROUPS;
+    }
+    ctx->groups[slot].reg = rs1;
+    ctx->groups[slot].n = n;
+    memcpy(ctx->groups[slot].pcs, pcs, n * sizeof(pcs[0]));
+
+    addr = tcg_temp_new(tcg_ctx);
+    dummy = tcg_temp_new(tcg_ctx);
+    gen_get_gpr(tcg_ctx, addr, rs1);
+    tcg_gen_addi_tl(tcg_ctx, addr, addr, lo);
+    tcg_gen_qemu_ld_tl(tcg_ctx, dummy, addr, ctx->mem_idx,
+                       MO_UB | MO_COPROC_GROUP | bits |
+                       ((MemOp)(hi - lo - 1) << MO_COPROC_SPAN_SHIFT));
+    tcg_temp_free(tcg_ctx, addr);
+    tcg_temp_free(tcg_ctx, dummy);
+    return MO_COPROC_DIRECT;
+}
+
 #include "insn_trans/trans_rvi.inc.c"
 #include "insn_trans/trans_rvm.inc.c"
 #include "insn_trans/trans_rva.inc.c"
@@ -821,6 +982,19 @@ static void riscv_tr_init_disas_context(DisasContextBase *dcbase, CPUState *cs)
     ctx->misa = env->misa;
     ctx->frm = -1;  /* unknown rounding mode */
     ctx->ext_ifencei = cpu->cfg.ext_ifencei;
+
+    /* coprocessor (PATCHES.md 15): groups need direct memory, no hook
+       that sees (or may change the registers at) single instructions or
+       accesses, and a block whose group check has never failed. */
+    ctx->env = env;
+    ctx->coproc_groups = cs->uc->coproc_direct_map != NULL &&
+        !HOOK_EXISTS(cs->uc, UC_HOOK_MEM_READ) &&
+        !HOOK_EXISTS(cs->uc, UC_HOOK_MEM_READ_AFTER) &&
+        !HOOK_EXISTS(cs->uc, UC_HOOK_MEM_WRITE) &&
+        !HOOK_EXISTS(cs->uc, UC_HOOK_CODE) &&
+        !uc_coproc_is_checked(cs->uc, ctx->base.pc_first);
+    memset(ctx->groups, 0, sizeof(ctx->groups));
+    ctx->next_group = 0;
 }
 
 static void riscv_tr_tb_start(DisasContextBase *db, CPUState *cpu)

@@ -1925,6 +1925,16 @@ static bool tcg_out_qemu_ld_slow_path(TCGContext *s, TCGLabelQemuLdst *l)
         tcg_patch32(label_ptr[i], s->code_ptr - label_ptr[i] - 4);
     }
 
+    if (opc & MO_COPROC_GROUP) {
+        /* coprocessor: a group check failed; the helper leaves the block
+           (PATCHES.md 15) and never returns. */
+        tcg_out_mov(s, TCG_TYPE_PTR, tcg_target_call_iarg_regs[0], TCG_AREG0);
+        tcg_out_movi(s, TCG_TYPE_PTR, tcg_target_call_iarg_regs[1],
+                     (uintptr_t)l->raddr);
+        tcg_out_call(s, (tcg_insn_unit *)helper_coproc_group_miss);
+        return true;
+    }
+
     if (TCG_TARGET_REG_BITS == 32) {
         int ofs = 0;
 
@@ -2307,6 +2317,89 @@ static int tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
 #endif
 }
 
+/*
+ * coprocessor: one check for a group of accesses (PATCHES.md 15). Whether
+ * direct memory serves this block's accesses: no memory hook, a map.
+ */
+static bool coproc_direct_on(TCGContext *s)
+{
+    return s->uc->coproc_direct_map != NULL && !tcg_uc_has_hookmem(s);
+}
+
+/*
+ * The check of a group (MO_COPROC_GROUP): the span-byte range at addrlo
+ * lies below 4 GiB, within at most two pages, both granted for what the
+ * group does (loads, stores or both):
+ *
+ *     mov   addrlo, %rdi            ; 32-bit guests: zero-extends
+ *     lea   span-1(%rdi), %rsi      ; the range's last byte
+ *     shr   $12, %rdi ; shr $12, %rsi
+ *     cmp   $0xfffff, %rdi ; ja slow      (64-bit guests: >= 4 GiB)
+ *     movzbl (%r14,%rdi), %edi ; movzbl (%r14,%rsi), %esi
+ *     and   %esi, %edi ; not %edi
+ *     test  $bits, %dil ; jne slow
+ *
+ * A range that ends past 4 GiB has its last page at 2^20, past the map's
+ * page bytes, where the map is never granted. The slow path leaves the
+ * block (helper_coproc_group_miss).
+ */
+static void tcg_out_coproc_group(TCGContext *s, TCGReg addrlo, MemOp opc,
+                                 tcg_insn_unit **label_ptr)
+{
+#ifdef TCG_TARGET_DIRECT_BASE_REG
+    int n = 0;
+    int span1 = (opc >> MO_COPROC_SPAN_SHIFT) & 0xfff;
+    int bits = ((opc & MO_COPROC_GROUP_READ) ? 1 : 0) |
+               ((opc & MO_COPROC_GROUP_WRITE) ? 2 : 0);
+
+    tcg_out_mov(s, TARGET_LONG_BITS == 64 ? TCG_TYPE_I64 : TCG_TYPE_I32,
+                TCG_REG_L0, addrlo);
+    tcg_out_modrm_offset(s, OPC_LEA + P_REXW, TCG_REG_L1, TCG_REG_L0, span1);
+    tcg_out_shifti(s, SHIFT_SHR + P_REXW, TCG_REG_L0, TARGET_PAGE_BITS);
+    tcg_out_shifti(s, SHIFT_SHR + P_REXW, TCG_REG_L1, TARGET_PAGE_BITS);
+    if (TARGET_LONG_BITS == 64) {
+        tgen_arithi(s, ARITH_CMP + P_REXW, TCG_REG_L0,
+                    (0x100000000ull >> TARGET_PAGE_BITS) - 1, 0);
+        coproc_jcc_slow(s, JCC_JA, label_ptr, &n);
+    }
+    tcg_out_modrm_sib_offset(s, OPC_MOVZBL, TCG_REG_L0,
+                             TCG_TARGET_DIRECT_MAP_REG, TCG_REG_L0, 0, 0);
+    tcg_out_modrm_sib_offset(s, OPC_MOVZBL, TCG_REG_L1,
+                             TCG_TARGET_DIRECT_MAP_REG, TCG_REG_L1, 0, 0);
+    tgen_arithr(s, ARITH_AND, TCG_REG_L0, TCG_REG_L1);
+    tcg_out_modrm(s, OPC_GRP3_Ev, EXT3_NOT, TCG_REG_L0);
+    tcg_out_modrm(s, OPC_GRP3_Eb | P_REXB_RM, EXT3_TESTi, TCG_REG_L0);
+    tcg_out8(s, bits);
+    coproc_jcc_slow(s, JCC_JNE, label_ptr, &n);
+    while (n < 3) {
+        label_ptr[n++] = NULL;
+    }
+#else
+    tcg_abort();
+#endif
+}
+
+/*
+ * The index register of an access a group check covers
+ * (MO_COPROC_DIRECT): the guest address itself, zero-extended for a
+ * 32-bit guest; or -1 when direct memory is off for this block.
+ */
+static int coproc_prechecked_index(TCGContext *s, TCGReg addrlo, MemOp opc)
+{
+#ifdef TCG_TARGET_DIRECT_BASE_REG
+    if (!(opc & MO_COPROC_DIRECT) || (opc & MO_BSWAP) || !coproc_direct_on(s)) {
+        return -1;
+    }
+    if (TARGET_LONG_BITS == 64) {
+        return addrlo;
+    }
+    tcg_out_mov(s, TCG_TYPE_I32, TCG_REG_L1, addrlo);
+    return TCG_REG_L1;
+#else
+    return -1;
+#endif
+}
+
 static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
 {
     TCGReg datalo, datahi, addrlo;
@@ -2325,6 +2418,19 @@ static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
 
     mem_index = get_mmuidx(oi);
 
+    if (opc & MO_COPROC_GROUP) {
+        tcg_out_coproc_group(s, addrlo, opc, label_ptr);
+        add_qemu_ldst_label(s, true, is64, oi, datalo, datahi, addrlo, addrhi,
+                            s->code_ptr, label_ptr);
+        return;
+    }
+    index = coproc_prechecked_index(s, addrlo, opc);
+    if (index >= 0) {
+        /* No check and no slow path: the group's check covered it. */
+        tcg_out_qemu_ld_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
+                               index, 0, 0, is64, opc);
+        return;
+    }
     index = tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 1);
     if (index >= 0) {
         tcg_out_qemu_ld_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
@@ -2442,6 +2548,13 @@ static void tcg_out_qemu_st(TCGContext *s, const TCGArg *args, bool is64)
 
     mem_index = get_mmuidx(oi);
 
+    index = coproc_prechecked_index(s, addrlo, opc);
+    if (index >= 0) {
+        /* No check and no slow path: the group's check covered it. */
+        tcg_out_qemu_st_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
+                               index, 0, 0, opc);
+        return;
+    }
     index = tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 2);
     if (index >= 0) {
         tcg_out_qemu_st_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,

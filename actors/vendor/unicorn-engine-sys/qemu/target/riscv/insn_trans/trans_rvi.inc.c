@@ -144,8 +144,12 @@ static bool trans_bgeu(DisasContext *ctx, arg_bgeu *a)
 static bool gen_load(DisasContext *ctx, arg_lb *a, MemOp memop)
 {
     TCGContext *tcg_ctx = ctx->uc->tcg_ctx;
-    TCGv t0 = tcg_temp_new(tcg_ctx);
-    TCGv t1 = tcg_temp_new(tcg_ctx);
+    TCGv t0, t1;
+    /* coprocessor: a group check goes first, if any (PATCHES.md 15). */
+    memop |= coproc_group(ctx, a->rs1, a->imm, memop_size(memop), false,
+                          a->rd);
+    t0 = tcg_temp_new(tcg_ctx);
+    t1 = tcg_temp_new(tcg_ctx);
     gen_get_gpr(tcg_ctx, t0, a->rs1);
     tcg_gen_addi_tl(tcg_ctx, t0, t0, a->imm);
 
@@ -184,8 +188,11 @@ static bool trans_lhu(DisasContext *ctx, arg_lhu *a)
 static bool gen_store(DisasContext *ctx, arg_sb *a, MemOp memop)
 {
     TCGContext *tcg_ctx = ctx->uc->tcg_ctx;
-    TCGv t0 = tcg_temp_new(tcg_ctx);
-    TCGv dat = tcg_temp_new(tcg_ctx);
+    TCGv t0, dat;
+    /* coprocessor: a group check goes first, if any (PATCHES.md 15). */
+    memop |= coproc_group(ctx, a->rs1, a->imm, memop_size(memop), true, 0);
+    t0 = tcg_temp_new(tcg_ctx);
+    dat = tcg_temp_new(tcg_ctx);
     gen_get_gpr(tcg_ctx, t0, a->rs1);
     tcg_gen_addi_tl(tcg_ctx, t0, t0, a->imm);
     gen_get_gpr(tcg_ctx, dat, a->rs2);
