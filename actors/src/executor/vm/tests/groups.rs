@@ -7,7 +7,7 @@
 
 use super::asm::{Asm, DATA_BASE};
 use super::metering::assert_stops_like_single_stepping;
-use super::{run, run64, vm, Vm};
+use super::{run, run64, vm, vm64, Vm};
 use crate::executor::vm::meter;
 use crate::job::{Failure, JobLimits, JobOutcome};
 use unicorn_engine::unicorn_const::Mode;
@@ -50,6 +50,40 @@ fn accesses_off_one_register_share_one_check_once_their_page_is_granted() {
     assert_eq!(first.output, [1u32, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
     assert_eq!(run_on(&mut vm), first);
     assert_eq!(checked_blocks(&vm), 0, "no group check failed");
+}
+
+#[test]
+fn offsets_below_and_above_the_base_reach_the_right_bytes_on_both_isas() {
+    // A grouped access adds its offset in the host access itself: stores at
+    // base-8 .. base+4 (rv32) and base-16 .. base+8 (rv64), read back by the
+    // write syscall (host code), must land where a per-access store would.
+    let base = HEAP + 2048;
+    let mut p = Asm::new();
+    p.li(5, base).sw(0, 5, 0);
+    end_block(&mut p);
+    for (k, off) in [-8, -4, 0, 4].into_iter().enumerate() {
+        p.addi(6, 0, k as i32 + 1).sw(6, 5, off);
+    }
+    end_block(&mut p);
+    p.write(3, base - 8, 16).exit(0);
+    let mut vm32 = vm(&p);
+    let outcome = run_on(&mut vm32);
+    assert_eq!(outcome.output, [1u32, 2, 3, 4].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
+    assert_eq!(checked_blocks(&vm32), 0, "the group check passed");
+
+    let mut p = Asm::new();
+    p.li(5, base).sd(0, 5, 0);
+    end_block(&mut p);
+    for (k, off) in [-16, -8, 0, 8].into_iter().enumerate() {
+        p.li64(6, 0x1_0000_0001 * (k as u64 + 1)).sd(6, 5, off);
+    }
+    end_block(&mut p);
+    p.write(3, base - 16, 32).exit(0);
+    let mut vm64 = vm64(&p);
+    let outcome = run_on(&mut vm64);
+    let expected: Vec<u8> = (1..=4u64).flat_map(|k| (0x1_0000_0001 * k).to_le_bytes()).collect();
+    assert_eq!(outcome.output, expected);
+    assert_eq!(checked_blocks(&vm64), 0, "the group check passed");
 }
 
 #[test]

@@ -896,6 +896,23 @@ done:
     return MO_COPROC_DIRECT;
 }
 
+/*
+ * coprocessor (PATCHES.md 15): the address of a load or store at `addr`
+ * (the base register's value) plus `imm`. A grouped access carries the
+ * offset in its memop instead (12 bits, signed, where a group check
+ * carries its span), so that the backend adds it in the access's own
+ * addressing mode; any other access adds it here.
+ */
+static MemOp coproc_fold_offset(TCGContext *tcg_ctx, TCGv addr,
+                                target_long imm, MemOp memop)
+{
+    if (memop & MO_COPROC_DIRECT) {
+        return memop | (MemOp)((imm & 0xfff) << MO_COPROC_SPAN_SHIFT);
+    }
+    tcg_gen_addi_tl(tcg_ctx, addr, addr, imm);
+    return memop;
+}
+
 #include "insn_trans/trans_rvi.inc.c"
 #include "insn_trans/trans_rvm.inc.c"
 #include "insn_trans/trans_rva.inc.c"

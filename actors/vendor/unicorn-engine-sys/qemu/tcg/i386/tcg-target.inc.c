@@ -2380,16 +2380,25 @@ static void tcg_out_coproc_group(TCGContext *s, TCGReg addrlo, MemOp opc,
 }
 
 /*
- * The index register of an access a group check covers
- * (MO_COPROC_DIRECT): the guest address itself, zero-extended for a
- * 32-bit guest; or -1 when direct memory is off for this block.
+ * An access a group check covers (MO_COPROC_DIRECT): addrlo is the base
+ * register's value and the memop carries the offset (12 bits, signed, at
+ * MO_COPROC_SPAN_SHIFT). Returns the index register, the base register
+ * itself (zero-extended for a 32-bit guest: a passing group check means
+ * base + offset does not wrap), and sets *disp to the offset; or -1 for
+ * any other access. The translator sets the flag only when direct memory
+ * serves the block, which cannot change while it is translated.
  */
-static int coproc_prechecked_index(TCGContext *s, TCGReg addrlo, MemOp opc)
+static int coproc_prechecked_index(TCGContext *s, TCGReg addrlo, MemOp opc,
+                                   int *disp)
 {
 #ifdef TCG_TARGET_DIRECT_BASE_REG
-    if (!(opc & MO_COPROC_DIRECT) || (opc & MO_BSWAP) || !coproc_direct_on(s)) {
+    if (!(opc & MO_COPROC_DIRECT)) {
         return -1;
     }
+    if ((opc & MO_BSWAP) || !coproc_direct_on(s)) {
+        tcg_abort(); /* the address lacks its offset: never emit it */
+    }
+    *disp = (int32_t)((uint32_t)opc << (20 - MO_COPROC_SPAN_SHIFT)) >> 20;
     if (TARGET_LONG_BITS == 64) {
         return addrlo;
     }
@@ -2406,7 +2415,7 @@ static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
     TCGReg addrhi QEMU_UNUSED_VAR;
     TCGMemOpIdx oi;
     MemOp opc;
-    int mem_index, index;
+    int mem_index, index, disp = 0;
     tcg_insn_unit *label_ptr[3] = { NULL, NULL, NULL };
 
     datalo = *args++;
@@ -2424,11 +2433,11 @@ static void tcg_out_qemu_ld(TCGContext *s, const TCGArg *args, bool is64)
                             s->code_ptr, label_ptr);
         return;
     }
-    index = coproc_prechecked_index(s, addrlo, opc);
+    index = coproc_prechecked_index(s, addrlo, opc, &disp);
     if (index >= 0) {
         /* No check and no slow path: the group's check covered it. */
         tcg_out_qemu_ld_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
-                               index, 0, 0, is64, opc);
+                               index, disp, 0, is64, opc);
         return;
     }
     index = tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 1);
@@ -2536,7 +2545,7 @@ static void tcg_out_qemu_st(TCGContext *s, const TCGArg *args, bool is64)
     TCGReg addrhi QEMU_UNUSED_VAR;
     TCGMemOpIdx oi;
     MemOp opc;
-    int mem_index, index;
+    int mem_index, index, disp = 0;
     tcg_insn_unit *label_ptr[3] = { NULL, NULL, NULL };
 
     datalo = *args++;
@@ -2548,11 +2557,11 @@ static void tcg_out_qemu_st(TCGContext *s, const TCGArg *args, bool is64)
 
     mem_index = get_mmuidx(oi);
 
-    index = coproc_prechecked_index(s, addrlo, opc);
+    index = coproc_prechecked_index(s, addrlo, opc, &disp);
     if (index >= 0) {
         /* No check and no slow path: the group's check covered it. */
         tcg_out_qemu_st_direct(s, datalo, datahi, COPROC_DIRECT_BASE_REG,
-                               index, 0, 0, opc);
+                               index, disp, 0, opc);
         return;
     }
     index = tcg_out_coproc_direct(s, addrlo, opc, label_ptr, 2);

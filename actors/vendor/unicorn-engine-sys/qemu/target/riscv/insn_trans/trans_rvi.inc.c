@@ -151,7 +151,7 @@ static bool gen_load(DisasContext *ctx, arg_lb *a, MemOp memop)
     t0 = tcg_temp_new(tcg_ctx);
     t1 = tcg_temp_new(tcg_ctx);
     gen_get_gpr(tcg_ctx, t0, a->rs1);
-    tcg_gen_addi_tl(tcg_ctx, t0, t0, a->imm);
+    memop = coproc_fold_offset(tcg_ctx, t0, a->imm, memop);
 
     tcg_gen_qemu_ld_tl(tcg_ctx, t1, t0, ctx->mem_idx, memop);
     gen_set_gpr(tcg_ctx, a->rd, t1);
@@ -194,7 +194,7 @@ static bool gen_store(DisasContext *ctx, arg_sb *a, MemOp memop)
     t0 = tcg_temp_new(tcg_ctx);
     dat = tcg_temp_new(tcg_ctx);
     gen_get_gpr(tcg_ctx, t0, a->rs1);
-    tcg_gen_addi_tl(tcg_ctx, t0, t0, a->imm);
+    memop = coproc_fold_offset(tcg_ctx, t0, a->imm, memop);
     gen_get_gpr(tcg_ctx, dat, a->rs2);
 
     tcg_gen_qemu_st_tl(tcg_ctx, dat, t0, ctx->mem_idx, memop);
