@@ -56,18 +56,35 @@ impl NatsCluster {
     }
 
     fn start_with(n: usize, turn: Option<std::sync::MutexGuard<'static, ()>>) -> NatsCluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let servers = (0..n)
-            .map(|_| Server { child: None, port: free_port(), cluster_port: free_port(), monitor_port: free_port() })
-            .collect();
-        let mut cluster = NatsCluster { servers, dir, _turn: turn };
-        for i in 0..n {
-            cluster.spawn(i);
+        // A free port is free only until someone takes it: between our probe
+        // and the server's bind, an outgoing connection anywhere on the
+        // machine may get it as its ephemeral port (found in CI: "bind:
+        // address already in use"). Such a cluster is thrown away and started
+        // again on other ports.
+        for attempt in 1.. {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let servers = (0..n)
+                .map(|_| Server {
+                    child: None,
+                    port: free_port(),
+                    cluster_port: free_port(),
+                    monitor_port: free_port(),
+                })
+                .collect();
+            let mut cluster = NatsCluster { servers, dir, _turn: None };
+            for i in 0..n {
+                cluster.spawn(i);
+            }
+            match (0..n).try_for_each(|i| cluster.try_wait_ready(i)) {
+                Ok(()) => {
+                    cluster._turn = turn;
+                    return cluster;
+                }
+                Err(log) if attempt < 5 && log.contains("address already in use") => continue,
+                Err(log) => panic!("{log}"),
+            }
         }
-        for i in 0..n {
-            cluster.wait_ready(i);
-        }
-        cluster
+        unreachable!("the loop returns or panics")
     }
 
     /// Starts server `i` on its ports and store dir.
@@ -117,7 +134,9 @@ impl NatsCluster {
             self.spawn(i);
         }
         for i in 0..self.servers.len() {
-            self.wait_ready(i);
+            if let Err(log) = self.try_wait_ready(i) {
+                panic!("{log}");
+            }
         }
     }
 
@@ -152,17 +171,22 @@ impl NatsCluster {
     }
 
     /// Waits until server `i` says JetStream is healthy (`/healthz`: a
-    /// JetStream leader is elected and the server is current).
-    fn wait_ready(&self, i: usize) {
+    /// JetStream leader is elected and the server is current). Errs, with
+    /// what the server logged, when it is not after `READY_LIMIT` or when it
+    /// has exited.
+    fn try_wait_ready(&mut self, i: usize) -> Result<(), String> {
         let start = Instant::now();
         let monitor = self.servers[i].monitor_port;
         while start.elapsed() < READY_LIMIT {
             if coprocessor::devnet::cluster::healthz(monitor) {
-                return;
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.servers[i].child.as_mut().map(Child::try_wait) {
+                return Err(format!("nats-server {i} exited ({status}):\n{}", self.log(i)));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("nats-server {i} not ready after {READY_LIMIT:?}:\n{}", self.log(i));
+        Err(format!("nats-server {i} not ready after {READY_LIMIT:?}:\n{}", self.log(i)))
     }
 
     /// The store dir of the servers.
