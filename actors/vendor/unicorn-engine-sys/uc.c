@@ -512,7 +512,9 @@ uc_err uc_close(uc_engine *uc)
         uc->release(uc->tcg_ctx);
     }
     g_free(uc->tcg_ctx);
-    g_free(uc->coproc_checked_pcs); // coprocessor (PATCHES.md 15)
+    if (uc->coproc_checked_pcs != NULL) { // coprocessor (PATCHES.md 15)
+        g_hash_table_destroy(uc->coproc_checked_pcs);
+    }
 
     // Cleanup CPU.
     g_free(uc->cpu->cpu_ases);
@@ -3157,68 +3159,37 @@ uc_err uc_coproc_direct(uc_engine *uc, void *base, void *map)
     return UC_ERR_OK;
 }
 
-static size_t coproc_checked_slot(uint64_t key, size_t cap)
+/* A key of the set of checked pcs: never NULL (pcs are even). On a 32-bit
+   host two rv64 pcs may share a key: a block then keeps its per-access
+   checks for nothing, which is slower, never wrong. */
+static gpointer coproc_checked_key(uint64_t pc)
 {
-    /* Fibonacci hashing; cap is a power of two. */
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+    return (gpointer)(uintptr_t)(pc | 1);
 }
 
 bool uc_coproc_is_checked(struct uc_struct *uc, uint64_t pc)
 {
-    uint64_t key = pc | 1;
-    size_t i;
-
-    if (uc->coproc_checked_len == 0) {
-        return false;
-    }
-    for (i = coproc_checked_slot(key, uc->coproc_checked_cap);
-         uc->coproc_checked_pcs[i] != 0;
-         i = (i + 1) & (uc->coproc_checked_cap - 1)) {
-        if (uc->coproc_checked_pcs[i] == key) {
-            return true;
-        }
-    }
-    return false;
+    return uc->coproc_checked_pcs != NULL &&
+           g_hash_table_lookup(uc->coproc_checked_pcs,
+                               coproc_checked_key(pc)) != NULL;
 }
 
 void uc_coproc_mark_checked(struct uc_struct *uc, uint64_t pc)
 {
-    uint64_t key = pc | 1;
-    size_t i;
+    gpointer key = coproc_checked_key(pc);
 
-    if (uc_coproc_is_checked(uc, pc)) {
-        return;
+    if (uc->coproc_checked_pcs == NULL) {
+        uc->coproc_checked_pcs = g_hash_table_new(NULL, NULL);
     }
-    /* Keep the set at most half full. */
-    if ((uc->coproc_checked_len + 1) * 2 > uc->coproc_checked_cap) {
-        size_t old_cap = uc->coproc_checked_cap;
-        uint64_t *old = uc->coproc_checked_pcs;
-        size_t cap = old_cap ? old_cap * 2 : 64;
-
-        uc->coproc_checked_pcs = g_new0(uint64_t, cap);
-        uc->coproc_checked_cap = cap;
-        for (size_t j = 0; j < old_cap; j++) {
-            if (old[j] != 0) {
-                for (i = coproc_checked_slot(old[j], cap);
-                     uc->coproc_checked_pcs[i] != 0; i = (i + 1) & (cap - 1)) {
-                }
-                uc->coproc_checked_pcs[i] = old[j];
-            }
-        }
-        g_free(old);
-    }
-    for (i = coproc_checked_slot(key, uc->coproc_checked_cap);
-         uc->coproc_checked_pcs[i] != 0;
-         i = (i + 1) & (uc->coproc_checked_cap - 1)) {
-    }
-    uc->coproc_checked_pcs[i] = key;
-    uc->coproc_checked_len++;
+    g_hash_table_insert(uc->coproc_checked_pcs, key, key);
 }
 
 UNICORN_EXPORT
 size_t uc_coproc_checked_blocks(uc_engine *uc)
 {
-    return uc->coproc_checked_len;
+    return uc->coproc_checked_pcs != NULL
+               ? g_hash_table_size(uc->coproc_checked_pcs)
+               : 0;
 }
 
 UNICORN_EXPORT

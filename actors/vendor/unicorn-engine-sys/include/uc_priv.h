@@ -323,11 +323,9 @@ struct uc_struct {
     uint8_t *coproc_direct_base;
     uint8_t *coproc_direct_map;
     // coprocessor: guest pcs whose blocks are translated without group
-    // checks, because a group check there failed once (PATCHES.md 15). An
-    // open-addressing set of pc | 1 (0: empty slot).
-    uint64_t *coproc_checked_pcs;
-    size_t coproc_checked_cap;
-    size_t coproc_checked_len;
+    // checks, because a group check there failed once (PATCHES.md 15):
+    // pc | 1 -> itself, created at the first failure.
+    GHashTable *coproc_checked_pcs;
     uc_add_inline_hook_t add_inline_hook;
     uc_del_inline_hook_t del_inline_hook;
 

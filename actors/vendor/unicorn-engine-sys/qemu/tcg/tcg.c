@@ -2355,9 +2355,6 @@ static bool tcg_op_is_qemu_ldst(TCGOpcode opc)
            opc == INDEX_op_qemu_st_i32 || opc == INDEX_op_qemu_st_i64;
 }
 
-/* Liveness analysis : update the opc_arg_life array to tell if a
-   given input arguments is dead. Instructions updating dead
-   temporaries are removed. */
 /*
  * coprocessor: a qemu_ld/st that a group check covers (PATCHES.md 15)
  * cannot fault, so the globals need not be in memory before it: it keeps
@@ -2369,8 +2366,7 @@ static bool tcg_op_is_prechecked(TCGContext *s, const TCGOp *op,
 #ifdef TCG_TARGET_DIRECT_BASE_REG
     MemOp memop;
 
-    if (!tcg_op_is_qemu_ldst(op->opc) || s->uc->coproc_direct_map == NULL ||
-        tcg_uc_has_hookmem(s)) {
+    if (!tcg_op_is_qemu_ldst(op->opc) || !tcg_uc_coproc_direct(s)) {
         return false;
     }
     memop = get_memop(op->args[def->nb_oargs + def->nb_iargs]);
@@ -2380,6 +2376,9 @@ static bool tcg_op_is_prechecked(TCGContext *s, const TCGOp *op,
 #endif
 }
 
+/* Liveness analysis : update the opc_arg_life array to tell if a
+   given input arguments is dead. Instructions updating dead
+   temporaries are removed. */
 static void liveness_pass_1(TCGContext *s)
 {
     int nb_globals = s->nb_globals;

@@ -1604,4 +1604,12 @@ static inline bool tcg_uc_has_hookmem(TCGContext *s)
         HOOK_EXISTS(s->uc, UC_HOOK_MEM_WRITE);
 }
 
+/* coprocessor: whether generated loads and stores go to direct guest
+   memory (PATCHES.md 11): a page map is set and no memory hook needs every
+   access to go through the helpers. */
+static inline bool tcg_uc_coproc_direct(TCGContext *s)
+{
+    return s->uc->coproc_direct_map != NULL && !tcg_uc_has_hookmem(s);
+}
+
 #endif /* TCG_H */

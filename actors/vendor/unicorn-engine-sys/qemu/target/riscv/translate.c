@@ -751,7 +751,6 @@ static bool gen_shift(DisasContext *ctx, arg_r *a,
     return true;
 }
 
-/* Include insn module translation function */
 /*
  * coprocessor (PATCHES.md 15): one direct-memory check for a group of
  * loads and stores off the same base register in a block. At an access
@@ -913,6 +912,7 @@ static MemOp coproc_fold_offset(TCGContext *tcg_ctx, TCGv addr,
     return memop;
 }
 
+/* Include insn module translation function */
 #include "insn_trans/trans_rvi.inc.c"
 #include "insn_trans/trans_rvm.inc.c"
 #include "insn_trans/trans_rva.inc.c"
@@ -1004,10 +1004,7 @@ static void riscv_tr_init_disas_context(DisasContextBase *dcbase, CPUState *cs)
        that sees (or may change the registers at) single instructions or
        accesses, and a block whose group check has never failed. */
     ctx->env = env;
-    ctx->coproc_groups = cs->uc->coproc_direct_map != NULL &&
-        !HOOK_EXISTS(cs->uc, UC_HOOK_MEM_READ) &&
-        !HOOK_EXISTS(cs->uc, UC_HOOK_MEM_READ_AFTER) &&
-        !HOOK_EXISTS(cs->uc, UC_HOOK_MEM_WRITE) &&
+    ctx->coproc_groups = tcg_uc_coproc_direct(cs->uc->tcg_ctx) &&
         !HOOK_EXISTS(cs->uc, UC_HOOK_CODE) &&
         !uc_coproc_is_checked(cs->uc, ctx->base.pc_first);
     memset(ctx->groups, 0, sizeof(ctx->groups));

@@ -1867,7 +1867,7 @@ QEMU_BUILD_BUG_ON(ARRAY_SIZE(coproc_ldst_saved_regs) * 8 >
 
 static bool coproc_ldst_keeps_regs(TCGContext *s)
 {
-    return s->uc->coproc_direct_map != NULL && !tcg_uc_has_hookmem(s);
+    return tcg_uc_coproc_direct(s);
 }
 
 /* The registers a qemu_ld/st clobbers: L0 and L1 (and the vector
@@ -2269,8 +2269,7 @@ static int tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
     int index = TCG_REG_L1;
     int n = 0;
 
-    if (s->uc->coproc_direct_map == NULL || (opc & MO_BSWAP) ||
-        tcg_uc_has_hookmem(s)) {
+    if (!tcg_uc_coproc_direct(s) || (opc & MO_BSWAP)) {
         return -1;
     }
     if (TARGET_LONG_BITS == 64 && have_bmi2 && s_bits != MO_8) {
@@ -2318,15 +2317,8 @@ static int tcg_out_coproc_direct(TCGContext *s, TCGReg addrlo, MemOp opc,
 }
 
 /*
- * coprocessor: one check for a group of accesses (PATCHES.md 15). Whether
- * direct memory serves this block's accesses: no memory hook, a map.
- */
-static bool coproc_direct_on(TCGContext *s)
-{
-    return s->uc->coproc_direct_map != NULL && !tcg_uc_has_hookmem(s);
-}
-
-/*
+ * coprocessor: one check for a group of accesses (PATCHES.md 15).
+ *
  * The check of a group (MO_COPROC_GROUP): the span-byte range at addrlo
  * lies below 4 GiB, within at most two pages, both granted for what the
  * group does (loads, stores or both):
@@ -2395,7 +2387,7 @@ static int coproc_prechecked_index(TCGContext *s, TCGReg addrlo, MemOp opc,
     if (!(opc & MO_COPROC_DIRECT)) {
         return -1;
     }
-    if ((opc & MO_BSWAP) || !coproc_direct_on(s)) {
+    if ((opc & MO_BSWAP) || !tcg_uc_coproc_direct(s)) {
         tcg_abort(); /* the address lacks its offset: never emit it */
     }
     *disp = (int32_t)((uint32_t)opc << (20 - MO_COPROC_SPAN_SHIFT)) >> 20;
