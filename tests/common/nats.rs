@@ -61,7 +61,9 @@ impl NatsCluster {
         // machine may get it as its ephemeral port (found in CI: "bind:
         // address already in use"). Such a cluster is thrown away and started
         // again on other ports.
-        for attempt in 1.. {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let dir = tempfile::tempdir().expect("temp dir");
             let servers = (0..n)
                 .map(|_| Server {
@@ -84,7 +86,6 @@ impl NatsCluster {
                 Err(log) => panic!("{log}"),
             }
         }
-        unreachable!("the loop returns or panics")
     }
 
     /// Starts server `i` on its ports and store dir.

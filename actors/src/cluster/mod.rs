@@ -157,27 +157,33 @@ impl Cluster {
             Err(_) => within(timeout, "create the programs bucket", js.create_object_store(bucket)).await?,
         };
         let replicas = section.stream_replicas();
-        let jobs = work_queue(
+        let jobs = open_work_queue(
+            &js,
+            timeout,
             jobs::JOBS_STREAM,
             "coprocessor jobs, one message per job, pulled by the engines",
             jobs::JOBS_SUBJECT,
             replicas,
-        );
-        let jobs = within(timeout, "open the jobs stream", js.get_or_create_stream(jobs)).await?;
-        let relays = work_queue(
+        )
+        .await?;
+        let relays = open_work_queue(
+            &js,
+            timeout,
             relays::RELAY_STREAM,
             "coprocessor results to settle, one message per job, pulled by the relayers",
             relays::RELAY_SUBJECT,
             replicas,
-        );
-        let relays = within(timeout, "open the relay stream", js.get_or_create_stream(relays)).await?;
-        let ordered = work_queue(
+        )
+        .await?;
+        let ordered = open_work_queue(
+            &js,
+            timeout,
             leases::ORDERED_STREAM,
             "coprocessor ordered results to settle, a subject per consumer",
             leases::ORDERED_SUBJECTS,
             replicas,
-        );
-        let ordered = within(timeout, "open the ordered relay stream", js.get_or_create_stream(ordered)).await?;
+        )
+        .await?;
         let claims =
             open_kv(&js, timeout, jobs::CLAIMS_BUCKET, "job ID -> the engine that took it in", replicas).await?;
         let results =
@@ -243,10 +249,18 @@ impl Cluster {
     }
 }
 
-/// A replicated work queue (a message is gone once acked) of `subjects`,
-/// deduplicated by message ID (the job ID) over [`jobs::DUPLICATE_WINDOW`].
-fn work_queue(name: &str, description: &str, subjects: &str, replicas: usize) -> stream::Config {
-    stream::Config {
+/// Opens the stream `name`, creating it if missing: a replicated work queue
+/// (a message is gone once acked) of `subjects`, deduplicated by message ID
+/// (the job ID) over [`jobs::DUPLICATE_WINDOW`].
+async fn open_work_queue(
+    js: &jetstream::Context,
+    timeout: Duration,
+    name: &str,
+    description: &str,
+    subjects: &str,
+    replicas: usize,
+) -> Result<stream::Stream, ClusterError> {
+    let config = stream::Config {
         name: name.to_owned(),
         description: Some(description.to_owned()),
         subjects: vec![subjects.to_owned()],
@@ -254,7 +268,8 @@ fn work_queue(name: &str, description: &str, subjects: &str, replicas: usize) ->
         duplicate_window: jobs::DUPLICATE_WINDOW,
         num_replicas: replicas,
         ..Default::default()
-    }
+    };
+    within(timeout, &format!("open the stream {name}"), js.get_or_create_stream(config)).await
 }
 
 /// Opens the key-value bucket `bucket`, creating it if missing.

@@ -388,18 +388,14 @@ fn tlb_fill(uc: &mut Unicorn<'_, State>, address: u64, kind: MemType) -> Option<
 fn on_trap(uc: &mut Unicorn<'_, State>, cause: u32) {
     // Unicorn has already advanced the pc past the trapping instruction
     // (in 64 bits: the pc of an rv64im guest is never truncated).
-    let trapped_at = |uc: &Unicorn<'_, State>| pc(uc).wrapping_sub(4);
     let stop = match cause {
         // ecall from U, S or M mode.
         8 | 9 | 11 => syscall(uc),
-        // Instruction address misaligned.
-        0 => {
-            let pc = trapped_at(uc);
-            trap(uc, Failure::MisalignedFetch { pc }, pc)
-        }
         _ => {
-            let pc = trapped_at(uc);
-            trap(uc, Failure::IllegalInstruction { pc }, pc)
+            let pc = pc(uc).wrapping_sub(4);
+            // 0: instruction address misaligned.
+            let failure = if cause == 0 { Failure::MisalignedFetch { pc } } else { Failure::IllegalInstruction { pc } };
+            trap(uc, failure, pc)
         }
     };
     if stop {

@@ -32,6 +32,20 @@ fn group_off_x5(p: &mut Asm) -> &mut Asm {
     p.lw(7, 5, 0).lw(8, 5, 4).lw(9, 5, 8)
 }
 
+/// Sets x5 to the heap, runs [`group_off_x5`] and writes x7..x9 out. With
+/// `touched_first`, a block of its own stores to the page before the group,
+/// so that the group's check finds it granted.
+fn group_program(touched_first: bool) -> Asm {
+    let mut p = Asm::new();
+    p.li(5, HEAP);
+    if touched_first {
+        p.sw(0, 5, 0);
+        end_block(&mut p);
+    }
+    group_off_x5(&mut p).save(7, 0).save(8, 1).save(9, 2).commit_saved(3);
+    p
+}
+
 fn run_on(vm: &mut Vm) -> JobOutcome {
     vm.run(&[], &[], &JobLimits::default()).expect("run")
 }
@@ -40,11 +54,7 @@ fn run_on(vm: &mut Vm) -> JobOutcome {
 fn accesses_off_one_register_share_one_check_once_their_page_is_granted() {
     // A block of its own touches the heap page first, so the group's check
     // finds it granted, every job.
-    let mut p = Asm::new();
-    p.li(5, HEAP).sw(0, 5, 0);
-    end_block(&mut p);
-    group_off_x5(&mut p).save(7, 0).save(8, 1).save(9, 2).commit_saved(3);
-    let mut vm = vm(&p);
+    let mut vm = vm(&group_program(true));
     let first = run_on(&mut vm);
     assert_eq!(first.failure, None);
     assert_eq!(first.output, [1u32, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
@@ -90,18 +100,10 @@ fn offsets_below_and_above_the_base_reach_the_right_bytes_on_both_isas() {
 fn a_group_whose_page_is_not_granted_yet_runs_again_with_a_check_per_access() {
     // The group's own first store is the job's first touch of the page: its
     // check fails, the block is translated again, and the result is exact.
-    let mut p = Asm::new();
-    p.li(5, HEAP);
-    group_off_x5(&mut p).save(7, 0).save(8, 1).save(9, 2).commit_saved(3);
-    let mut touched_first = Asm::new();
-    touched_first.li(5, HEAP).sw(0, 5, 0);
-    end_block(&mut touched_first);
-    group_off_x5(&mut touched_first).save(7, 0).save(8, 1).save(9, 2).commit_saved(3);
-
-    let mut vm = vm(&p);
+    let mut vm = vm(&group_program(false));
     let outcome = run_on(&mut vm);
     assert!(checked_blocks(&vm) >= 1, "the group check failed and the block was translated again");
-    let reference = run(&touched_first);
+    let reference = run(&group_program(true));
     assert_eq!(outcome.output, reference.output);
     assert_eq!(outcome.peak_memory_bytes, reference.peak_memory_bytes);
     // Two instructions fewer: no store before the group, no branch.
